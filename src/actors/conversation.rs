@@ -1,0 +1,395 @@
+//! One actor per active conversation. It holds the membership and the last
+//! committed seq (loaded from the store before its first message), checks
+//! every request against the membership, sends messages to the store and fans
+//! each committed message out to every session of every member, in seq order.
+//!
+//! The store assigns seq inside the commit, so seq stays gap-free even when a
+//! commit fails; commit outcomes come back as `Committed` messages through
+//! this actor's own mailbox in commit order, which keeps fan-out in seq order
+//! without the actor ever waiting on a commit.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use super::conversations::{ConversationManager, Retire};
+use super::registry::SessionRegistry;
+use super::{ChatError, ChatResult};
+use crate::config::Settings;
+use crate::domain::{now_ms, Conversation, ConversationId, MessageId, MessageKind, TraceContext, Username};
+use crate::protocol::{MessageView, ServerFrame};
+use crate::store::{AppendOutcome, NewMessage, Store, StoreError};
+use crate::supervision::{Envelope, Msg, Responder};
+use std::sync::Arc;
+
+/// Requests from sessions and HTTP handlers.
+pub enum ConvRequest {
+    Send {
+        sender: Username,
+        client_msg_id: String,
+        text: String,
+        kind: MessageKind,
+        reply: Responder<ChatResult<AppendOutcome>>,
+    },
+    Invite {
+        by: Username,
+        user: Username,
+        reply: Responder<ChatResult<()>>,
+    },
+    Leave {
+        user: Username,
+        reply: Responder<ChatResult<()>>,
+    },
+    Read {
+        user: Username,
+        seq: u64,
+        reply: Responder<ChatResult<()>>,
+    },
+    Typing {
+        user: Username,
+        reply: Responder<ChatResult<()>>,
+    },
+}
+
+impl Msg for ConvRequest {
+    type Reply = ();
+    const NAME: &'static str = "conversation_request";
+}
+
+impl ConvRequest {
+    /// Answers the request with an error without handling it.
+    pub fn reject(self, e: ChatError) {
+        match self {
+            ConvRequest::Send { reply, .. } => reply.respond(Err(e)),
+            ConvRequest::Invite { reply, .. }
+            | ConvRequest::Leave { reply, .. }
+            | ConvRequest::Read { reply, .. }
+            | ConvRequest::Typing { reply, .. } => reply.respond(Err(e)),
+        }
+    }
+}
+
+/// A commit outcome, routed back through the mailbox (see the module doc).
+pub struct Committed {
+    outcome: Result<AppendOutcome, StoreError>,
+    reply: Responder<ChatResult<AppendOutcome>>,
+}
+
+impl Msg for Committed {
+    type Reply = ();
+    const NAME: &'static str = "committed";
+}
+
+/// From the manager: nobody can route here any more; stop once idle.
+pub struct Stop;
+
+impl Msg for Stop {
+    type Reply = ();
+    const NAME: &'static str = "stop";
+}
+
+enum State {
+    Loading,
+    Ready(Conversation),
+    Missing,
+    /// The store could not be read; every request gets `unavailable`.
+    Failed(String),
+}
+
+pub struct ConversationActor {
+    id: ConversationId,
+    settings: Arc<Settings>,
+    store: Store,
+    registry: SessionRegistry,
+    manager: Addr<ConversationManager>,
+    state: State,
+    /// Appends sent to the store whose `Committed` has not come back yet.
+    inflight: usize,
+    last_activity: Instant,
+    retire_asked: bool,
+    stopping: bool,
+}
+
+impl ConversationActor {
+    pub fn new(
+        id: ConversationId,
+        settings: Arc<Settings>,
+        store: Store,
+        registry: SessionRegistry,
+        manager: Addr<ConversationManager>,
+    ) -> Self {
+        ConversationActor {
+            id,
+            settings,
+            store,
+            registry,
+            manager,
+            state: State::Loading,
+            inflight: 0,
+            last_activity: Instant::now(),
+            retire_asked: false,
+            stopping: false,
+        }
+    }
+
+    /// Pushes one frame to every session of every member (`skip`: not to this user).
+    fn fan_out(&self, conv: &Conversation, frame: &ServerFrame, trace: TraceContext, skip: Option<&Username>) {
+        let text = frame.to_text();
+        for member in &conv.members {
+            if Some(member) == skip {
+                continue;
+            }
+            self.registry
+                .for_each_session(member, |session| {
+                    session.deliver(text.clone(), trace);
+                });
+        }
+    }
+
+    fn ask_retire(&mut self, ctx: &mut Context<Self>) {
+        if !self.retire_asked {
+            self.retire_asked = true;
+            self.manager.do_send(Envelope::new(
+                TraceContext::random(),
+                Retire {
+                    id: self.id,
+                    addr: ctx.address(),
+                },
+            ));
+        }
+    }
+
+    fn handle_request(&mut self, req: ConvRequest, trace: TraceContext, ctx: &mut Context<Self>) {
+        let conv = match &self.state {
+            State::Ready(c) => c,
+            State::Missing => return req.reject(ChatError::NotFound("no such conversation".into())),
+            State::Failed(e) => return req.reject(ChatError::Unavailable(format!("conversation unavailable: {e}"))),
+            State::Loading => return req.reject(ChatError::Internal("conversation not loaded".into())),
+        };
+        match req {
+            ConvRequest::Send {
+                sender,
+                client_msg_id,
+                text,
+                kind,
+                reply,
+            } => {
+                if !conv.is_member(&sender) {
+                    return reply.respond(Err(ChatError::not_member()));
+                }
+                if self.inflight >= self.settings.conversations.max_inflight {
+                    return reply.respond(Err(ChatError::RateLimited(
+                        "too many messages waiting to be stored in this conversation; retry".into(),
+                    )));
+                }
+                self.inflight += 1;
+                let me = ctx.address();
+                let message = NewMessage {
+                    conversation_id: self.id,
+                    message_id: MessageId::new_v7(),
+                    sender,
+                    client_msg_id,
+                    kind,
+                    text,
+                    sent_at: now_ms(),
+                    trace_id: trace.trace_id,
+                };
+                self.store.append_then(
+                    message,
+                    Box::new(move |outcome| {
+                        // Runs on the writer thread, in commit order. If this
+                        // actor is gone the envelope is dropped and its
+                        // responder answers `internal`.
+                        me.do_send(Envelope::new(trace, Committed { outcome, reply }));
+                    }),
+                );
+            }
+            ConvRequest::Typing { user, reply } => {
+                if !conv.is_member(&user) {
+                    return reply.respond(Err(ChatError::not_member()));
+                }
+                let frame = ServerFrame::Typing {
+                    conversation_id: self.id,
+                    username: user.clone(),
+                    trace_id: trace.trace_id,
+                };
+                self.fan_out(conv, &frame, trace, Some(&user));
+                reply.respond(Ok(()));
+            }
+            ConvRequest::Read { user, seq, reply } => {
+                if !conv.is_member(&user) {
+                    return reply.respond(Err(ChatError::not_member()));
+                }
+                if seq == 0 || seq > conv.last_seq {
+                    return reply.respond(Err(ChatError::BadRequest(format!(
+                        "seq must be between 1 and {} (the last message)",
+                        conv.last_seq
+                    ))));
+                }
+                let frame = ServerFrame::Read {
+                    conversation_id: self.id,
+                    username: user.clone(),
+                    seq,
+                    trace_id: trace.trace_id,
+                };
+                self.fan_out(conv, &frame, trace, Some(&user));
+                let store = self.store.clone();
+                let id = self.id;
+                // The marker is advisory (unread counts); the receipt is sent
+                // already, so its write need not hold the mailbox.
+                actix_rt::spawn(async move {
+                    if let Err(e) = store.set_read(id, user, seq).await {
+                        tracing::warn!(error = %e, trace_id = %trace.trace_id, "read marker not stored");
+                    }
+                });
+                reply.respond(Ok(()));
+            }
+            ConvRequest::Invite { by, user, reply } => {
+                if !conv.is_member(&by) {
+                    return reply.respond(Err(ChatError::not_member()));
+                }
+                let store = self.store.clone();
+                let max = self.settings.limits.max_group_members;
+                let id = self.id;
+                let joined = user.clone();
+                // Membership changes wait for their commit before the next
+                // request is handled, so every later request sees them.
+                ctx.wait(async move { store.add_member(id, user, max).await }.into_actor(self).map(
+                    move |res, act, _| match res {
+                        Ok(updated) => {
+                            let frame = ServerFrame::MemberJoined {
+                                conversation_id: act.id,
+                                username: joined,
+                                trace_id: trace.trace_id,
+                            };
+                            act.fan_out(&updated, &frame, trace, None);
+                            act.state = State::Ready(updated);
+                            reply.respond(Ok(()));
+                        }
+                        Err(e) => reply.respond(Err(e.into())),
+                    },
+                ));
+            }
+            ConvRequest::Leave { user, reply } => {
+                if !conv.is_member(&user) {
+                    return reply.respond(Err(ChatError::not_member()));
+                }
+                let store = self.store.clone();
+                let id = self.id;
+                let left = user.clone();
+                ctx.wait(async move { store.remove_member(id, user).await }.into_actor(self).map(
+                    move |res, act, _| match res {
+                        Ok(updated) => {
+                            let frame = ServerFrame::MemberLeft {
+                                conversation_id: act.id,
+                                username: left.clone(),
+                                trace_id: trace.trace_id,
+                            };
+                            act.fan_out(&updated, &frame, trace, None);
+                            // The leaver's own reply comes first, then its other
+                            // sessions hear about it too.
+                            reply.respond(Ok(()));
+                            let text = frame.to_text();
+                            act.registry.for_each_session(&left, |s| {
+                                s.deliver(text.clone(), trace);
+                            });
+                            act.state = State::Ready(updated);
+                        }
+                        Err(e) => reply.respond(Err(e.into())),
+                    },
+                ));
+            }
+        }
+    }
+}
+
+impl Actor for ConversationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.settings.conversations.mailbox);
+        let store = self.store.clone();
+        let id = self.id;
+        // Recover state before the first message is handled.
+        ctx.wait(async move { store.conversation(id).await }.into_actor(self).map(|res, act, ctx| {
+            act.state = match res {
+                Ok(Some(c)) => State::Ready(c),
+                Ok(None) => State::Missing,
+                Err(e) => State::Failed(e.to_string()),
+            };
+            if !matches!(act.state, State::Ready(_)) {
+                // Answer what is queued, then go: nothing to keep in memory.
+                act.ask_retire(ctx);
+            }
+        }));
+        let idle = self.settings.conversations.idle_stop;
+        let every = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        ctx.run_interval(every, move |act, ctx| {
+            if act.inflight == 0 && act.last_activity.elapsed() >= idle {
+                act.ask_retire(ctx);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.manager.do_send(Envelope::new(
+            TraceContext::random(),
+            super::conversations::Retired { id: self.id },
+        ));
+    }
+}
+
+impl Handler<Envelope<ConvRequest>> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, env: Envelope<ConvRequest>, ctx: &mut Self::Context) {
+        let span = env.span("conversation");
+        let _entered = span.enter();
+        self.last_activity = Instant::now();
+        self.handle_request(env.msg, env.trace, ctx);
+    }
+}
+
+impl Handler<Envelope<Committed>> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, env: Envelope<Committed>, ctx: &mut Self::Context) {
+        let span = env.span("conversation");
+        let _entered = span.enter();
+        self.inflight = self.inflight.saturating_sub(1);
+        let Committed { outcome, reply } = env.msg;
+        match outcome {
+            Ok(outcome) => {
+                let fresh = !outcome.duplicate;
+                let message = outcome.message.clone();
+                // The sender's ack is queued before the message frame, so the
+                // sending session always sees `ack` then `message`.
+                reply.respond(Ok(outcome));
+                if fresh {
+                    if let State::Ready(conv) = &mut self.state {
+                        conv.last_seq = conv.last_seq.max(message.seq);
+                    }
+                    if let State::Ready(conv) = &self.state {
+                        let frame = ServerFrame::Message(MessageView::new(&message, conv));
+                        self.fan_out(conv, &frame, env.trace, None);
+                    }
+                }
+            }
+            Err(e) => reply.respond(Err(e.into())),
+        }
+        if self.stopping && self.inflight == 0 {
+            ctx.stop();
+        }
+    }
+}
+
+impl Handler<Envelope<Stop>> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Envelope<Stop>, ctx: &mut Self::Context) {
+        self.stopping = true;
+        if self.inflight == 0 {
+            ctx.stop();
+        }
+    }
+}

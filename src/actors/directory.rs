@@ -1,0 +1,132 @@
+//! The directory: the one writer of the session registry, and the source of
+//! presence. A user goes online with their first session and offline with
+//! their last; everyone who shares a conversation with them hears it.
+
+use actix::prelude::*;
+use actix_ws::CloseCode;
+
+use super::registry::SessionRegistry;
+use super::session::SessionHandle;
+use crate::domain::{SessionId, TraceContext, Username};
+use crate::protocol::ServerFrame;
+use crate::store::Store;
+use crate::supervision::{spawn, Envelope, Msg};
+
+pub struct Register {
+    pub handle: SessionHandle,
+}
+
+impl Msg for Register {
+    type Reply = ();
+    const NAME: &'static str = "register";
+}
+
+pub struct Unregister {
+    pub user: Username,
+    pub id: SessionId,
+}
+
+impl Msg for Unregister {
+    type Reply = ();
+    const NAME: &'static str = "unregister";
+}
+
+pub struct Directory {
+    registry: SessionRegistry,
+    store: Store,
+    sessions_per_user: usize,
+}
+
+impl Directory {
+    pub fn start(registry: SessionRegistry, store: Store, sessions_per_user: usize) -> Addr<Directory> {
+        spawn(
+            Directory {
+                registry,
+                store,
+                sessions_per_user,
+            },
+            None,
+        )
+    }
+
+    /// Tells `user`'s contacts their current status; a new session (`joined`)
+    /// also hears which of its contacts are online. The status is read when
+    /// the contact list arrives, so a quick online/offline pair can never
+    /// leave a contact believing the wrong final state.
+    fn announce(
+        &self,
+        user: Username,
+        tell_contacts: bool,
+        joined: Option<SessionHandle>,
+        trace: TraceContext,
+        ctx: &mut Context<Self>,
+    ) {
+        let store = self.store.clone();
+        let who = user.clone();
+        ctx.spawn(async move { store.contacts_of(who).await }.into_actor(self).map(
+            move |res, act, _| {
+                let contacts = match res {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, user = %user, "presence not sent: contacts unavailable");
+                        return;
+                    }
+                };
+                let status = if act.registry.is_online(&user) { "online" } else { "offline" };
+                let frame = ServerFrame::Presence {
+                    username: user.clone(),
+                    status,
+                    trace_id: trace.trace_id,
+                }
+                .to_text();
+                for contact in contacts.iter().filter(|_| tell_contacts) {
+                    act.registry.for_each_session(contact, |s| {
+                        s.deliver(frame.clone(), trace);
+                    });
+                }
+                if let Some(session) = joined {
+                    for contact in contacts.into_iter().filter(|c| act.registry.is_online(c)) {
+                        let f = ServerFrame::Presence {
+                            username: contact,
+                            status: "online",
+                            trace_id: trace.trace_id,
+                        };
+                        session.deliver(f.to_text(), trace);
+                    }
+                }
+            },
+        ));
+    }
+}
+
+impl Actor for Directory {
+    type Context = Context<Self>;
+}
+
+impl Handler<Envelope<Register>> for Directory {
+    type Result = ();
+
+    fn handle(&mut self, env: Envelope<Register>, ctx: &mut Self::Context) {
+        let handle = env.msg.handle;
+        let user = handle.username.clone();
+        if self.registry.session_count(&user) >= self.sessions_per_user {
+            // The upgrade checks this too; this closes the race between two
+            // upgrades of the same user.
+            handle.close(CloseCode::Policy, "too many sessions for this user", env.trace);
+            return;
+        }
+        let count = self.registry.insert(handle.clone());
+        // Contacts hear of the first session only; every session learns who is online.
+        self.announce(user, count == 1, Some(handle), env.trace, ctx);
+    }
+}
+
+impl Handler<Envelope<Unregister>> for Directory {
+    type Result = ();
+
+    fn handle(&mut self, env: Envelope<Unregister>, ctx: &mut Self::Context) {
+        if let Some(0) = self.registry.remove(&env.msg.user, env.msg.id) {
+            self.announce(env.msg.user, true, None, env.trace, ctx);
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! The actors: one [`session::SessionActor`] per WebSocket, one
+//! [`conversation::ConversationActor`] per active conversation (started on
+//! demand by the [`conversations::ConversationManager`], stopped when idle),
+//! and the [`directory::Directory`] that maps users to their sessions.
+//!
+//! Rules every actor here keeps: messages arrive only in traced envelopes;
+//! no handler awaits another actor (answers come back as messages or through
+//! a `Responder`); every mailbox and queue has a bound and says what happens
+//! when it is full.
+
+pub mod conversation;
+pub mod conversations;
+pub mod directory;
+mod error;
+pub mod registry;
+pub mod session;
+
+use std::sync::Arc;
+
+use actix::Addr;
+
+pub use error::{ChatError, ChatResult};
+
+use crate::config::Settings;
+use crate::store::Store;
+
+/// What actors and HTTP handlers share.
+#[derive(Clone)]
+pub struct Deps {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    /// Users to their connected sessions; written only by the directory.
+    pub registry: registry::SessionRegistry,
+    pub directory: Addr<directory::Directory>,
+    pub conversations: conversations::ConversationRouter,
+}

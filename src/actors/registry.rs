@@ -1,0 +1,99 @@
+//! Who is connected: users to their session handles. Sharded read-write maps
+//! so conversation actors on every thread can fan out without a message hop;
+//! only the directory actor writes, which keeps presence transitions ordered.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
+
+use crate::domain::{SessionId, Username};
+
+use super::session::SessionHandle;
+
+const SHARDS: usize = 32;
+
+type Shard = RwLock<HashMap<Username, Vec<SessionHandle>>>;
+
+#[derive(Clone)]
+pub struct SessionRegistry {
+    shards: Arc<Vec<Shard>>,
+}
+
+impl Default for SessionRegistry {
+    fn default() -> Self {
+        SessionRegistry {
+            shards: Arc::new((0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect()),
+        }
+    }
+}
+
+impl SessionRegistry {
+    fn shard(&self, user: &Username) -> &Shard {
+        let mut h = DefaultHasher::new();
+        user.hash(&mut h);
+        &self.shards[(h.finish() as usize) % SHARDS]
+    }
+
+    /// Calls `f` with each connected session of `user`.
+    pub fn for_each_session(&self, user: &Username, mut f: impl FnMut(&SessionHandle)) {
+        // A poisoned lock means a writer panicked mid-update; the map itself is
+        // still a valid map, so reading on is safe.
+        let shard = self.shard(user).read().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = shard.get(user) {
+            list.iter().for_each(&mut f);
+        }
+    }
+
+    pub fn is_online(&self, user: &Username) -> bool {
+        self.session_count(user) > 0
+    }
+
+    pub fn session_count(&self, user: &Username) -> usize {
+        let shard = self.shard(user).read().unwrap_or_else(|p| p.into_inner());
+        shard.get(user).map_or(0, Vec::len)
+    }
+
+    /// Every session handle (admin views, shutdown).
+    pub fn all_sessions(&self) -> Vec<SessionHandle> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.read().unwrap_or_else(|p| p.into_inner());
+            for list in shard.values() {
+                out.extend(list.iter().cloned());
+            }
+        }
+        out
+    }
+
+    pub fn total(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).values().map(Vec::len).sum::<usize>())
+            .sum()
+    }
+
+    /// Adds a session; returns how many the user now has.
+    pub(super) fn insert(&self, handle: SessionHandle) -> usize {
+        let mut shard = self.shard(&handle.username).write().unwrap_or_else(|p| p.into_inner());
+        let list = shard.entry(handle.username.clone()).or_default();
+        list.push(handle);
+        list.len()
+    }
+
+    /// Removes a session; returns how many the user still has (None: it was not there).
+    pub(super) fn remove(&self, user: &Username, id: SessionId) -> Option<usize> {
+        let mut shard = self.shard(user).write().unwrap_or_else(|p| p.into_inner());
+        let list = shard.get_mut(user)?;
+        let before = list.len();
+        list.retain(|h| h.id != id);
+        if list.len() == before {
+            return None;
+        }
+        let left = list.len();
+        if left == 0 {
+            shard.remove(user);
+        }
+        Some(left)
+    }
+}

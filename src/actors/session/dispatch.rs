@@ -1,0 +1,260 @@
+//! What a session does with each client frame.
+
+use std::collections::{HashMap, VecDeque};
+
+use actix::prelude::*;
+
+use super::actor::SessionActor;
+use crate::actors::conversation::ConvRequest;
+use crate::actors::{ChatError, ChatResult};
+use crate::domain::{ConversationId, MessageKind, TraceContext, Username};
+use crate::protocol::{
+    parse_client_frame, ClientRequest, ConversationView, MessageView, SendTarget, ServerFrame,
+};
+use crate::store::AppendOutcome;
+use crate::supervision::{Envelope, Responder};
+
+/// `to` usernames to their direct conversation, bounded: the least recently
+/// inserted entry is evicted when full (a miss costs one store lookup).
+pub struct DirectCache {
+    map: HashMap<Username, ConversationId>,
+    order: VecDeque<Username>,
+    capacity: usize,
+}
+
+impl DirectCache {
+    pub fn new(capacity: usize) -> Self {
+        DirectCache {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    pub fn get(&self, user: &Username) -> Option<ConversationId> {
+        self.map.get(user).copied()
+    }
+
+    pub fn insert(&mut self, user: Username, id: ConversationId) {
+        if self.map.insert(user.clone(), id).is_none() {
+            self.order.push_back(user);
+            while self.order.len() > self.capacity {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+impl SessionActor {
+    pub(super) fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        let frame = match parse_client_frame(text, self.deps.settings.limits.history_default_limit) {
+            Ok(f) => f,
+            Err(e) => {
+                let trace = TraceContext::new(e.trace_id);
+                tracing::debug!(code = e.code.as_str(), trace_id = %e.trace_id, "bad frame: {}", e.message);
+                self.push(&ServerFrame::error(e.code, e.message, e.reference, e.trace_id), trace);
+                return;
+            }
+        };
+        let trace = TraceContext::new(frame.trace_id);
+        let span = tracing::debug_span!("frame", trace_id = %frame.trace_id, user = %self.user);
+        let _entered = span.enter();
+        self.dispatch(frame.request, frame.reference, trace, ctx);
+    }
+
+    /// A responder that turns the answer into a frame for this session:
+    /// `ok` builds the success frame (None: nothing to send), errors become
+    /// `error` frames with the request's ref and traceId.
+    fn responder<T: Send + 'static>(
+        &self,
+        reference: Option<String>,
+        trace: TraceContext,
+        ok: impl FnOnce(T, Option<String>, TraceContext) -> Option<ServerFrame> + Send + 'static,
+    ) -> Responder<ChatResult<T>> {
+        let handle = self.handle.clone();
+        Responder::new(move |answer: ChatResult<T>| {
+            let frame = match answer {
+                Ok(v) => ok(v, reference, trace),
+                Err(e) => Some(ServerFrame::error(e.code(), e.to_string(), reference, trace.trace_id)),
+            };
+            if let (Some(h), Some(f)) = (handle, frame) {
+                h.deliver(f.to_text(), trace);
+            }
+        })
+    }
+
+    fn fail(&self, e: ChatError, reference: Option<String>, trace: TraceContext) {
+        self.push(&ServerFrame::error(e.code(), e.to_string(), reference, trace.trace_id), trace);
+    }
+
+    fn dispatch(
+        &mut self,
+        request: ClientRequest,
+        reference: Option<String>,
+        trace: TraceContext,
+        ctx: &mut Context<Self>,
+    ) {
+        let me = self.user.clone();
+        match request {
+            ClientRequest::Ping => self.push(
+                &ServerFrame::Pong {
+                    reference,
+                    trace_id: trace.trace_id,
+                },
+                trace,
+            ),
+            ClientRequest::Send {
+                target,
+                text,
+                client_msg_id,
+            } => {
+                let reply = self.responder(reference.clone(), trace, |o: AppendOutcome, r, t| Some(ServerFrame::ack(&o.message, r, t.trace_id)));
+                let request = ConvRequest::Send {
+                    sender: me.clone(),
+                    client_msg_id,
+                    text,
+                    kind: MessageKind::Text,
+                    reply,
+                };
+                match target {
+                    SendTarget::Conversation(id) => self.deps.conversations.route(id, Envelope::new(trace, request)),
+                    SendTarget::To(to) if to == me => {
+                        self.fail(ChatError::BadRequest("to must be another user".into()), reference, trace);
+                    }
+                    SendTarget::To(to) => match self.direct.get(&to) {
+                        Some(id) => self.deps.conversations.route(id, Envelope::new(trace, request)),
+                        None => {
+                            // Wait (blocking only this session's mailbox) so the
+                            // session's later frames stay in order behind this one.
+                            let store = self.deps.store.clone();
+                            let fut = async move { store.direct_conversation(me, to.clone()).await.map(|c| (to, c.id)) };
+                            ctx.wait(fut.into_actor(self).map(move |res, act, _| match res {
+                                Ok((to, id)) => {
+                                    act.direct.insert(to, id);
+                                    act.deps.conversations.route(id, Envelope::new(trace, request));
+                                }
+                                Err(e) => request.reject(ChatError::from(e)),
+                            }));
+                        }
+                    },
+                }
+            }
+            ClientRequest::Create { name, mut members } => {
+                members.push(me);
+                members.sort();
+                members.dedup();
+                let max = self.deps.settings.limits.max_group_members;
+                if members.len() > max {
+                    return self.fail(ChatError::BadRequest(format!("a group has at most {max} members")), reference, trace);
+                }
+                let reply = self.responder(reference, trace, |c: ConversationView, r, t| {
+                    Some(ServerFrame::Created {
+                        conversation: c,
+                        reference: r,
+                        trace_id: t.trace_id,
+                    })
+                });
+                let store = self.deps.store.clone();
+                ctx.spawn(
+                    async move {
+                        let c = store.create_group(name, members).await?;
+                        Ok(ConversationView::new(&c, Some(0)))
+                    }
+                    .into_actor(self)
+                    .map(move |res, _, _| reply.respond(res)),
+                );
+            }
+            ClientRequest::Invite {
+                conversation_id,
+                username,
+            } => {
+                let invited = username.clone();
+                let reply = self.responder(reference, trace, move |(), r, t| {
+                    Some(ServerFrame::Invited {
+                        conversation_id,
+                        username: invited,
+                        reference: r,
+                        trace_id: t.trace_id,
+                    })
+                });
+                let request = ConvRequest::Invite {
+                    by: me,
+                    user: username,
+                    reply,
+                };
+                self.deps.conversations.route(conversation_id, Envelope::new(trace, request));
+            }
+            ClientRequest::Leave { conversation_id } => {
+                let reply = self.responder(reference, trace, move |(), r, t| {
+                    Some(ServerFrame::Left {
+                        conversation_id,
+                        reference: r,
+                        trace_id: t.trace_id,
+                    })
+                });
+                let request = ConvRequest::Leave { user: me, reply };
+                self.deps.conversations.route(conversation_id, Envelope::new(trace, request));
+            }
+            ClientRequest::Read { conversation_id, seq } => {
+                let reply = self.responder(reference, trace, |(), _, _| None);
+                let request = ConvRequest::Read { user: me, seq, reply };
+                self.deps.conversations.route(conversation_id, Envelope::new(trace, request));
+            }
+            ClientRequest::Typing { conversation_id } => {
+                let reply = self.responder(reference, trace, |(), _, _| None);
+                let request = ConvRequest::Typing { user: me, reply };
+                self.deps.conversations.route(conversation_id, Envelope::new(trace, request));
+            }
+            ClientRequest::History {
+                conversation_id,
+                after_seq,
+                limit,
+            } => {
+                let reply = self.responder(reference, trace, move |page: crate::store::HistoryPage, r, t| {
+                    Some(ServerFrame::History {
+                        conversation_id,
+                        messages: page.messages.iter().map(|m| MessageView::new(m, &page.conversation)).collect(),
+                        has_more: page.has_more,
+                        reference: r,
+                        trace_id: t.trace_id,
+                    })
+                });
+                let store = self.deps.store.clone();
+                ctx.spawn(
+                    async move { store.history(me, conversation_id, after_seq, limit).await.map_err(ChatError::from) }
+                        .into_actor(self)
+                        .map(move |res, _, _| reply.respond(res)),
+                );
+            }
+            ClientRequest::Conversations => {
+                let reply = self.responder(reference, trace, |items: Vec<ConversationView>, r, t| {
+                    Some(ServerFrame::Conversations {
+                        items,
+                        reference: r,
+                        trace_id: t.trace_id,
+                    })
+                });
+                let store = self.deps.store.clone();
+                ctx.spawn(
+                    async move {
+                        let list = store.conversations_of(me).await?;
+                        Ok(list
+                            .iter()
+                            .map(|s| ConversationView::new(&s.conversation, Some(s.last_read_seq)))
+                            .collect())
+                    }
+                    .into_actor(self)
+                    .map(move |res, _, _| reply.respond(res)),
+                );
+            }
+            ClientRequest::Pay { .. } => self.fail(
+                ChatError::Unavailable("payments are not available on this server yet".into()),
+                reference,
+                trace,
+            ),
+        }
+    }
+}
+

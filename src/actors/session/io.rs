@@ -1,0 +1,76 @@
+//! The socket side of a session: the upgrade, the pump task (socket to
+//! mailbox) and the writer task (outbound queue to socket).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, Closed};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::actor::{Inbound, SessionActor};
+use super::handle::Outbound;
+use crate::actors::Deps;
+use crate::domain::{now_ms, SessionId, TraceContext, Username};
+use crate::supervision::{spawn, Envelope};
+
+/// Upgrades the request and starts the session's actor and tasks.
+pub fn start_session(
+    req: &HttpRequest,
+    body: web::Payload,
+    deps: Deps,
+    user: Username,
+    trace: TraceContext,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (response, ws, stream) = actix_ws::handle(req, body)?;
+    let settings = &deps.settings.session;
+    let max_frame = settings.max_frame_bytes;
+    let stream = stream
+        .max_frame_size(max_frame)
+        .aggregate_continuations()
+        .max_continuation_size(max_frame);
+    let (tx, rx) = mpsc::channel(settings.outbound_queue);
+    let writer = actix_rt::spawn(write_loop(ws.clone(), rx));
+    let id = SessionId::new_random();
+    let actor = SessionActor::new(id, user, now_ms(), trace, deps, tx, ws, writer);
+    let addr = spawn(actor, None);
+    actix_rt::spawn(async move {
+        let mut stream = stream;
+        while let Some(item) = stream.next().await {
+            let (inbound, last) = match item {
+                Ok(AggregatedMessage::Text(t)) => (Inbound::Text(t), false),
+                Ok(AggregatedMessage::Binary(_)) => (Inbound::Binary, false),
+                Ok(AggregatedMessage::Ping(b)) => (Inbound::Ping(b), false),
+                Ok(AggregatedMessage::Pong(_)) => (Inbound::Pong, false),
+                Ok(AggregatedMessage::Close(_)) => (Inbound::Closed, true),
+                Err(actix_ws::ProtocolError::Overflow) => (Inbound::TooLarge, true),
+                Err(e) => (Inbound::ProtocolError(e.to_string()), true),
+            };
+            // `send` waits while the mailbox is full: the socket is not read
+            // meanwhile, which pushes back on the client through TCP.
+            if addr.send(Envelope::new(trace, inbound)).await.is_err() || last {
+                return;
+            }
+        }
+        let _ = addr.send(Envelope::new(trace, Inbound::Closed)).await;
+    });
+    Ok(response)
+}
+
+/// Drains the outbound queue into the socket until a close or an error.
+async fn write_loop(mut ws: actix_ws::Session, mut rx: mpsc::Receiver<Outbound>) {
+    while let Some(out) = rx.recv().await {
+        let sent: Result<(), Closed> = match out {
+            Outbound::Text(t) => ws.text(t).await,
+            Outbound::Ping => ws.ping(b"").await,
+            Outbound::Pong(b) => ws.pong(&b).await,
+            Outbound::Close(reason) => {
+                let _ = ws.close(Some(reason)).await;
+                return;
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+    // Every sender is gone: the session ended without a close of its own.
+    let _ = ws.close(None).await;
+}

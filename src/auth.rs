@@ -1,0 +1,157 @@
+//! Passwords (argon2id, PHC strings) and signed bearer tokens
+//! (`v1.<payload>.<HMAC-SHA256>`, base64url). Both hashing and verification
+//! are CPU-heavy by design: callers run them on the blocking pool.
+
+use std::time::Duration;
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::config::Secret;
+use crate::domain::Username;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("missing or malformed token")]
+    Malformed,
+    #[error("token signature is invalid")]
+    BadSignature,
+    #[error("token has expired")]
+    Expired,
+    #[error("password hashing failed")]
+    Hashing,
+}
+
+const PREFIX: &str = "v1";
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    /// Unix ms.
+    exp: i64,
+    iat: i64,
+}
+
+#[derive(Clone)]
+pub struct Tokens {
+    secret: Secret,
+    ttl: Duration,
+}
+
+impl Tokens {
+    pub fn new(secret: Secret, ttl: Duration) -> Self {
+        Tokens { secret, ttl }
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        // HMAC accepts keys of any length, so this cannot fail.
+        <Hmac<Sha256> as Mac>::new_from_slice(self.secret.expose()).unwrap_or_else(|_| unreachable!())
+    }
+
+    /// A token for `user` and its expiry (Unix ms).
+    pub fn issue(&self, user: &Username, now_ms: i64) -> (String, i64) {
+        let exp = now_ms.saturating_add(self.ttl.as_millis() as i64);
+        let claims = Claims {
+            sub: user.to_string(),
+            exp,
+            iat: now_ms,
+        };
+        let payload = B64.encode(serde_json::to_vec(&claims).unwrap_or_default());
+        let signed = format!("{PREFIX}.{payload}");
+        let mut mac = self.mac();
+        mac.update(signed.as_bytes());
+        let sig = B64.encode(mac.finalize().into_bytes());
+        (format!("{signed}.{sig}"), exp)
+    }
+
+    pub fn verify(&self, token: &str, now_ms: i64) -> Result<Username, AuthError> {
+        let mut parts = token.split('.');
+        let (Some(PREFIX), Some(payload), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthError::Malformed);
+        };
+        let sig = B64.decode(sig).map_err(|_| AuthError::Malformed)?;
+        let mut mac = self.mac();
+        mac.update(PREFIX.as_bytes());
+        mac.update(b".");
+        mac.update(payload.as_bytes());
+        // Constant-time comparison.
+        mac.verify_slice(&sig).map_err(|_| AuthError::BadSignature)?;
+        let claims: Claims = B64
+            .decode(payload)
+            .ok()
+            .and_then(|p| serde_json::from_slice(&p).ok())
+            .ok_or(AuthError::Malformed)?;
+        if claims.exp <= now_ms {
+            return Err(AuthError::Expired);
+        }
+        Username::parse(&claims.sub).map_err(|_| AuthError::Malformed)
+    }
+}
+
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| AuthError::Hashing)
+}
+
+/// False for a wrong password or an unreadable hash.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+/// A real hash of nothing anyone knows, verified against when a login names
+/// an unknown user, so both cases take the same time.
+pub fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password that matches nothing").unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Tokens {
+        let s = crate::config::Settings::from_sources("", &[]).unwrap();
+        Tokens::new(s.auth.token_secret, Duration::from_secs(60))
+    }
+
+    #[test]
+    fn tokens_round_trip_and_expire() {
+        let t = tokens();
+        let alice = Username::parse("alice").unwrap();
+        let (tok, exp) = t.issue(&alice, 1_000);
+        assert_eq!(exp, 61_000);
+        assert_eq!(t.verify(&tok, 2_000), Ok(alice));
+        assert_eq!(t.verify(&tok, 61_000), Err(AuthError::Expired));
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let t = tokens();
+        let (tok, _) = t.issue(&Username::parse("alice").unwrap(), 0);
+        let forged_payload = B64.encode(br#"{"sub":"admin","exp":99999999999999,"iat":0}"#);
+        let parts: Vec<&str> = tok.split('.').collect();
+        let forged = format!("v1.{forged_payload}.{}", parts[2]);
+        assert_eq!(t.verify(&forged, 1), Err(AuthError::BadSignature));
+        assert_eq!(t.verify("v2.a.b", 1), Err(AuthError::Malformed));
+        assert_eq!(t.verify("garbage", 1), Err(AuthError::Malformed));
+    }
+
+    #[test]
+    fn passwords() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong horse", &h));
+        assert!(!verify_password("x", "not a hash"));
+    }
+}

@@ -1,0 +1,635 @@
+//! Settings: config.toml (every key optional, defaults below) overlaid with
+//! `PARLEY__SECTION__KEY` environment variables, then validated once into
+//! `Settings`. An invalid value stops start-up with an error naming its key.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::Value;
+
+use crate::domain::Username;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("invalid setting {key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The file as written: every key optional, unknown keys refused.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct Raw {
+    server: RawServer,
+    storage: RawStorage,
+    auth: RawAuth,
+    session: RawSession,
+    conversations: RawConversations,
+    limits: RawLimits,
+    payments: RawPayments,
+    faults: RawFaults,
+    telemetry: RawTelemetry,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    listen: String,
+    node_id: String,
+    workers: u64,
+    shutdown_grace_ms: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "127.0.0.1:8080".into(),
+            node_id: String::new(),
+            workers: 0,
+            shutdown_grace_ms: 2000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStorage {
+    backend: String,
+    sqlite_path: String,
+    sqlite_synchronous: String,
+    redis_url: String,
+    redis_prefix: String,
+    write_queue: u64,
+    group_commit_max_batch: u64,
+    group_commit_window_us: u64,
+    read_connections: u64,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        RawStorage {
+            backend: "sqlite".into(),
+            sqlite_path: "data/parley.db".into(),
+            sqlite_synchronous: "full".into(),
+            redis_url: "redis://127.0.0.1:6379/".into(),
+            redis_prefix: "parley:".into(),
+            write_queue: 65_536,
+            group_commit_max_batch: 1024,
+            group_commit_window_us: 0,
+            read_connections: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAuth {
+    token_secret: String,
+    token_ttl_secs: u64,
+    admins: Vec<String>,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        RawAuth {
+            token_secret: String::new(),
+            token_ttl_secs: 86_400,
+            admins: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSession {
+    heartbeat_secs: u64,
+    heartbeat_timeout_secs: u64,
+    outbound_queue: u64,
+    max_frame_bytes: u64,
+    mailbox: u64,
+    sessions_per_user: u64,
+    slow_consumer_close_grace_ms: u64,
+    direct_cache: u64,
+}
+
+impl Default for RawSession {
+    fn default() -> Self {
+        RawSession {
+            heartbeat_secs: 20,
+            heartbeat_timeout_secs: 60,
+            outbound_queue: 1024,
+            max_frame_bytes: 65_536,
+            mailbox: 64,
+            sessions_per_user: 16,
+            slow_consumer_close_grace_ms: 5000,
+            direct_cache: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConversations {
+    idle_stop_secs: u64,
+    max_active: u64,
+    mailbox: u64,
+    max_inflight: u64,
+    manager_mailbox: u64,
+    retiring_queue: u64,
+}
+
+impl Default for RawConversations {
+    fn default() -> Self {
+        RawConversations {
+            idle_stop_secs: 300,
+            max_active: 100_000,
+            mailbox: 4096,
+            max_inflight: 4096,
+            manager_mailbox: 16_384,
+            retiring_queue: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    history_default_limit: u64,
+    max_group_members: u64,
+    max_http_body_bytes: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            history_default_limit: 100,
+            max_group_members: 1000,
+            max_http_body_bytes: 65_536,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPayments {
+    provider_url: String,
+    initial_balance: i64,
+}
+
+impl Default for RawPayments {
+    fn default() -> Self {
+        RawPayments {
+            provider_url: String::new(),
+            initial_balance: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawFaults {
+    enabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTelemetry {
+    log_format: String,
+}
+
+impl Default for RawTelemetry {
+    fn default() -> Self {
+        RawTelemetry {
+            log_format: "pretty".into(),
+        }
+    }
+}
+
+/// The signing secret; its Debug never shows the value.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Used when `auth.token_secret` is empty: fine on a laptop, announced loudly.
+const DEV_SECRET: &[u8] = b"parley-development-secret-do-not-use-in-production";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// fsync the WAL at every commit: an ack survives power loss.
+    Full,
+    /// fsync at checkpoints only: an ack survives a process crash, not power loss.
+    Normal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub node_id: String,
+    /// HTTP worker threads; also the number of arbiters conversations spread over.
+    pub workers: usize,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    pub sqlite_path: PathBuf,
+    pub synchronous: Synchronous,
+    pub write_queue: usize,
+    pub group_commit_max_batch: usize,
+    pub group_commit_window: Duration,
+    pub read_connections: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub token_secret: Secret,
+    pub using_dev_secret: bool,
+    pub token_ttl: Duration,
+    pub admins: BTreeSet<Username>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub heartbeat: Duration,
+    pub heartbeat_timeout: Duration,
+    pub outbound_queue: usize,
+    pub max_frame_bytes: usize,
+    pub mailbox: usize,
+    pub sessions_per_user: usize,
+    pub slow_consumer_close_grace: Duration,
+    pub direct_cache: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConversationSettings {
+    pub idle_stop: Duration,
+    pub max_active: usize,
+    pub mailbox: usize,
+    pub max_inflight: usize,
+    pub manager_mailbox: usize,
+    pub retiring_queue: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    pub history_default_limit: u32,
+    pub max_group_members: usize,
+    pub max_http_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct PaymentSettings {
+    pub provider_url: Option<String>,
+    pub initial_balance: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub storage: StorageSettings,
+    pub auth: AuthSettings,
+    pub session: SessionSettings,
+    pub conversations: ConversationSettings,
+    pub limits: LimitSettings,
+    pub payments: PaymentSettings,
+    pub faults_enabled: bool,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Reads the file (when it exists; a missing default file means all
+    /// defaults, a missing explicit file is an error), applies the environment
+    /// and validates.
+    pub fn load(path: &Path, must_exist: bool) -> Result<Settings, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => String::new(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("PARLEY__")).collect();
+        Self::from_sources(&text, &env).map_err(|e| match e {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Defaults, then the TOML text, then `PARLEY__SECTION__KEY` pairs.
+    pub fn from_sources(toml_text: &str, env: &[(String, String)]) -> Result<Settings, ConfigError> {
+        let file: Value = toml::from_str(toml_text).map_err(|e| ConfigError::Syntax {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        let mut merged = Value::try_from(Raw::default()).map_err(|e| invalid("(defaults)", e.to_string()))?;
+        merge_file(&mut merged, file)?;
+        for (name, value) in env {
+            apply_env(&mut merged, name, value)?;
+        }
+        let raw: Raw = merged
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid("(config)", e.message().to_string()))?;
+        validate(raw)
+    }
+
+    pub fn is_admin(&self, user: &Username) -> bool {
+        self.auth.admins.contains(user)
+    }
+}
+
+/// Overlays the file on the defaults, refusing keys the defaults do not have.
+fn merge_file(defaults: &mut Value, file: Value) -> Result<(), ConfigError> {
+    let (Value::Table(base), Value::Table(file)) = (defaults, file) else {
+        return Err(invalid("(config)", "the file must be a TOML table"));
+    };
+    for (section, body) in file {
+        let Some(Value::Table(base_section)) = base.get_mut(&section) else {
+            return Err(invalid(&section, "unknown section"));
+        };
+        let Value::Table(body) = body else {
+            return Err(invalid(&section, "must be a table"));
+        };
+        for (key, value) in body {
+            let name = format!("{section}.{key}");
+            let Some(slot) = base_section.get_mut(&key) else {
+                return Err(invalid(&name, "unknown setting"));
+            };
+            if std::mem::discriminant(slot) != std::mem::discriminant(&value) {
+                return Err(invalid(&name, format!("expected a {}, found a {}", slot.type_str(), value.type_str())));
+            }
+            *slot = value;
+        }
+    }
+    Ok(())
+}
+
+/// `PARLEY__SERVER__LISTEN=...`: the value is read as the type the key has.
+fn apply_env(merged: &mut Value, name: &str, value: &str) -> Result<(), ConfigError> {
+    let path: Vec<String> = name
+        .trim_start_matches("PARLEY__")
+        .split("__")
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    let [section, key] = path.as_slice() else {
+        return Err(invalid(name, "expected PARLEY__<SECTION>__<KEY>"));
+    };
+    let slot = merged
+        .get_mut(section.as_str())
+        .and_then(|s| s.get_mut(key.as_str()))
+        .ok_or_else(|| invalid(name, "unknown setting"))?;
+    let bad = |what: &str| invalid(name, format!("expected {what}, found {value:?}"));
+    *slot = match slot {
+        Value::String(_) => Value::String(value.to_string()),
+        Value::Integer(_) => Value::Integer(value.trim().parse().map_err(|_| bad("an integer"))?),
+        Value::Boolean(_) => Value::Boolean(value.trim().parse().map_err(|_| bad("true or false"))?),
+        Value::Float(_) => Value::Float(value.trim().parse().map_err(|_| bad("a number"))?),
+        Value::Array(_) => Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        ),
+        _ => return Err(invalid(name, "cannot be set from the environment")),
+    };
+    Ok(())
+}
+
+fn positive(key: &str, v: u64) -> Result<usize, ConfigError> {
+    if v == 0 {
+        return Err(invalid(key, "must be greater than 0"));
+    }
+    usize::try_from(v).map_err(|_| invalid(key, "is too large"))
+}
+
+fn validate(raw: Raw) -> Result<Settings, ConfigError> {
+    let listen: SocketAddr = raw
+        .server
+        .listen
+        .parse()
+        .map_err(|_| invalid("server.listen", format!("{:?} is not an address like 127.0.0.1:8080", raw.server.listen)))?;
+    let node_id = if raw.server.node_id.trim().is_empty() {
+        default_node_id()
+    } else {
+        raw.server.node_id.trim().to_string()
+    };
+    let workers = match raw.server.workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        n => positive("server.workers", n)?,
+    };
+    match raw.storage.backend.as_str() {
+        "sqlite" => {}
+        "redis" => {
+            return Err(invalid(
+                "storage.backend",
+                "the redis backend is not available in this build yet; use \"sqlite\"",
+            ))
+        }
+        other => return Err(invalid("storage.backend", format!("{other:?} is not one of \"sqlite\", \"redis\""))),
+    }
+    if raw.storage.sqlite_path.trim().is_empty() {
+        return Err(invalid("storage.sqlite_path", "must not be empty"));
+    }
+    let synchronous = match raw.storage.sqlite_synchronous.as_str() {
+        "full" => Synchronous::Full,
+        "normal" => Synchronous::Normal,
+        other => return Err(invalid("storage.sqlite_synchronous", format!("{other:?} is not one of \"full\", \"normal\""))),
+    };
+    let (token_secret, using_dev_secret) = if raw.auth.token_secret.is_empty() {
+        (Secret(DEV_SECRET.to_vec()), true)
+    } else if raw.auth.token_secret.len() < 32 {
+        return Err(invalid("auth.token_secret", "must be at least 32 bytes long"));
+    } else {
+        (Secret(raw.auth.token_secret.into_bytes()), false)
+    };
+    let admins = raw
+        .auth
+        .admins
+        .iter()
+        .map(|a| Username::parse(a).map_err(|e| invalid("auth.admins", format!("{a:?}: {e}"))))
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    if raw.session.heartbeat_timeout_secs <= raw.session.heartbeat_secs {
+        return Err(invalid("session.heartbeat_timeout_secs", "must be greater than session.heartbeat_secs"));
+    }
+    let history_default_limit = match raw.limits.history_default_limit {
+        n @ 1..=500 => n as u32,
+        _ => return Err(invalid("limits.history_default_limit", "must be between 1 and 500")),
+    };
+    if raw.payments.initial_balance < 0 {
+        return Err(invalid("payments.initial_balance", "must not be negative"));
+    }
+    let log_format = match raw.telemetry.log_format.as_str() {
+        "pretty" => LogFormat::Pretty,
+        "json" => LogFormat::Json,
+        other => return Err(invalid("telemetry.log_format", format!("{other:?} is not one of \"pretty\", \"json\""))),
+    };
+    Ok(Settings {
+        server: ServerSettings {
+            listen,
+            node_id,
+            workers,
+            shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
+        },
+        storage: StorageSettings {
+            sqlite_path: PathBuf::from(raw.storage.sqlite_path),
+            synchronous,
+            write_queue: positive("storage.write_queue", raw.storage.write_queue)?,
+            group_commit_max_batch: positive("storage.group_commit_max_batch", raw.storage.group_commit_max_batch)?,
+            group_commit_window: Duration::from_micros(raw.storage.group_commit_window_us),
+            read_connections: positive("storage.read_connections", raw.storage.read_connections)?,
+        },
+        auth: AuthSettings {
+            token_secret,
+            using_dev_secret,
+            token_ttl: Duration::from_secs(positive("auth.token_ttl_secs", raw.auth.token_ttl_secs)? as u64),
+            admins,
+        },
+        session: SessionSettings {
+            heartbeat: Duration::from_secs(positive("session.heartbeat_secs", raw.session.heartbeat_secs)? as u64),
+            heartbeat_timeout: Duration::from_secs(raw.session.heartbeat_timeout_secs),
+            outbound_queue: positive("session.outbound_queue", raw.session.outbound_queue)?,
+            max_frame_bytes: positive("session.max_frame_bytes", raw.session.max_frame_bytes)?,
+            mailbox: positive("session.mailbox", raw.session.mailbox)?,
+            sessions_per_user: positive("session.sessions_per_user", raw.session.sessions_per_user)?,
+            slow_consumer_close_grace: Duration::from_millis(raw.session.slow_consumer_close_grace_ms),
+            direct_cache: positive("session.direct_cache", raw.session.direct_cache)?,
+        },
+        conversations: ConversationSettings {
+            idle_stop: Duration::from_secs(positive("conversations.idle_stop_secs", raw.conversations.idle_stop_secs)? as u64),
+            max_active: positive("conversations.max_active", raw.conversations.max_active)?,
+            mailbox: positive("conversations.mailbox", raw.conversations.mailbox)?,
+            max_inflight: positive("conversations.max_inflight", raw.conversations.max_inflight)?,
+            manager_mailbox: positive("conversations.manager_mailbox", raw.conversations.manager_mailbox)?,
+            retiring_queue: positive("conversations.retiring_queue", raw.conversations.retiring_queue)?,
+        },
+        limits: LimitSettings {
+            history_default_limit,
+            max_group_members: positive("limits.max_group_members", raw.limits.max_group_members)?,
+            max_http_body_bytes: positive("limits.max_http_body_bytes", raw.limits.max_http_body_bytes)?,
+        },
+        payments: PaymentSettings {
+            provider_url: Some(raw.payments.provider_url).filter(|u| !u.trim().is_empty()),
+            initial_balance: raw.payments.initial_balance,
+        },
+        faults_enabled: raw.faults.enabled,
+        log_format,
+    })
+}
+
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "parley".into());
+    format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_match_spec() {
+        let s = Settings::from_sources("", &[]).unwrap();
+        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.storage.sqlite_path, PathBuf::from("data/parley.db"));
+        assert_eq!(s.payments.initial_balance, 10_000);
+        assert!(s.auth.using_dev_secret);
+        assert!(!s.faults_enabled);
+    }
+
+    #[test]
+    fn the_shipped_config_toml_is_valid_and_holds_every_key() {
+        let text = include_str!("../config.toml");
+        Settings::from_sources(text, &[]).unwrap();
+        let file: Value = toml::from_str(text).unwrap();
+        let defaults = Value::try_from(Raw::default()).unwrap();
+        for (section, keys) in defaults.as_table().unwrap() {
+            for key in keys.as_table().unwrap().keys() {
+                assert!(
+                    file.get(section).and_then(|s| s.get(key)).is_some(),
+                    "config.toml lacks {section}.{key}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let s = Settings::from_sources(
+            "[server]\nlisten = \"127.0.0.1:9000\"\n",
+            &env(&[
+                ("PARLEY__SERVER__LISTEN", "127.0.0.1:9001"),
+                ("PARLEY__AUTH__ADMINS", "alice, bob"),
+                ("PARLEY__FAULTS__ENABLED", "true"),
+                ("PARLEY__SESSION__OUTBOUND_QUEUE", "7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.listen.port(), 9001);
+        assert_eq!(s.auth.admins.len(), 2);
+        assert!(s.faults_enabled);
+        assert_eq!(s.session.outbound_queue, 7);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let e = Settings::from_sources("[server]\nlisten = \"nope\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("server.listen"), "{e}");
+        let e = Settings::from_sources("[server]\nlisen = \"x\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("server.lisen"), "{e}");
+        let e = Settings::from_sources("", &env(&[("PARLEY__SESSION__OUTBOUND_QUEUE", "many")])).unwrap_err();
+        assert!(e.to_string().contains("PARLEY__SESSION__OUTBOUND_QUEUE"), "{e}");
+        let e = Settings::from_sources("[session]\noutbound_queue = 0\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("session.outbound_queue"), "{e}");
+        let e = Settings::from_sources("[auth]\ntoken_secret = \"short\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("auth.token_secret"), "{e}");
+        let e = Settings::from_sources("[storage]\nbackend = \"mongo\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("storage.backend"), "{e}");
+    }
+}

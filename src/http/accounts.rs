@@ -1,0 +1,88 @@
+//! Accounts: register, login, me.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::JsonBody;
+use super::{ApiError, AppState, AuthUser, RequestTrace};
+use crate::auth;
+use crate::domain::{now_ms, rfc3339_ms, Username};
+use crate::protocol::ErrorCode;
+use crate::store::NewUser;
+
+#[derive(Deserialize)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+
+pub async fn register(
+    state: web::Data<AppState>,
+    RequestTrace(trace): RequestTrace,
+    JsonBody(body): JsonBody<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    let username =
+        Username::parse(&body.username).map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("username: {e}"), trace))?;
+    if !PASSWORD_CHARS.contains(&body.password.chars().count()) {
+        return Err(ApiError::new(ErrorCode::BadRequest, "password must have 8 to 128 characters", trace));
+    }
+    let password = body.password;
+    let password_hash = web::block(move || auth::hash_password(&password))
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "hashing was cancelled", trace))?
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string(), trace))?;
+    state
+        .deps
+        .store
+        .create_user(NewUser {
+            username: username.clone(),
+            password_hash,
+            balance: state.deps.settings.payments.initial_balance,
+        })
+        .await
+        .map_err(|e| ApiError::store(e, trace))?;
+    tracing::info!(user = %username, "registered");
+    Ok(HttpResponse::Created().json(json!({ "username": username })))
+}
+
+pub async fn login(
+    state: web::Data<AppState>,
+    RequestTrace(trace): RequestTrace,
+    JsonBody(body): JsonBody<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    let refused = || ApiError::new(ErrorCode::Unauthorized, "wrong username or password", trace);
+    let record = match Username::parse(&body.username) {
+        Ok(u) => state.deps.store.user(u).await.map_err(|e| ApiError::store(e, trace))?,
+        Err(_) => None,
+    };
+    // Unknown users are checked against a decoy hash so timing does not tell
+    // which usernames exist.
+    let hash = record
+        .as_ref()
+        .map_or_else(|| auth::decoy_hash().to_string(), |r| r.password_hash.clone());
+    let password = body.password;
+    let ok = web::block(move || auth::verify_password(&password, &hash))
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "verification was cancelled", trace))?;
+    let record = record.filter(|_| ok).ok_or_else(refused)?;
+    let (token, expires) = state.tokens.issue(&record.username, now_ms());
+    Ok(HttpResponse::Ok().json(json!({ "token": token, "expiresAt": rfc3339_ms(expires) })))
+}
+
+pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
+    let record = state
+        .deps
+        .store
+        .user(user.username.clone())
+        .await
+        .map_err(|e| ApiError::store(e, user.trace))?
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "this account no longer exists", user.trace))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "username": record.username,
+        "admin": user.admin,
+        "balance": record.balance,
+    })))
+}

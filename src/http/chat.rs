@@ -1,0 +1,153 @@
+//! Chat over HTTP: conversations and messages (the same actors as WebSocket).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::JsonBody;
+use super::{ApiError, AppState, AuthUser, RequestTrace};
+use crate::actors::conversation::ConvRequest;
+use crate::domain::{ConversationId, MessageKind, TraceContext, TraceId};
+use crate::protocol::{
+    ConversationView, ErrorCode, MessageView, ServerFrame, MAX_CLIENT_MSG_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS,
+};
+use crate::supervision::{Envelope, Responder};
+
+fn path_id(raw: &str, trace: TraceId) -> Result<ConversationId, ApiError> {
+    ConversationId::parse(raw).map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))
+}
+
+fn bounded(field: &str, s: &str, max: usize, trace: TraceId) -> Result<(), ApiError> {
+    let n = s.chars().count();
+    if n == 0 || n > max {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("{field} must have 1 to {max} characters"),
+            trace,
+        ));
+    }
+    Ok(())
+}
+
+pub async fn list_conversations(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
+    let list = state
+        .deps
+        .store
+        .conversations_of(user.username)
+        .await
+        .map_err(|e| ApiError::store(e, user.trace))?;
+    let items: Vec<ConversationView> = list
+        .iter()
+        .map(|s| ConversationView::new(&s.conversation, Some(s.last_read_seq)))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+pub struct NewConversation {
+    name: String,
+    members: Vec<String>,
+}
+
+pub async fn create_conversation(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    JsonBody(body): JsonBody<NewConversation>,
+) -> Result<HttpResponse, ApiError> {
+    let trace = user.trace;
+    bounded("name", &body.name, MAX_NAME_CHARS, trace)?;
+    let mut members = crate::protocol::validate_members(body.members)
+        .map_err(|m| ApiError::new(ErrorCode::BadRequest, m, trace))?;
+    members.push(user.username);
+    members.sort();
+    members.dedup();
+    let max = state.deps.settings.limits.max_group_members;
+    if members.len() > max {
+        return Err(ApiError::new(ErrorCode::BadRequest, format!("a group has at most {max} members"), trace));
+    }
+    let conv = state
+        .deps
+        .store
+        .create_group(body.name, members)
+        .await
+        .map_err(|e| ApiError::store(e, trace))?;
+    Ok(HttpResponse::Created().json(ConversationView::new(&conv, Some(0))))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryQuery {
+    after_seq: Option<u64>,
+    limit: Option<u32>,
+}
+
+pub async fn history(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let trace = user.trace;
+    let id = path_id(&path, trace)?;
+    let q = web::Query::<HistoryQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))?;
+    let limit = q.limit.unwrap_or(state.deps.settings.limits.history_default_limit);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(ErrorCode::BadRequest, "limit must be between 1 and 500", trace));
+    }
+    let page = state
+        .deps
+        .store
+        .history(user.username, id, q.after_seq.unwrap_or(0), limit)
+        .await
+        .map_err(|e| ApiError::store(e, trace))?;
+    let messages: Vec<MessageView> = page
+        .messages
+        .iter()
+        .map(|m| MessageView::new(m, &page.conversation))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "messages": messages, "hasMore": page.has_more })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendBody {
+    text: String,
+    client_msg_id: String,
+}
+
+pub async fn send(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody<SendBody>,
+) -> Result<HttpResponse, ApiError> {
+    let trace = user.trace;
+    let id = path_id(&path, trace)?;
+    bounded("text", &body.text, MAX_TEXT_CHARS, trace)?;
+    bounded("clientMsgId", &body.client_msg_id, MAX_CLIENT_MSG_ID_CHARS, trace)?;
+    let (reply, answer) = Responder::oneshot();
+    let request = ConvRequest::Send {
+        sender: user.username,
+        client_msg_id: body.client_msg_id,
+        text: body.text,
+        kind: MessageKind::Text,
+        reply,
+    };
+    state.deps.conversations.route(id, Envelope::new(TraceContext::new(trace), request));
+    let outcome = answer
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "the request was lost", trace))?
+        .map_err(|e| ApiError::chat(e, trace))?;
+    // The same body as the WebSocket `ack` frame.
+    let ack = ServerFrame::ack(&outcome.message, None, trace);
+    Ok(HttpResponse::Created()
+        .content_type("application/json")
+        .body(ack.to_text().into_bytes()))
+}
+
+/// Payments arrive with their own issue; until then the routes say so.
+pub async fn payments_not_yet(RequestTrace(trace): RequestTrace) -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, "payments are not available on this server yet", trace)
+}
+

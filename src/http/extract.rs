@@ -1,0 +1,128 @@
+//! Extractors: the request's trace id, the authenticated user, and JSON
+//! bodies read with a size limit and precise errors.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use super::{ApiError, AppState};
+use crate::domain::{now_ms, TraceId, Username};
+use crate::protocol::ErrorCode;
+
+/// The trace id of this request: its `traceparent`'s, or a new one, the same
+/// for every extractor of the request.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestTrace(pub TraceId);
+
+impl RequestTrace {
+    pub fn of(req: &HttpRequest) -> TraceId {
+        if let Some(t) = req.extensions().get::<RequestTrace>() {
+            return t.0;
+        }
+        let trace = req
+            .headers()
+            .get("traceparent")
+            .and_then(|h| h.to_str().ok())
+            .and_then(TraceId::from_traceparent)
+            .unwrap_or_else(TraceId::random);
+        req.extensions_mut().insert(RequestTrace(trace));
+        trace
+    }
+}
+
+impl FromRequest for RequestTrace {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(Ok(RequestTrace(Self::of(req))))
+    }
+}
+
+/// A caller with a valid bearer token (header, or `?token=` for browsers).
+#[derive(Clone, Debug)]
+pub struct AuthUser {
+    pub username: Username,
+    pub admin: bool,
+    pub trace: TraceId,
+}
+
+impl AuthUser {
+    pub fn from_req(req: &HttpRequest) -> Result<AuthUser, ApiError> {
+        let trace = RequestTrace::of(req);
+        let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m, trace);
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "server state missing", trace))?;
+        let from_header = req
+            .headers()
+            .get("authorization")
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(|t| t.trim().to_string());
+        let from_query = || {
+            web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+                .ok()
+                .and_then(|q| q.get("token").cloned())
+        };
+        let token = from_header
+            .or_else(from_query)
+            .ok_or_else(|| unauthorized("a bearer token is required"))?;
+        let username = state
+            .tokens
+            .verify(&token, now_ms())
+            .map_err(|e| unauthorized(&e.to_string()))?;
+        let admin = state.deps.settings.is_admin(&username);
+        Ok(AuthUser { username, admin, trace })
+    }
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(Self::from_req(req))
+    }
+}
+
+/// A JSON body of type `T`, at most `limits.max_http_body_bytes`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let trace = RequestTrace::of(req);
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(65_536, |s| s.deps.settings.limits.max_http_body_bytes);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::new(
+                        ErrorCode::TooLarge,
+                        format!("the body is larger than {limit} bytes"),
+                        trace,
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let value: serde_json::Value = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::new(ErrorCode::BadJson, format!("the body is not valid JSON: {e}"), trace))?;
+            if !value.is_object() {
+                return Err(ApiError::new(ErrorCode::BadJson, "the body must be a JSON object", trace));
+            }
+            serde_json::from_value(value)
+                .map(JsonBody)
+                .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))
+        })
+    }
+}

@@ -1,0 +1,23 @@
+//! Liveness and readiness.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use super::AppState;
+
+/// 200 while the process serves.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// 200 when the store answers; 503 naming the failing part otherwise.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.deps.store.ping().await {
+        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "checks": { "store": "ok" } })),
+        Err(e) => HttpResponse::ServiceUnavailable().json(json!({
+            "status": "unavailable",
+            "failing": ["store"],
+            "checks": { "store": e.to_string() },
+        })),
+    }
+}

@@ -1,0 +1,79 @@
+//! HTTP routes. Handlers parse and authorize, then hand the work to the store
+//! or to actors; they never hold chat state themselves.
+
+mod accounts;
+mod chat;
+mod error;
+mod extract;
+mod health;
+mod ws;
+
+use std::future::Future;
+
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, HttpRequest};
+use tracing::Instrument;
+
+pub use error::ApiError;
+pub use extract::{AuthUser, RequestTrace};
+
+use crate::actors::Deps;
+use crate::auth::Tokens;
+use crate::protocol::ErrorCode;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub deps: Deps,
+    pub tokens: Tokens,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/ws", web::get().to(ws::upgrade))
+        .service(
+            web::scope("/api")
+                .route("/register", web::post().to(accounts::register))
+                .route("/login", web::post().to(accounts::login))
+                .route("/me", web::get().to(accounts::me))
+                .route("/conversations", web::get().to(chat::list_conversations))
+                .route("/conversations", web::post().to(chat::create_conversation))
+                .route("/conversations/{id}/messages", web::get().to(chat::history))
+                .route("/conversations/{id}/messages", web::post().to(chat::send))
+                .route("/payments", web::post().to(chat::payments_not_yet))
+                .route("/payments/{id}", web::get().to(chat::payments_not_yet)),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route", RequestTrace::of(&req))
+}
+
+/// Middleware body: gives every request its trace id (from `traceparent` or
+/// new), runs the handler inside a span carrying it, and returns it in the
+/// `x-trace-id` response header.
+pub fn traced<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + 'static
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S::Future: 'static,
+    B: 'static,
+{
+    let trace = RequestTrace::of(req.request());
+    let span = tracing::info_span!("http", method = %req.method(), path = %req.path(), trace_id = %trace);
+    let call = {
+        let _entered = span.enter();
+        srv.call(req)
+    };
+    async move {
+        let mut res = call.instrument(span).await?;
+        if let Ok(v) = HeaderValue::from_str(&trace.to_string()) {
+            res.headers_mut().insert(HeaderName::from_static("x-trace-id"), v);
+        }
+        Ok(res)
+    }
+}

@@ -1,0 +1,17 @@
+//! The wire contract (SPEC.md): the only module that knows the JSON shape of
+//! frames. Client frames are parsed and validated here into typed requests;
+//! server frames are serialized here once and shared by every recipient.
+
+mod client;
+mod codes;
+mod server;
+
+pub use client::{parse_client_frame, validate_members, ClientFrame, ClientRequest, FrameError, SendTarget};
+pub use codes::ErrorCode;
+pub use server::{ConversationView, MessageView, ServerFrame};
+
+/// Text limits from SPEC.md.
+pub const MAX_TEXT_CHARS: usize = 4096;
+pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
+pub const MAX_REF_CHARS: usize = 64;
+pub const MAX_NAME_CHARS: usize = 128;

@@ -1,0 +1,249 @@
+//! Server frames. Each frame is serialized once (`to_text`) and the same bytes
+//! are shared by every session it goes to.
+
+use bytestring::ByteString;
+use serde::Serialize;
+
+use super::ErrorCode;
+use crate::domain::{
+    rfc3339_ms, Conversation, ConversationId, MessageId, SessionId, StoredMessage, TraceId,
+    Username,
+};
+
+/// A committed message as clients see it (`message` frames and `history` items).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub seq: u64,
+    pub sender: Username,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<Username>,
+    pub text: String,
+    pub kind: &'static str,
+    pub sent_at: String,
+    pub trace_id: TraceId,
+}
+
+impl MessageView {
+    pub fn new(m: &StoredMessage, conversation: &Conversation) -> Self {
+        MessageView {
+            conversation_id: m.conversation_id,
+            message_id: m.message_id,
+            seq: m.seq,
+            sender: m.sender.clone(),
+            receiver: conversation.direct_peer(&m.sender).cloned(),
+            text: m.text.clone(),
+            kind: m.kind.as_str(),
+            sent_at: rfc3339_ms(m.sent_at),
+            trace_id: m.trace_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationView {
+    pub conversation_id: ConversationId,
+    pub kind: &'static str,
+    pub name: String,
+    pub members: Vec<Username>,
+    pub last_seq: u64,
+    /// Extension: the caller's own read marker, so clients can count unread.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_read_seq: Option<u64>,
+}
+
+impl ConversationView {
+    pub fn new(c: &Conversation, last_read_seq: Option<u64>) -> Self {
+        ConversationView {
+            conversation_id: c.id,
+            kind: c.kind.as_str(),
+            name: c.name.clone(),
+            members: c.members.clone(),
+            last_seq: c.last_seq,
+            last_read_seq,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    #[serde(rename_all = "camelCase")]
+    Hello {
+        username: Username,
+        session_id: SessionId,
+        node: String,
+        heartbeat_secs: u64,
+        trace_id: TraceId,
+    },
+    #[serde(rename_all = "camelCase")]
+    Ack {
+        client_msg_id: String,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        seq: u64,
+        sent_at: String,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        trace_id: TraceId,
+    },
+    Message(MessageView),
+    #[serde(rename_all = "camelCase")]
+    Created {
+        conversation: ConversationView,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        trace_id: TraceId,
+    },
+    #[serde(rename_all = "camelCase")]
+    Invited {
+        conversation_id: ConversationId,
+        username: Username,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        trace_id: TraceId,
+    },
+    #[serde(rename_all = "camelCase")]
+    MemberJoined {
+        conversation_id: ConversationId,
+        username: Username,
+        trace_id: TraceId,
+    },
+    #[serde(rename_all = "camelCase")]
+    Left {
+        conversation_id: ConversationId,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        trace_id: TraceId,
+    },
+    #[serde(rename_all = "camelCase")]
+    MemberLeft {
+        conversation_id: ConversationId,
+        username: Username,
+        trace_id: TraceId,
+    },
+    #[serde(rename_all = "camelCase")]
+    History {
+        conversation_id: ConversationId,
+        messages: Vec<MessageView>,
+        has_more: bool,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        trace_id: TraceId,
+    },
+    #[serde(rename_all = "camelCase")]
+    Conversations {
+        items: Vec<ConversationView>,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        trace_id: TraceId,
+    },
+    #[serde(rename_all = "camelCase")]
+    Read {
+        conversation_id: ConversationId,
+        username: Username,
+        seq: u64,
+        trace_id: TraceId,
+    },
+    #[serde(rename_all = "camelCase")]
+    Typing {
+        conversation_id: ConversationId,
+        username: Username,
+        trace_id: TraceId,
+    },
+    #[serde(rename_all = "camelCase")]
+    Presence {
+        username: Username,
+        status: &'static str,
+        trace_id: TraceId,
+    },
+    #[serde(rename_all = "camelCase")]
+    Pong {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        trace_id: TraceId,
+    },
+    #[serde(rename_all = "camelCase")]
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+        trace_id: TraceId,
+    },
+}
+
+impl ServerFrame {
+    /// The JSON text of the frame. Serialization of these types cannot fail
+    /// (no maps with non-string keys); the fallback keeps that promise honest.
+    pub fn to_text(&self) -> ByteString {
+        match serde_json::to_string(self) {
+            Ok(s) => ByteString::from(s),
+            Err(_) => ByteString::from_static(
+                r#"{"type":"error","code":"internal","message":"frame serialization failed","ref":null}"#,
+            ),
+        }
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>, reference: Option<String>, trace_id: TraceId) -> Self {
+        ServerFrame::Error {
+            code,
+            message: message.into(),
+            reference,
+            trace_id,
+        }
+    }
+
+    /// The `ack` of a committed (or deduplicated) message.
+    pub fn ack(m: &StoredMessage, reference: Option<String>, trace_id: TraceId) -> Self {
+        ServerFrame::Ack {
+            client_msg_id: m.client_msg_id.clone(),
+            conversation_id: m.conversation_id,
+            message_id: m.message_id,
+            seq: m.seq,
+            sent_at: rfc3339_ms(m.sent_at),
+            reference,
+            trace_id,
+        }
+    }
+
+    /// The SPEC `type` of the frame, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerFrame::Hello { .. } => "hello",
+            ServerFrame::Ack { .. } => "ack",
+            ServerFrame::Message(_) => "message",
+            ServerFrame::Created { .. } => "created",
+            ServerFrame::Invited { .. } => "invited",
+            ServerFrame::MemberJoined { .. } => "member_joined",
+            ServerFrame::Left { .. } => "left",
+            ServerFrame::MemberLeft { .. } => "member_left",
+            ServerFrame::History { .. } => "history",
+            ServerFrame::Conversations { .. } => "conversations",
+            ServerFrame::Read { .. } => "read",
+            ServerFrame::Typing { .. } => "typing",
+            ServerFrame::Presence { .. } => "presence",
+            ServerFrame::Pong { .. } => "pong",
+            ServerFrame::Error { .. } => "error",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_frame_shape() {
+        let t = TraceId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&ServerFrame::error(ErrorCode::BadJson, "x", None, t).to_text()).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["code"], "bad_json");
+        assert_eq!(v["ref"], serde_json::Value::Null);
+        assert_eq!(v["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+}

@@ -1,0 +1,218 @@
+//! The embedded backend: SQLite in WAL mode, one writer thread with group
+//! commit, a small pool of read-only connections used from the blocking pool.
+
+mod queries;
+mod reads;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, Semaphore};
+
+use super::types::{AppendOutcome, Completion, ConversationSummary, HistoryPage, NewMessage, NewUser, UserRecord};
+use super::StoreError;
+use crate::config::{StorageSettings, Synchronous};
+use crate::domain::{Conversation, ConversationId, Username};
+use writer::WriteOp;
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub synchronous: Synchronous,
+    pub write_queue: usize,
+    pub max_batch: usize,
+    pub batch_window: Duration,
+    pub read_connections: usize,
+}
+
+impl From<&StorageSettings> for SqliteOptions {
+    fn from(s: &StorageSettings) -> Self {
+        SqliteOptions {
+            synchronous: s.synchronous,
+            write_queue: s.write_queue,
+            max_batch: s.group_commit_max_batch,
+            batch_window: s.group_commit_window,
+            read_connections: s.read_connections,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    writes: mpsc::Sender<WriteOp>,
+    readers: Arc<ReadPool>,
+}
+
+/// Read-only connections; the semaphore bounds how many reads run at once,
+/// the rest wait for a permit (they do not pile up on the blocking pool).
+struct ReadPool {
+    permits: Arc<Semaphore>,
+    connections: Mutex<Vec<Connection>>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)?;
+        schema::configure_writer(&conn, options.synchronous)?;
+        schema::migrate(&conn)?;
+        let mut readers = Vec::with_capacity(options.read_connections);
+        for _ in 0..options.read_connections {
+            readers.push(open_reader(path)?);
+        }
+        let (tx, rx) = mpsc::channel(options.write_queue);
+        writer::spawn(conn, rx, options.max_batch, options.batch_window)?;
+        Ok(SqliteStore {
+            writes: tx,
+            readers: Arc::new(ReadPool {
+                permits: Arc::new(Semaphore::new(options.read_connections)),
+                connections: Mutex::new(readers),
+                path: path.to_path_buf(),
+            }),
+        })
+    }
+
+    /// Queues a write without waiting: a full queue answers `Busy` at once
+    /// through the completion, a stopped writer answers `Closed`.
+    fn submit(&self, op: WriteOp) {
+        match self.writes.try_send(op) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(op)) => op.fail(StoreError::Busy),
+            Err(mpsc::error::TrySendError::Closed(op)) => op.fail(StoreError::Closed),
+        }
+    }
+
+    async fn write<T: Send + 'static>(&self, make: impl FnOnce(Completion<T>) -> WriteOp) -> Result<T, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(make(Box::new(move |r| {
+            let _ = tx.send(r);
+        })));
+        rx.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    pub async fn create_user(&self, user: NewUser) -> Result<(), StoreError> {
+        self.write(|done| WriteOp::CreateUser(user, done)).await
+    }
+
+    pub async fn create_group(&self, name: String, members: Vec<Username>) -> Result<Conversation, StoreError> {
+        self.write(|done| WriteOp::CreateGroup { name, members, done }).await
+    }
+
+    pub async fn direct_conversation(&self, a: Username, b: Username) -> Result<Conversation, StoreError> {
+        self.write(|done| WriteOp::Direct { a, b, done }).await
+    }
+
+    pub async fn add_member(&self, id: ConversationId, user: Username, max: usize) -> Result<Conversation, StoreError> {
+        self.write(|done| WriteOp::AddMember { id, user, max, done }).await
+    }
+
+    pub async fn remove_member(&self, id: ConversationId, user: Username) -> Result<Conversation, StoreError> {
+        self.write(|done| WriteOp::RemoveMember { id, user, done }).await
+    }
+
+    pub fn append_then(&self, message: NewMessage, done: Completion<AppendOutcome>) {
+        self.submit(WriteOp::Append(message, done))
+    }
+
+    pub async fn set_read(&self, id: ConversationId, user: Username, seq: u64) -> Result<(), StoreError> {
+        self.write(|done| WriteOp::SetRead { id, user, seq, done }).await
+    }
+
+    pub async fn shutdown(&self) -> Result<(), StoreError> {
+        // Unlike other writes this one waits for room: it must not be refused.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let op = WriteOp::Shutdown(Box::new(move |r| {
+            let _ = tx.send(r);
+        }));
+        if self.writes.send(op).await.is_err() {
+            return Ok(()); // already stopped
+        }
+        rx.await.unwrap_or(Ok(()))
+    }
+
+    /// Runs `f` on a pooled read-only connection on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let permit = self
+            .readers
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let taken = pool.connections.lock().map_err(|_| poisoned())?.pop();
+            let conn = match taken {
+                Some(c) => c,
+                None => open_reader(&pool.path)?,
+            };
+            let result = f(&conn);
+            pool.connections.lock().map_err(|_| poisoned())?.push(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+
+    pub async fn user(&self, username: Username) -> Result<Option<UserRecord>, StoreError> {
+        self.read(move |c| reads::user(c, &username)).await
+    }
+
+    pub async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
+        self.read(move |c| queries::conversation(c, id)).await
+    }
+
+    pub async fn conversations_of(&self, user: Username) -> Result<Vec<ConversationSummary>, StoreError> {
+        self.read(move |c| reads::conversations_of(c, &user)).await
+    }
+
+    pub async fn history(
+        &self,
+        user: Username,
+        id: ConversationId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<HistoryPage, StoreError> {
+        self.read(move |c| reads::history(c, &user, id, after_seq, limit)).await
+    }
+
+    pub async fn contacts_of(&self, user: Username) -> Result<Vec<Username>, StoreError> {
+        self.read(move |c| reads::contacts_of(c, &user)).await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        if self.writes.is_closed() {
+            return Err(StoreError::Closed);
+        }
+        self.read(|c| {
+            c.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Backend("read pool lock poisoned".into())
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}

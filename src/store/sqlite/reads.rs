@@ -1,0 +1,101 @@
+//! Read-only queries, run on pooled read connections.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+
+use super::queries::{self, MESSAGE_COLUMNS};
+use crate::domain::{ConversationId, Username};
+use crate::store::{ConversationSummary, HistoryPage, StoreError, UserRecord};
+
+pub fn user(conn: &Connection, name: &Username) -> Result<Option<UserRecord>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT password_hash, balance, created_at FROM users WHERE username = ?1")?
+        .query_row(params![name.as_str()], |r| {
+            Ok(UserRecord {
+                username: name.clone(),
+                password_hash: r.get(0)?,
+                balance: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+pub fn conversations_of(conn: &Connection, user: &Username) -> Result<Vec<ConversationSummary>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.conversation_id, m.last_read_seq FROM members m
+         JOIN conversations c ON c.id = m.conversation_id
+         WHERE m.username = ?1 ORDER BY c.created_at, c.id",
+    )?;
+    let rows = stmt
+        .query_map(params![user.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, last_read) in rows {
+        let id = queries::conversation_id(&id)?;
+        if let Some(conversation) = queries::conversation(conn, id)? {
+            out.push(ConversationSummary {
+                conversation,
+                last_read_seq: last_read as u64,
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub fn history(
+    conn: &Connection,
+    user: &Username,
+    id: ConversationId,
+    after_seq: u64,
+    limit: u32,
+) -> Result<HistoryPage, StoreError> {
+    // One read transaction, so the membership check and the page agree.
+    conn.execute_batch("BEGIN")?;
+    let page = history_in_tx(conn, user, id, after_seq, limit);
+    conn.execute_batch("COMMIT")?;
+    page
+}
+
+fn history_in_tx(
+    conn: &Connection,
+    user: &Username,
+    id: ConversationId,
+    after_seq: u64,
+    limit: u32,
+) -> Result<HistoryPage, StoreError> {
+    let Some(conversation) = queries::conversation(conn, id)? else {
+        return Err(StoreError::NotFound("no such conversation".into()));
+    };
+    if !conversation.is_member(user) {
+        return Err(StoreError::NotMember);
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+    ))?;
+    let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+    let mut rows = stmt.query(params![id.to_string(), after, i64::from(limit) + 1])?;
+    let mut messages = Vec::with_capacity(limit as usize);
+    while let Some(row) = rows.next()? {
+        messages.push(queries::message(row)?);
+    }
+    let has_more = messages.len() > limit as usize;
+    messages.truncate(limit as usize);
+    Ok(HistoryPage {
+        conversation,
+        messages,
+        has_more,
+    })
+}
+
+pub fn contacts_of(conn: &Connection, user: &Username) -> Result<Vec<Username>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT other.username FROM members mine
+         JOIN members other ON other.conversation_id = mine.conversation_id
+         WHERE mine.username = ?1 AND other.username <> ?1",
+    )?;
+    let rows = stmt
+        .query_map(params![user.as_str()], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.iter().map(|s| queries::username(s)).collect()
+}

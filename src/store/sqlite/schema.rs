@@ -1,0 +1,78 @@
+//! Schema and connection settings. Versioned with `PRAGMA user_version` so a
+//! later change can migrate an existing file.
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::config::Synchronous;
+use crate::store::StoreError;
+
+const VERSION: i64 = 1;
+
+pub fn configure_writer(conn: &Connection, synchronous: Synchronous) -> Result<(), StoreError> {
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(format!("cannot switch the database to WAL mode (got {mode})")));
+    }
+    let sync = match synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!("PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(())
+}
+
+pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > VERSION {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {version}, newer than this build ({VERSION})"
+        )));
+    }
+    if version == VERSION {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN;
+        CREATE TABLE IF NOT EXISTS users (
+            username TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            balance INTEGER NOT NULL,
+            created_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS conversations (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('direct', 'group')),
+            name TEXT NOT NULL,
+            direct_key TEXT UNIQUE,
+            last_seq INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS members (
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            username TEXT NOT NULL REFERENCES users(username),
+            joined_at INTEGER NOT NULL,
+            last_read_seq INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (conversation_id, username)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS members_by_user ON members(username, conversation_id);
+        CREATE TABLE IF NOT EXISTS messages (
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            seq INTEGER NOT NULL,
+            message_id TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            client_msg_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            body TEXT NOT NULL,
+            sent_at INTEGER NOT NULL,
+            trace_id TEXT NOT NULL,
+            PRIMARY KEY (conversation_id, seq)
+        ) WITHOUT ROWID;
+        CREATE UNIQUE INDEX IF NOT EXISTS messages_dedup ON messages(conversation_id, sender, client_msg_id);
+        PRAGMA user_version = 1;
+        COMMIT;",
+    )?;
+    Ok(())
+}

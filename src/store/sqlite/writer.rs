@@ -1,0 +1,352 @@
+//! The single writer: a dedicated thread that takes every queued write it can
+//! (up to `max_batch`), runs each in its own savepoint inside one transaction,
+//! commits once, then runs the completions in queue order. One commit (and one
+//! fsync) thus serves a whole batch, and a failed write never half-writes:
+//! its savepoint is rolled back and the rest of the batch goes on.
+
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::mpsc;
+
+use super::queries::{self, MESSAGE_COLUMNS};
+use crate::domain::{now_ms, Conversation, ConversationId, ConversationKind, StoredMessage, Username};
+use crate::store::{AppendOutcome, Completion, NewMessage, NewUser, StoreError};
+
+pub enum WriteOp {
+    CreateUser(NewUser, Completion<()>),
+    CreateGroup {
+        name: String,
+        members: Vec<Username>,
+        done: Completion<Conversation>,
+    },
+    Direct {
+        a: Username,
+        b: Username,
+        done: Completion<Conversation>,
+    },
+    AddMember {
+        id: ConversationId,
+        user: Username,
+        max: usize,
+        done: Completion<Conversation>,
+    },
+    RemoveMember {
+        id: ConversationId,
+        user: Username,
+        done: Completion<Conversation>,
+    },
+    Append(NewMessage, Completion<AppendOutcome>),
+    SetRead {
+        id: ConversationId,
+        user: Username,
+        seq: u64,
+        done: Completion<()>,
+    },
+    Shutdown(Completion<()>),
+}
+
+impl WriteOp {
+    /// Answers the op with an error without running it.
+    pub fn fail(self, e: StoreError) {
+        match self {
+            WriteOp::CreateUser(_, d) | WriteOp::SetRead { done: d, .. } | WriteOp::Shutdown(d) => d(Err(e)),
+            WriteOp::CreateGroup { done, .. }
+            | WriteOp::Direct { done, .. }
+            | WriteOp::AddMember { done, .. }
+            | WriteOp::RemoveMember { done, .. } => done(Err(e)),
+            WriteOp::Append(_, d) => d(Err(e)),
+        }
+    }
+}
+
+/// A completion with its result, held until the batch's commit is known.
+type Pending = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+fn pending<T: Send + 'static>(done: Completion<T>, result: Result<T, StoreError>) -> Pending {
+    Box::new(move |commit_error| match commit_error {
+        None => done(result),
+        Some(e) => done(Err(e.clone())),
+    })
+}
+
+pub fn spawn(
+    conn: Connection,
+    rx: mpsc::Receiver<WriteOp>,
+    max_batch: usize,
+    window: Duration,
+) -> Result<(), StoreError> {
+    std::thread::Builder::new()
+        .name("parley-sqlite-writer".into())
+        .spawn(move || run(conn, rx, max_batch, window))
+        .map(|_| ())
+        .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))
+}
+
+fn run(conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_batch: usize, window: Duration) {
+    let mut batch: Vec<WriteOp> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        if !window.is_zero() {
+            std::thread::sleep(window);
+        }
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let stop = commit_batch(&conn, &mut batch);
+        if stop {
+            // Later writes are refused; queued ones get `Closed`.
+            rx.close();
+            while let Ok(op) = rx.try_recv() {
+                op.fail(StoreError::Closed);
+            }
+            break;
+        }
+    }
+    tracing::info!("store writer stopped");
+}
+
+/// Runs and commits one batch; true when it held a shutdown request.
+fn commit_batch(conn: &Connection, batch: &mut Vec<WriteOp>) -> bool {
+    let started = std::time::Instant::now();
+    let size = batch.len();
+    let mut done: Vec<Pending> = Vec::with_capacity(size);
+    let mut shutdown: Option<Completion<()>> = None;
+    let begin = conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from);
+    if let Err(e) = begin {
+        tracing::error!(error = %e, "cannot begin a write transaction");
+        for op in batch.drain(..) {
+            op.fail(e.clone());
+        }
+        return false;
+    }
+    for op in batch.drain(..) {
+        match op {
+            WriteOp::Shutdown(d) => shutdown = Some(d),
+            op => done.push(execute(conn, op)),
+        }
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    if let Err(e) = &commit {
+        tracing::error!(error = %e, batch = size, "commit failed; every write of the batch fails");
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let commit_error = commit.err();
+    for d in done {
+        d(commit_error.as_ref());
+    }
+    tracing::trace!(batch = size, micros = started.elapsed().as_micros() as u64, "batch committed");
+    match shutdown {
+        Some(d) => {
+            d(Ok(()));
+            true
+        }
+        None => false,
+    }
+}
+
+/// Runs one op in a savepoint: on error nothing of it stays.
+fn execute(conn: &Connection, op: WriteOp) -> Pending {
+    match op {
+        WriteOp::CreateUser(user, d) => pending(d, in_savepoint(conn, |c| create_user(c, &user))),
+        WriteOp::CreateGroup { name, members, done } => {
+            pending(done, in_savepoint(conn, |c| create_group(c, &name, &members)))
+        }
+        WriteOp::Direct { a, b, done } => pending(done, in_savepoint(conn, |c| direct(c, &a, &b))),
+        WriteOp::AddMember { id, user, max, done } => {
+            pending(done, in_savepoint(conn, |c| add_member(c, id, &user, max)))
+        }
+        WriteOp::RemoveMember { id, user, done } => pending(done, in_savepoint(conn, |c| remove_member(c, id, &user))),
+        WriteOp::Append(m, d) => pending(d, in_savepoint(conn, |c| append(c, &m))),
+        WriteOp::SetRead { id, user, seq, done } => pending(done, in_savepoint(conn, |c| set_read(c, id, &user, seq))),
+        WriteOp::Shutdown(d) => pending(d, Ok(())),
+    }
+}
+
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT op")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE op")?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
+            Err(e)
+        }
+    }
+}
+
+fn create_user(conn: &Connection, user: &NewUser) -> Result<(), StoreError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO users (username, password_hash, balance, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (username) DO NOTHING",
+        )?
+        .execute(params![user.username.as_str(), user.password_hash, user.balance, now_ms()])?;
+    if inserted == 0 {
+        return Err(StoreError::Conflict(format!("username {} is taken", user.username)));
+    }
+    Ok(())
+}
+
+fn require_users(conn: &Connection, users: &[Username]) -> Result<(), StoreError> {
+    for u in users {
+        if !queries::user_exists(conn, u)? {
+            return Err(StoreError::NotFound(format!("no user named {u}")));
+        }
+    }
+    Ok(())
+}
+
+fn insert_conversation(
+    conn: &Connection,
+    kind: ConversationKind,
+    name: &str,
+    direct_key: Option<&str>,
+    members: &[Username],
+) -> Result<Conversation, StoreError> {
+    let id = ConversationId::new_random();
+    let now = now_ms();
+    conn.prepare_cached(
+        "INSERT INTO conversations (id, kind, name, direct_key, last_seq, created_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+    )?
+    .execute(params![id.to_string(), kind.as_str(), name, direct_key, now])?;
+    let mut sorted = members.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    for m in &sorted {
+        conn.prepare_cached("INSERT INTO members (conversation_id, username, joined_at) VALUES (?1, ?2, ?3)")?
+            .execute(params![id.to_string(), m.as_str(), now])?;
+    }
+    Ok(Conversation {
+        id,
+        kind,
+        name: name.to_string(),
+        members: sorted,
+        last_seq: 0,
+    })
+}
+
+fn create_group(conn: &Connection, name: &str, members: &[Username]) -> Result<Conversation, StoreError> {
+    require_users(conn, members)?;
+    insert_conversation(conn, ConversationKind::Group, name, None, members)
+}
+
+fn direct(conn: &Connection, a: &Username, b: &Username) -> Result<Conversation, StoreError> {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let key = format!("{lo}|{hi}");
+    let existing: Option<String> = conn
+        .prepare_cached("SELECT id FROM conversations WHERE direct_key = ?1")?
+        .query_row(params![key], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = existing {
+        let id = queries::conversation_id(&id)?;
+        return queries::conversation(conn, id)?
+            .ok_or_else(|| StoreError::Backend("direct conversation vanished".into()));
+    }
+    require_users(conn, &[lo.clone(), hi.clone()])?;
+    insert_conversation(conn, ConversationKind::Direct, &format!("{lo},{hi}"), Some(&key), &[lo.clone(), hi.clone()])
+}
+
+fn load(conn: &Connection, id: ConversationId) -> Result<Conversation, StoreError> {
+    queries::conversation(conn, id)?.ok_or_else(|| StoreError::NotFound("no such conversation".into()))
+}
+
+fn add_member(conn: &Connection, id: ConversationId, user: &Username, max: usize) -> Result<Conversation, StoreError> {
+    let conv = load(conn, id)?;
+    if conv.kind != ConversationKind::Group {
+        return Err(StoreError::BadRequest("members of a direct conversation cannot change".into()));
+    }
+    if conv.is_member(user) {
+        return Err(StoreError::Conflict(format!("{user} is already a member")));
+    }
+    if conv.members.len() >= max {
+        return Err(StoreError::BadRequest(format!("a group has at most {max} members")));
+    }
+    require_users(conn, std::slice::from_ref(user))?;
+    conn.prepare_cached("INSERT INTO members (conversation_id, username, joined_at) VALUES (?1, ?2, ?3)")?
+        .execute(params![id.to_string(), user.as_str(), now_ms()])?;
+    load(conn, id)
+}
+
+fn remove_member(conn: &Connection, id: ConversationId, user: &Username) -> Result<Conversation, StoreError> {
+    let conv = load(conn, id)?;
+    if conv.kind != ConversationKind::Group {
+        return Err(StoreError::BadRequest("a direct conversation cannot be left".into()));
+    }
+    let removed = conn
+        .prepare_cached("DELETE FROM members WHERE conversation_id = ?1 AND username = ?2")?
+        .execute(params![id.to_string(), user.as_str()])?;
+    if removed == 0 {
+        return Err(StoreError::NotMember);
+    }
+    load(conn, id)
+}
+
+fn append(conn: &Connection, m: &NewMessage) -> Result<AppendOutcome, StoreError> {
+    let id = m.conversation_id.to_string();
+    let original = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND sender = ?2 AND client_msg_id = ?3"
+        ))?
+        .query_row(params![id, m.sender.as_str(), m.client_msg_id], |row| Ok(queries::message(row)))
+        .optional()?;
+    if let Some(original) = original {
+        return Ok(AppendOutcome {
+            message: original?,
+            duplicate: true,
+        });
+    }
+    let seq: Option<i64> = conn
+        .prepare_cached("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq")?
+        .query_row(params![id], |r| r.get(0))
+        .optional()?;
+    let Some(seq) = seq else {
+        return Err(StoreError::NotFound("no such conversation".into()));
+    };
+    conn.prepare_cached(&format!(
+        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ))?
+    .execute(params![
+        id,
+        seq,
+        m.message_id.to_string(),
+        m.sender.as_str(),
+        m.client_msg_id,
+        m.kind.as_str(),
+        m.text,
+        m.sent_at,
+        m.trace_id.to_string(),
+    ])?;
+    Ok(AppendOutcome {
+        message: StoredMessage {
+            conversation_id: m.conversation_id,
+            message_id: m.message_id,
+            seq: seq as u64,
+            sender: m.sender.clone(),
+            client_msg_id: m.client_msg_id.clone(),
+            kind: m.kind,
+            text: m.text.clone(),
+            sent_at: m.sent_at,
+            trace_id: m.trace_id,
+        },
+        duplicate: false,
+    })
+}
+
+fn set_read(conn: &Connection, id: ConversationId, user: &Username, seq: u64) -> Result<(), StoreError> {
+    let seq = i64::try_from(seq).map_err(|_| StoreError::BadRequest("seq is too large".into()))?;
+    let updated = conn
+        .prepare_cached(
+            "UPDATE members SET last_read_seq = MAX(last_read_seq, ?3) WHERE conversation_id = ?1 AND username = ?2",
+        )?
+        .execute(params![id.to_string(), user.as_str(), seq])?;
+    if updated == 0 {
+        return Err(StoreError::NotMember);
+    }
+    Ok(())
+}

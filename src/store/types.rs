@@ -1,0 +1,57 @@
+//! Values going into and out of the store.
+
+use crate::domain::{Conversation, ConversationId, MessageId, MessageKind, StoredMessage, TraceId, Username};
+
+use super::StoreError;
+
+/// Runs once with the outcome of a write, after its commit (or failure).
+pub type Completion<T> = Box<dyn FnOnce(Result<T, StoreError>) + Send>;
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: Username,
+    pub password_hash: String,
+    pub balance: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub username: Username,
+    pub password_hash: String,
+    pub balance: i64,
+    pub created_at: i64,
+}
+
+/// A message before it is committed: no seq yet (the store assigns it).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub sender: Username,
+    pub client_msg_id: String,
+    pub kind: MessageKind,
+    pub text: String,
+    pub sent_at: i64,
+    pub trace_id: TraceId,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppendOutcome {
+    pub message: StoredMessage,
+    /// The clientMsgId was seen before: `message` is the original, nothing new was stored.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    /// The conversation the page belongs to (for `receiver` on direct messages).
+    pub conversation: Conversation,
+    pub messages: Vec<StoredMessage>,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConversationSummary {
+    pub conversation: Conversation,
+    pub last_read_seq: u64,
+}
