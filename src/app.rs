@@ -40,10 +40,21 @@ impl Application {
         }
         let settings = Arc::new(settings);
         let store = Store::open_sqlite(&settings.storage.sqlite_path, &settings.storage)
-            .with_context(|| format!("opening the store at {}", settings.storage.sqlite_path.display()))?;
+            .with_context(|| {
+                format!(
+                    "opening the store at {}",
+                    settings.storage.sqlite_path.display()
+                )
+            })?;
         let registry = SessionRegistry::default();
-        let directory = Directory::start(registry.clone(), store.clone(), settings.session.sessions_per_user);
-        let arbiters: Vec<Arbiter> = (0..settings.server.workers).map(|_| Arbiter::new()).collect();
+        let directory = Directory::start(
+            registry.clone(),
+            store.clone(),
+            settings.session.sessions_per_user,
+        );
+        let arbiters: Vec<Arbiter> = (0..settings.server.workers)
+            .map(|_| Arbiter::new())
+            .collect();
         let conversations = ConversationManager::start(
             settings.clone(),
             store.clone(),

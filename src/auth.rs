@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -50,7 +52,8 @@ impl Tokens {
 
     fn mac(&self) -> Hmac<Sha256> {
         // HMAC accepts keys of any length, so this cannot fail.
-        <Hmac<Sha256> as Mac>::new_from_slice(self.secret.expose()).unwrap_or_else(|_| unreachable!())
+        <Hmac<Sha256> as Mac>::new_from_slice(self.secret.expose())
+            .unwrap_or_else(|_| unreachable!())
     }
 
     /// A token for `user` and its expiry (Unix ms).
@@ -71,7 +74,8 @@ impl Tokens {
 
     pub fn verify(&self, token: &str, now_ms: i64) -> Result<Username, AuthError> {
         let mut parts = token.split('.');
-        let (Some(PREFIX), Some(payload), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(PREFIX), Some(payload), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(AuthError::Malformed);
         };
@@ -81,7 +85,8 @@ impl Tokens {
         mac.update(b".");
         mac.update(payload.as_bytes());
         // Constant-time comparison.
-        mac.verify_slice(&sig).map_err(|_| AuthError::BadSignature)?;
+        mac.verify_slice(&sig)
+            .map_err(|_| AuthError::BadSignature)?;
         let claims: Claims = B64
             .decode(payload)
             .ok()
@@ -105,7 +110,11 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 /// False for a wrong password or an unreadable hash.
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 

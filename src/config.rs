@@ -344,7 +344,9 @@ impl Settings {
                 })
             }
         };
-        let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("PARLEY__")).collect();
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("PARLEY__"))
+            .collect();
         Self::from_sources(&text, &env).map_err(|e| match e {
             ConfigError::Syntax { message, .. } => ConfigError::Syntax {
                 path: path.to_path_buf(),
@@ -355,12 +357,16 @@ impl Settings {
     }
 
     /// Defaults, then the TOML text, then `PARLEY__SECTION__KEY` pairs.
-    pub fn from_sources(toml_text: &str, env: &[(String, String)]) -> Result<Settings, ConfigError> {
+    pub fn from_sources(
+        toml_text: &str,
+        env: &[(String, String)],
+    ) -> Result<Settings, ConfigError> {
         let file: Value = toml::from_str(toml_text).map_err(|e| ConfigError::Syntax {
             path: PathBuf::new(),
             message: e.to_string(),
         })?;
-        let mut merged = Value::try_from(Raw::default()).map_err(|e| invalid("(defaults)", e.to_string()))?;
+        let mut merged =
+            Value::try_from(Raw::default()).map_err(|e| invalid("(defaults)", e.to_string()))?;
         merge_file(&mut merged, file)?;
         for (name, value) in env {
             apply_env(&mut merged, name, value)?;
@@ -394,7 +400,14 @@ fn merge_file(defaults: &mut Value, file: Value) -> Result<(), ConfigError> {
                 return Err(invalid(&name, "unknown setting"));
             };
             if std::mem::discriminant(slot) != std::mem::discriminant(&value) {
-                return Err(invalid(&name, format!("expected a {}, found a {}", slot.type_str(), value.type_str())));
+                return Err(invalid(
+                    &name,
+                    format!(
+                        "expected a {}, found a {}",
+                        slot.type_str(),
+                        value.type_str()
+                    ),
+                ));
             }
             *slot = value;
         }
@@ -420,7 +433,9 @@ fn apply_env(merged: &mut Value, name: &str, value: &str) -> Result<(), ConfigEr
     *slot = match slot {
         Value::String(_) => Value::String(value.to_string()),
         Value::Integer(_) => Value::Integer(value.trim().parse().map_err(|_| bad("an integer"))?),
-        Value::Boolean(_) => Value::Boolean(value.trim().parse().map_err(|_| bad("true or false"))?),
+        Value::Boolean(_) => {
+            Value::Boolean(value.trim().parse().map_err(|_| bad("true or false"))?)
+        }
         Value::Float(_) => Value::Float(value.trim().parse().map_err(|_| bad("a number"))?),
         Value::Array(_) => Value::Array(
             value
@@ -443,18 +458,24 @@ fn positive(key: &str, v: u64) -> Result<usize, ConfigError> {
 }
 
 fn validate(raw: Raw) -> Result<Settings, ConfigError> {
-    let listen: SocketAddr = raw
-        .server
-        .listen
-        .parse()
-        .map_err(|_| invalid("server.listen", format!("{:?} is not an address like 127.0.0.1:8080", raw.server.listen)))?;
+    let listen: SocketAddr = raw.server.listen.parse().map_err(|_| {
+        invalid(
+            "server.listen",
+            format!(
+                "{:?} is not an address like 127.0.0.1:8080",
+                raw.server.listen
+            ),
+        )
+    })?;
     let node_id = if raw.server.node_id.trim().is_empty() {
         default_node_id()
     } else {
         raw.server.node_id.trim().to_string()
     };
     let workers = match raw.server.workers {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
         n => positive("server.workers", n)?,
     };
     match raw.storage.backend.as_str() {
@@ -465,7 +486,12 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
                 "the redis backend is not available in this build yet; use \"sqlite\"",
             ))
         }
-        other => return Err(invalid("storage.backend", format!("{other:?} is not one of \"sqlite\", \"redis\""))),
+        other => {
+            return Err(invalid(
+                "storage.backend",
+                format!("{other:?} is not one of \"sqlite\", \"redis\""),
+            ))
+        }
     }
     if raw.storage.sqlite_path.trim().is_empty() {
         return Err(invalid("storage.sqlite_path", "must not be empty"));
@@ -473,12 +499,20 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
     let synchronous = match raw.storage.sqlite_synchronous.as_str() {
         "full" => Synchronous::Full,
         "normal" => Synchronous::Normal,
-        other => return Err(invalid("storage.sqlite_synchronous", format!("{other:?} is not one of \"full\", \"normal\""))),
+        other => {
+            return Err(invalid(
+                "storage.sqlite_synchronous",
+                format!("{other:?} is not one of \"full\", \"normal\""),
+            ))
+        }
     };
     let (token_secret, using_dev_secret) = if raw.auth.token_secret.is_empty() {
         (Secret(DEV_SECRET.to_vec()), true)
     } else if raw.auth.token_secret.len() < 32 {
-        return Err(invalid("auth.token_secret", "must be at least 32 bytes long"));
+        return Err(invalid(
+            "auth.token_secret",
+            "must be at least 32 bytes long",
+        ));
     } else {
         (Secret(raw.auth.token_secret.into_bytes()), false)
     };
@@ -489,11 +523,19 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         .map(|a| Username::parse(a).map_err(|e| invalid("auth.admins", format!("{a:?}: {e}"))))
         .collect::<Result<BTreeSet<_>, _>>()?;
     if raw.session.heartbeat_timeout_secs <= raw.session.heartbeat_secs {
-        return Err(invalid("session.heartbeat_timeout_secs", "must be greater than session.heartbeat_secs"));
+        return Err(invalid(
+            "session.heartbeat_timeout_secs",
+            "must be greater than session.heartbeat_secs",
+        ));
     }
     let history_default_limit = match raw.limits.history_default_limit {
         n @ 1..=500 => n as u32,
-        _ => return Err(invalid("limits.history_default_limit", "must be between 1 and 500")),
+        _ => {
+            return Err(invalid(
+                "limits.history_default_limit",
+                "must be between 1 and 500",
+            ))
+        }
     };
     if raw.payments.initial_balance < 0 {
         return Err(invalid("payments.initial_balance", "must not be negative"));
@@ -501,7 +543,12 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
     let log_format = match raw.telemetry.log_format.as_str() {
         "pretty" => LogFormat::Pretty,
         "json" => LogFormat::Json,
-        other => return Err(invalid("telemetry.log_format", format!("{other:?} is not one of \"pretty\", \"json\""))),
+        other => {
+            return Err(invalid(
+                "telemetry.log_format",
+                format!("{other:?} is not one of \"pretty\", \"json\""),
+            ))
+        }
     };
     Ok(Settings {
         server: ServerSettings {
@@ -514,38 +561,63 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             sqlite_path: PathBuf::from(raw.storage.sqlite_path),
             synchronous,
             write_queue: positive("storage.write_queue", raw.storage.write_queue)?,
-            group_commit_max_batch: positive("storage.group_commit_max_batch", raw.storage.group_commit_max_batch)?,
+            group_commit_max_batch: positive(
+                "storage.group_commit_max_batch",
+                raw.storage.group_commit_max_batch,
+            )?,
             group_commit_window: Duration::from_micros(raw.storage.group_commit_window_us),
             read_connections: positive("storage.read_connections", raw.storage.read_connections)?,
         },
         auth: AuthSettings {
             token_secret,
             using_dev_secret,
-            token_ttl: Duration::from_secs(positive("auth.token_ttl_secs", raw.auth.token_ttl_secs)? as u64),
+            token_ttl: Duration::from_secs(
+                positive("auth.token_ttl_secs", raw.auth.token_ttl_secs)? as u64,
+            ),
             admins,
         },
         session: SessionSettings {
-            heartbeat: Duration::from_secs(positive("session.heartbeat_secs", raw.session.heartbeat_secs)? as u64),
+            heartbeat: Duration::from_secs(positive(
+                "session.heartbeat_secs",
+                raw.session.heartbeat_secs,
+            )? as u64),
             heartbeat_timeout: Duration::from_secs(raw.session.heartbeat_timeout_secs),
             outbound_queue: positive("session.outbound_queue", raw.session.outbound_queue)?,
             max_frame_bytes: positive("session.max_frame_bytes", raw.session.max_frame_bytes)?,
             mailbox: positive("session.mailbox", raw.session.mailbox)?,
-            sessions_per_user: positive("session.sessions_per_user", raw.session.sessions_per_user)?,
-            slow_consumer_close_grace: Duration::from_millis(raw.session.slow_consumer_close_grace_ms),
+            sessions_per_user: positive(
+                "session.sessions_per_user",
+                raw.session.sessions_per_user,
+            )?,
+            slow_consumer_close_grace: Duration::from_millis(
+                raw.session.slow_consumer_close_grace_ms,
+            ),
             direct_cache: positive("session.direct_cache", raw.session.direct_cache)?,
         },
         conversations: ConversationSettings {
-            idle_stop: Duration::from_secs(positive("conversations.idle_stop_secs", raw.conversations.idle_stop_secs)? as u64),
+            idle_stop: Duration::from_secs(positive(
+                "conversations.idle_stop_secs",
+                raw.conversations.idle_stop_secs,
+            )? as u64),
             max_active: positive("conversations.max_active", raw.conversations.max_active)?,
             mailbox: positive("conversations.mailbox", raw.conversations.mailbox)?,
             max_inflight: positive("conversations.max_inflight", raw.conversations.max_inflight)?,
-            manager_mailbox: positive("conversations.manager_mailbox", raw.conversations.manager_mailbox)?,
-            retiring_queue: positive("conversations.retiring_queue", raw.conversations.retiring_queue)?,
+            manager_mailbox: positive(
+                "conversations.manager_mailbox",
+                raw.conversations.manager_mailbox,
+            )?,
+            retiring_queue: positive(
+                "conversations.retiring_queue",
+                raw.conversations.retiring_queue,
+            )?,
         },
         limits: LimitSettings {
             history_default_limit,
             max_group_members: positive("limits.max_group_members", raw.limits.max_group_members)?,
-            max_http_body_bytes: positive("limits.max_http_body_bytes", raw.limits.max_http_body_bytes)?,
+            max_http_body_bytes: positive(
+                "limits.max_http_body_bytes",
+                raw.limits.max_http_body_bytes,
+            )?,
         },
         payments: PaymentSettings {
             provider_url: Some(raw.payments.provider_url).filter(|u| !u.trim().is_empty()),
@@ -570,7 +642,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -623,8 +698,12 @@ mod tests {
         assert!(e.to_string().contains("server.listen"), "{e}");
         let e = Settings::from_sources("[server]\nlisen = \"x\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("server.lisen"), "{e}");
-        let e = Settings::from_sources("", &env(&[("PARLEY__SESSION__OUTBOUND_QUEUE", "many")])).unwrap_err();
-        assert!(e.to_string().contains("PARLEY__SESSION__OUTBOUND_QUEUE"), "{e}");
+        let e = Settings::from_sources("", &env(&[("PARLEY__SESSION__OUTBOUND_QUEUE", "many")]))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("PARLEY__SESSION__OUTBOUND_QUEUE"),
+            "{e}"
+        );
         let e = Settings::from_sources("[session]\noutbound_queue = 0\n", &[]).unwrap_err();
         assert!(e.to_string().contains("session.outbound_queue"), "{e}");
         let e = Settings::from_sources("[auth]\ntoken_secret = \"short\"\n", &[]).unwrap_err();

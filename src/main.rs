@@ -9,7 +9,11 @@ use parley::app::Application;
 use parley::config::Settings;
 
 #[derive(Parser)]
-#[command(name = "parley", version, about = "A chat server built from supervised actors")]
+#[command(
+    name = "parley",
+    version,
+    about = "A chat server built from supervised actors"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -55,9 +59,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let mut settings = Settings::load(&path, must_exist)?;
     if let Some(listen) = args.listen {
-        settings.server.listen = listen
-            .parse()
-            .map_err(|_| anyhow::anyhow!("invalid setting --listen: {listen:?} is not an address like 127.0.0.1:8080"))?;
+        settings.server.listen = listen.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "invalid setting --listen: {listen:?} is not an address like 127.0.0.1:8080"
+            )
+        })?;
     }
     parley::telemetry::init(settings.log_format);
     actix_rt::System::new().block_on(async move {

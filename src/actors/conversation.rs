@@ -16,7 +16,9 @@ use super::conversations::{ConversationManager, Retire};
 use super::registry::SessionRegistry;
 use super::{ChatError, ChatResult};
 use crate::config::Settings;
-use crate::domain::{now_ms, Conversation, ConversationId, MessageId, MessageKind, TraceContext, Username};
+use crate::domain::{
+    now_ms, Conversation, ConversationId, MessageId, MessageKind, SessionId, TraceContext, Username,
+};
 use crate::protocol::{MessageView, ServerFrame};
 use crate::store::{AppendOutcome, NewMessage, Store, StoreError};
 use crate::supervision::{Envelope, Msg, Responder};
@@ -38,6 +40,8 @@ pub enum ConvRequest {
     },
     Leave {
         user: Username,
+        /// The session that asked (it gets `left`, not `member_left`).
+        session: Option<SessionId>,
         reply: Responder<ChatResult<()>>,
     },
     Read {
@@ -133,16 +137,21 @@ impl ConversationActor {
     }
 
     /// Pushes one frame to every session of every member (`skip`: not to this user).
-    fn fan_out(&self, conv: &Conversation, frame: &ServerFrame, trace: TraceContext, skip: Option<&Username>) {
+    fn fan_out(
+        &self,
+        conv: &Conversation,
+        frame: &ServerFrame,
+        trace: TraceContext,
+        skip: Option<&Username>,
+    ) {
         let text = frame.to_text();
         for member in &conv.members {
             if Some(member) == skip {
                 continue;
             }
-            self.registry
-                .for_each_session(member, |session| {
-                    session.deliver(text.clone(), trace);
-                });
+            self.registry.for_each_session(member, |session| {
+                session.deliver(text.clone(), trace);
+            });
         }
     }
 
@@ -162,9 +171,17 @@ impl ConversationActor {
     fn handle_request(&mut self, req: ConvRequest, trace: TraceContext, ctx: &mut Context<Self>) {
         let conv = match &self.state {
             State::Ready(c) => c,
-            State::Missing => return req.reject(ChatError::NotFound("no such conversation".into())),
-            State::Failed(e) => return req.reject(ChatError::Unavailable(format!("conversation unavailable: {e}"))),
-            State::Loading => return req.reject(ChatError::Internal("conversation not loaded".into())),
+            State::Missing => {
+                return req.reject(ChatError::NotFound("no such conversation".into()))
+            }
+            State::Failed(e) => {
+                return req.reject(ChatError::Unavailable(format!(
+                    "conversation unavailable: {e}"
+                )))
+            }
+            State::Loading => {
+                return req.reject(ChatError::Internal("conversation not loaded".into()))
+            }
         };
         match req {
             ConvRequest::Send {
@@ -254,50 +271,61 @@ impl ConversationActor {
                 let joined = user.clone();
                 // Membership changes wait for their commit before the next
                 // request is handled, so every later request sees them.
-                ctx.wait(async move { store.add_member(id, user, max).await }.into_actor(self).map(
-                    move |res, act, _| match res {
-                        Ok(updated) => {
-                            let frame = ServerFrame::MemberJoined {
-                                conversation_id: act.id,
-                                username: joined,
-                                trace_id: trace.trace_id,
-                            };
-                            act.fan_out(&updated, &frame, trace, None);
-                            act.state = State::Ready(updated);
-                            reply.respond(Ok(()));
-                        }
-                        Err(e) => reply.respond(Err(e.into())),
-                    },
-                ));
+                ctx.wait(
+                    async move { store.add_member(id, user, max).await }
+                        .into_actor(self)
+                        .map(move |res, act, _| match res {
+                            Ok(updated) => {
+                                // The inviter's `invited` first, then everyone's `member_joined`.
+                                reply.respond(Ok(()));
+                                let frame = ServerFrame::MemberJoined {
+                                    conversation_id: act.id,
+                                    username: joined,
+                                    trace_id: trace.trace_id,
+                                };
+                                act.fan_out(&updated, &frame, trace, None);
+                                act.state = State::Ready(updated);
+                            }
+                            Err(e) => reply.respond(Err(e.into())),
+                        }),
+                );
             }
-            ConvRequest::Leave { user, reply } => {
+            ConvRequest::Leave {
+                user,
+                session,
+                reply,
+            } => {
                 if !conv.is_member(&user) {
                     return reply.respond(Err(ChatError::not_member()));
                 }
                 let store = self.store.clone();
                 let id = self.id;
                 let left = user.clone();
-                ctx.wait(async move { store.remove_member(id, user).await }.into_actor(self).map(
-                    move |res, act, _| match res {
-                        Ok(updated) => {
-                            let frame = ServerFrame::MemberLeft {
-                                conversation_id: act.id,
-                                username: left.clone(),
-                                trace_id: trace.trace_id,
-                            };
-                            act.fan_out(&updated, &frame, trace, None);
-                            // The leaver's own reply comes first, then its other
-                            // sessions hear about it too.
-                            reply.respond(Ok(()));
-                            let text = frame.to_text();
-                            act.registry.for_each_session(&left, |s| {
-                                s.deliver(text.clone(), trace);
-                            });
-                            act.state = State::Ready(updated);
-                        }
-                        Err(e) => reply.respond(Err(e.into())),
-                    },
-                ));
+                ctx.wait(
+                    async move { store.remove_member(id, user).await }
+                        .into_actor(self)
+                        .map(move |res, act, _| match res {
+                            Ok(updated) => {
+                                // The leaver's `left` first; then the remaining
+                                // members and the leaver's other sessions hear of it.
+                                reply.respond(Ok(()));
+                                let frame = ServerFrame::MemberLeft {
+                                    conversation_id: act.id,
+                                    username: left.clone(),
+                                    trace_id: trace.trace_id,
+                                };
+                                act.fan_out(&updated, &frame, trace, None);
+                                let text = frame.to_text();
+                                act.registry.for_each_session(&left, |s| {
+                                    if Some(s.id) != session {
+                                        s.deliver(text.clone(), trace);
+                                    }
+                                });
+                                act.state = State::Ready(updated);
+                            }
+                            Err(e) => reply.respond(Err(e.into())),
+                        }),
+                );
             }
         }
     }
@@ -311,17 +339,21 @@ impl Actor for ConversationActor {
         let store = self.store.clone();
         let id = self.id;
         // Recover state before the first message is handled.
-        ctx.wait(async move { store.conversation(id).await }.into_actor(self).map(|res, act, ctx| {
-            act.state = match res {
-                Ok(Some(c)) => State::Ready(c),
-                Ok(None) => State::Missing,
-                Err(e) => State::Failed(e.to_string()),
-            };
-            if !matches!(act.state, State::Ready(_)) {
-                // Answer what is queued, then go: nothing to keep in memory.
-                act.ask_retire(ctx);
-            }
-        }));
+        ctx.wait(
+            async move { store.conversation(id).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    act.state = match res {
+                        Ok(Some(c)) => State::Ready(c),
+                        Ok(None) => State::Missing,
+                        Err(e) => State::Failed(e.to_string()),
+                    };
+                    if !matches!(act.state, State::Ready(_)) {
+                        // Answer what is queued, then go: nothing to keep in memory.
+                        act.ask_retire(ctx);
+                    }
+                }),
+        );
         let idle = self.settings.conversations.idle_stop;
         let every = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         ctx.run_interval(every, move |act, ctx| {

@@ -39,9 +39,9 @@ impl ConversationRouter {
                 Some(addr) => match addr.try_send(env) {
                     Ok(()) => return,
                     Err(SendError::Full(env)) => {
-                        return env
-                            .msg
-                            .reject(ChatError::Unavailable("this conversation is overloaded; retry".into()));
+                        return env.msg.reject(ChatError::Unavailable(
+                            "this conversation is overloaded; retry".into(),
+                        ));
                     }
                     // The actor died; the manager will replace it.
                     Err(SendError::Closed(env)) => env,
@@ -49,13 +49,18 @@ impl ConversationRouter {
                 None => env,
             }
         };
-        let route = Envelope::new(env.trace, Route { id, request: env.msg });
+        let route = Envelope::new(
+            env.trace,
+            Route {
+                id,
+                request: env.msg,
+            },
+        );
         match self.manager.try_send(route) {
             Ok(()) => {}
-            Err(SendError::Full(r)) | Err(SendError::Closed(r)) => r
-                .msg
-                .request
-                .reject(ChatError::Unavailable("the server is overloaded; retry".into())),
+            Err(SendError::Full(r)) | Err(SendError::Closed(r)) => r.msg.request.reject(
+                ChatError::Unavailable("the server is overloaded; retry".into()),
+            ),
         }
     }
 
@@ -132,7 +137,10 @@ impl ConversationManager {
             next_arbiter: 0,
         };
         let addr = spawn(manager, None);
-        ConversationRouter { table, manager: addr }
+        ConversationRouter {
+            table,
+            manager: addr,
+        }
     }
 
     fn start_actor(&mut self, id: ConversationId, ctx: &Context<Self>) -> Addr<ConversationActor> {
@@ -153,7 +161,11 @@ impl ConversationManager {
     }
 
     /// The running actor for `id`, started when missing; None when full.
-    fn actor_for(&mut self, id: ConversationId, ctx: &Context<Self>) -> Option<Addr<ConversationActor>> {
+    fn actor_for(
+        &mut self,
+        id: ConversationId,
+        ctx: &Context<Self>,
+    ) -> Option<Addr<ConversationActor>> {
         let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
         if let Some(addr) = table.get(&id) {
             if addr.connected() {
@@ -180,8 +192,9 @@ impl ConversationManager {
             )),
             Some(addr) => {
                 if let Err(SendError::Full(env) | SendError::Closed(env)) = addr.try_send(env) {
-                    env.msg
-                        .reject(ChatError::Unavailable("this conversation is overloaded; retry".into()));
+                    env.msg.reject(ChatError::Unavailable(
+                        "this conversation is overloaded; retry".into(),
+                    ));
                 }
             }
         }
@@ -204,9 +217,9 @@ impl Handler<Envelope<Route>> for ConversationManager {
         let request = Envelope::new(env.trace, request);
         if let Some(held) = self.retiring.get_mut(&id) {
             if held.len() >= self.settings.conversations.retiring_queue {
-                return request
-                    .msg
-                    .reject(ChatError::Unavailable("this conversation is restarting; retry".into()));
+                return request.msg.reject(ChatError::Unavailable(
+                    "this conversation is restarting; retry".into(),
+                ));
             }
             held.push_back(request);
             return;
@@ -244,4 +257,3 @@ impl Handler<Envelope<Retired>> for ConversationManager {
         }
     }
 }
-

@@ -38,7 +38,11 @@ pub struct Directory {
 }
 
 impl Directory {
-    pub fn start(registry: SessionRegistry, store: Store, sessions_per_user: usize) -> Addr<Directory> {
+    pub fn start(
+        registry: SessionRegistry,
+        store: Store,
+        sessions_per_user: usize,
+    ) -> Addr<Directory> {
         spawn(
             Directory {
                 registry,
@@ -112,7 +116,11 @@ impl Handler<Envelope<Register>> for Directory {
         if self.registry.session_count(&user) >= self.sessions_per_user {
             // The upgrade checks this too; this closes the race between two
             // upgrades of the same user.
-            handle.close(CloseCode::Policy, "too many sessions for this user", env.trace);
+            handle.close(
+                CloseCode::Policy,
+                "too many sessions for this user",
+                env.trace,
+            );
             return;
         }
         let count = self.registry.insert(handle.clone());

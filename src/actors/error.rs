@@ -49,7 +49,9 @@ impl From<StoreError> for ChatError {
             StoreError::NotFound(m) => ChatError::NotFound(m),
             StoreError::NotMember => ChatError::not_member(),
             StoreError::BadRequest(m) => ChatError::BadRequest(m),
-            StoreError::Busy => ChatError::Unavailable("the store is overloaded, retry later".into()),
+            StoreError::Busy => {
+                ChatError::Unavailable("the store is overloaded, retry later".into())
+            }
             StoreError::Closed => ChatError::Unavailable("the store is shutting down".into()),
             StoreError::Backend(m) => {
                 tracing::error!(error = %m, "storage failure");
@@ -61,6 +63,8 @@ impl From<StoreError> for ChatError {
 
 impl<T> Unanswered for ChatResult<T> {
     fn unanswered() -> Self {
-        Err(ChatError::Internal("the request was lost: the actor handling it failed or stopped".into()))
+        Err(ChatError::Internal(
+            "the request was lost: the actor handling it failed or stopped".into(),
+        ))
     }
 }

@@ -69,13 +69,22 @@ impl SessionRegistry {
     pub fn total(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).values().map(Vec::len).sum::<usize>())
+            .map(|s| {
+                s.read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .values()
+                    .map(Vec::len)
+                    .sum::<usize>()
+            })
             .sum()
     }
 
     /// Adds a session; returns how many the user now has.
     pub(super) fn insert(&self, handle: SessionHandle) -> usize {
-        let mut shard = self.shard(&handle.username).write().unwrap_or_else(|p| p.into_inner());
+        let mut shard = self
+            .shard(&handle.username)
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         let list = shard.entry(handle.username.clone()).or_default();
         list.push(handle);
         list.len()

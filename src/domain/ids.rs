@@ -22,8 +22,7 @@ pub struct Username(Arc<str>);
 impl Username {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let ok = (3..=32).contains(&s.len())
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if ok {
             Ok(Username(Arc::from(s)))
@@ -62,7 +61,9 @@ macro_rules! uuid_id {
 
         impl $name {
             pub fn parse(s: &str) -> Result<Self, IdError> {
-                Uuid::parse_str(s).map($name).map_err(|_| IdError::BadUuid($what))
+                Uuid::parse_str(s)
+                    .map($name)
+                    .map_err(|_| IdError::BadUuid($what))
             }
         }
 

@@ -125,14 +125,16 @@ mod tests {
     fn traceparent() {
         let h = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         assert_eq!(
-            TraceId::from_traceparent(h).map(|t| t.to_string()).as_deref(),
+            TraceId::from_traceparent(h)
+                .map(|t| t.to_string())
+                .as_deref(),
             Some("4bf92f3577b34da6a3ce929d0e0e4736")
         );
         assert!(TraceId::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736").is_none());
-        assert!(
-            TraceId::from_traceparent("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-                .is_none()
-        );
+        assert!(TraceId::from_traceparent(
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        )
+        .is_none());
     }
 
     #[test]

@@ -24,10 +24,14 @@ pub async fn register(
     RequestTrace(trace): RequestTrace,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    let username =
-        Username::parse(&body.username).map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("username: {e}"), trace))?;
+    let username = Username::parse(&body.username)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("username: {e}"), trace))?;
     if !PASSWORD_CHARS.contains(&body.password.chars().count()) {
-        return Err(ApiError::new(ErrorCode::BadRequest, "password must have 8 to 128 characters", trace));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "password must have 8 to 128 characters",
+            trace,
+        ));
     }
     let password = body.password;
     let password_hash = web::block(move || auth::hash_password(&password))
@@ -55,14 +59,20 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let refused = || ApiError::new(ErrorCode::Unauthorized, "wrong username or password", trace);
     let record = match Username::parse(&body.username) {
-        Ok(u) => state.deps.store.user(u).await.map_err(|e| ApiError::store(e, trace))?,
+        Ok(u) => state
+            .deps
+            .store
+            .user(u)
+            .await
+            .map_err(|e| ApiError::store(e, trace))?,
         Err(_) => None,
     };
     // Unknown users are checked against a decoy hash so timing does not tell
     // which usernames exist.
-    let hash = record
-        .as_ref()
-        .map_or_else(|| auth::decoy_hash().to_string(), |r| r.password_hash.clone());
+    let hash = record.as_ref().map_or_else(
+        || auth::decoy_hash().to_string(),
+        |r| r.password_hash.clone(),
+    );
     let password = body.password;
     let ok = web::block(move || auth::verify_password(&password, &hash))
         .await
@@ -79,7 +89,13 @@ pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRespon
         .user(user.username.clone())
         .await
         .map_err(|e| ApiError::store(e, user.trace))?
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "this account no longer exists", user.trace))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "this account no longer exists",
+                user.trace,
+            )
+        })?;
     Ok(HttpResponse::Ok().json(json!({
         "username": record.username,
         "admin": user.admin,

@@ -9,12 +9,14 @@ use super::{ApiError, AppState, AuthUser, RequestTrace};
 use crate::actors::conversation::ConvRequest;
 use crate::domain::{ConversationId, MessageKind, TraceContext, TraceId};
 use crate::protocol::{
-    ConversationView, ErrorCode, MessageView, ServerFrame, MAX_CLIENT_MSG_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS,
+    ConversationView, ErrorCode, MessageView, ServerFrame, MAX_CLIENT_MSG_ID_CHARS, MAX_NAME_CHARS,
+    MAX_TEXT_CHARS,
 };
 use crate::supervision::{Envelope, Responder};
 
 fn path_id(raw: &str, trace: TraceId) -> Result<ConversationId, ApiError> {
-    ConversationId::parse(raw).map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))
+    ConversationId::parse(raw)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))
 }
 
 fn bounded(field: &str, s: &str, max: usize, trace: TraceId) -> Result<(), ApiError> {
@@ -29,7 +31,10 @@ fn bounded(field: &str, s: &str, max: usize, trace: TraceId) -> Result<(), ApiEr
     Ok(())
 }
 
-pub async fn list_conversations(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
+pub async fn list_conversations(
+    state: web::Data<AppState>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
     let list = state
         .deps
         .store
@@ -63,7 +68,11 @@ pub async fn create_conversation(
     members.dedup();
     let max = state.deps.settings.limits.max_group_members;
     if members.len() > max {
-        return Err(ApiError::new(ErrorCode::BadRequest, format!("a group has at most {max} members"), trace));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("a group has at most {max} members"),
+            trace,
+        ));
     }
     let conv = state
         .deps
@@ -91,9 +100,15 @@ pub async fn history(
     let id = path_id(&path, trace)?;
     let q = web::Query::<HistoryQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))?;
-    let limit = q.limit.unwrap_or(state.deps.settings.limits.history_default_limit);
+    let limit = q
+        .limit
+        .unwrap_or(state.deps.settings.limits.history_default_limit);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(ErrorCode::BadRequest, "limit must be between 1 and 500", trace));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "limit must be between 1 and 500",
+            trace,
+        ));
     }
     let page = state
         .deps
@@ -125,7 +140,12 @@ pub async fn send(
     let trace = user.trace;
     let id = path_id(&path, trace)?;
     bounded("text", &body.text, MAX_TEXT_CHARS, trace)?;
-    bounded("clientMsgId", &body.client_msg_id, MAX_CLIENT_MSG_ID_CHARS, trace)?;
+    bounded(
+        "clientMsgId",
+        &body.client_msg_id,
+        MAX_CLIENT_MSG_ID_CHARS,
+        trace,
+    )?;
     let (reply, answer) = Responder::oneshot();
     let request = ConvRequest::Send {
         sender: user.username,
@@ -134,7 +154,10 @@ pub async fn send(
         kind: MessageKind::Text,
         reply,
     };
-    state.deps.conversations.route(id, Envelope::new(TraceContext::new(trace), request));
+    state
+        .deps
+        .conversations
+        .route(id, Envelope::new(TraceContext::new(trace), request));
     let outcome = answer
         .await
         .map_err(|_| ApiError::new(ErrorCode::Internal, "the request was lost", trace))?
@@ -148,6 +171,9 @@ pub async fn send(
 
 /// Payments arrive with their own issue; until then the routes say so.
 pub async fn payments_not_yet(RequestTrace(trace): RequestTrace) -> ApiError {
-    ApiError::new(ErrorCode::Unavailable, "payments are not available on this server yet", trace)
+    ApiError::new(
+        ErrorCode::Unavailable,
+        "payments are not available on this server yet",
+        trace,
+    )
 }
-

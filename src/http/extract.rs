@@ -61,7 +61,10 @@ impl AuthUser {
             .headers()
             .get("authorization")
             .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(|t| t.trim().to_string());
         let from_query = || {
             web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
@@ -76,7 +79,11 @@ impl AuthUser {
             .verify(&token, now_ms())
             .map_err(|e| unauthorized(&e.to_string()))?;
         let admin = state.deps.settings.is_admin(&username);
-        Ok(AuthUser { username, admin, trace })
+        Ok(AuthUser {
+            username,
+            admin,
+            trace,
+        })
     }
 }
 
@@ -105,7 +112,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         Box::pin(async move {
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))?;
+                let chunk = chunk
+                    .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))?;
                 if body.len() + chunk.len() > limit {
                     return Err(ApiError::new(
                         ErrorCode::TooLarge,
@@ -115,10 +123,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            let value: serde_json::Value = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::new(ErrorCode::BadJson, format!("the body is not valid JSON: {e}"), trace))?;
+            let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::BadJson,
+                    format!("the body is not valid JSON: {e}"),
+                    trace,
+                )
+            })?;
             if !value.is_object() {
-                return Err(ApiError::new(ErrorCode::BadJson, "the body must be a JSON object", trace));
+                return Err(ApiError::new(
+                    ErrorCode::BadJson,
+                    "the body must be a JSON object",
+                    trace,
+                ));
             }
             serde_json::from_value(value)
                 .map(JsonBody)

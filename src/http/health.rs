@@ -13,7 +13,9 @@ pub async fn healthz() -> HttpResponse {
 /// 200 when the store answers; 503 naming the failing part otherwise.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.deps.store.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "checks": { "store": "ok" } })),
+        Ok(()) => {
+            HttpResponse::Ok().json(json!({ "status": "ready", "checks": { "store": "ok" } }))
+        }
         Err(e) => HttpResponse::ServiceUnavailable().json(json!({
             "status": "unavailable",
             "failing": ["store"],

@@ -64,7 +64,8 @@ where
     B: 'static,
 {
     let trace = RequestTrace::of(req.request());
-    let span = tracing::info_span!("http", method = %req.method(), path = %req.path(), trace_id = %trace);
+    let span =
+        tracing::info_span!("http", method = %req.method(), path = %req.path(), trace_id = %trace);
     let call = {
         let _entered = span.enter();
         srv.call(req)
@@ -72,7 +73,8 @@ where
     async move {
         let mut res = call.instrument(span).await?;
         if let Ok(v) = HeaderValue::from_str(&trace.to_string()) {
-            res.headers_mut().insert(HeaderName::from_static("x-trace-id"), v);
+            res.headers_mut()
+                .insert(HeaderName::from_static("x-trace-id"), v);
         }
         Ok(res)
     }

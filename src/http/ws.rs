@@ -23,6 +23,18 @@ pub async fn upgrade(
             user.trace,
         ));
     }
-    start_session(&req, body, deps.clone(), user.username, TraceContext::new(user.trace))
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("not a WebSocket upgrade: {e}"), user.trace))
+    start_session(
+        &req,
+        body,
+        deps.clone(),
+        user.username,
+        TraceContext::new(user.trace),
+    )
+    .map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("not a WebSocket upgrade: {e}"),
+            user.trace,
+        )
+    })
 }

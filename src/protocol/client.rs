@@ -71,7 +71,10 @@ pub struct FrameError {
     pub trace_id: TraceId,
 }
 
-pub fn parse_client_frame(text: &str, default_history_limit: u32) -> Result<ClientFrame, FrameError> {
+pub fn parse_client_frame(
+    text: &str,
+    default_history_limit: u32,
+) -> Result<ClientFrame, FrameError> {
     let value: Value = serde_json::from_str(text).map_err(|e| FrameError {
         code: ErrorCode::BadJson,
         message: format!("frame is not valid JSON: {e}"),
@@ -110,7 +113,8 @@ pub fn parse_client_frame(text: &str, default_history_limit: u32) -> Result<Clie
         Some(_) => return Err(fail(ErrorCode::BadRequest, "type must be a string".into())),
         None => return Err(fail(ErrorCode::BadRequest, "type is missing".into())),
     };
-    let request = parse_request(&kind, obj, default_history_limit).map_err(|(code, msg)| fail(code, msg))?;
+    let request =
+        parse_request(&kind, obj, default_history_limit).map_err(|(code, msg)| fail(code, msg))?;
     Ok(ClientFrame {
         reference,
         trace_id,
@@ -213,7 +217,11 @@ fn parse_request(
             ClientRequest::Send {
                 target,
                 text: bounded_text("text", f.text, MAX_TEXT_CHARS)?,
-                client_msg_id: bounded_text("clientMsgId", f.client_msg_id, MAX_CLIENT_MSG_ID_CHARS)?,
+                client_msg_id: bounded_text(
+                    "clientMsgId",
+                    f.client_msg_id,
+                    MAX_CLIENT_MSG_ID_CHARS,
+                )?,
             }
         }
         "create" => {
@@ -276,7 +284,10 @@ fn parse_request(
         "ping" => ClientRequest::Ping,
         other => {
             let shown: String = other.chars().take(32).collect();
-            return Err((ErrorCode::UnknownType, format!("unknown frame type {shown:?}")));
+            return Err((
+                ErrorCode::UnknownType,
+                format!("unknown frame type {shown:?}"),
+            ));
         }
     })
 }
@@ -302,7 +313,13 @@ mod tests {
         .unwrap();
         assert_eq!(f.reference.as_deref(), Some("r1"));
         assert_eq!(f.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert!(matches!(f.request, ClientRequest::Send { target: SendTarget::Conversation(_), .. }));
+        assert!(matches!(
+            f.request,
+            ClientRequest::Send {
+                target: SendTarget::Conversation(_),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -312,7 +329,10 @@ mod tests {
         assert_eq!(e.reference.as_deref(), Some("x"));
         assert_eq!(e.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
         let e = err(r#"{"type":"send","to":"bob","text":"","clientMsgId":"c","ref":"y"}"#);
-        assert_eq!((e.code, e.reference.as_deref()), (ErrorCode::BadRequest, Some("y")));
+        assert_eq!(
+            (e.code, e.reference.as_deref()),
+            (ErrorCode::BadRequest, Some("y"))
+        );
     }
 
     #[test]
@@ -321,18 +341,28 @@ mod tests {
         assert_eq!(err("[1]").code, ErrorCode::BadJson);
         assert_eq!(err(r#"{"x":1}"#).code, ErrorCode::BadRequest);
         assert_eq!(err(r#"{"type":5}"#).code, ErrorCode::BadRequest);
-        assert_eq!(err(r#"{"type":"history","conversationId":"zz"}"#).code, ErrorCode::BadRequest);
+        assert_eq!(
+            err(r#"{"type":"history","conversationId":"zz"}"#).code,
+            ErrorCode::BadRequest
+        );
         assert_eq!(
             err(r#"{"type":"history","conversationId":"0191d8f0-6a3c-7cc2-a1b0-0a0b0c0d0e0f","limit":0}"#).code,
             ErrorCode::BadRequest
         );
         let long = "é".repeat(4097);
         assert_eq!(
-            err(&format!(r#"{{"type":"send","to":"bob","text":"{long}","clientMsgId":"c"}}"#)).code,
+            err(&format!(
+                r#"{{"type":"send","to":"bob","text":"{long}","clientMsgId":"c"}}"#
+            ))
+            .code,
             ErrorCode::BadRequest
         );
         // 4096 multi-byte characters are fine: the limit counts characters.
         let ok = "é".repeat(4096);
-        assert!(parse_client_frame(&format!(r#"{{"type":"send","to":"bob","text":"{ok}","clientMsgId":"c"}}"#), 100).is_ok());
+        assert!(parse_client_frame(
+            &format!(r#"{{"type":"send","to":"bob","text":"{ok}","clientMsgId":"c"}}"#),
+            100
+        )
+        .is_ok());
     }
 }

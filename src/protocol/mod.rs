@@ -6,7 +6,9 @@ mod client;
 mod codes;
 mod server;
 
-pub use client::{parse_client_frame, validate_members, ClientFrame, ClientRequest, FrameError, SendTarget};
+pub use client::{
+    parse_client_frame, validate_members, ClientFrame, ClientRequest, FrameError, SendTarget,
+};
 pub use codes::ErrorCode;
 pub use server::{ConversationView, MessageView, ServerFrame};
 

@@ -188,7 +188,12 @@ impl ServerFrame {
         }
     }
 
-    pub fn error(code: ErrorCode, message: impl Into<String>, reference: Option<String>, trace_id: TraceId) -> Self {
+    pub fn error(
+        code: ErrorCode,
+        message: impl Into<String>,
+        reference: Option<String>,
+        trace_id: TraceId,
+    ) -> Self {
         ServerFrame::Error {
             code,
             message: message.into(),
@@ -240,7 +245,8 @@ mod tests {
     fn error_frame_shape() {
         let t = TraceId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
         let v: serde_json::Value =
-            serde_json::from_str(&ServerFrame::error(ErrorCode::BadJson, "x", None, t).to_text()).unwrap();
+            serde_json::from_str(&ServerFrame::error(ErrorCode::BadJson, "x", None, t).to_text())
+                .unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["code"], "bad_json");
         assert_eq!(v["ref"], serde_json::Value::Null);

@@ -15,7 +15,9 @@ use std::path::Path;
 
 pub use error::StoreError;
 pub use sqlite::SqliteOptions;
-pub use types::{AppendOutcome, Completion, ConversationSummary, HistoryPage, NewMessage, NewUser, UserRecord};
+pub use types::{
+    AppendOutcome, Completion, ConversationSummary, HistoryPage, NewMessage, NewUser, UserRecord,
+};
 
 use crate::config::StorageSettings;
 use crate::domain::{Conversation, ConversationId, Username};
@@ -42,12 +44,20 @@ impl Store {
 
     /// A group with these members (the creator included by the caller).
     /// `NotFound` naming the first member that has no account.
-    pub async fn create_group(&self, name: String, members: Vec<Username>) -> Result<Conversation, StoreError> {
+    pub async fn create_group(
+        &self,
+        name: String,
+        members: Vec<Username>,
+    ) -> Result<Conversation, StoreError> {
         self.backend.create_group(name, members).await
     }
 
     /// The direct conversation of two users, created on first use.
-    pub async fn direct_conversation(&self, a: Username, b: Username) -> Result<Conversation, StoreError> {
+    pub async fn direct_conversation(
+        &self,
+        a: Username,
+        b: Username,
+    ) -> Result<Conversation, StoreError> {
         self.backend.direct_conversation(a, b).await
     }
 
@@ -63,7 +73,11 @@ impl Store {
     }
 
     /// Removes a member; `NotMember` if they are not one.
-    pub async fn remove_member(&self, id: ConversationId, user: Username) -> Result<Conversation, StoreError> {
+    pub async fn remove_member(
+        &self,
+        id: ConversationId,
+        user: Username,
+    ) -> Result<Conversation, StoreError> {
         self.backend.remove_member(id, user).await
     }
 
@@ -86,7 +100,12 @@ impl Store {
     }
 
     /// Moves a member's read marker forward (never back).
-    pub async fn set_read(&self, id: ConversationId, user: Username, seq: u64) -> Result<(), StoreError> {
+    pub async fn set_read(
+        &self,
+        id: ConversationId,
+        user: Username,
+        seq: u64,
+    ) -> Result<(), StoreError> {
         self.backend.set_read(id, user, seq).await
     }
 
@@ -101,11 +120,17 @@ impl Store {
         self.backend.user(username).await
     }
 
-    pub async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
+    pub async fn conversation(
+        &self,
+        id: ConversationId,
+    ) -> Result<Option<Conversation>, StoreError> {
         self.backend.conversation(id).await
     }
 
-    pub async fn conversations_of(&self, user: Username) -> Result<Vec<ConversationSummary>, StoreError> {
+    pub async fn conversations_of(
+        &self,
+        user: Username,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
         self.backend.conversations_of(user).await
     }
 

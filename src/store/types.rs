@@ -1,6 +1,8 @@
 //! Values going into and out of the store.
 
-use crate::domain::{Conversation, ConversationId, MessageId, MessageKind, StoredMessage, TraceId, Username};
+use crate::domain::{
+    Conversation, ConversationId, MessageId, MessageKind, StoredMessage, TraceId, Username,
+};
 
 use super::StoreError;
 

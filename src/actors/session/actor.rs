@@ -41,7 +41,10 @@ impl Msg for Inbound {
 pub enum Control {
     /// The outbound queue overflowed.
     SlowConsumer,
-    Close { code: CloseCode, reason: String },
+    Close {
+        code: CloseCode,
+        reason: String,
+    },
 }
 
 impl Msg for Control {
@@ -162,7 +165,9 @@ impl Actor for SessionActor {
         };
         // The hello goes first, before the directory can route any frame here.
         self.push(&hello, self.trace);
-        self.deps.directory.do_send(Envelope::new(self.trace, Register { handle }));
+        self.deps
+            .directory
+            .do_send(Envelope::new(self.trace, Register { handle }));
         let every = self.deps.settings.session.heartbeat;
         ctx.run_interval(every, |act, ctx| {
             if act.heartbeat.expired(Instant::now()) {
@@ -219,7 +224,11 @@ impl Handler<Envelope<Inbound>> for SessionActor {
             Inbound::Closed => self.close(ctx, CloseCode::Normal, "bye"),
             Inbound::TooLarge => {
                 let max = self.deps.settings.session.max_frame_bytes;
-                self.close(ctx, CloseCode::Size, &format!("frame larger than {max} bytes"));
+                self.close(
+                    ctx,
+                    CloseCode::Size,
+                    &format!("frame larger than {max} bytes"),
+                );
             }
             Inbound::ProtocolError(e) => {
                 tracing::info!(error = %e, "websocket protocol error");
@@ -245,4 +254,3 @@ impl Handler<Envelope<Control>> for SessionActor {
         }
     }
 }
-

@@ -49,12 +49,16 @@ impl DirectCache {
 
 impl SessionActor {
     pub(super) fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
-        let frame = match parse_client_frame(text, self.deps.settings.limits.history_default_limit) {
+        let frame = match parse_client_frame(text, self.deps.settings.limits.history_default_limit)
+        {
             Ok(f) => f,
             Err(e) => {
                 let trace = TraceContext::new(e.trace_id);
                 tracing::debug!(code = e.code.as_str(), trace_id = %e.trace_id, "bad frame: {}", e.message);
-                self.push(&ServerFrame::error(e.code, e.message, e.reference, e.trace_id), trace);
+                self.push(
+                    &ServerFrame::error(e.code, e.message, e.reference, e.trace_id),
+                    trace,
+                );
                 return;
             }
         };
@@ -77,7 +81,12 @@ impl SessionActor {
         Responder::new(move |answer: ChatResult<T>| {
             let frame = match answer {
                 Ok(v) => ok(v, reference, trace),
-                Err(e) => Some(ServerFrame::error(e.code(), e.to_string(), reference, trace.trace_id)),
+                Err(e) => Some(ServerFrame::error(
+                    e.code(),
+                    e.to_string(),
+                    reference,
+                    trace.trace_id,
+                )),
             };
             if let (Some(h), Some(f)) = (handle, frame) {
                 h.deliver(f.to_text(), trace);
@@ -86,7 +95,10 @@ impl SessionActor {
     }
 
     fn fail(&self, e: ChatError, reference: Option<String>, trace: TraceContext) {
-        self.push(&ServerFrame::error(e.code(), e.to_string(), reference, trace.trace_id), trace);
+        self.push(
+            &ServerFrame::error(e.code(), e.to_string(), reference, trace.trace_id),
+            trace,
+        );
     }
 
     fn dispatch(
@@ -110,7 +122,9 @@ impl SessionActor {
                 text,
                 client_msg_id,
             } => {
-                let reply = self.responder(reference.clone(), trace, |o: AppendOutcome, r, t| Some(ServerFrame::ack(&o.message, r, t.trace_id)));
+                let reply = self.responder(reference.clone(), trace, |o: AppendOutcome, r, t| {
+                    Some(ServerFrame::ack(&o.message, r, t.trace_id))
+                });
                 let request = ConvRequest::Send {
                     sender: me.clone(),
                     client_msg_id,
@@ -119,21 +133,34 @@ impl SessionActor {
                     reply,
                 };
                 match target {
-                    SendTarget::Conversation(id) => self.deps.conversations.route(id, Envelope::new(trace, request)),
+                    SendTarget::Conversation(id) => self
+                        .deps
+                        .conversations
+                        .route(id, Envelope::new(trace, request)),
                     SendTarget::To(to) if to == me => {
-                        self.fail(ChatError::BadRequest("to must be another user".into()), reference, trace);
+                        request.reject(ChatError::BadRequest("to must be another user".into()));
                     }
                     SendTarget::To(to) => match self.direct.get(&to) {
-                        Some(id) => self.deps.conversations.route(id, Envelope::new(trace, request)),
+                        Some(id) => self
+                            .deps
+                            .conversations
+                            .route(id, Envelope::new(trace, request)),
                         None => {
                             // Wait (blocking only this session's mailbox) so the
                             // session's later frames stay in order behind this one.
                             let store = self.deps.store.clone();
-                            let fut = async move { store.direct_conversation(me, to.clone()).await.map(|c| (to, c.id)) };
+                            let fut = async move {
+                                store
+                                    .direct_conversation(me, to.clone())
+                                    .await
+                                    .map(|c| (to, c.id))
+                            };
                             ctx.wait(fut.into_actor(self).map(move |res, act, _| match res {
                                 Ok((to, id)) => {
                                     act.direct.insert(to, id);
-                                    act.deps.conversations.route(id, Envelope::new(trace, request));
+                                    act.deps
+                                        .conversations
+                                        .route(id, Envelope::new(trace, request));
                                 }
                                 Err(e) => request.reject(ChatError::from(e)),
                             }));
@@ -147,7 +174,11 @@ impl SessionActor {
                 members.dedup();
                 let max = self.deps.settings.limits.max_group_members;
                 if members.len() > max {
-                    return self.fail(ChatError::BadRequest(format!("a group has at most {max} members")), reference, trace);
+                    return self.fail(
+                        ChatError::BadRequest(format!("a group has at most {max} members")),
+                        reference,
+                        trace,
+                    );
                 }
                 let reply = self.responder(reference, trace, |c: ConversationView, r, t| {
                     Some(ServerFrame::Created {
@@ -184,7 +215,9 @@ impl SessionActor {
                     user: username,
                     reply,
                 };
-                self.deps.conversations.route(conversation_id, Envelope::new(trace, request));
+                self.deps
+                    .conversations
+                    .route(conversation_id, Envelope::new(trace, request));
             }
             ClientRequest::Leave { conversation_id } => {
                 let reply = self.responder(reference, trace, move |(), r, t| {
@@ -194,48 +227,79 @@ impl SessionActor {
                         trace_id: t.trace_id,
                     })
                 });
-                let request = ConvRequest::Leave { user: me, reply };
-                self.deps.conversations.route(conversation_id, Envelope::new(trace, request));
+                let request = ConvRequest::Leave {
+                    user: me,
+                    session: Some(self.id),
+                    reply,
+                };
+                self.deps
+                    .conversations
+                    .route(conversation_id, Envelope::new(trace, request));
             }
-            ClientRequest::Read { conversation_id, seq } => {
+            ClientRequest::Read {
+                conversation_id,
+                seq,
+            } => {
                 let reply = self.responder(reference, trace, |(), _, _| None);
-                let request = ConvRequest::Read { user: me, seq, reply };
-                self.deps.conversations.route(conversation_id, Envelope::new(trace, request));
+                let request = ConvRequest::Read {
+                    user: me,
+                    seq,
+                    reply,
+                };
+                self.deps
+                    .conversations
+                    .route(conversation_id, Envelope::new(trace, request));
             }
             ClientRequest::Typing { conversation_id } => {
                 let reply = self.responder(reference, trace, |(), _, _| None);
                 let request = ConvRequest::Typing { user: me, reply };
-                self.deps.conversations.route(conversation_id, Envelope::new(trace, request));
+                self.deps
+                    .conversations
+                    .route(conversation_id, Envelope::new(trace, request));
             }
             ClientRequest::History {
                 conversation_id,
                 after_seq,
                 limit,
             } => {
-                let reply = self.responder(reference, trace, move |page: crate::store::HistoryPage, r, t| {
-                    Some(ServerFrame::History {
-                        conversation_id,
-                        messages: page.messages.iter().map(|m| MessageView::new(m, &page.conversation)).collect(),
-                        has_more: page.has_more,
-                        reference: r,
-                        trace_id: t.trace_id,
-                    })
-                });
+                let reply = self.responder(
+                    reference,
+                    trace,
+                    move |page: crate::store::HistoryPage, r, t| {
+                        Some(ServerFrame::History {
+                            conversation_id,
+                            messages: page
+                                .messages
+                                .iter()
+                                .map(|m| MessageView::new(m, &page.conversation))
+                                .collect(),
+                            has_more: page.has_more,
+                            reference: r,
+                            trace_id: t.trace_id,
+                        })
+                    },
+                );
                 let store = self.deps.store.clone();
                 ctx.spawn(
-                    async move { store.history(me, conversation_id, after_seq, limit).await.map_err(ChatError::from) }
-                        .into_actor(self)
-                        .map(move |res, _, _| reply.respond(res)),
+                    async move {
+                        store
+                            .history(me, conversation_id, after_seq, limit)
+                            .await
+                            .map_err(ChatError::from)
+                    }
+                    .into_actor(self)
+                    .map(move |res, _, _| reply.respond(res)),
                 );
             }
             ClientRequest::Conversations => {
-                let reply = self.responder(reference, trace, |items: Vec<ConversationView>, r, t| {
-                    Some(ServerFrame::Conversations {
-                        items,
-                        reference: r,
-                        trace_id: t.trace_id,
-                    })
-                });
+                let reply =
+                    self.responder(reference, trace, |items: Vec<ConversationView>, r, t| {
+                        Some(ServerFrame::Conversations {
+                            items,
+                            reference: r,
+                            trace_id: t.trace_id,
+                        })
+                    });
                 let store = self.deps.store.clone();
                 ctx.spawn(
                     async move {
@@ -257,4 +321,3 @@ impl SessionActor {
         }
     }
 }
-

@@ -41,7 +41,8 @@ impl SessionHandle {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if !self.overflowed.swap(true, Ordering::AcqRel) {
-                    self.control.do_send(Envelope::new(trace, Control::SlowConsumer));
+                    self.control
+                        .do_send(Envelope::new(trace, Control::SlowConsumer));
                 }
                 false
             }

@@ -11,7 +11,10 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     pub fn new(now: Instant, timeout: Duration) -> Self {
-        Heartbeat { last_heard: now, timeout }
+        Heartbeat {
+            last_heard: now,
+            timeout,
+        }
     }
 
     /// Any frame from the client (text, pong, ping) proves it is alive.

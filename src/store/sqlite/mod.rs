@@ -13,7 +13,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, Semaphore};
 
-use super::types::{AppendOutcome, Completion, ConversationSummary, HistoryPage, NewMessage, NewUser, UserRecord};
+use super::types::{
+    AppendOutcome, Completion, ConversationSummary, HistoryPage, NewMessage, NewUser, UserRecord,
+};
 use super::StoreError;
 use crate::config::{StorageSettings, Synchronous};
 use crate::domain::{Conversation, ConversationId, Username};
@@ -57,8 +59,9 @@ struct ReadPool {
 impl SqliteStore {
     pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let conn = Connection::open(path)?;
         schema::configure_writer(&conn, options.synchronous)?;
@@ -89,7 +92,10 @@ impl SqliteStore {
         }
     }
 
-    async fn write<T: Send + 'static>(&self, make: impl FnOnce(Completion<T>) -> WriteOp) -> Result<T, StoreError> {
+    async fn write<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(Completion<T>) -> WriteOp,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(make(Box::new(move |r| {
             let _ = tx.send(r);
@@ -101,28 +107,68 @@ impl SqliteStore {
         self.write(|done| WriteOp::CreateUser(user, done)).await
     }
 
-    pub async fn create_group(&self, name: String, members: Vec<Username>) -> Result<Conversation, StoreError> {
-        self.write(|done| WriteOp::CreateGroup { name, members, done }).await
+    pub async fn create_group(
+        &self,
+        name: String,
+        members: Vec<Username>,
+    ) -> Result<Conversation, StoreError> {
+        self.write(|done| WriteOp::CreateGroup {
+            name,
+            members,
+            done,
+        })
+        .await
     }
 
-    pub async fn direct_conversation(&self, a: Username, b: Username) -> Result<Conversation, StoreError> {
+    pub async fn direct_conversation(
+        &self,
+        a: Username,
+        b: Username,
+    ) -> Result<Conversation, StoreError> {
         self.write(|done| WriteOp::Direct { a, b, done }).await
     }
 
-    pub async fn add_member(&self, id: ConversationId, user: Username, max: usize) -> Result<Conversation, StoreError> {
-        self.write(|done| WriteOp::AddMember { id, user, max, done }).await
+    pub async fn add_member(
+        &self,
+        id: ConversationId,
+        user: Username,
+        max: usize,
+    ) -> Result<Conversation, StoreError> {
+        self.write(|done| WriteOp::AddMember {
+            id,
+            user,
+            max,
+            done,
+        })
+        .await
     }
 
-    pub async fn remove_member(&self, id: ConversationId, user: Username) -> Result<Conversation, StoreError> {
-        self.write(|done| WriteOp::RemoveMember { id, user, done }).await
+    pub async fn remove_member(
+        &self,
+        id: ConversationId,
+        user: Username,
+    ) -> Result<Conversation, StoreError> {
+        self.write(|done| WriteOp::RemoveMember { id, user, done })
+            .await
     }
 
     pub fn append_then(&self, message: NewMessage, done: Completion<AppendOutcome>) {
         self.submit(WriteOp::Append(message, done))
     }
 
-    pub async fn set_read(&self, id: ConversationId, user: Username, seq: u64) -> Result<(), StoreError> {
-        self.write(|done| WriteOp::SetRead { id, user, seq, done }).await
+    pub async fn set_read(
+        &self,
+        id: ConversationId,
+        user: Username,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        self.write(|done| WriteOp::SetRead {
+            id,
+            user,
+            seq,
+            done,
+        })
+        .await
     }
 
     pub async fn shutdown(&self) -> Result<(), StoreError> {
@@ -170,11 +216,17 @@ impl SqliteStore {
         self.read(move |c| reads::user(c, &username)).await
     }
 
-    pub async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
+    pub async fn conversation(
+        &self,
+        id: ConversationId,
+    ) -> Result<Option<Conversation>, StoreError> {
         self.read(move |c| queries::conversation(c, id)).await
     }
 
-    pub async fn conversations_of(&self, user: Username) -> Result<Vec<ConversationSummary>, StoreError> {
+    pub async fn conversations_of(
+        &self,
+        user: Username,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
         self.read(move |c| reads::conversations_of(c, &user)).await
     }
 
@@ -185,7 +237,8 @@ impl SqliteStore {
         after_seq: u64,
         limit: u32,
     ) -> Result<HistoryPage, StoreError> {
-        self.read(move |c| reads::history(c, &user, id, after_seq, limit)).await
+        self.read(move |c| reads::history(c, &user, id, after_seq, limit))
+            .await
     }
 
     pub async fn contacts_of(&self, user: Username) -> Result<Vec<Username>, StoreError> {
@@ -211,7 +264,9 @@ fn poisoned() -> StoreError {
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn)

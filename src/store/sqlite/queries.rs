@@ -3,7 +3,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::domain::{
-    Conversation, ConversationId, ConversationKind, MessageId, MessageKind, StoredMessage, TraceId, Username,
+    Conversation, ConversationId, ConversationKind, MessageId, MessageKind, StoredMessage, TraceId,
+    Username,
 };
 use crate::store::StoreError;
 
@@ -20,8 +21,9 @@ pub fn conversation_id(s: &str) -> Result<ConversationId, StoreError> {
 }
 
 pub fn members(conn: &Connection, id: ConversationId) -> Result<Vec<Username>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT username FROM members WHERE conversation_id = ?1 ORDER BY username")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT username FROM members WHERE conversation_id = ?1 ORDER BY username",
+    )?;
     let rows = stmt.query_map(params![id.to_string()], |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
     for row in rows {
@@ -30,11 +32,18 @@ pub fn members(conn: &Connection, id: ConversationId) -> Result<Vec<Username>, S
     Ok(out)
 }
 
-pub fn conversation(conn: &Connection, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
+pub fn conversation(
+    conn: &Connection,
+    id: ConversationId,
+) -> Result<Option<Conversation>, StoreError> {
     let head = conn
         .prepare_cached("SELECT kind, name, last_seq FROM conversations WHERE id = ?1")?
         .query_row(params![id.to_string()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })
         .optional()?;
     let Some((kind, name, last_seq)) = head else {
@@ -61,7 +70,8 @@ pub fn message(row: &Row<'_>) -> Result<StoredMessage, StoreError> {
     Ok(StoredMessage {
         conversation_id: conversation_id(&conv)?,
         seq: row.get::<_, i64>(1)? as u64,
-        message_id: MessageId::parse(&message_id).map_err(|_| corrupt("message id", &message_id))?,
+        message_id: MessageId::parse(&message_id)
+            .map_err(|_| corrupt("message id", &message_id))?,
         sender: username(&sender)?,
         client_msg_id: row.get(4)?,
         kind: MessageKind::parse(&kind).ok_or_else(|| corrupt("message kind", &kind))?,

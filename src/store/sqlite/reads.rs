@@ -2,7 +2,6 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-
 use super::queries::{self, MESSAGE_COLUMNS};
 use crate::domain::{ConversationId, Username};
 use crate::store::{ConversationSummary, HistoryPage, StoreError, UserRecord};
@@ -21,14 +20,19 @@ pub fn user(conn: &Connection, name: &Username) -> Result<Option<UserRecord>, St
         .optional()?)
 }
 
-pub fn conversations_of(conn: &Connection, user: &Username) -> Result<Vec<ConversationSummary>, StoreError> {
+pub fn conversations_of(
+    conn: &Connection,
+    user: &Username,
+) -> Result<Vec<ConversationSummary>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT m.conversation_id, m.last_read_seq FROM members m
          JOIN conversations c ON c.id = m.conversation_id
          WHERE m.username = ?1 ORDER BY c.created_at, c.id",
     )?;
     let rows = stmt
-        .query_map(params![user.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .query_map(params![user.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::with_capacity(rows.len());
     for (id, last_read) in rows {

@@ -13,13 +13,17 @@ const VERSION: i64 = 1;
 pub fn configure_writer(conn: &Connection, synchronous: Synchronous) -> Result<(), StoreError> {
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Backend(format!("cannot switch the database to WAL mode (got {mode})")));
+        return Err(StoreError::Backend(format!(
+            "cannot switch the database to WAL mode (got {mode})"
+        )));
     }
     let sync = match synchronous {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
-    conn.execute_batch(&format!("PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"))?;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
+    ))?;
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(())
 }

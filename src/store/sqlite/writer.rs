@@ -10,7 +10,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::mpsc;
 
 use super::queries::{self, MESSAGE_COLUMNS};
-use crate::domain::{now_ms, Conversation, ConversationId, ConversationKind, StoredMessage, Username};
+use crate::domain::{
+    now_ms, Conversation, ConversationId, ConversationKind, StoredMessage, Username,
+};
 use crate::store::{AppendOutcome, Completion, NewMessage, NewUser, StoreError};
 
 pub enum WriteOp {
@@ -50,7 +52,9 @@ impl WriteOp {
     /// Answers the op with an error without running it.
     pub fn fail(self, e: StoreError) {
         match self {
-            WriteOp::CreateUser(_, d) | WriteOp::SetRead { done: d, .. } | WriteOp::Shutdown(d) => d(Err(e)),
+            WriteOp::CreateUser(_, d) | WriteOp::SetRead { done: d, .. } | WriteOp::Shutdown(d) => {
+                d(Err(e))
+            }
             WriteOp::CreateGroup { done, .. }
             | WriteOp::Direct { done, .. }
             | WriteOp::AddMember { done, .. }
@@ -115,7 +119,9 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteOp>) -> bool {
     let size = batch.len();
     let mut done: Vec<Pending> = Vec::with_capacity(size);
     let mut shutdown: Option<Completion<()>> = None;
-    let begin = conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from);
+    let begin = conn
+        .execute_batch("BEGIN IMMEDIATE")
+        .map_err(StoreError::from);
     if let Err(e) = begin {
         tracing::error!(error = %e, "cannot begin a write transaction");
         for op in batch.drain(..) {
@@ -138,7 +144,11 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteOp>) -> bool {
     for d in done {
         d(commit_error.as_ref());
     }
-    tracing::trace!(batch = size, micros = started.elapsed().as_micros() as u64, "batch committed");
+    tracing::trace!(
+        batch = size,
+        micros = started.elapsed().as_micros() as u64,
+        "batch committed"
+    );
     match shutdown {
         Some(d) => {
             d(Ok(()));
@@ -152,21 +162,39 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteOp>) -> bool {
 fn execute(conn: &Connection, op: WriteOp) -> Pending {
     match op {
         WriteOp::CreateUser(user, d) => pending(d, in_savepoint(conn, |c| create_user(c, &user))),
-        WriteOp::CreateGroup { name, members, done } => {
-            pending(done, in_savepoint(conn, |c| create_group(c, &name, &members)))
-        }
+        WriteOp::CreateGroup {
+            name,
+            members,
+            done,
+        } => pending(
+            done,
+            in_savepoint(conn, |c| create_group(c, &name, &members)),
+        ),
         WriteOp::Direct { a, b, done } => pending(done, in_savepoint(conn, |c| direct(c, &a, &b))),
-        WriteOp::AddMember { id, user, max, done } => {
-            pending(done, in_savepoint(conn, |c| add_member(c, id, &user, max)))
+        WriteOp::AddMember {
+            id,
+            user,
+            max,
+            done,
+        } => pending(done, in_savepoint(conn, |c| add_member(c, id, &user, max))),
+        WriteOp::RemoveMember { id, user, done } => {
+            pending(done, in_savepoint(conn, |c| remove_member(c, id, &user)))
         }
-        WriteOp::RemoveMember { id, user, done } => pending(done, in_savepoint(conn, |c| remove_member(c, id, &user))),
         WriteOp::Append(m, d) => pending(d, in_savepoint(conn, |c| append(c, &m))),
-        WriteOp::SetRead { id, user, seq, done } => pending(done, in_savepoint(conn, |c| set_read(c, id, &user, seq))),
+        WriteOp::SetRead {
+            id,
+            user,
+            seq,
+            done,
+        } => pending(done, in_savepoint(conn, |c| set_read(c, id, &user, seq))),
         WriteOp::Shutdown(d) => pending(d, Ok(())),
     }
 }
 
-fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     conn.execute_batch("SAVEPOINT op")?;
     match f(conn) {
         Ok(v) => {
@@ -188,7 +216,10 @@ fn create_user(conn: &Connection, user: &NewUser) -> Result<(), StoreError> {
         )?
         .execute(params![user.username.as_str(), user.password_hash, user.balance, now_ms()])?;
     if inserted == 0 {
-        return Err(StoreError::Conflict(format!("username {} is taken", user.username)));
+        return Err(StoreError::Conflict(format!(
+            "username {} is taken",
+            user.username
+        )));
     }
     Ok(())
 }
@@ -219,8 +250,10 @@ fn insert_conversation(
     sorted.sort();
     sorted.dedup();
     for m in &sorted {
-        conn.prepare_cached("INSERT INTO members (conversation_id, username, joined_at) VALUES (?1, ?2, ?3)")?
-            .execute(params![id.to_string(), m.as_str(), now])?;
+        conn.prepare_cached(
+            "INSERT INTO members (conversation_id, username, joined_at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![id.to_string(), m.as_str(), now])?;
     }
     Ok(Conversation {
         id,
@@ -231,7 +264,11 @@ fn insert_conversation(
     })
 }
 
-fn create_group(conn: &Connection, name: &str, members: &[Username]) -> Result<Conversation, StoreError> {
+fn create_group(
+    conn: &Connection,
+    name: &str,
+    members: &[Username],
+) -> Result<Conversation, StoreError> {
     require_users(conn, members)?;
     insert_conversation(conn, ConversationKind::Group, name, None, members)
 }
@@ -249,34 +286,58 @@ fn direct(conn: &Connection, a: &Username, b: &Username) -> Result<Conversation,
             .ok_or_else(|| StoreError::Backend("direct conversation vanished".into()));
     }
     require_users(conn, &[lo.clone(), hi.clone()])?;
-    insert_conversation(conn, ConversationKind::Direct, &format!("{lo},{hi}"), Some(&key), &[lo.clone(), hi.clone()])
+    insert_conversation(
+        conn,
+        ConversationKind::Direct,
+        &format!("{lo},{hi}"),
+        Some(&key),
+        &[lo.clone(), hi.clone()],
+    )
 }
 
 fn load(conn: &Connection, id: ConversationId) -> Result<Conversation, StoreError> {
-    queries::conversation(conn, id)?.ok_or_else(|| StoreError::NotFound("no such conversation".into()))
+    queries::conversation(conn, id)?
+        .ok_or_else(|| StoreError::NotFound("no such conversation".into()))
 }
 
-fn add_member(conn: &Connection, id: ConversationId, user: &Username, max: usize) -> Result<Conversation, StoreError> {
+fn add_member(
+    conn: &Connection,
+    id: ConversationId,
+    user: &Username,
+    max: usize,
+) -> Result<Conversation, StoreError> {
     let conv = load(conn, id)?;
     if conv.kind != ConversationKind::Group {
-        return Err(StoreError::BadRequest("members of a direct conversation cannot change".into()));
+        return Err(StoreError::BadRequest(
+            "members of a direct conversation cannot change".into(),
+        ));
     }
     if conv.is_member(user) {
         return Err(StoreError::Conflict(format!("{user} is already a member")));
     }
     if conv.members.len() >= max {
-        return Err(StoreError::BadRequest(format!("a group has at most {max} members")));
+        return Err(StoreError::BadRequest(format!(
+            "a group has at most {max} members"
+        )));
     }
     require_users(conn, std::slice::from_ref(user))?;
-    conn.prepare_cached("INSERT INTO members (conversation_id, username, joined_at) VALUES (?1, ?2, ?3)")?
-        .execute(params![id.to_string(), user.as_str(), now_ms()])?;
+    conn.prepare_cached(
+        "INSERT INTO members (conversation_id, username, joined_at) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![id.to_string(), user.as_str(), now_ms()])?;
     load(conn, id)
 }
 
-fn remove_member(conn: &Connection, id: ConversationId, user: &Username) -> Result<Conversation, StoreError> {
+fn remove_member(
+    conn: &Connection,
+    id: ConversationId,
+    user: &Username,
+) -> Result<Conversation, StoreError> {
     let conv = load(conn, id)?;
     if conv.kind != ConversationKind::Group {
-        return Err(StoreError::BadRequest("a direct conversation cannot be left".into()));
+        return Err(StoreError::BadRequest(
+            "a direct conversation cannot be left".into(),
+        ));
     }
     let removed = conn
         .prepare_cached("DELETE FROM members WHERE conversation_id = ?1 AND username = ?2")?
@@ -302,7 +363,9 @@ fn append(conn: &Connection, m: &NewMessage) -> Result<AppendOutcome, StoreError
         });
     }
     let seq: Option<i64> = conn
-        .prepare_cached("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq")?
+        .prepare_cached(
+            "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
+        )?
         .query_row(params![id], |r| r.get(0))
         .optional()?;
     let Some(seq) = seq else {
@@ -338,7 +401,12 @@ fn append(conn: &Connection, m: &NewMessage) -> Result<AppendOutcome, StoreError
     })
 }
 
-fn set_read(conn: &Connection, id: ConversationId, user: &Username, seq: u64) -> Result<(), StoreError> {
+fn set_read(
+    conn: &Connection,
+    id: ConversationId,
+    user: &Username,
+    seq: u64,
+) -> Result<(), StoreError> {
     let seq = i64::try_from(seq).map_err(|_| StoreError::BadRequest("seq is too large".into()))?;
     let updated = conn
         .prepare_cached(

@@ -1,0 +1,105 @@
+//! Accounts and tokens over real HTTP.
+
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn register_login_me() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let (status, me) = app.get("/api/me", Some(&alice.token)).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(
+        me,
+        json!({"username": "alice", "admin": false, "balance": 10000})
+    );
+
+    let root = app.user("root").await;
+    let (_, me) = app.get("/api/me", Some(&root.token)).await;
+    assert_eq!(me["admin"], true);
+
+    let (status, body) = app
+        .post(
+            "/api/register",
+            None,
+            json!({"username": "alice", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["error"]["code"], "conflict");
+
+    let (status, body) = app
+        .post(
+            "/api/login",
+            None,
+            json!({"username": "alice", "password": "wrong-password"}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, _) = app
+        .post(
+            "/api/login",
+            None,
+            json!({"username": "nobody", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(status, 401);
+
+    let (_, login) = app
+        .post(
+            "/api/login",
+            None,
+            json!({"username": "alice", "password": "password123"}),
+        )
+        .await;
+    let expires = login["expiresAt"].as_str().unwrap();
+    assert!(expires.ends_with('Z') && expires.len() == 24, "{expires}");
+}
+
+#[tokio::test]
+async fn protected_routes_need_a_valid_token() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    for path in ["/api/me", "/api/conversations"] {
+        let (status, body) = app.get(path, None).await;
+        assert_eq!(status, 401, "{path}");
+        assert_eq!(body["error"]["code"], "unauthorized");
+        assert_eq!(body["error"]["traceId"].as_str().map(str::len), Some(32));
+        let forged = format!("{}x", alice.token);
+        let (status, _) = app.get(path, Some(&forged)).await;
+        assert_eq!(status, 401, "{path} with a forged token");
+    }
+}
+
+#[tokio::test]
+async fn traceparent_is_honoured_and_returned() {
+    let app = spawn_app().await;
+    let res = app
+        .http
+        .get(app.url("/api/me"))
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    assert_eq!(
+        res.headers()["x-trace-id"],
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz", None).await.0, 200);
+    let (status, body) = app.get("/readyz", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["store"], "ok");
+}

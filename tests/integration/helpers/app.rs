@@ -1,0 +1,193 @@
+//! `spawn_app()`: a real server on a free loopback port with its own SQLite
+//! file, run in a thread of its own (an actix `System`), stoppable gracefully
+//! and restartable on the same data.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parley::app::Application;
+use parley::config::Settings;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+pub struct TestApp {
+    pub port: u16,
+    pub http: reqwest::Client,
+    /// Kept alive for the life of the app (and across restarts).
+    pub dir: Arc<TempDir>,
+    pub settings: Settings,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub struct TestUser {
+    pub token: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Test defaults: port 0, a temp database, two workers, admin "root".
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut settings = Settings::from_sources("", &[]).expect("default settings");
+    settings.server.listen = "127.0.0.1:0".parse().unwrap();
+    settings.server.node_id = "test-node".into();
+    settings.server.workers = 2;
+    settings.storage.sqlite_path = dir.path().join("parley.db");
+    settings
+        .auth
+        .admins
+        .insert(parley::domain::Username::parse("root").unwrap());
+    tweak(&mut settings);
+    start(settings, dir).await
+}
+
+async fn start(settings: Settings, dir: Arc<TempDir>) -> TestApp {
+    parley::telemetry::init_with_default(settings.log_format, "warn");
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let for_thread = settings.clone();
+    let thread = std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let app = match Application::build(for_thread) {
+                Ok(app) => app,
+                Err(e) => {
+                    let _ = port_tx.send(Err(format!("{e:#}")));
+                    return Err(e);
+                }
+            };
+            let _ = port_tx.send(Ok(app.port()));
+            app.run_until(async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    });
+    let port = tokio::task::spawn_blocking(move || port_rx.recv())
+        .await
+        .expect("join")
+        .expect("the app thread died before binding")
+        .unwrap_or_else(|e| panic!("the app failed to start: {e}"));
+    TestApp {
+        port,
+        http: reqwest::Client::new(),
+        dir,
+        settings,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    /// Graceful shutdown, as on SIGTERM; returns what `run_until` returned.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.stop_inner().await
+    }
+
+    async fn stop_inner(&mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take() {
+            Some(t) => tokio::task::spawn_blocking(move || t.join())
+                .await
+                .expect("join")
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the app thread panicked"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops gracefully and starts again on the same database (a new port).
+    pub async fn restart(mut self) -> TestApp {
+        self.stop_inner().await.expect("clean shutdown");
+        let settings = self.settings.clone();
+        let dir = self.dir.clone();
+        start(settings, dir).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Self::read(req.send().await.expect("request")).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &'static str,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Self::read(req.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Self::read(req.send().await.expect("request")).await
+    }
+
+    async fn read(res: reqwest::Response) -> (u16, Value) {
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    /// Registers and logs in `name` (password "password123").
+    pub async fn user(&self, name: &str) -> TestUser {
+        let (status, body) = self
+            .post(
+                "/api/register",
+                None,
+                json!({"username": name, "password": "password123"}),
+            )
+            .await;
+        assert_eq!(status, 201, "register {name}: {body}");
+        self.login(name).await
+    }
+
+    pub async fn login(&self, name: &str) -> TestUser {
+        let (status, body) = self
+            .post(
+                "/api/login",
+                None,
+                json!({"username": name, "password": "password123"}),
+            )
+            .await;
+        assert_eq!(status, 200, "login {name}: {body}");
+        TestUser {
+            token: body["token"].as_str().expect("token").to_string(),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // A test that panicked still stops its server.
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -1,0 +1,26 @@
+mod app;
+mod client;
+
+pub use app::{spawn_app, spawn_app_with, TestApp};
+pub use client::{Frame, TestClient};
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Polls `check` until it yields a value or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,10 @@
+//! The one integration-test binary: real HTTP, real WebSockets, a real SQLite
+//! file in a temp dir, the server on port 0 in its own actix system.
+
+mod helpers;
+
+mod accounts;
+mod bad_input;
+mod chat;
+mod lifecycle;
+mod store_conformance;
