@@ -12,7 +12,7 @@ use actix_web::{web, App, HttpServer};
 use actix_ws::CloseCode;
 use anyhow::Context as _;
 
-use crate::actors::conversations::ConversationManager;
+use crate::actors::conversations::ConversationRouter;
 use crate::actors::directory::Directory;
 use crate::actors::registry::SessionRegistry;
 use crate::actors::Deps;
@@ -55,7 +55,7 @@ impl Application {
         let arbiters: Vec<Arbiter> = (0..settings.server.workers)
             .map(|_| Arbiter::new())
             .collect();
-        let conversations = ConversationManager::start(
+        let conversations = ConversationRouter::new(
             settings.clone(),
             store.clone(),
             registry.clone(),
@@ -85,11 +85,7 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(settings.server.shutdown_grace.as_secs().max(1))
         // Small frames must not wait for Nagle's algorithm.
-        .on_connect(|conn, _| {
-            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                let _ = tcp.set_nodelay(true);
-            }
-        })
+        .tcp_nodelay(true)
         .listen(listener)?
         .run();
         let handle = server.handle();

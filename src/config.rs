@@ -14,7 +14,7 @@ use crate::domain::Username;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -150,7 +150,6 @@ struct RawConversations {
     max_active: u64,
     mailbox: u64,
     max_inflight: u64,
-    manager_mailbox: u64,
     retiring_queue: u64,
 }
 
@@ -161,7 +160,6 @@ impl Default for RawConversations {
             max_active: 100_000,
             mailbox: 4096,
             max_inflight: 4096,
-            manager_mailbox: 16_384,
             retiring_queue: 1024,
         }
     }
@@ -299,7 +297,6 @@ pub struct ConversationSettings {
     pub max_active: usize,
     pub mailbox: usize,
     pub max_inflight: usize,
-    pub manager_mailbox: usize,
     pub retiring_queue: usize,
 }
 
@@ -602,10 +599,6 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             max_active: positive("conversations.max_active", raw.conversations.max_active)?,
             mailbox: positive("conversations.mailbox", raw.conversations.mailbox)?,
             max_inflight: positive("conversations.max_inflight", raw.conversations.max_inflight)?,
-            manager_mailbox: positive(
-                "conversations.manager_mailbox",
-                raw.conversations.manager_mailbox,
-            )?,
             retiring_queue: positive(
                 "conversations.retiring_queue",
                 raw.conversations.retiring_queue,

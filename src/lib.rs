@@ -6,7 +6,7 @@
 //! - `protocol`: client and server frames and error codes; the only JSON shape.
 //! - `store`: the store handle; SQLite with a single group-committing writer.
 //! - `supervision`: the traced envelope, responders that never go silent, `spawn`.
-//! - `actors`: sessions, conversations (and their manager), the directory.
+//! - `actors`: sessions, conversations (and their router), the directory.
 //! - `http`: routes (accounts, chat, ws upgrade, health).
 //! - `auth`: argon2 password hashes and signed tokens.
 //! - `app`: build, serve, graceful shutdown.

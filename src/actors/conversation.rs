@@ -8,11 +8,12 @@
 //! this actor's own mailbox in commit order, which keeps fan-out in seq order
 //! without the actor ever waiting on a commit.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::conversations::{ConversationManager, Retire};
+use super::conversations::ConversationRouter;
 use super::registry::SessionRegistry;
 use super::{ChatError, ChatResult};
 use crate::config::Settings;
@@ -84,7 +85,30 @@ impl Msg for Committed {
     const NAME: &'static str = "committed";
 }
 
-/// From the manager: nobody can route here any more; stop once idle.
+/// For the admin view: what this actor holds.
+pub struct Describe;
+
+/// A conversation actor's state, for operators.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationStatus {
+    pub conversation_id: ConversationId,
+    pub state: &'static str,
+    pub kind: Option<&'static str>,
+    pub members: Vec<Username>,
+    pub members_online: Vec<Username>,
+    pub last_seq: u64,
+    pub inflight: usize,
+    pub idle_ms: u64,
+}
+
+impl Msg for Describe {
+    type Reply = ConversationStatus;
+    const NAME: &'static str = "describe";
+}
+
+/// Sent to itself once retiring: nobody can route here any more, so when
+/// this arrives every request ever routed here has been handled.
 pub struct Stop;
 
 impl Msg for Stop {
@@ -105,12 +129,16 @@ pub struct ConversationActor {
     settings: Arc<Settings>,
     store: Store,
     registry: SessionRegistry,
-    manager: Addr<ConversationManager>,
+    router: ConversationRouter,
     state: State,
     /// Appends sent to the store whose `Committed` has not come back yet.
     inflight: usize,
+    /// The highest read receipt fanned out per member since this actor
+    /// started (at most one entry per member), so receipts never go back.
+    read_marks: HashMap<Username, u64>,
     last_activity: Instant,
-    retire_asked: bool,
+    /// Set once the router has marked this actor retiring.
+    retiring: bool,
     stopping: bool,
 }
 
@@ -120,18 +148,19 @@ impl ConversationActor {
         settings: Arc<Settings>,
         store: Store,
         registry: SessionRegistry,
-        manager: Addr<ConversationManager>,
+        router: ConversationRouter,
     ) -> Self {
         ConversationActor {
             id,
             settings,
             store,
             registry,
-            manager,
+            router,
             state: State::Loading,
             inflight: 0,
+            read_marks: HashMap::new(),
             last_activity: Instant::now(),
-            retire_asked: false,
+            retiring: false,
             stopping: false,
         }
     }
@@ -155,16 +184,11 @@ impl ConversationActor {
         }
     }
 
-    fn ask_retire(&mut self, ctx: &mut Context<Self>) {
-        if !self.retire_asked {
-            self.retire_asked = true;
-            self.manager.do_send(Envelope::new(
-                TraceContext::random(),
-                Retire {
-                    id: self.id,
-                    addr: ctx.address(),
-                },
-            ));
+    fn retire(&mut self, ctx: &mut Context<Self>) {
+        if !self.retiring && self.router.begin_retire(self.id, &ctx.address()) {
+            self.retiring = true;
+            ctx.address()
+                .do_send(Envelope::new(TraceContext::random(), Stop));
         }
     }
 
@@ -243,6 +267,10 @@ impl ConversationActor {
                         conv.last_seq
                     ))));
                 }
+                if self.read_marks.get(&user).is_some_and(|&m| m >= seq) {
+                    return reply.respond(Ok(()));
+                }
+                self.read_marks.insert(user.clone(), seq);
                 let frame = ServerFrame::Read {
                     conversation_id: self.id,
                     username: user.clone(),
@@ -315,6 +343,7 @@ impl ConversationActor {
                                     trace_id: trace.trace_id,
                                 };
                                 act.fan_out(&updated, &frame, trace, None);
+                                act.read_marks.remove(&left);
                                 let text = frame.to_text();
                                 act.registry.for_each_session(&left, |s| {
                                     if Some(s.id) != session {
@@ -350,7 +379,7 @@ impl Actor for ConversationActor {
                     };
                     if !matches!(act.state, State::Ready(_)) {
                         // Answer what is queued, then go: nothing to keep in memory.
-                        act.ask_retire(ctx);
+                        act.retire(ctx);
                     }
                 }),
         );
@@ -358,16 +387,15 @@ impl Actor for ConversationActor {
         let every = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         ctx.run_interval(every, move |act, ctx| {
             if act.inflight == 0 && act.last_activity.elapsed() >= idle {
-                act.ask_retire(ctx);
+                act.retire(ctx);
             }
         });
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.manager.do_send(Envelope::new(
-            TraceContext::random(),
-            super::conversations::Retired { id: self.id },
-        ));
+        if self.retiring {
+            self.router.retired(self.id);
+        }
     }
 }
 
@@ -423,5 +451,34 @@ impl Handler<Envelope<Stop>> for ConversationActor {
         if self.inflight == 0 {
             ctx.stop();
         }
+    }
+}
+
+impl Handler<Envelope<Describe>> for ConversationActor {
+    type Result = MessageResult<Envelope<Describe>>;
+
+    fn handle(&mut self, _: Envelope<Describe>, _: &mut Self::Context) -> Self::Result {
+        let (state, conv) = match &self.state {
+            State::Loading => ("loading", None),
+            State::Ready(c) => ("ready", Some(c)),
+            State::Missing => ("missing", None),
+            State::Failed(_) => ("failed", None),
+        };
+        let members = conv.map(|c| c.members.clone()).unwrap_or_default();
+        let members_online = members
+            .iter()
+            .filter(|m| self.registry.is_online(m))
+            .cloned()
+            .collect();
+        MessageResult(ConversationStatus {
+            conversation_id: self.id,
+            state: if self.retiring { "retiring" } else { state },
+            kind: conv.map(|c| c.kind.as_str()),
+            members,
+            members_online,
+            last_seq: conv.map_or(0, |c| c.last_seq),
+            inflight: self.inflight,
+            idle_ms: self.last_activity.elapsed().as_millis() as u64,
+        })
     }
 }

@@ -1,6 +1,6 @@
 //! The actors: one [`session::SessionActor`] per WebSocket, one
 //! [`conversation::ConversationActor`] per active conversation (started on
-//! demand by the [`conversations::ConversationManager`], stopped when idle),
+//! demand by the [`conversations::ConversationRouter`], stopped when idle),
 //! and the [`directory::Directory`] that maps users to their sessions.
 //!
 //! Rules every actor here keeps: messages arrive only in traced envelopes;

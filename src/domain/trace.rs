@@ -40,12 +40,14 @@ impl TraceId {
         let trace = parts.next()?;
         let span = parts.next()?;
         let flags = parts.next()?;
-        let well_formed = version.len() == 2
+        let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| hex_val(b).is_some());
+        let well_formed = hex(version, 2)
             && version != "ff"
-            && version.bytes().all(|b| hex_val(b).is_some())
-            && span.len() == 16
-            && span.bytes().all(|b| hex_val(b).is_some())
-            && flags.len() == 2;
+            && hex(span, 16)
+            && span != "0000000000000000"
+            && hex(flags, 2)
+            // Version 00 has exactly four fields; later versions may add more.
+            && (version != "00" || parts.next().is_none());
         if !well_formed {
             return None;
         }

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::extract::JsonBody;
-use super::{ApiError, AppState, AuthUser, RequestTrace};
+use super::{ApiError, AppState, AuthUser};
 use crate::actors::conversation::ConvRequest;
 use crate::domain::{ConversationId, MessageKind, TraceContext, TraceId};
 use crate::protocol::{
@@ -169,11 +169,12 @@ pub async fn send(
         .body(ack.to_text().into_bytes()))
 }
 
-/// Payments arrive with their own issue; until then the routes say so.
-pub async fn payments_not_yet(RequestTrace(trace): RequestTrace) -> ApiError {
+/// Payments arrive with their own issue; until then the routes say so (to
+/// authenticated callers: like every `/api` route they need a token).
+pub async fn payments_not_yet(user: AuthUser) -> ApiError {
     ApiError::new(
         ErrorCode::Unavailable,
         "payments are not available on this server yet",
-        trace,
+        user.trace,
     )
 }

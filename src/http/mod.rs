@@ -2,6 +2,7 @@
 //! or to actors; they never hold chat state themselves.
 
 mod accounts;
+mod admin;
 mod chat;
 mod error;
 mod extract;
@@ -43,6 +44,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/conversations/{id}/messages", web::post().to(chat::send))
                 .route("/payments", web::post().to(chat::payments_not_yet))
                 .route("/payments/{id}", web::get().to(chat::payments_not_yet)),
+        )
+        .service(
+            web::scope("/admin")
+                .route("/sessions", web::get().to(admin::sessions))
+                .route("/sessions/{id}", web::delete().to(admin::disconnect))
+                .route("/conversations", web::get().to(admin::conversations)),
         )
         .default_service(web::to(not_found));
 }

@@ -1,0 +1,106 @@
+//! Admin views of live actors, and conversation actors retiring when idle.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{spawn_app, spawn_app_with, wait_for, TestClient};
+
+#[tokio::test]
+async fn admin_routes_need_an_admin() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    for path in ["/admin/sessions", "/admin/conversations"] {
+        assert_eq!(app.get(path, None).await.0, 401, "{path}");
+        let (status, body) = app.get(path, Some(&alice.token)).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("forbidden")),
+            "{path}"
+        );
+    }
+    // Payment routes are not there yet, but they authenticate like every /api route.
+    let (status, _) = app.post("/api/payments", None, json!({})).await;
+    assert_eq!(status, 401);
+    let (status, body) = app
+        .post("/api/payments", Some(&alice.token), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable"))
+    );
+}
+
+#[tokio::test]
+async fn an_admin_lists_and_disconnects_sessions() {
+    let app = spawn_app().await;
+    let (root, alice) = (app.user("root").await, app.user("alice").await);
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    let (status, list) = app.get("/admin/sessions", Some(&root.token)).await;
+    assert_eq!(status, 200, "{list}");
+    let item = &list["items"][0];
+    assert_eq!(
+        (item["username"].as_str(), item["node"].as_str()),
+        (Some("alice"), Some("test-node"))
+    );
+    assert_eq!(item["sessionId"], a.session_id.as_str());
+    let res = app
+        .http
+        .delete(app.url(&format!("/admin/sessions/{}", a.session_id)))
+        .bearer_auth(&root.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        a.expect_close().await,
+        (1008, "disconnected by an admin".to_string())
+    );
+    wait_for(
+        "the session to leave the list",
+        Duration::from_secs(5),
+        || async {
+            let (_, list) = app.get("/admin/sessions", Some(&root.token)).await;
+            (list["total"] == 0).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn idle_conversation_actors_retire_and_come_back_where_they_were() {
+    let app = spawn_app_with(|s| s.conversations.idle_stop = Duration::from_millis(300)).await;
+    let (root, alice, bob) = (
+        app.user("root").await,
+        app.user("alice").await,
+        app.user("bob").await,
+    );
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    let mut b = TestClient::connect(&app, &bob.token).await;
+    let group = a.create("naps", &["bob"]).await;
+    let id = group.conversation_id.clone();
+    a.say(&id, "one", "1").await;
+    b.expect_message().await;
+
+    let (_, view) = app.get("/admin/conversations", Some(&root.token)).await;
+    assert_eq!(view["active"], 1, "{view}");
+    assert_eq!(view["items"][0]["conversationId"], id.as_str());
+    assert_eq!(view["items"][0]["lastSeq"], 1);
+    assert_eq!(view["items"][0]["membersOnline"], json!(["alice", "bob"]));
+
+    for round in 0..3u64 {
+        wait_for(
+            "the idle actor to retire",
+            Duration::from_secs(10),
+            || async {
+                let (_, view) = app.get("/admin/conversations", Some(&root.token)).await;
+                (view["active"] == 0).then_some(())
+            },
+        )
+        .await;
+        // The next message starts a fresh actor that continues the seq.
+        let (seq, _) = a.say(&id, "again", &format!("r{round}")).await;
+        assert_eq!(seq, round + 2);
+        assert_eq!(b.expect_message().await.seq, round + 2);
+    }
+}
