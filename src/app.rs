@@ -21,6 +21,9 @@ use crate::config::Settings;
 use crate::domain::TraceContext;
 use crate::http::{self, AppState};
 use crate::store::Store;
+use crate::supervision::faults::Faults;
+use crate::supervision::{install_panic_hook, Supervisor};
+use tokio::sync::watch;
 
 pub struct Application {
     port: u16,
@@ -29,6 +32,8 @@ pub struct Application {
     deps: Deps,
     /// Threads the conversation actors run on.
     arbiters: Vec<Arbiter>,
+    /// Set when the root supervisor fails: the process must end non-zero.
+    root_failed: watch::Receiver<Option<String>>,
 }
 
 impl Application {
@@ -39,18 +44,31 @@ impl Application {
             tracing::warn!("auth.token_secret is empty: using the development secret; set PARLEY__AUTH__TOKEN_SECRET in production");
         }
         let settings = Arc::new(settings);
-        let store = Store::open_sqlite(&settings.storage.sqlite_path, &settings.storage)
-            .with_context(|| {
-                format!(
-                    "opening the store at {}",
-                    settings.storage.sqlite_path.display()
-                )
-            })?;
+        install_panic_hook();
+        // The tree: root -> store_writer, directory, conversations (dynamic),
+        // sessions (dynamic). The root's own failure ends the process.
+        let sup = &settings.supervision;
+        let (root, root_failed) = Supervisor::root("root", sup.root);
+        let writer_id = root.worker("store_writer", "store_writer");
+        let store = Store::open_sqlite(
+            &settings.storage.sqlite_path,
+            &settings.storage,
+            Some((root.clone(), writer_id)),
+        )
+        .with_context(|| {
+            format!(
+                "opening the store at {}",
+                settings.storage.sqlite_path.display()
+            )
+        })?;
+        let faults = Arc::new(Faults::new(settings.faults_enabled));
         let registry = SessionRegistry::default();
         let directory = Directory::start(
+            &root,
             registry.clone(),
             store.clone(),
             settings.session.sessions_per_user,
+            faults.clone(),
         );
         let arbiters: Vec<Arbiter> = (0..settings.server.workers)
             .map(|_| Arbiter::new())
@@ -60,13 +78,19 @@ impl Application {
             store.clone(),
             registry.clone(),
             arbiters.iter().map(|a| a.handle()).collect(),
+            root.supervisor("conversations", sup.conversations, true),
+            faults.clone(),
         );
+        let sessions = root.supervisor("sessions", sup.sessions, true);
         let deps = Deps {
             settings: settings.clone(),
             store,
             registry,
             directory,
             conversations,
+            sessions,
+            root,
+            faults,
         };
         let state = web::Data::new(AppState {
             deps: deps.clone(),
@@ -96,6 +120,7 @@ impl Application {
             handle,
             deps,
             arbiters,
+            root_failed,
         })
     }
 
@@ -111,15 +136,25 @@ impl Application {
             handle,
             deps,
             arbiters,
+            mut root_failed,
             ..
         } = self;
         let mut serving = actix_rt::spawn(server);
+        let root_failure = async move {
+            match root_failed.wait_for(Option::is_some).await {
+                Ok(cause) => cause.clone().unwrap_or_default(),
+                // The tree is gone without a failure: never resolve.
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let mut failure = None;
         tokio::select! {
             res = &mut serving => {
                 res.context("the server task failed")?.context("the server failed")?;
                 return Ok(());
             }
             () = shutdown => {}
+            cause = root_failure => failure = Some(cause),
         }
         tracing::info!("shutting down");
         handle.pause().await;
@@ -134,9 +169,13 @@ impl Application {
         }
         handle.stop(true).await;
         let _ = serving.await;
+        deps.root.shutdown();
         deps.store.shutdown().await.context("flushing the store")?;
         for a in arbiters {
             a.stop();
+        }
+        if let Some(cause) = failure {
+            anyhow::bail!("the root supervisor failed: {cause}");
         }
         tracing::info!("shut down cleanly");
         Ok(())

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use toml::Value;
 
 use crate::domain::Username;
+use crate::supervision::policy::{Backoff, Intensity, Strategy};
+use crate::supervision::SupervisorPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -44,6 +46,7 @@ struct Raw {
     limits: RawLimits,
     payments: RawPayments,
     faults: RawFaults,
+    supervision: RawSupervision,
     telemetry: RawTelemetry,
 }
 
@@ -199,6 +202,44 @@ impl Default for RawPayments {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSupervision {
+    root_max_restarts: u64,
+    root_window_secs: u64,
+    max_restarts: u64,
+    window_secs: u64,
+    conversations_max_restarts: u64,
+    conversations_window_secs: u64,
+    sessions_max_restarts: u64,
+    sessions_window_secs: u64,
+    backoff_base_ms: u64,
+    backoff_max_ms: u64,
+    backoff_jitter: f64,
+    backoff_reset_secs: u64,
+    tree_max_children: u64,
+}
+
+impl Default for RawSupervision {
+    fn default() -> Self {
+        RawSupervision {
+            root_max_restarts: 3,
+            root_window_secs: 60,
+            max_restarts: 10,
+            window_secs: 10,
+            conversations_max_restarts: 200,
+            conversations_window_secs: 10,
+            sessions_max_restarts: 1000,
+            sessions_window_secs: 10,
+            backoff_base_ms: 1,
+            backoff_max_ms: 2000,
+            backoff_jitter: 0.2,
+            backoff_reset_secs: 30,
+            tree_max_children: 50,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct RawFaults {
@@ -323,6 +364,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub payments: PaymentSettings,
     pub faults_enabled: bool,
+    pub supervision: SupervisionSettings,
     pub log_format: LogFormat,
 }
 
@@ -617,7 +659,84 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             initial_balance: raw.payments.initial_balance,
         },
         faults_enabled: raw.faults.enabled,
+        supervision: supervision(&raw.supervision)?,
         log_format,
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SupervisionSettings {
+    /// The root: directory, conversations, sessions, the store writer.
+    pub root: SupervisorPolicy,
+    /// Static supervisors below the root.
+    pub default: SupervisorPolicy,
+    /// The dynamic supervisor of conversation actors.
+    pub conversations: SupervisorPolicy,
+    /// The dynamic supervisor of session actors.
+    pub sessions: SupervisorPolicy,
+    /// Children listed per dynamic node in `GET /admin/supervision`.
+    pub tree_max_children: usize,
+}
+
+fn supervision(raw: &RawSupervision) -> Result<SupervisionSettings, ConfigError> {
+    if !(0.0..=1.0).contains(&raw.backoff_jitter) {
+        return Err(invalid(
+            "supervision.backoff_jitter",
+            "must be between 0.0 and 1.0",
+        ));
+    }
+    if raw.backoff_max_ms < raw.backoff_base_ms {
+        return Err(invalid(
+            "supervision.backoff_max_ms",
+            "must be at least supervision.backoff_base_ms",
+        ));
+    }
+    let backoff = Backoff {
+        base: Duration::from_millis(raw.backoff_base_ms),
+        max: Duration::from_millis(raw.backoff_max_ms),
+        jitter: raw.backoff_jitter,
+        reset_after: Duration::from_secs(raw.backoff_reset_secs),
+    };
+    let policy = |strategy, max_key: &str, max: u64, window_key: &str, window: u64| {
+        Ok::<_, ConfigError>(SupervisorPolicy {
+            strategy,
+            intensity: Intensity {
+                max_restarts: u32::try_from(max).map_err(|_| invalid(max_key, "is too large"))?,
+                window: Duration::from_secs(positive(window_key, window)? as u64),
+            },
+            backoff,
+        })
+    };
+    Ok(SupervisionSettings {
+        root: policy(
+            Strategy::OneForOne,
+            "supervision.root_max_restarts",
+            raw.root_max_restarts,
+            "supervision.root_window_secs",
+            raw.root_window_secs,
+        )?,
+        default: policy(
+            Strategy::OneForOne,
+            "supervision.max_restarts",
+            raw.max_restarts,
+            "supervision.window_secs",
+            raw.window_secs,
+        )?,
+        conversations: policy(
+            Strategy::OneForOne,
+            "supervision.conversations_max_restarts",
+            raw.conversations_max_restarts,
+            "supervision.conversations_window_secs",
+            raw.conversations_window_secs,
+        )?,
+        sessions: policy(
+            Strategy::OneForOne,
+            "supervision.sessions_max_restarts",
+            raw.sessions_max_restarts,
+            "supervision.sessions_window_secs",
+            raw.sessions_window_secs,
+        )?,
+        tree_max_children: positive("supervision.tree_max_children", raw.tree_max_children)?,
     })
 }
 

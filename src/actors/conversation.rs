@@ -22,6 +22,7 @@ use crate::domain::{
 };
 use crate::protocol::{MessageView, ServerFrame};
 use crate::store::{AppendOutcome, NewMessage, Store, StoreError};
+use crate::supervision::faults::{Faults, Injected};
 use crate::supervision::{Envelope, Msg, Responder};
 use std::sync::Arc;
 
@@ -130,6 +131,7 @@ pub struct ConversationActor {
     store: Store,
     registry: SessionRegistry,
     router: ConversationRouter,
+    faults: Arc<Faults>,
     state: State,
     /// Appends sent to the store whose `Committed` has not come back yet.
     inflight: usize,
@@ -149,6 +151,7 @@ impl ConversationActor {
         store: Store,
         registry: SessionRegistry,
         router: ConversationRouter,
+        faults: Arc<Faults>,
     ) -> Self {
         ConversationActor {
             id,
@@ -156,6 +159,7 @@ impl ConversationActor {
             store,
             registry,
             router,
+            faults,
             state: State::Loading,
             inflight: 0,
             read_marks: HashMap::new(),
@@ -365,6 +369,8 @@ impl Actor for ConversationActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.settings.conversations.mailbox);
+        // After a restart that interrupted a retirement, take the entry back.
+        self.router.revive(self.id, &ctx.address());
         let store = self.store.clone();
         let id = self.id;
         // Recover state before the first message is handled.
@@ -399,12 +405,29 @@ impl Actor for ConversationActor {
     }
 }
 
+/// A restart starts from fresh state: everything is dropped and `started`
+/// reloads membership and the last seq from the store before the next
+/// message. Appends already handed to the store still report back as
+/// `Committed` and are acked and fanned out by the new incarnation.
+impl Supervised for ConversationActor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        self.state = State::Loading;
+        self.inflight = 0;
+        self.read_marks.clear();
+        self.last_activity = Instant::now();
+        self.retiring = false;
+        self.stopping = false;
+    }
+}
+
 impl Handler<Envelope<ConvRequest>> for ConversationActor {
     type Result = ();
 
     fn handle(&mut self, env: Envelope<ConvRequest>, ctx: &mut Self::Context) {
-        let span = env.span("conversation");
-        let _entered = span.enter();
+        let _scope = env.enter("conversation");
+        if self.faults.inject("conversation", || self.id.to_string()) == Injected::Stop {
+            return ctx.stop();
+        }
         self.last_activity = Instant::now();
         self.handle_request(env.msg, env.trace, ctx);
     }
@@ -414,8 +437,7 @@ impl Handler<Envelope<Committed>> for ConversationActor {
     type Result = ();
 
     fn handle(&mut self, env: Envelope<Committed>, ctx: &mut Self::Context) {
-        let span = env.span("conversation");
-        let _entered = span.enter();
+        let _scope = env.enter("conversation");
         self.inflight = self.inflight.saturating_sub(1);
         let Committed { outcome, reply } = env.msg;
         match outcome {

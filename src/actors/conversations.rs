@@ -28,7 +28,9 @@ use super::ChatError;
 use crate::config::Settings;
 use crate::domain::ConversationId;
 use crate::store::Store;
-use crate::supervision::{spawn, Envelope};
+use crate::supervision::faults::Faults;
+use crate::supervision::policy::RestartType;
+use crate::supervision::{Envelope, Supervisor};
 
 enum Entry {
     Running(Addr<ConversationActor>),
@@ -45,6 +47,9 @@ struct Shared {
     /// Threads conversation actors are spread over, round-robin.
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
+    /// The dynamic supervisor every conversation actor runs under.
+    supervisor: Supervisor,
+    faults: Arc<Faults>,
 }
 
 /// Sends requests to conversation actors, starting them when needed.
@@ -63,6 +68,8 @@ impl ConversationRouter {
         store: Store,
         registry: SessionRegistry,
         arbiters: Vec<ArbiterHandle>,
+        supervisor: Supervisor,
+        faults: Arc<Faults>,
     ) -> ConversationRouter {
         ConversationRouter {
             shared: Arc::new(Shared {
@@ -72,6 +79,8 @@ impl ConversationRouter {
                 registry,
                 arbiters,
                 next_arbiter: AtomicUsize::new(0),
+                supervisor,
+                faults,
             }),
         }
     }
@@ -140,12 +149,34 @@ impl ConversationRouter {
             s.store.clone(),
             s.registry.clone(),
             self.clone(),
+            s.faults.clone(),
         );
         let arbiter = match s.arbiters.len() {
             0 => None,
             n => Some(&s.arbiters[s.next_arbiter.fetch_add(1, Ordering::Relaxed) % n]),
         };
-        spawn(actor, arbiter)
+        s.supervisor.spawn(
+            format!("conversation:{id}"),
+            "conversation",
+            RestartType::Transient,
+            actor,
+            arbiter,
+        )
+    }
+
+    /// A restarted actor takes its entry back if it was retiring when it
+    /// failed (its `stopped` never ran): held requests are handed to it.
+    pub(super) fn revive(&self, id: ConversationId, addr: &Addr<ConversationActor>) {
+        let mut table = self.shared.table.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(Entry::Retiring(held)) = table.get_mut(&id) {
+            let held = std::mem::take(held.get_mut().unwrap_or_else(|p| p.into_inner()));
+            for env in held {
+                if let Err(SendError::Full(env) | SendError::Closed(env)) = addr.try_send(env) {
+                    env.msg.reject(overloaded());
+                }
+            }
+            table.insert(id, Entry::Running(addr.clone()));
+        }
     }
 
     /// Step 1 of retiring: true when `addr` is the running actor for `id`

@@ -10,7 +10,10 @@ use super::session::SessionHandle;
 use crate::domain::{SessionId, TraceContext, Username};
 use crate::protocol::ServerFrame;
 use crate::store::Store;
-use crate::supervision::{spawn, Envelope, Msg};
+use crate::supervision::faults::{Faults, Injected};
+use crate::supervision::policy::RestartType;
+use crate::supervision::{Envelope, Msg, Supervisor};
+use std::sync::Arc;
 
 pub struct Register {
     pub handle: SessionHandle,
@@ -35,20 +38,29 @@ pub struct Directory {
     registry: SessionRegistry,
     store: Store,
     sessions_per_user: usize,
+    faults: Arc<Faults>,
 }
 
 impl Directory {
+    /// Starts the directory as a permanent child of `supervisor`.
     pub fn start(
+        supervisor: &Supervisor,
         registry: SessionRegistry,
         store: Store,
         sessions_per_user: usize,
+        faults: Arc<Faults>,
     ) -> Addr<Directory> {
-        spawn(
-            Directory {
-                registry,
-                store,
-                sessions_per_user,
-            },
+        let directory = Directory {
+            registry,
+            store,
+            sessions_per_user,
+            faults,
+        };
+        supervisor.spawn(
+            "directory".into(),
+            "directory",
+            RestartType::Permanent,
+            directory,
             None,
         )
     }
@@ -107,10 +119,18 @@ impl Actor for Directory {
     type Context = Context<Self>;
 }
 
+/// Its state is the registry, which outlives any incarnation: a restart
+/// needs no recovery.
+impl Supervised for Directory {}
+
 impl Handler<Envelope<Register>> for Directory {
     type Result = ();
 
     fn handle(&mut self, env: Envelope<Register>, ctx: &mut Self::Context) {
+        let _scope = env.enter("directory");
+        if self.faults.inject("directory", || "directory".into()) == Injected::Stop {
+            return ctx.stop();
+        }
         let handle = env.msg.handle;
         let user = handle.username.clone();
         if self.registry.session_count(&user) >= self.sessions_per_user {
@@ -133,6 +153,7 @@ impl Handler<Envelope<Unregister>> for Directory {
     type Result = ();
 
     fn handle(&mut self, env: Envelope<Unregister>, ctx: &mut Self::Context) {
+        let _scope = env.enter("directory");
         if let Some(0) = self.registry.remove(&env.msg.user, env.msg.id) {
             self.announce(env.msg.user, true, None, env.trace, ctx);
         }

@@ -23,6 +23,8 @@ pub use error::{ChatError, ChatResult};
 
 use crate::config::Settings;
 use crate::store::Store;
+use crate::supervision::faults::Faults;
+use crate::supervision::Supervisor;
 
 /// What actors and HTTP handlers share.
 #[derive(Clone)]
@@ -33,4 +35,9 @@ pub struct Deps {
     pub registry: registry::SessionRegistry,
     pub directory: Addr<directory::Directory>,
     pub conversations: conversations::ConversationRouter,
+    /// The dynamic supervisor of session actors.
+    pub sessions: Supervisor,
+    /// The root of the supervision tree (admin view).
+    pub root: Supervisor,
+    pub faults: Arc<Faults>,
 }

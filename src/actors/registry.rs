@@ -79,14 +79,18 @@ impl SessionRegistry {
             .sum()
     }
 
-    /// Adds a session; returns how many the user now has.
+    /// Adds (or replaces) a session; returns how many the user now has.
     pub(super) fn insert(&self, handle: SessionHandle) -> usize {
         let mut shard = self
             .shard(&handle.username)
             .write()
             .unwrap_or_else(|p| p.into_inner());
         let list = shard.entry(handle.username.clone()).or_default();
-        list.push(handle);
+        // Idempotent per session: a restarted session may register again.
+        match list.iter_mut().find(|h| h.id == handle.id) {
+            Some(slot) => *slot = handle,
+            None => list.push(handle),
+        }
         list.len()
     }
 

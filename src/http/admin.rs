@@ -6,10 +6,14 @@ use actix_ws::CloseCode;
 use serde::Deserialize;
 use serde_json::json;
 
+use std::time::Duration;
+
+use super::extract::JsonBody;
 use super::{ApiError, AppState, AuthUser};
 use crate::actors::conversation::Describe;
 use crate::domain::{rfc3339_ms, SessionId, TraceContext};
 use crate::protocol::ErrorCode;
+use crate::supervision::faults::{Fault, FaultError};
 use crate::supervision::Envelope;
 
 /// A caller with an admin token: 401 without a valid token, 403 for others.
@@ -112,4 +116,68 @@ pub async fn conversations(
         .flatten()
         .collect();
     HttpResponse::Ok().json(json!({ "active": state.deps.conversations.active(), "items": items }))
+}
+
+/// The live supervision tree, with restart counts by actor kind and reason.
+pub async fn supervision(state: web::Data<AppState>, _: AdminUser) -> HttpResponse {
+    let deps = &state.deps;
+    let tree = deps
+        .root
+        .snapshot(deps.settings.supervision.tree_max_children);
+    let restarts: Vec<_> = deps
+        .root
+        .restart_counts()
+        .into_iter()
+        .map(|(kind, reason, count)| json!({"kind": kind, "reason": reason, "count": count}))
+        .collect();
+    HttpResponse::Ok().json(json!({
+        "node": deps.settings.server.node_id,
+        "tree": tree,
+        "restarts": restarts,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultBody {
+    target: String,
+    kind: String,
+    count: Option<u32>,
+    delay_ms: Option<u64>,
+}
+
+/// `POST /admin/faults`: arms a fault (only with `faults.enabled`).
+pub async fn faults(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+    JsonBody(body): JsonBody<FaultBody>,
+) -> Result<HttpResponse, ApiError> {
+    let trace = admin.trace;
+    let bad = |m: String| ApiError::new(ErrorCode::BadRequest, m, trace);
+    let fault = match (body.kind.as_str(), body.delay_ms) {
+        ("panic", _) => Fault::Panic,
+        ("stop", _) => Fault::Stop,
+        ("delay", Some(ms)) if (1..=60_000).contains(&ms) => {
+            Fault::Delay(Duration::from_millis(ms))
+        }
+        ("delay", _) => return Err(bad("delay needs delayMs between 1 and 60000".into())),
+        (other, _) => {
+            return Err(bad(format!(
+                "kind {other:?} is not one of panic, stop, delay"
+            )))
+        }
+    };
+    let count = body.count.unwrap_or(1);
+    state
+        .deps
+        .faults
+        .arm(&body.target, fault, count)
+        .map_err(|e| match e {
+            FaultError::Disabled => ApiError::new(ErrorCode::Forbidden, e.to_string(), trace),
+            FaultError::Full => ApiError::new(ErrorCode::Conflict, e.to_string(), trace),
+            other => bad(other.to_string()),
+        })?;
+    tracing::warn!(target = %body.target, kind = %body.kind, count, trace_id = %trace, "fault armed");
+    Ok(HttpResponse::Accepted()
+        .json(json!({"target": body.target, "kind": body.kind, "count": count})))
 }

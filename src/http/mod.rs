@@ -49,7 +49,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/admin")
                 .route("/sessions", web::get().to(admin::sessions))
                 .route("/sessions/{id}", web::delete().to(admin::disconnect))
-                .route("/conversations", web::get().to(admin::conversations)),
+                .route("/conversations", web::get().to(admin::conversations))
+                .route("/supervision", web::get().to(admin::supervision))
+                .route("/faults", web::post().to(admin::faults)),
         )
         .default_service(web::to(not_found));
 }

@@ -21,6 +21,7 @@ pub use types::{
 
 use crate::config::StorageSettings;
 use crate::domain::{Conversation, ConversationId, Username};
+use crate::supervision::{ChildId, Supervisor};
 
 /// The store handle. Cheap to clone; every clone talks to the same backend.
 #[derive(Clone)]
@@ -29,9 +30,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating when missing) the embedded SQLite store.
-    pub fn open_sqlite(path: &Path, settings: &StorageSettings) -> Result<Store, StoreError> {
-        let backend = sqlite::SqliteStore::open(path, SqliteOptions::from(settings))?;
+    /// Opens (creating when missing) the embedded SQLite store. With a
+    /// supervisor, the writer thread reports failed batches to it.
+    pub fn open_sqlite(
+        path: &Path,
+        settings: &StorageSettings,
+        supervision: Option<(Supervisor, ChildId)>,
+    ) -> Result<Store, StoreError> {
+        let backend = sqlite::SqliteStore::open(path, SqliteOptions::from(settings), supervision)?;
         Ok(Store { backend })
     }
 
@@ -96,7 +102,11 @@ impl Store {
                 let _ = tx.send(r);
             }),
         );
-        rx.await.unwrap_or(Err(StoreError::Closed))
+        rx.await.unwrap_or_else(|_| {
+            Err(StoreError::Backend(
+                "the write was lost: the store writer failed".into(),
+            ))
+        })
     }
 
     /// Moves a member's read marker forward (never back).

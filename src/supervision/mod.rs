@@ -1,14 +1,26 @@
-//! Supervision primitives. Every actor message travels in an [`Envelope`]
-//! carrying its trace context (DESIGN.md decision 3); every request that
-//! expects an answer carries a [`Responder`] that answers `internal` if the
-//! request is dropped unanswered (an actor that failed or stopped), so a
-//! caller never waits on silence. Actors are started through [`spawn`], the
-//! one seam where the restart runner of DESIGN.md decision 2 plugs in.
+//! Supervision (DESIGN.md decisions 2 and 3).
+//!
+//! - [`Envelope`]: every actor message travels in one, carrying its trace
+//!   context; a handler holds [`Envelope::enter`] so its logs and any panic
+//!   report carry the trace id.
+//! - [`Responder`]: a request's answer, sent `internal` if the request is
+//!   dropped unanswered, so a caller never waits on silence.
+//! - [`policy`]: strategies, restart types, intensity, backoff (pure).
+//! - [`Supervisor`] and the runner: actors run under `catch_unwind` and are
+//!   restarted in place (same mailbox, same `Addr`) with fresh state.
+//! - [`faults`]: fault injection for tests and drills.
 
 mod envelope;
+mod failure;
+pub mod faults;
+pub mod policy;
 mod reply;
-mod spawn;
+mod runner;
+mod supervisor;
+mod tree;
 
-pub use envelope::{Envelope, Msg};
+pub use envelope::{Envelope, HandlerScope, Msg};
+pub use failure::{install_panic_hook, supervised, Failure, TraceScope};
 pub use reply::{Responder, Unanswered};
-pub use spawn::spawn;
+pub use supervisor::{ChildId, Decision, Exit, Supervisor, SupervisorPolicy};
+pub use tree::{ChildView, NodeView};

@@ -46,7 +46,7 @@ async fn sqlite() -> (Store, TempDir) {
 
 fn open_sqlite(dir: &TempDir) -> Store {
     let settings = Settings::from_sources("", &[]).unwrap();
-    Store::open_sqlite(&dir.path().join("conformance.db"), &settings.storage).unwrap()
+    Store::open_sqlite(&dir.path().join("conformance.db"), &settings.storage, None).unwrap()
 }
 
 macro_rules! backend {

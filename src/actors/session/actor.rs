@@ -67,6 +67,11 @@ pub struct SessionActor {
     heartbeat: Heartbeat,
     pub(super) direct: DirectCache,
     closing: bool,
+    /// Restarts so far; the first incarnation greets and registers.
+    incarnation: u32,
+    /// The client frame being handled (its ref and trace), so a failure
+    /// while handling it is answered with `internal`.
+    pub(super) current: Option<(Option<String>, TraceContext)>,
 }
 
 impl SessionActor {
@@ -96,6 +101,8 @@ impl SessionActor {
             heartbeat,
             direct,
             closing: false,
+            incarnation: 0,
+            current: None,
         }
     }
 
@@ -147,27 +154,29 @@ impl Actor for SessionActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.deps.settings.session.mailbox);
-        let handle = SessionHandle {
-            id: self.id,
-            username: self.user.clone(),
-            since: self.since,
-            outbound: self.outbound.clone(),
-            control: ctx.address(),
-            overflowed: Arc::new(AtomicBool::new(false)),
-        };
-        self.handle = Some(handle.clone());
-        let hello = ServerFrame::Hello {
-            username: self.user.clone(),
-            session_id: self.id,
-            node: self.deps.settings.server.node_id.clone(),
-            heartbeat_secs: self.deps.settings.session.heartbeat.as_secs(),
-            trace_id: self.trace.trace_id,
-        };
-        // The hello goes first, before the directory can route any frame here.
-        self.push(&hello, self.trace);
-        self.deps
-            .directory
-            .do_send(Envelope::new(self.trace, Register { handle }));
+        if self.incarnation == 0 {
+            let handle = SessionHandle {
+                id: self.id,
+                username: self.user.clone(),
+                since: self.since,
+                outbound: self.outbound.clone(),
+                control: ctx.address(),
+                overflowed: Arc::new(AtomicBool::new(false)),
+            };
+            self.handle = Some(handle.clone());
+            let hello = ServerFrame::Hello {
+                username: self.user.clone(),
+                session_id: self.id,
+                node: self.deps.settings.server.node_id.clone(),
+                heartbeat_secs: self.deps.settings.session.heartbeat.as_secs(),
+                trace_id: self.trace.trace_id,
+            };
+            // The hello goes first, before the directory can route any frame here.
+            self.push(&hello, self.trace);
+            self.deps
+                .directory
+                .do_send(Envelope::new(self.trace, Register { handle }));
+        }
         let every = self.deps.settings.session.heartbeat;
         ctx.run_interval(every, |act, ctx| {
             if act.heartbeat.expired(Instant::now()) {
@@ -193,6 +202,27 @@ impl Actor for SessionActor {
     }
 }
 
+/// A restarted session keeps its socket, its queue and its registration
+/// (the same address serves on); it answers the frame it failed on with
+/// `internal` and starts again with fresh per-frame state.
+impl Supervised for SessionActor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        self.incarnation += 1;
+        if let Some((reference, trace)) = self.current.take() {
+            let f = ServerFrame::error(
+                ErrorCode::Internal,
+                "the session failed while handling this frame and was restarted; retry",
+                reference,
+                trace.trace_id,
+            );
+            self.push(&f, trace);
+        }
+        self.direct = DirectCache::new(self.deps.settings.session.direct_cache);
+        self.heartbeat =
+            Heartbeat::new(Instant::now(), self.deps.settings.session.heartbeat_timeout);
+    }
+}
+
 impl Handler<Envelope<Inbound>> for SessionActor {
     type Result = ();
 
@@ -201,8 +231,7 @@ impl Handler<Envelope<Inbound>> for SessionActor {
             return;
         }
         self.heartbeat.heard(Instant::now());
-        let span = env.span("session");
-        let _entered = span.enter();
+        let _scope = env.enter("session");
         match env.msg {
             Inbound::Text(text) => self.on_text(&text, ctx),
             Inbound::Binary => {
@@ -242,8 +271,7 @@ impl Handler<Envelope<Control>> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, env: Envelope<Control>, ctx: &mut Self::Context) {
-        let span = env.span("session");
-        let _entered = span.enter();
+        let _scope = env.enter("session");
         match env.msg {
             Control::SlowConsumer => {
                 tracing::warn!(session = %self.id, user = %self.user, "slow consumer: outbound queue full, closing");

@@ -12,7 +12,8 @@ use crate::protocol::{
     parse_client_frame, ClientRequest, ConversationView, MessageView, SendTarget, ServerFrame,
 };
 use crate::store::AppendOutcome;
-use crate::supervision::{Envelope, Responder};
+use crate::supervision::faults::Injected;
+use crate::supervision::{Envelope, Responder, TraceScope};
 
 /// `to` usernames to their direct conversation, bounded: the least recently
 /// inserted entry is evicted when full (a miss costs one store lookup).
@@ -65,7 +66,14 @@ impl SessionActor {
         let trace = TraceContext::new(frame.trace_id);
         let span = tracing::debug_span!("frame", trace_id = %frame.trace_id, user = %self.user);
         let _entered = span.enter();
+        let _trace = TraceScope::enter(frame.trace_id);
+        self.current = Some((frame.reference.clone(), trace));
+        if self.deps.faults.inject("session", || self.id.to_string()) == Injected::Stop {
+            self.current = None;
+            return ctx.stop();
+        }
         self.dispatch(frame.request, frame.reference, trace, ctx);
+        self.current = None;
     }
 
     /// A responder that turns the answer into a frame for this session:

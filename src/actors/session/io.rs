@@ -10,7 +10,8 @@ use super::actor::{Inbound, SessionActor};
 use super::handle::Outbound;
 use crate::actors::Deps;
 use crate::domain::{now_ms, SessionId, TraceContext, Username};
-use crate::supervision::{spawn, Envelope};
+use crate::supervision::policy::RestartType;
+use crate::supervision::Envelope;
 
 /// Upgrades the request and starts the session's actor and tasks.
 pub fn start_session(
@@ -30,8 +31,15 @@ pub fn start_session(
     let (tx, rx) = mpsc::channel(settings.outbound_queue);
     let writer = actix_rt::spawn(write_loop(ws.clone(), rx));
     let id = SessionId::new_random();
+    let deps_sessions = deps.sessions.clone();
     let actor = SessionActor::new(id, user, now_ms(), trace, deps, tx, ws, writer);
-    let addr = spawn(actor, None);
+    let addr = deps_sessions.spawn(
+        format!("session:{id}"),
+        "session",
+        RestartType::Transient,
+        actor,
+        None,
+    );
     actix_rt::spawn(async move {
         let mut stream = stream;
         while let Some(item) = stream.next().await {

@@ -57,7 +57,11 @@ struct ReadPool {
 }
 
 impl SqliteStore {
-    pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+    pub fn open(
+        path: &Path,
+        options: SqliteOptions,
+        supervision: Option<writer::WriterSupervision>,
+    ) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
@@ -71,7 +75,13 @@ impl SqliteStore {
             readers.push(open_reader(path)?);
         }
         let (tx, rx) = mpsc::channel(options.write_queue);
-        writer::spawn(conn, rx, options.max_batch, options.batch_window)?;
+        writer::spawn(
+            conn,
+            rx,
+            options.max_batch,
+            options.batch_window,
+            supervision,
+        )?;
         Ok(SqliteStore {
             writes: tx,
             readers: Arc::new(ReadPool {
@@ -100,7 +110,12 @@ impl SqliteStore {
         self.submit(make(Box::new(move |r| {
             let _ = tx.send(r);
         })));
-        rx.await.unwrap_or(Err(StoreError::Closed))
+        // A dropped completion means the writer failed mid-batch.
+        rx.await.unwrap_or_else(|_| {
+            Err(StoreError::Backend(
+                "the write was lost: the store writer failed".into(),
+            ))
+        })
     }
 
     pub async fn create_user(&self, user: NewUser) -> Result<(), StoreError> {

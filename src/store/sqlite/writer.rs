@@ -14,6 +14,7 @@ use crate::domain::{
     now_ms, Conversation, ConversationId, ConversationKind, StoredMessage, Username,
 };
 use crate::store::{AppendOutcome, Completion, NewMessage, NewUser, StoreError};
+use crate::supervision::{supervised, ChildId, Decision, Exit, Supervisor};
 
 pub enum WriteOp {
     CreateUser(NewUser, Completion<()>),
@@ -79,15 +80,25 @@ pub fn spawn(
     rx: mpsc::Receiver<WriteOp>,
     max_batch: usize,
     window: Duration,
+    supervision: Option<WriterSupervision>,
 ) -> Result<(), StoreError> {
     std::thread::Builder::new()
         .name("parley-sqlite-writer".into())
-        .spawn(move || run(conn, rx, max_batch, window))
+        .spawn(move || run(conn, rx, max_batch, window, supervision))
         .map(|_| ())
         .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_batch: usize, window: Duration) {
+/// Where the writer reports a failed batch: its supervisor and its id there.
+pub type WriterSupervision = (Supervisor, ChildId);
+
+fn run(
+    conn: Connection,
+    mut rx: mpsc::Receiver<WriteOp>,
+    max_batch: usize,
+    window: Duration,
+    supervision: Option<WriterSupervision>,
+) {
     let mut batch: Vec<WriteOp> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -100,7 +111,28 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_batch: usize, wind
                 Err(_) => break,
             }
         }
-        let stop = commit_batch(&conn, &mut batch);
+        // A panic while writing fails this batch only: its completions are
+        // dropped (their responders answer `internal`), the transaction is
+        // rolled back, the supervisor counts the failure and sets the pause.
+        let stop = match supervised(|| commit_batch(&conn, &mut batch)) {
+            Ok(stop) => stop,
+            Err(failure) => {
+                batch.clear();
+                let _ = conn.execute_batch("ROLLBACK");
+                let delay = match &supervision {
+                    Some((sup, id)) => match sup.child_exited(*id, Exit::Failed(failure)) {
+                        Decision::Restart { delay } => {
+                            sup.child_restarted(*id);
+                            delay
+                        }
+                        Decision::Hold | Decision::Stop => Duration::from_secs(1),
+                    },
+                    None => Duration::from_millis(10),
+                };
+                std::thread::sleep(delay);
+                false
+            }
+        };
         if stop {
             // Later writes are refused; queued ones get `Closed`.
             rx.close();

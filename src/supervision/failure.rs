@@ -1,0 +1,126 @@
+//! Turning a panic into a failure report: message, location and the traceId
+//! of the message being handled. The panic hook runs before unwinding, while
+//! the handler's trace scope is still set, and leaves the report in a
+//! thread-local for the runner that catches the unwind.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
+
+use crate::domain::{now_ms, TraceId};
+
+/// Why a supervised actor failed.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    pub reason: String,
+    pub location: Option<String>,
+    pub trace_id: Option<TraceId>,
+    /// Unix ms.
+    pub at: i64,
+}
+
+thread_local! {
+    static CURRENT_TRACE: Cell<Option<TraceId>> = const { Cell::new(None) };
+    static LAST_PANIC: RefCell<Option<Failure>> = const { RefCell::new(None) };
+    static SUPERVISED_DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Sets the trace of the message being handled on this thread for as long
+/// as it lives (handlers hold one through `Envelope::enter`).
+pub struct TraceScope {
+    previous: Option<TraceId>,
+}
+
+impl TraceScope {
+    pub fn enter(trace: TraceId) -> Self {
+        TraceScope {
+            previous: CURRENT_TRACE.with(|c| c.replace(Some(trace))),
+        }
+    }
+}
+
+impl Drop for TraceScope {
+    fn drop(&mut self) {
+        CURRENT_TRACE.with(|c| c.set(self.previous));
+    }
+}
+
+fn payload_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-text payload".to_string()
+    }
+}
+
+/// Installs the panic hook once. Panics inside supervised actors are logged
+/// as failures (with trace_id) instead of the default stderr message; other
+/// panics go to the previous hook unchanged.
+pub fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let failure = Failure {
+                reason: payload_text(info.payload()),
+                location: info
+                    .location()
+                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
+                trace_id: CURRENT_TRACE.with(Cell::get),
+                at: now_ms(),
+            };
+            if SUPERVISED_DEPTH.with(Cell::get) > 0 {
+                tracing::error!(
+                    trace_id = failure.trace_id.map(|t| t.to_string()).unwrap_or_default(),
+                    location = failure.location.as_deref().unwrap_or("?"),
+                    "supervised actor panicked: {}",
+                    failure.reason
+                );
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some(failure));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `f`, turning a panic into a `Failure`.
+pub fn supervised<R>(f: impl FnOnce() -> R) -> Result<R, Failure> {
+    SUPERVISED_DEPTH.with(|d| d.set(d.get() + 1));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    SUPERVISED_DEPTH.with(|d| d.set(d.get() - 1));
+    result.map_err(|payload| {
+        LAST_PANIC
+            .with(|p| p.borrow_mut().take())
+            .unwrap_or_else(|| Failure {
+                reason: payload_text(payload.as_ref()),
+                location: None,
+                trace_id: None,
+                at: now_ms(),
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_failure_with_its_trace() {
+        install_panic_hook();
+        let trace = TraceId::random();
+        let failure = supervised(|| {
+            let _scope = TraceScope::enter(trace);
+            panic!("boom {}", 7);
+        })
+        .unwrap_err();
+        assert_eq!(failure.reason, "boom 7");
+        assert_eq!(failure.trace_id, Some(trace));
+        assert!(failure.location.unwrap().contains("failure.rs"));
+        assert_eq!(supervised(|| 5).unwrap(), 5);
+    }
+}

@@ -1,0 +1,533 @@
+//! Supervisors (Erlang/OTP semantics over restart-in-place runners).
+//!
+//! A supervisor is a node of the tree: static children started in order, or
+//! (dynamic) any number of children from one spec. When a child ends it asks
+//! its supervisor what to do ([`Supervisor::child_exited`]): by restart type
+//! whether to restart at all; by intensity whether restarting is still
+//! allowed (more than `max_restarts` within `window` and the supervisor holds
+//! its children, in reverse start order, and fails to its parent); by
+//! strategy which siblings restart too; by backoff how long to wait. A parent
+//! restarts a failed child supervisor by restarting its whole subtree. The
+//! root has no parent: its failure is logged and ends the process non-zero.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+
+use super::failure::Failure;
+use super::policy::{Backoff, BackoffState, Intensity, IntensityTracker, RestartType, Strategy};
+use super::runner::{self, Command};
+use super::tree::{ChildView, NodeView};
+use crate::domain::now_ms;
+
+pub type ChildId = u64;
+
+/// How a child ended.
+#[derive(Debug, Clone)]
+pub enum Exit {
+    /// It stopped by itself.
+    Normal,
+    /// It panicked.
+    Failed(Failure),
+}
+
+/// What a child's runner does next.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Decision {
+    Restart {
+        delay: Duration,
+    },
+    /// Stay stopped until the parent restarts the subtree or shuts it down.
+    Hold,
+    Stop,
+}
+
+/// The limits of one supervisor.
+#[derive(Debug, Clone, Copy)]
+pub struct SupervisorPolicy {
+    pub strategy: Strategy,
+    pub intensity: Intensity,
+    pub backoff: Backoff,
+}
+
+enum Link {
+    Actor(mpsc::Sender<Command>),
+    Supervisor(Supervisor),
+    /// A thread that reports its own failures (the store writer).
+    Worker,
+}
+
+struct Child {
+    name: String,
+    kind: &'static str,
+    restart: RestartType,
+    link: Link,
+    status: &'static str,
+    restarts: u64,
+    last_failure: Option<Failure>,
+    started_at: i64,
+}
+
+struct State {
+    intensity: IntensityTracker,
+    backoff: BackoffState,
+    /// Keyed by id, which grows with start order.
+    children: BTreeMap<ChildId, Child>,
+    next_id: ChildId,
+    status: &'static str,
+    restarts: u64,
+    last_failure: Option<Failure>,
+}
+
+struct Node {
+    name: String,
+    dynamic: bool,
+    policy: SupervisorPolicy,
+    /// The parent and this node's id there; none for the root.
+    parent: Option<(Weak<Node>, ChildId)>,
+    /// Root only: set to the cause when the root itself fails.
+    root_failure: Option<watch::Sender<Option<String>>>,
+    /// Restarts by child kind and reason, shared by the whole tree.
+    counters: Arc<Mutex<HashMap<(&'static str, &'static str), u64>>>,
+    state: Mutex<State>,
+}
+
+/// A handle to one supervisor of the tree.
+#[derive(Clone)]
+pub struct Supervisor {
+    node: Arc<Node>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding this lock can only come from a bug in this
+    // file; the state is still a valid value, so carry on.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Supervisor {
+    /// The root; `failed` receives the cause if the root itself fails.
+    pub fn root(
+        name: &str,
+        policy: SupervisorPolicy,
+    ) -> (Supervisor, watch::Receiver<Option<String>>) {
+        let (tx, rx) = watch::channel(None);
+        let node = Node {
+            name: name.to_string(),
+            dynamic: false,
+            policy,
+            parent: None,
+            root_failure: Some(tx),
+            counters: Arc::default(),
+            state: Mutex::new(State::new(policy)),
+        };
+        (
+            Supervisor {
+                node: Arc::new(node),
+            },
+            rx,
+        )
+    }
+
+    /// Adds a child supervisor (dynamic: one spec, many children, one_for_one).
+    pub fn supervisor(&self, name: &str, policy: SupervisorPolicy, dynamic: bool) -> Supervisor {
+        let mut st = locked(&self.node.state);
+        let id = st.take_id();
+        let child = Supervisor {
+            node: Arc::new(Node {
+                name: name.to_string(),
+                dynamic,
+                policy,
+                parent: Some((Arc::downgrade(&self.node), id)),
+                root_failure: None,
+                counters: self.node.counters.clone(),
+                state: Mutex::new(State::new(policy)),
+            }),
+        };
+        st.children.insert(
+            id,
+            Child::new(
+                name.to_string(),
+                "supervisor",
+                RestartType::Permanent,
+                Link::Supervisor(child.clone()),
+            ),
+        );
+        child
+    }
+
+    /// Starts a supervised actor as a child of this supervisor.
+    pub fn spawn<A>(
+        &self,
+        name: String,
+        kind: &'static str,
+        restart: RestartType,
+        actor: A,
+        arbiter: Option<&ArbiterHandle>,
+    ) -> Addr<A>
+    where
+        A: Actor<Context = Context<A>> + Supervised + Send,
+    {
+        let (tx, rx) = mpsc::channel(8);
+        let id = {
+            let mut st = locked(&self.node.state);
+            let id = st.take_id();
+            st.children
+                .insert(id, Child::new(name, kind, restart, Link::Actor(tx)));
+            id
+        };
+        runner::start(actor, arbiter, self.clone(), id, rx)
+    }
+
+    /// Registers a thread that reports its own failures through
+    /// [`Supervisor::child_exited`] (and obeys only `Restart` delays).
+    pub fn worker(&self, name: &str, kind: &'static str) -> ChildId {
+        let mut st = locked(&self.node.state);
+        let id = st.take_id();
+        st.children.insert(
+            id,
+            Child::new(name.to_string(), kind, RestartType::Permanent, Link::Worker),
+        );
+        id
+    }
+
+    fn count(&self, kind: &'static str, reason: &'static str) {
+        *locked(&self.node.counters)
+            .entry((kind, reason))
+            .or_default() += 1;
+    }
+
+    /// A child ended; decides what it does next (see the module doc).
+    pub fn child_exited(&self, id: ChildId, exit: Exit) -> Decision {
+        let policy = self.node.policy;
+        let now = Instant::now();
+        let mut st = locked(&self.node.state);
+        let abnormal = matches!(exit, Exit::Failed(_));
+        let Some(child) = st.children.get_mut(&id) else {
+            return Decision::Stop;
+        };
+        if let Exit::Failed(f) = &exit {
+            child.last_failure = Some(f.clone());
+        }
+        let (kind, restart_type) = (child.kind, child.restart);
+        if !restart_type.restarts(abnormal) {
+            child.status = "stopped";
+            return Decision::Stop;
+        }
+        if let Exit::Failed(f) = &exit {
+            st.last_failure = Some(f.clone());
+        }
+        if !st.intensity.allow(now) {
+            st.status = "escalated";
+            drop(st);
+            let cause = match &exit {
+                Exit::Failed(f) => f.reason.clone(),
+                Exit::Normal => "a permanent child stopped".into(),
+            };
+            tracing::error!(
+                supervisor = %self.node.name,
+                max_restarts = policy.intensity.max_restarts,
+                window_ms = policy.intensity.window.as_millis() as u64,
+                "restart intensity exceeded; stopping children and escalating: {cause}"
+            );
+            self.hold_children(Some(id));
+            self.escalate(format!(
+                "{}: more than {} restarts in {:?} (last: {cause})",
+                self.node.name, policy.intensity.max_restarts, policy.intensity.window
+            ));
+            return Decision::Hold;
+        }
+        let delay = st
+            .backoff
+            .next_delay(&policy.backoff, now, rand::thread_rng().gen::<f64>());
+        st.restarts += 1;
+        let order: Vec<ChildId> = st.children.keys().copied().collect();
+        let failed_at = order.iter().position(|c| *c == id).unwrap_or(0);
+        let siblings: Vec<ChildId> = policy
+            .strategy
+            .affected(failed_at, order.len())
+            .into_iter()
+            .map(|i| order[i])
+            .filter(|c| *c != id)
+            .collect();
+        if let Some(child) = st.children.get_mut(&id) {
+            child.restarts += 1;
+            child.status = "restarting";
+        }
+        let mut links = Vec::new();
+        for sid in siblings {
+            if let Some(s) = st.children.get_mut(&sid) {
+                s.restarts += 1;
+                s.status = "restarting";
+                links.push(s.link.clone_link());
+            }
+        }
+        drop(st);
+        self.count(kind, if abnormal { "panic" } else { "exit" });
+        for link in links {
+            link.restart(delay);
+        }
+        Decision::Restart { delay }
+    }
+
+    pub fn child_restarted(&self, id: ChildId) {
+        if let Some(c) = locked(&self.node.state).children.get_mut(&id) {
+            c.status = "running";
+            c.started_at = now_ms();
+        }
+    }
+
+    /// The child's runner ended for good.
+    pub fn child_gone(&self, id: ChildId) {
+        let mut st = locked(&self.node.state);
+        if self.node.dynamic {
+            st.children.remove(&id);
+        } else if let Some(c) = st.children.get_mut(&id) {
+            c.status = "stopped";
+        }
+    }
+
+    /// Stops every child (reverse start order) but `except`, keeping them
+    /// ready for a restart of the subtree.
+    fn hold_children(&self, except: Option<ChildId>) {
+        let links: Vec<LinkRef> = {
+            let mut st = locked(&self.node.state);
+            st.children
+                .iter_mut()
+                .rev()
+                .filter(|(id, _)| Some(**id) != except)
+                .map(|(_, c)| {
+                    c.status = "held";
+                    c.link.clone_link()
+                })
+                .collect()
+        };
+        if let Some(except) = except {
+            if let Some(c) = locked(&self.node.state).children.get_mut(&except) {
+                c.status = "held";
+            }
+        }
+        for link in links {
+            link.hold();
+        }
+    }
+
+    /// This supervisor failed: its parent decides, or the root ends the process.
+    fn escalate(&self, cause: String) {
+        let failure = Failure {
+            reason: cause.clone(),
+            location: None,
+            trace_id: None,
+            at: now_ms(),
+        };
+        match &self.node.parent {
+            Some((parent, my_id)) => {
+                let Some(parent) = parent.upgrade() else {
+                    return;
+                };
+                let parent = Supervisor { node: parent };
+                match parent.child_exited(*my_id, Exit::Failed(failure)) {
+                    Decision::Restart { delay } => {
+                        let me = self.clone();
+                        actix_rt::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            me.restart_subtree(Duration::ZERO);
+                        });
+                    }
+                    Decision::Hold => {}
+                    Decision::Stop => self.shutdown(),
+                }
+            }
+            None => {
+                tracing::error!(supervisor = %self.node.name, "the root supervisor failed: {cause}");
+                if let Some(tx) = &self.node.root_failure {
+                    let _ = tx.send(Some(cause));
+                }
+            }
+        }
+    }
+
+    /// Restarts every child of this subtree in place, with fresh state and a
+    /// fresh intensity window.
+    pub fn restart_subtree(&self, delay: Duration) {
+        let links: Vec<LinkRef> = {
+            let mut st = locked(&self.node.state);
+            st.intensity.reset();
+            st.status = "running";
+            st.children
+                .values_mut()
+                .map(|c| {
+                    c.restarts += 1;
+                    c.status = "restarting";
+                    c.link.clone_link()
+                })
+                .collect()
+        };
+        for link in links {
+            link.restart(delay);
+        }
+    }
+
+    /// Stops every child for good, in reverse start order.
+    pub fn shutdown(&self) {
+        let links: Vec<LinkRef> = {
+            let mut st = locked(&self.node.state);
+            st.status = "stopped";
+            st.children
+                .values()
+                .rev()
+                .map(|c| c.link.clone_link())
+                .collect()
+        };
+        for link in links {
+            link.shutdown();
+        }
+    }
+
+    /// The live tree below this supervisor; dynamic nodes list at most
+    /// `max_children` children (those with the most restarts first).
+    pub fn snapshot(&self, max_children: usize) -> NodeView {
+        let st = locked(&self.node.state);
+        let mut children: Vec<(&ChildId, &Child)> = st.children.iter().collect();
+        if self.node.dynamic {
+            children.sort_by(|a, b| b.1.restarts.cmp(&a.1.restarts).then(a.0.cmp(b.0)));
+        }
+        let child_count = children.len();
+        let children = children
+            .into_iter()
+            .take(if self.node.dynamic {
+                max_children
+            } else {
+                usize::MAX
+            })
+            .map(|(_, c)| match &c.link {
+                Link::Supervisor(s) => ChildView::Supervisor(s.snapshot(max_children)),
+                _ => ChildView::Worker {
+                    name: c.name.clone(),
+                    kind: c.kind,
+                    restart: c.restart,
+                    status: c.status,
+                    restarts: c.restarts,
+                    last_failure: c.last_failure.clone(),
+                    started_at: crate::domain::rfc3339_ms(c.started_at),
+                },
+            })
+            .collect();
+        NodeView {
+            name: self.node.name.clone(),
+            kind: if self.node.dynamic {
+                "dynamic_supervisor"
+            } else {
+                "supervisor"
+            },
+            strategy: self.node.policy.strategy,
+            status: st.status,
+            restarts: st.restarts,
+            max_restarts: self.node.policy.intensity.max_restarts,
+            window_secs: self.node.policy.intensity.window.as_secs_f64(),
+            last_failure: st.last_failure.clone(),
+            child_count,
+            children,
+        }
+    }
+
+    /// Restarts so far, by child kind and reason (`panic`, `exit`).
+    pub fn restart_counts(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut v: Vec<_> = locked(&self.node.counters)
+            .iter()
+            .map(|((k, r), n)| (*k, *r, *n))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl State {
+    fn new(policy: SupervisorPolicy) -> Self {
+        State {
+            intensity: IntensityTracker::new(policy.intensity),
+            backoff: BackoffState::default(),
+            children: BTreeMap::new(),
+            next_id: 1,
+            status: "running",
+            restarts: 0,
+            last_failure: None,
+        }
+    }
+
+    fn take_id(&mut self) -> ChildId {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+}
+
+impl Child {
+    fn new(name: String, kind: &'static str, restart: RestartType, link: Link) -> Self {
+        Child {
+            name,
+            kind,
+            restart,
+            link,
+            status: "running",
+            restarts: 0,
+            last_failure: None,
+            started_at: now_ms(),
+        }
+    }
+}
+
+/// A copy of a child's link that can be used without the lock.
+enum LinkRef {
+    Actor(mpsc::Sender<Command>),
+    Supervisor(Supervisor),
+    Worker,
+}
+
+impl Link {
+    fn clone_link(&self) -> LinkRef {
+        match self {
+            Link::Actor(tx) => LinkRef::Actor(tx.clone()),
+            Link::Supervisor(s) => LinkRef::Supervisor(s.clone()),
+            Link::Worker => LinkRef::Worker,
+        }
+    }
+}
+
+impl LinkRef {
+    // Commands are rare (restarts, holds, shutdowns) and the runner drains
+    // them at once; a full command queue already holds an order that
+    // supersedes this one, so a failed `try_send` loses nothing that matters.
+    fn restart(self, delay: Duration) {
+        match self {
+            LinkRef::Actor(tx) => {
+                let _ = tx.try_send(Command::Restart { delay });
+            }
+            LinkRef::Supervisor(s) => s.restart_subtree(delay),
+            LinkRef::Worker => {}
+        }
+    }
+
+    fn hold(self) {
+        match self {
+            LinkRef::Actor(tx) => {
+                let _ = tx.try_send(Command::Hold);
+            }
+            LinkRef::Supervisor(s) => s.hold_children(None),
+            LinkRef::Worker => {}
+        }
+    }
+
+    fn shutdown(self) {
+        match self {
+            LinkRef::Actor(tx) => {
+                let _ = tx.try_send(Command::Shutdown);
+            }
+            LinkRef::Supervisor(s) => s.shutdown(),
+            LinkRef::Worker => {}
+        }
+    }
+}
