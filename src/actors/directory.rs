@@ -1,13 +1,15 @@
-//! The directory: the one writer of the session registry, and the source of
-//! presence. A user goes online with their first session and offline with
-//! their last; everyone who shares a conversation with them hears it.
+//! The directory: presence and the per-user session cap. Sessions put
+//! themselves in the registry before their `hello` (so a client that has its
+//! hello already receives every message) and tell the directory; a user goes
+//! online with their first session and offline with their last, and everyone
+//! who shares a conversation with them hears it.
 
 use actix::prelude::*;
 use actix_ws::CloseCode;
 
 use super::registry::SessionRegistry;
 use super::session::SessionHandle;
-use crate::domain::{SessionId, TraceContext, Username};
+use crate::domain::{TraceContext, Username};
 use crate::protocol::ServerFrame;
 use crate::store::Store;
 use crate::supervision::faults::{Faults, Injected};
@@ -15,23 +17,28 @@ use crate::supervision::policy::RestartType;
 use crate::supervision::{Envelope, Msg, Supervisor};
 use std::sync::Arc;
 
-pub struct Register {
+/// A session has put itself in the registry; `count` is how many sessions
+/// its user has now.
+pub struct Joined {
     pub handle: SessionHandle,
+    pub count: usize,
 }
 
-impl Msg for Register {
+impl Msg for Joined {
     type Reply = ();
-    const NAME: &'static str = "register";
+    const NAME: &'static str = "joined";
 }
 
-pub struct Unregister {
+/// A session has taken itself out of the registry; `remaining` sessions of
+/// its user are left.
+pub struct Left {
     pub user: Username,
-    pub id: SessionId,
+    pub remaining: usize,
 }
 
-impl Msg for Unregister {
+impl Msg for Left {
     type Reply = ();
-    const NAME: &'static str = "unregister";
+    const NAME: &'static str = "left";
 }
 
 pub struct Directory {
@@ -123,19 +130,18 @@ impl Actor for Directory {
 /// needs no recovery.
 impl Supervised for Directory {}
 
-impl Handler<Envelope<Register>> for Directory {
+impl Handler<Envelope<Joined>> for Directory {
     type Result = ();
 
-    fn handle(&mut self, env: Envelope<Register>, ctx: &mut Self::Context) {
+    fn handle(&mut self, env: Envelope<Joined>, ctx: &mut Self::Context) {
         let _scope = env.enter("directory");
         if self.faults.inject("directory", || "directory".into()) == Injected::Stop {
             return ctx.stop();
         }
-        let handle = env.msg.handle;
-        let user = handle.username.clone();
-        if self.registry.session_count(&user) >= self.sessions_per_user {
-            // The upgrade checks this too; this closes the race between two
-            // upgrades of the same user.
+        let Joined { handle, count } = env.msg;
+        if count > self.sessions_per_user {
+            // The upgrade checks the cap first; this closes the race between
+            // two upgrades of the same user.
             handle.close(
                 CloseCode::Policy,
                 "too many sessions for this user",
@@ -143,18 +149,18 @@ impl Handler<Envelope<Register>> for Directory {
             );
             return;
         }
-        let count = self.registry.insert(handle.clone());
+        let user = handle.username.clone();
         // Contacts hear of the first session only; every session learns who is online.
         self.announce(user, count == 1, Some(handle), env.trace, ctx);
     }
 }
 
-impl Handler<Envelope<Unregister>> for Directory {
+impl Handler<Envelope<Left>> for Directory {
     type Result = ();
 
-    fn handle(&mut self, env: Envelope<Unregister>, ctx: &mut Self::Context) {
+    fn handle(&mut self, env: Envelope<Left>, ctx: &mut Self::Context) {
         let _scope = env.enter("directory");
-        if let Some(0) = self.registry.remove(&env.msg.user, env.msg.id) {
+        if env.msg.remaining == 0 {
             self.announce(env.msg.user, true, None, env.trace, ctx);
         }
     }

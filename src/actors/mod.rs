@@ -31,7 +31,7 @@ use crate::supervision::Supervisor;
 pub struct Deps {
     pub settings: Arc<Settings>,
     pub store: Store,
-    /// Users to their connected sessions; written only by the directory.
+    /// Users to their connected sessions (each session adds and removes itself).
     pub registry: registry::SessionRegistry,
     pub directory: Addr<directory::Directory>,
     pub conversations: conversations::ConversationRouter,

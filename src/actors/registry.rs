@@ -1,6 +1,7 @@
 //! Who is connected: users to their session handles. Sharded read-write maps
-//! so conversation actors on every thread can fan out without a message hop;
-//! only the directory actor writes, which keeps presence transitions ordered.
+//! so conversation actors on every thread can fan out without a message hop.
+//! Each session inserts itself before its `hello` and removes itself when it
+//! stops; presence is derived from this map (see the directory).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -80,7 +81,7 @@ impl SessionRegistry {
     }
 
     /// Adds (or replaces) a session; returns how many the user now has.
-    pub(super) fn insert(&self, handle: SessionHandle) -> usize {
+    pub fn insert(&self, handle: SessionHandle) -> usize {
         let mut shard = self
             .shard(&handle.username)
             .write()
@@ -95,7 +96,7 @@ impl SessionRegistry {
     }
 
     /// Removes a session; returns how many the user still has (None: it was not there).
-    pub(super) fn remove(&self, user: &Username, id: SessionId) -> Option<usize> {
+    pub fn remove(&self, user: &Username, id: SessionId) -> Option<usize> {
         let mut shard = self.shard(user).write().unwrap_or_else(|p| p.into_inner());
         let list = shard.get_mut(user)?;
         let before = list.len();

@@ -24,3 +24,6 @@ pub use failure::{install_panic_hook, supervised, Failure, TraceScope};
 pub use reply::{Responder, Unanswered};
 pub use supervisor::{ChildId, Decision, Exit, Supervisor, SupervisorPolicy};
 pub use tree::{ChildView, NodeView};
+
+#[cfg(test)]
+mod tests;

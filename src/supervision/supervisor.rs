@@ -62,6 +62,8 @@ enum Link {
 }
 
 struct Child {
+    /// Per child: one child's crash loop must not slow its siblings' restarts.
+    backoff: BackoffState,
     name: String,
     kind: &'static str,
     restart: RestartType,
@@ -74,7 +76,6 @@ struct Child {
 
 struct State {
     intensity: IntensityTracker,
-    backoff: BackoffState,
     /// Keyed by id, which grows with start order.
     children: BTreeMap<ChildId, Child>,
     next_id: ChildId,
@@ -240,9 +241,6 @@ impl Supervisor {
             ));
             return Decision::Hold;
         }
-        let delay = st
-            .backoff
-            .next_delay(&policy.backoff, now, rand::thread_rng().gen::<f64>());
         st.restarts += 1;
         let order: Vec<ChildId> = st.children.keys().copied().collect();
         let failed_at = order.iter().position(|c| *c == id).unwrap_or(0);
@@ -253,10 +251,14 @@ impl Supervisor {
             .map(|i| order[i])
             .filter(|c| *c != id)
             .collect();
-        if let Some(child) = st.children.get_mut(&id) {
-            child.restarts += 1;
-            child.status = "restarting";
-        }
+        let Some(child) = st.children.get_mut(&id) else {
+            return Decision::Stop;
+        };
+        let delay = child
+            .backoff
+            .next_delay(&policy.backoff, now, rand::thread_rng().gen::<f64>());
+        child.restarts += 1;
+        child.status = "restarting";
         let mut links = Vec::new();
         for sid in siblings {
             if let Some(s) = st.children.get_mut(&sid) {
@@ -449,7 +451,6 @@ impl State {
     fn new(policy: SupervisorPolicy) -> Self {
         State {
             intensity: IntensityTracker::new(policy.intensity),
-            backoff: BackoffState::default(),
             children: BTreeMap::new(),
             next_id: 1,
             status: "running",
@@ -468,6 +469,7 @@ impl State {
 impl Child {
     fn new(name: String, kind: &'static str, restart: RestartType, link: Link) -> Self {
         Child {
+            backoff: BackoffState::default(),
             name,
             kind,
             restart,

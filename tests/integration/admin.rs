@@ -36,8 +36,17 @@ async fn an_admin_lists_and_disconnects_sessions() {
     let app = spawn_app().await;
     let (root, alice) = (app.user("root").await, app.user("alice").await);
     let mut a = TestClient::connect(&app, &alice.token).await;
-    let (status, list) = app.get("/admin/sessions", Some(&root.token)).await;
-    assert_eq!(status, 200, "{list}");
+    // Registration follows the hello asynchronously.
+    let list = wait_for(
+        "the session to be listed",
+        Duration::from_secs(5),
+        || async {
+            let (status, list) = app.get("/admin/sessions", Some(&root.token)).await;
+            assert_eq!(status, 200, "{list}");
+            (list["total"] == 1).then_some(list)
+        },
+    )
+    .await;
     let item = &list["items"][0];
     assert_eq!(
         (item["username"].as_str(), item["node"].as_str()),

@@ -9,3 +9,4 @@ mod bad_input;
 mod chat;
 mod lifecycle;
 mod store_conformance;
+mod supervision;

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::dispatch::DirectCache;
 use super::handle::{Outbound, SessionHandle};
 use super::heartbeat::Heartbeat;
-use crate::actors::directory::{Register, Unregister};
+use crate::actors::directory::{Joined, Left};
 use crate::actors::Deps;
 use crate::domain::{SessionId, TraceContext, Username};
 use crate::protocol::{ErrorCode, ServerFrame};
@@ -171,11 +171,13 @@ impl Actor for SessionActor {
                 heartbeat_secs: self.deps.settings.session.heartbeat.as_secs(),
                 trace_id: self.trace.trace_id,
             };
-            // The hello goes first, before the directory can route any frame here.
+            // In the registry before the hello: a client holding its hello
+            // gets every message from then on. The hello is queued first.
+            let count = self.deps.registry.insert(handle.clone());
             self.push(&hello, self.trace);
             self.deps
                 .directory
-                .do_send(Envelope::new(self.trace, Register { handle }));
+                .do_send(Envelope::new(self.trace, Joined { handle, count }));
         }
         let every = self.deps.settings.session.heartbeat;
         ctx.run_interval(every, |act, ctx| {
@@ -191,13 +193,13 @@ impl Actor for SessionActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.deps.directory.do_send(Envelope::new(
-            self.trace,
-            Unregister {
+        if let Some(remaining) = self.deps.registry.remove(&self.user, self.id) {
+            let left = Left {
                 user: self.user.clone(),
-                id: self.id,
-            },
-        ));
+                remaining,
+            };
+            self.deps.directory.do_send(Envelope::new(self.trace, left));
+        }
         tracing::info!(session = %self.id, user = %self.user, "session stopped");
     }
 }

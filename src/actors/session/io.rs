@@ -53,8 +53,11 @@ pub fn start_session(
                 Err(e) => (Inbound::ProtocolError(e.to_string()), true),
             };
             // `send` waits while the mailbox is full: the socket is not read
-            // meanwhile, which pushes back on the client through TCP.
-            if addr.send(Envelope::new(trace, inbound)).await.is_err() || last {
+            // meanwhile, which pushes back on the client through TCP. An
+            // error with the mailbox still open means the actor failed on
+            // this frame and is being restarted in place: read on.
+            let sent = addr.send(Envelope::new(trace, inbound)).await;
+            if last || (sent.is_err() && !addr.connected()) {
                 return;
             }
         }

@@ -107,6 +107,17 @@ impl TestApp {
         }
     }
 
+    /// Waits (bounded) for the server to end by itself; returns its result.
+    pub async fn join(mut self, timeout: std::time::Duration) -> anyhow::Result<()> {
+        let thread = self.thread.take().expect("running");
+        let joined =
+            tokio::time::timeout(timeout, tokio::task::spawn_blocking(move || thread.join()))
+                .await
+                .expect("the server did not end by itself")
+                .expect("join");
+        joined.unwrap_or_else(|_| Err(anyhow::anyhow!("the app thread panicked")))
+    }
+
     /// Stops gracefully and starts again on the same database (a new port).
     pub async fn restart(mut self) -> TestApp {
         self.stop_inner().await.expect("clean shutdown");
