@@ -218,6 +218,7 @@ struct RawSupervision {
     backoff_jitter: f64,
     backoff_reset_secs: u64,
     tree_max_children: u64,
+    poison_tries: u64,
 }
 
 impl Default for RawSupervision {
@@ -236,6 +237,7 @@ impl Default for RawSupervision {
             backoff_jitter: 0.2,
             backoff_reset_secs: 30,
             tree_max_children: 50,
+            poison_tries: 3,
         }
     }
 }
@@ -697,8 +699,11 @@ fn supervision(raw: &RawSupervision) -> Result<SupervisionSettings, ConfigError>
         jitter: raw.backoff_jitter,
         reset_after: Duration::from_secs(raw.backoff_reset_secs),
     };
+    let poison_tries = u32::try_from(positive("supervision.poison_tries", raw.poison_tries)?)
+        .map_err(|_| invalid("supervision.poison_tries", "is too large"))?;
     let policy = |strategy, max_key: &str, max: u64, window_key: &str, window: u64| {
         Ok::<_, ConfigError>(SupervisorPolicy {
+            poison_tries,
             strategy,
             intensity: Intensity {
                 max_restarts: u32::try_from(max).map_err(|_| invalid(max_key, "is too large"))?,

@@ -8,7 +8,9 @@
 //! this actor's own mailbox in commit order, which keeps fan-out in seq order
 //! without the actor ever waiting on a commit.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -60,6 +62,25 @@ pub enum ConvRequest {
 impl Msg for ConvRequest {
     type Reply = ();
     const NAME: &'static str = "conversation_request";
+
+    /// The same request resent (a retry after `internal`) has the same
+    /// fingerprint, so a request that keeps crashing the actor is refused.
+    fn fingerprint(&self) -> Option<u64> {
+        let mut h = DefaultHasher::new();
+        match self {
+            ConvRequest::Send {
+                sender,
+                client_msg_id,
+                ..
+            } => ("send", sender, client_msg_id).hash(&mut h),
+            ConvRequest::Invite { by, user, .. } => ("invite", by, user).hash(&mut h),
+            ConvRequest::Leave { user, .. } => ("leave", user).hash(&mut h),
+            ConvRequest::Read { user, seq, .. } => ("read", user, seq).hash(&mut h),
+            // Ephemeral and never retried: not worth tracking.
+            ConvRequest::Typing { .. } => return None,
+        }
+        Some(h.finish())
+    }
 }
 
 impl ConvRequest {
@@ -424,7 +445,14 @@ impl Handler<Envelope<ConvRequest>> for ConversationActor {
     type Result = ();
 
     fn handle(&mut self, env: Envelope<ConvRequest>, ctx: &mut Self::Context) {
-        let _scope = env.enter("conversation");
+        let scope = env.enter("conversation");
+        if scope.poisoned() {
+            tracing::warn!(conversation = %self.id, "refusing a poison request");
+            return env.msg.reject(ChatError::BadRequest(
+                "this request crashed the conversation repeatedly and is refused (poison message)"
+                    .into(),
+            ));
+        }
         if self.faults.inject("conversation", || self.id.to_string()) == Injected::Stop {
             return ctx.stop();
         }

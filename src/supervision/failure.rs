@@ -5,7 +5,9 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::sync::Once;
 
 use crate::domain::{now_ms, TraceId};
@@ -19,10 +21,16 @@ pub struct Failure {
     pub trace_id: Option<TraceId>,
     /// Unix ms.
     pub at: i64,
+    /// The failing message's fingerprint (see `Msg::fingerprint`).
+    #[serde(skip)]
+    pub fingerprint: Option<u64>,
 }
 
 thread_local! {
     static CURRENT_TRACE: Cell<Option<TraceId>> = const { Cell::new(None) };
+    static CURRENT_FINGERPRINT: Cell<Option<u64>> = const { Cell::new(None) };
+    /// The poison book of the runner polling on this thread right now.
+    static POISON: RefCell<Option<Rc<RefCell<PoisonBook>>>> = const { RefCell::new(None) };
     static LAST_PANIC: RefCell<Option<Failure>> = const { RefCell::new(None) };
     static SUPERVISED_DEPTH: Cell<u32> = const { Cell::new(0) };
 }
@@ -31,12 +39,14 @@ thread_local! {
 /// as it lives (handlers hold one through `Envelope::enter`).
 pub struct TraceScope {
     previous: Option<TraceId>,
+    previous_fingerprint: Option<u64>,
 }
 
 impl TraceScope {
-    pub fn enter(trace: TraceId) -> Self {
+    pub fn enter(trace: TraceId, fingerprint: Option<u64>) -> Self {
         TraceScope {
             previous: CURRENT_TRACE.with(|c| c.replace(Some(trace))),
+            previous_fingerprint: CURRENT_FINGERPRINT.with(|c| c.replace(fingerprint)),
         }
     }
 }
@@ -44,7 +54,60 @@ impl TraceScope {
 impl Drop for TraceScope {
     fn drop(&mut self) {
         CURRENT_TRACE.with(|c| c.set(self.previous));
+        CURRENT_FINGERPRINT.with(|c| c.set(self.previous_fingerprint));
     }
+}
+
+/// Crashes per message fingerprint for one actor, across its restarts.
+/// Bounded: at most `CAPACITY` fingerprints, the oldest forgotten first.
+pub struct PoisonBook {
+    tries: u32,
+    crashes: VecDeque<(u64, u32)>,
+}
+
+impl PoisonBook {
+    const CAPACITY: usize = 256;
+
+    pub fn new(tries: u32) -> Self {
+        PoisonBook {
+            tries,
+            crashes: VecDeque::new(),
+        }
+    }
+
+    /// Counts a crash; true when the message has now used up its tries.
+    pub fn record(&mut self, fingerprint: u64) -> bool {
+        let count = match self.crashes.iter_mut().find(|(f, _)| *f == fingerprint) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                if self.crashes.len() >= Self::CAPACITY {
+                    self.crashes.pop_front();
+                }
+                self.crashes.push_back((fingerprint, 1));
+                1
+            }
+        };
+        count >= self.tries
+    }
+
+    pub fn is_poisoned(&self, fingerprint: u64) -> bool {
+        self.crashes
+            .iter()
+            .any(|(f, n)| *f == fingerprint && *n >= self.tries)
+    }
+}
+
+/// Whether the message being handled on this thread is poison for the
+/// actor being polled.
+pub fn is_poisoned(fingerprint: u64) -> bool {
+    POISON.with(|p| {
+        p.borrow()
+            .as_ref()
+            .is_some_and(|book| book.borrow().is_poisoned(fingerprint))
+    })
 }
 
 fn payload_text(payload: &(dyn Any + Send)) -> String {
@@ -72,6 +135,7 @@ pub fn install_panic_hook() {
                     .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
                 trace_id: CURRENT_TRACE.with(Cell::get),
                 at: now_ms(),
+                fingerprint: CURRENT_FINGERPRINT.with(Cell::get),
             };
             if SUPERVISED_DEPTH.with(Cell::get) > 0 {
                 tracing::error!(
@@ -101,8 +165,20 @@ pub fn supervised<R>(f: impl FnOnce() -> R) -> Result<R, Failure> {
                 location: None,
                 trace_id: None,
                 at: now_ms(),
+                fingerprint: None,
             })
     })
+}
+
+/// As [`supervised`], with `book` as the poison book of the actor polled.
+pub fn supervised_with<R>(
+    book: &Rc<RefCell<PoisonBook>>,
+    f: impl FnOnce() -> R,
+) -> Result<R, Failure> {
+    let previous = POISON.with(|p| p.replace(Some(book.clone())));
+    let result = supervised(f);
+    POISON.with(|p| *p.borrow_mut() = previous);
+    result
 }
 
 #[cfg(test)]
@@ -114,13 +190,29 @@ mod tests {
         install_panic_hook();
         let trace = TraceId::random();
         let failure = supervised(|| {
-            let _scope = TraceScope::enter(trace);
+            let _scope = TraceScope::enter(trace, Some(9));
             panic!("boom {}", 7);
         })
         .unwrap_err();
         assert_eq!(failure.reason, "boom 7");
         assert_eq!(failure.trace_id, Some(trace));
+        assert_eq!(failure.fingerprint, Some(9));
         assert!(failure.location.unwrap().contains("failure.rs"));
         assert_eq!(supervised(|| 5).unwrap(), 5);
+    }
+
+    #[test]
+    fn poison_after_the_configured_tries() {
+        let mut book = PoisonBook::new(3);
+        assert!(!book.record(1));
+        assert!(!book.record(1));
+        assert!(!book.is_poisoned(1));
+        assert!(book.record(1));
+        assert!(book.is_poisoned(1));
+        assert!(!book.is_poisoned(2));
+        for f in 100..(100 + PoisonBook::CAPACITY as u64) {
+            book.record(f);
+        }
+        assert!(!book.is_poisoned(1), "bounded: the oldest is forgotten");
     }
 }

@@ -14,7 +14,10 @@ use actix::dev::{channel, ContextFut};
 use actix::prelude::*;
 use tokio::sync::mpsc;
 
-use super::failure::{supervised, Failure};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::failure::{supervised, supervised_with, Failure, PoisonBook};
 use super::supervisor::{ChildId, Decision, Exit, Supervisor};
 
 /// Orders from the supervisor to a child's runner.
@@ -39,6 +42,7 @@ pub(super) fn start<A>(
     supervisor: Supervisor,
     id: ChildId,
     commands: mpsc::Receiver<Command>,
+    poison_tries: u32,
 ) -> Addr<A>
 where
     A: Actor<Context = Context<A>> + Supervised + Send,
@@ -47,7 +51,8 @@ where
     let run = move || {
         let ctx = Context::with_receiver(rx);
         let fut = ctx.into_future(actor);
-        actix_rt::spawn(run(fut, supervisor, id, commands));
+        let book = Rc::new(RefCell::new(PoisonBook::new(poison_tries)));
+        actix_rt::spawn(run(fut, supervisor, id, commands, book));
     };
     match arbiter {
         Some(a) => {
@@ -68,6 +73,7 @@ enum Event {
 fn step<'a, A>(
     fut: &'a mut ContextFut<A, Context<A>>,
     commands: &'a mut mpsc::Receiver<Command>,
+    book: &'a Rc<RefCell<PoisonBook>>,
 ) -> impl Future<Output = Event> + 'a
 where
     A: Actor<Context = Context<A>>,
@@ -81,7 +87,7 @@ where
                 Poll::Pending => {}
             }
         }
-        match supervised(|| Pin::new(&mut *fut).poll(cx)) {
+        match supervised_with(book, || Pin::new(&mut *fut).poll(cx)) {
             Ok(Poll::Ready(())) => Poll::Ready(Event::Ended),
             Ok(Poll::Pending) => Poll::Pending,
             Err(f) => Poll::Ready(Event::Failed(f)),
@@ -122,6 +128,7 @@ async fn run<A>(
     supervisor: Supervisor,
     id: ChildId,
     mut commands: mpsc::Receiver<Command>,
+    book: Rc<RefCell<PoisonBook>>,
 ) where
     A: Actor<Context = Context<A>> + Supervised,
 {
@@ -133,11 +140,21 @@ async fn run<A>(
                 None => Event::Command(Command::Shutdown),
             }
         } else {
-            step(&mut fut, &mut commands).await
+            step(&mut fut, &mut commands, &book).await
         };
         let decision = match event {
             Event::Ended => supervisor.child_exited(id, Exit::Normal),
-            Event::Failed(f) => supervisor.child_exited(id, Exit::Failed(f)),
+            Event::Failed(f) => {
+                if let Some(fp) = f.fingerprint {
+                    if book.borrow_mut().record(fp) {
+                        tracing::warn!(
+                            trace_id = f.trace_id.map(|t| t.to_string()).unwrap_or_default(),
+                            "poison message: it crashed its actor too often; further deliveries are refused"
+                        );
+                    }
+                }
+                supervisor.child_exited(id, Exit::Failed(f))
+            }
             Event::Command(Command::Restart { delay }) => Decision::Restart { delay },
             Event::Command(Command::Hold) => {
                 if !held {

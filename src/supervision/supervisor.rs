@@ -52,6 +52,8 @@ pub struct SupervisorPolicy {
     pub strategy: Strategy,
     pub intensity: Intensity,
     pub backoff: Backoff,
+    /// A message that crashed a child this many times is refused after.
+    pub poison_tries: u32,
 }
 
 enum Link {
@@ -180,7 +182,14 @@ impl Supervisor {
                 .insert(id, Child::new(name, kind, restart, Link::Actor(tx)));
             id
         };
-        runner::start(actor, arbiter, self.clone(), id, rx)
+        runner::start(
+            actor,
+            arbiter,
+            self.clone(),
+            id,
+            rx,
+            self.node.policy.poison_tries,
+        )
     }
 
     /// Registers a thread that reports its own failures through
@@ -324,6 +333,7 @@ impl Supervisor {
             location: None,
             trace_id: None,
             at: now_ms(),
+            fingerprint: None,
         };
         match &self.node.parent {
             Some((parent, my_id)) => {

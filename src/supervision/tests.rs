@@ -52,6 +52,8 @@ impl Supervised for Probe {
 enum Cmd {
     Note(u32),
     Crash,
+    /// Crashes; resent with the same key it is the same message.
+    CrashKeyed(u64),
     Stop,
     Ask(Responder<Answer>),
 }
@@ -59,6 +61,13 @@ enum Cmd {
 impl Msg for Cmd {
     type Reply = ();
     const NAME: &'static str = "cmd";
+
+    fn fingerprint(&self) -> Option<u64> {
+        match self {
+            Cmd::CrashKeyed(k) => Some(*k),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, PartialEq)]
@@ -76,14 +85,21 @@ impl Handler<Envelope<Cmd>> for Probe {
     type Result = ();
 
     fn handle(&mut self, env: Envelope<Cmd>, ctx: &mut Self::Context) {
-        let _scope = env.enter("probe");
+        let scope = env.enter("probe");
+        if scope.poisoned() {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("{} refused poison", self.name));
+            return;
+        }
         match env.msg {
             Cmd::Note(n) => self
                 .log
                 .lock()
                 .unwrap()
                 .push(format!("{} note {n} in {}", self.name, self.incarnation)),
-            Cmd::Crash => panic!("crash requested"),
+            Cmd::Crash | Cmd::CrashKeyed(_) => panic!("crash requested"),
             Cmd::Stop => ctx.stop(),
             Cmd::Ask(r) => {
                 let _held = r;
@@ -106,6 +122,7 @@ fn policy(strategy: Strategy, max_restarts: u32) -> SupervisorPolicy {
             jitter: 0.5,
             reset_after: Duration::from_secs(60),
         },
+        poison_tries: 3,
     }
 }
 
@@ -358,4 +375,24 @@ async fn a_failing_root_reports_its_cause() {
         .clone()
         .unwrap();
     assert!(cause.contains("crash requested"), "{cause}");
+}
+
+#[actix_rt::test]
+async fn a_poison_message_is_refused_after_the_configured_tries() {
+    install_panic_hook();
+    let (root, _failed) = Supervisor::root("root", policy(Strategy::OneForOne, 100));
+    let log = Log::default();
+    let a = probe(&root, "a", &log, RestartType::Permanent);
+    for i in 1..=3 {
+        send(&a, Cmd::CrashKeyed(42));
+        until_logged(&log, &format!("a started {i}")).await;
+    }
+    // The fourth delivery of the same message is refused, not handled.
+    send(&a, Cmd::CrashKeyed(42));
+    until_logged(&log, "a refused poison").await;
+    // Other messages (even other crashing ones) are handled as usual.
+    send(&a, Cmd::Note(1));
+    until_logged(&log, "a note 1 in 3").await;
+    send(&a, Cmd::CrashKeyed(7));
+    until_logged(&log, "a started 4").await;
 }

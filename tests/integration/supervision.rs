@@ -307,3 +307,29 @@ async fn fault_injection_is_guarded() {
     assert_eq!(view["tree"]["name"], "root");
     assert_eq!(view["node"], "test-node");
 }
+
+#[tokio::test]
+async fn a_request_that_keeps_crashing_its_actor_is_refused_as_poison() {
+    let app = spawn_app_with(|s| s.faults_enabled = true).await;
+    let (root, alice, _bob) = (
+        app.user("root").await,
+        app.user("alice").await,
+        app.user("bob").await,
+    );
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    let id = a.create("poisoned", &["bob"]).await.conversation_id;
+    arm(&app, &root.token, &format!("conversation:{id}"), "panic", 3).await;
+    let frame = json!({"type": "send", "conversationId": id, "text": "bad", "clientMsgId": "p", "ref": "p"});
+    for _ in 0..3 {
+        a.send(frame.clone()).await;
+        assert_eq!(a.expect_error().await.0, "internal");
+    }
+    a.send(frame).await;
+    let (code, reference, _) = a.expect_error().await;
+    assert_eq!(
+        (code.as_str(), reference.as_deref()),
+        ("bad_request", Some("p"))
+    );
+    // Everything else goes on.
+    assert_eq!(a.say(&id, "fine", "q").await.0, 1);
+}

@@ -35,6 +35,18 @@ pub enum Inbound {
 impl Msg for Inbound {
     type Reply = ();
     const NAME: &'static str = "inbound";
+
+    /// A client frame resent byte for byte is the same message.
+    fn fingerprint(&self) -> Option<u64> {
+        match self {
+            Inbound::Text(t) => {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                std::hash::Hash::hash(t.as_bytes(), &mut h);
+                Some(std::hash::Hasher::finish(&h))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Orders from the rest of the server.
@@ -233,7 +245,12 @@ impl Handler<Envelope<Inbound>> for SessionActor {
             return;
         }
         self.heartbeat.heard(Instant::now());
-        let _scope = env.enter("session");
+        let scope = env.enter("session");
+        if scope.poisoned() {
+            if let Inbound::Text(text) = &env.msg {
+                return self.refuse_poison(text);
+            }
+        }
         match env.msg {
             Inbound::Text(text) => self.on_text(&text, ctx),
             Inbound::Binary => {

@@ -9,7 +9,8 @@ use crate::actors::conversation::ConvRequest;
 use crate::actors::{ChatError, ChatResult};
 use crate::domain::{ConversationId, MessageKind, TraceContext, Username};
 use crate::protocol::{
-    parse_client_frame, ClientRequest, ConversationView, MessageView, SendTarget, ServerFrame,
+    parse_client_frame, ClientRequest, ConversationView, ErrorCode, MessageView, SendTarget,
+    ServerFrame,
 };
 use crate::store::AppendOutcome;
 use crate::supervision::faults::Injected;
@@ -66,7 +67,7 @@ impl SessionActor {
         let trace = TraceContext::new(frame.trace_id);
         let span = tracing::debug_span!("frame", trace_id = %frame.trace_id, user = %self.user);
         let _entered = span.enter();
-        let _trace = TraceScope::enter(frame.trace_id);
+        let _trace = TraceScope::enter(frame.trace_id, None);
         self.current = Some((frame.reference.clone(), trace));
         if self.deps.faults.inject("session", || self.id.to_string()) == Injected::Stop {
             self.current = None;
@@ -74,6 +75,23 @@ impl SessionActor {
         }
         self.dispatch(frame.request, frame.reference, trace, ctx);
         self.current = None;
+    }
+
+    /// A frame that crashed this session repeatedly: answered, not handled.
+    pub(super) fn refuse_poison(&mut self, text: &str) {
+        tracing::warn!(session = %self.id, "refusing a poison frame");
+        let (reference, trace_id) =
+            match parse_client_frame(text, self.deps.settings.limits.history_default_limit) {
+                Ok(f) => (f.reference, f.trace_id),
+                Err(e) => (e.reference, e.trace_id),
+            };
+        let f = ServerFrame::error(
+            ErrorCode::BadRequest,
+            "this frame crashed the session repeatedly and is refused (poison message)",
+            reference,
+            trace_id,
+        );
+        self.push(&f, TraceContext::new(trace_id));
     }
 
     /// A responder that turns the answer into a frame for this session:
