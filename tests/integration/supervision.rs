@@ -200,6 +200,8 @@ async fn an_intensity_overflow_escalates_and_the_root_restarts_the_subtree() {
         s.faults_enabled = true;
         s.supervision.conversations.intensity.max_restarts = 3;
         s.supervision.conversations.intensity.window = Duration::from_secs(60);
+        // The same request is resent after each crash; it must not count as poison here.
+        s.supervision.conversations.poison_tries = 10;
     })
     .await;
     let (root, alice, bob) = (
