@@ -10,37 +10,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use parley::app::Application;
-use parley::config::Settings;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Unacknowledged messages each sender keeps in flight.
 const WINDOW: usize = 64;
 
+mod common;
+
 fn main() {
     let seconds: u64 = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(5);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut settings = Settings::from_sources("", &[]).expect("settings");
-    settings.server.listen = "127.0.0.1:0".parse().expect("addr");
-    settings.storage.sqlite_path = dir.path().join("bench.db");
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let app = Application::build(settings).expect("server");
-            port_tx.send(app.port()).expect("port");
-            app.run_until(async {
-                let _ = stop_rx.await;
-            })
-            .await
-        })
-    });
-    let port = port_rx.recv().expect("server port");
+    let server = common::start(|_| {});
+    let port = server.port;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -55,29 +40,7 @@ fn main() {
         let many = scenario(&http, &base, port, "many", 100, 1, seconds).await;
         println!("100 conversations, 1 sender each:     {many:>9.0} acked msg/s");
     });
-    let _ = stop_tx.send(());
-    let _ = server.join();
-}
-
-async fn token(http: &reqwest::Client, base: &str, name: &str) -> String {
-    let creds = json!({"username": name, "password": "password123"});
-    let res = http
-        .post(format!("{base}/api/register"))
-        .json(&creds)
-        .send()
-        .await
-        .expect("register");
-    assert_eq!(res.status().as_u16(), 201, "register {name}");
-    let res: Value = http
-        .post(format!("{base}/api/login"))
-        .json(&creds)
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("login body");
-    res["token"].as_str().expect("token").to_string()
+    server.stop();
 }
 
 /// `rooms` group conversations with `senders` members each, every member
@@ -97,19 +60,9 @@ async fn scenario(
         let names: Vec<String> = (0..senders).map(|s| format!("{tag}_{r}_{s}")).collect();
         let mut tokens = Vec::new();
         for n in &names {
-            tokens.push(token(http, base, n).await);
+            tokens.push(common::token(http, base, n).await);
         }
-        let conv: Value = http
-            .post(format!("{base}/api/conversations"))
-            .bearer_auth(&tokens[0])
-            .json(&json!({"name": format!("{tag}{r}"), "members": names}))
-            .send()
-            .await
-            .expect("create")
-            .json()
-            .await
-            .expect("conversation");
-        let id = conv["conversationId"].as_str().expect("id").to_string();
+        let id = common::group(http, base, &tokens[0], &format!("{tag}{r}"), &names).await;
         rooms_ready.push((id, tokens));
     }
     // Accounts exist; every sender connects, then all start together.

@@ -4,6 +4,7 @@
 mod queries;
 mod reads;
 mod schema;
+mod seqs;
 mod writer;
 
 use std::path::{Path, PathBuf};

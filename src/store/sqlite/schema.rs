@@ -21,8 +21,9 @@ pub fn configure_writer(conn: &Connection, synchronous: Synchronous) -> Result<(
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
+    // temp_store: statement and savepoint journals stay in memory.
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
     ))?;
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(())

@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::mpsc;
 
 use super::queries::{self, MESSAGE_COLUMNS};
+use super::seqs::Seqs;
 use crate::domain::{
     now_ms, Conversation, ConversationId, ConversationKind, StoredMessage, Username,
 };
@@ -100,6 +101,7 @@ fn run(
     supervision: Option<WriterSupervision>,
 ) {
     let mut batch: Vec<WriteOp> = Vec::with_capacity(max_batch);
+    let mut seqs = Seqs::default();
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         if !window.is_zero() {
@@ -114,10 +116,11 @@ fn run(
         // A panic while writing fails this batch only: its completions are
         // dropped (their responders answer `internal`), the transaction is
         // rolled back, the supervisor counts the failure and sets the pause.
-        let stop = match supervised(|| commit_batch(&conn, &mut batch)) {
+        let stop = match supervised(|| commit_batch(&conn, &mut batch, &mut seqs)) {
             Ok(stop) => stop,
             Err(failure) => {
                 batch.clear();
+                seqs.rollback();
                 let _ = conn.execute_batch("ROLLBACK");
                 let delay = match &supervision {
                     Some((sup, id)) => match sup.child_exited(*id, Exit::Failed(failure)) {
@@ -146,7 +149,7 @@ fn run(
 }
 
 /// Runs and commits one batch; true when it held a shutdown request.
-fn commit_batch(conn: &Connection, batch: &mut Vec<WriteOp>) -> bool {
+fn commit_batch(conn: &Connection, batch: &mut Vec<WriteOp>, seqs: &mut Seqs) -> bool {
     let started = std::time::Instant::now();
     let size = batch.len();
     let mut done: Vec<Pending> = Vec::with_capacity(size);
@@ -164,13 +167,27 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteOp>) -> bool {
     for op in batch.drain(..) {
         match op {
             WriteOp::Shutdown(d) => shutdown = Some(d),
-            op => done.push(execute(conn, op)),
+            WriteOp::Append(m, d) => done.push(pending(d, append(conn, seqs, &m))),
+            op => {
+                // Other writes read conversations: bring last_seq up to date.
+                let op_result = seqs.write_through(conn);
+                match op_result {
+                    Ok(()) => done.push(execute(conn, op)),
+                    Err(e) => op.fail(e),
+                }
+            }
         }
     }
-    let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
-    if let Err(e) = &commit {
-        tracing::error!(error = %e, batch = size, "commit failed; every write of the batch fails");
-        let _ = conn.execute_batch("ROLLBACK");
+    let commit = seqs
+        .write_through(conn)
+        .and_then(|()| conn.execute_batch("COMMIT").map_err(StoreError::from));
+    match &commit {
+        Ok(()) => seqs.commit(),
+        Err(e) => {
+            tracing::error!(error = %e, batch = size, "commit failed; every write of the batch fails");
+            let _ = conn.execute_batch("ROLLBACK");
+            seqs.rollback();
+        }
     }
     let commit_error = commit.err();
     for d in done {
@@ -212,7 +229,14 @@ fn execute(conn: &Connection, op: WriteOp) -> Pending {
         WriteOp::RemoveMember { id, user, done } => {
             pending(done, in_savepoint(conn, |c| remove_member(c, id, &user)))
         }
-        WriteOp::Append(m, d) => pending(d, in_savepoint(conn, |c| append(c, &m))),
+        // Appends never get here (see `commit_batch`): they need no savepoint.
+        WriteOp::Append(m, d) => pending(
+            d,
+            Err(StoreError::Backend(format!(
+                "append of {} misrouted",
+                m.message_id
+            ))),
+        ),
         WriteOp::SetRead {
             id,
             user,
@@ -380,56 +404,55 @@ fn remove_member(
     load(conn, id)
 }
 
-fn append(conn: &Connection, m: &NewMessage) -> Result<AppendOutcome, StoreError> {
+/// One INSERT: dedup by the unique (conversation, sender, clientMsgId)
+/// index, seq from `seqs`. A single statement is atomic, so no savepoint.
+fn append(conn: &Connection, seqs: &mut Seqs, m: &NewMessage) -> Result<AppendOutcome, StoreError> {
     let id = m.conversation_id.to_string();
+    let seq = seqs.last(conn, m.conversation_id)? + 1;
+    let inserted = conn
+        .prepare_cached(&format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (conversation_id, sender, client_msg_id) DO NOTHING"
+        ))?
+        .execute(params![
+            id,
+            seq,
+            m.message_id.to_string(),
+            m.sender.as_str(),
+            m.client_msg_id,
+            m.kind.as_str(),
+            m.text,
+            m.sent_at,
+            m.trace_id.to_string(),
+        ])?;
+    if inserted == 1 {
+        seqs.advance(m.conversation_id, seq);
+        return Ok(AppendOutcome {
+            message: StoredMessage {
+                conversation_id: m.conversation_id,
+                message_id: m.message_id,
+                seq: seq as u64,
+                sender: m.sender.clone(),
+                client_msg_id: m.client_msg_id.clone(),
+                kind: m.kind,
+                text: m.text.clone(),
+                sent_at: m.sent_at,
+                trace_id: m.trace_id,
+            },
+            duplicate: false,
+        });
+    }
+    // The clientMsgId was seen before: the original comes back unchanged.
     let original = conn
         .prepare_cached(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND sender = ?2 AND client_msg_id = ?3"
         ))?
         .query_row(params![id, m.sender.as_str(), m.client_msg_id], |row| Ok(queries::message(row)))
-        .optional()?;
-    if let Some(original) = original {
-        return Ok(AppendOutcome {
-            message: original?,
-            duplicate: true,
-        });
-    }
-    let seq: Option<i64> = conn
-        .prepare_cached(
-            "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
-        )?
-        .query_row(params![id], |r| r.get(0))
-        .optional()?;
-    let Some(seq) = seq else {
-        return Err(StoreError::NotFound("no such conversation".into()));
-    };
-    conn.prepare_cached(&format!(
-        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-    ))?
-    .execute(params![
-        id,
-        seq,
-        m.message_id.to_string(),
-        m.sender.as_str(),
-        m.client_msg_id,
-        m.kind.as_str(),
-        m.text,
-        m.sent_at,
-        m.trace_id.to_string(),
-    ])?;
+        .optional()?
+        .ok_or_else(|| StoreError::Backend("a conflicting message vanished".into()))??;
     Ok(AppendOutcome {
-        message: StoredMessage {
-            conversation_id: m.conversation_id,
-            message_id: m.message_id,
-            seq: seq as u64,
-            sender: m.sender.clone(),
-            client_msg_id: m.client_msg_id.clone(),
-            kind: m.kind,
-            text: m.text.clone(),
-            sent_at: m.sent_at,
-            trace_id: m.trace_id,
-        },
-        duplicate: false,
+        message: original,
+        duplicate: true,
     })
 }
 
