@@ -43,15 +43,24 @@ pub struct Limit {
     limit: Option<usize>,
 }
 
+/// `?limit=`, parsed here so a bad one gets the JSON error of every route.
+fn limit(req: &HttpRequest, trace: crate::domain::TraceId) -> Result<Option<usize>, ApiError> {
+    web::Query::<Limit>::from_query(req.query_string())
+        .map(|q| q.limit)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))
+}
+
 const MAX_LISTED: usize = 1000;
 
 pub async fn sessions(
     state: web::Data<AppState>,
-    _: AdminUser,
-    q: web::Query<Limit>,
-) -> HttpResponse {
+    req: HttpRequest,
+    AdminUser(admin): AdminUser,
+) -> Result<HttpResponse, ApiError> {
     let node = &state.deps.settings.server.node_id;
-    let limit = q.limit.unwrap_or(MAX_LISTED).min(MAX_LISTED);
+    let limit = limit(&req, admin.trace)?
+        .unwrap_or(MAX_LISTED)
+        .min(MAX_LISTED);
     let all = state.deps.registry.all_sessions();
     let items: Vec<_> = all
         .iter()
@@ -66,7 +75,7 @@ pub async fn sessions(
             })
         })
         .collect();
-    HttpResponse::Ok().json(json!({ "total": all.len(), "items": items }))
+    Ok(HttpResponse::Ok().json(json!({ "total": all.len(), "items": items })))
 }
 
 pub async fn disconnect(
@@ -99,10 +108,10 @@ pub async fn disconnect(
 
 pub async fn conversations(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AdminUser(admin): AdminUser,
-    q: web::Query<Limit>,
-) -> HttpResponse {
-    let limit = q.limit.unwrap_or(100).min(MAX_LISTED);
+) -> Result<HttpResponse, ApiError> {
+    let limit = limit(&req, admin.trace)?.unwrap_or(100).min(MAX_LISTED);
     let trace = TraceContext::new(admin.trace);
     let asks = state
         .deps
@@ -115,7 +124,8 @@ pub async fn conversations(
         .into_iter()
         .flatten()
         .collect();
-    HttpResponse::Ok().json(json!({ "active": state.deps.conversations.active(), "items": items }))
+    Ok(HttpResponse::Ok()
+        .json(json!({ "active": state.deps.conversations.active(), "items": items })))
 }
 
 /// The live supervision tree, with restart counts by actor kind and reason.

@@ -19,6 +19,15 @@ async fn admin_routes_need_an_admin() {
             "{path}"
         );
     }
+    let root = app.user("root").await;
+    for path in ["/admin/sessions?limit=abc", "/admin/conversations?limit=-1"] {
+        let (status, body) = app.get(path, Some(&root.token)).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("bad_request")),
+            "{path}"
+        );
+    }
     // Payment routes are not there yet, but they authenticate like every /api route.
     let (status, _) = app.post("/api/payments", None, json!({})).await;
     assert_eq!(status, 401);
