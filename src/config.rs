@@ -207,8 +207,6 @@ impl Default for RawPayments {
 struct RawSupervision {
     root_max_restarts: u64,
     root_window_secs: u64,
-    max_restarts: u64,
-    window_secs: u64,
     conversations_max_restarts: u64,
     conversations_window_secs: u64,
     sessions_max_restarts: u64,
@@ -226,8 +224,6 @@ impl Default for RawSupervision {
         RawSupervision {
             root_max_restarts: 3,
             root_window_secs: 60,
-            max_restarts: 10,
-            window_secs: 10,
             conversations_max_restarts: 200,
             conversations_window_secs: 10,
             sessions_max_restarts: 1000,
@@ -670,8 +666,6 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
 pub struct SupervisionSettings {
     /// The root: directory, conversations, sessions, the store writer.
     pub root: SupervisorPolicy,
-    /// Static supervisors below the root.
-    pub default: SupervisorPolicy,
     /// The dynamic supervisor of conversation actors.
     pub conversations: SupervisorPolicy,
     /// The dynamic supervisor of session actors.
@@ -719,13 +713,6 @@ fn supervision(raw: &RawSupervision) -> Result<SupervisionSettings, ConfigError>
             raw.root_max_restarts,
             "supervision.root_window_secs",
             raw.root_window_secs,
-        )?,
-        default: policy(
-            Strategy::OneForOne,
-            "supervision.max_restarts",
-            raw.max_restarts,
-            "supervision.window_secs",
-            raw.window_secs,
         )?,
         conversations: policy(
             Strategy::OneForOne,

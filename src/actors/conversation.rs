@@ -96,6 +96,26 @@ impl ConvRequest {
     }
 }
 
+/// An append handed to the store. If the store drops it unanswered (its
+/// writer failed mid-batch) it still reports back, so `inflight` stays true.
+struct PendingAppend {
+    me: Addr<ConversationActor>,
+    trace: TraceContext,
+    reply: Option<Responder<ChatResult<AppendOutcome>>>,
+}
+
+impl Drop for PendingAppend {
+    fn drop(&mut self) {
+        if let Some(reply) = self.reply.take() {
+            let outcome = Err(StoreError::Backend(
+                "the write was lost: the store writer failed".into(),
+            ));
+            self.me
+                .do_send(Envelope::new(self.trace, Committed { outcome, reply }));
+        }
+    }
+}
+
 /// A commit outcome, routed back through the mailbox (see the module doc).
 pub struct Committed {
     outcome: Result<AppendOutcome, StoreError>,
@@ -131,7 +151,10 @@ impl Msg for Describe {
 
 /// Sent to itself once retiring: nobody can route here any more, so when
 /// this arrives every request ever routed here has been handled.
-pub struct Stop;
+pub struct Stop {
+    /// The incarnation that asked; a later incarnation ignores it.
+    incarnation: u32,
+}
 
 impl Msg for Stop {
     type Reply = ();
@@ -162,6 +185,8 @@ pub struct ConversationActor {
     last_activity: Instant,
     /// Set once the router has marked this actor retiring.
     retiring: bool,
+    /// Restarts so far (see `Stop`).
+    incarnation: u32,
     stopping: bool,
 }
 
@@ -186,6 +211,7 @@ impl ConversationActor {
             read_marks: HashMap::new(),
             last_activity: Instant::now(),
             retiring: false,
+            incarnation: 0,
             stopping: false,
         }
     }
@@ -212,8 +238,11 @@ impl ConversationActor {
     fn retire(&mut self, ctx: &mut Context<Self>) {
         if !self.retiring && self.router.begin_retire(self.id, &ctx.address()) {
             self.retiring = true;
+            let stop = Stop {
+                incarnation: self.incarnation,
+            };
             ctx.address()
-                .do_send(Envelope::new(TraceContext::random(), Stop));
+                .do_send(Envelope::new(TraceContext::random(), stop));
         }
     }
 
@@ -260,13 +289,23 @@ impl ConversationActor {
                     sent_at: now_ms(),
                     trace_id: trace.trace_id,
                 };
+                let pending = PendingAppend {
+                    me,
+                    trace,
+                    reply: Some(reply),
+                };
                 self.store.append_then(
                     message,
                     Box::new(move |outcome| {
                         // Runs on the writer thread, in commit order. If this
                         // actor is gone the envelope is dropped and its
                         // responder answers `internal`.
-                        me.do_send(Envelope::new(trace, Committed { outcome, reply }));
+                        let mut pending = pending;
+                        if let Some(reply) = pending.reply.take() {
+                            pending
+                                .me
+                                .do_send(Envelope::new(trace, Committed { outcome, reply }));
+                        }
                     }),
                 );
             }
@@ -438,6 +477,7 @@ impl Supervised for ConversationActor {
         self.last_activity = Instant::now();
         self.retiring = false;
         self.stopping = false;
+        self.incarnation += 1;
     }
 }
 
@@ -496,7 +536,12 @@ impl Handler<Envelope<Committed>> for ConversationActor {
 impl Handler<Envelope<Stop>> for ConversationActor {
     type Result = ();
 
-    fn handle(&mut self, _: Envelope<Stop>, ctx: &mut Self::Context) {
+    fn handle(&mut self, env: Envelope<Stop>, ctx: &mut Self::Context) {
+        if env.msg.incarnation != self.incarnation {
+            // Sent by an incarnation that failed while retiring; this one
+            // took the entry back (`revive`) and serves on.
+            return;
+        }
         self.stopping = true;
         if self.inflight == 0 {
             ctx.stop();

@@ -80,19 +80,26 @@ impl SessionRegistry {
             .sum()
     }
 
-    /// Adds (or replaces) a session; returns how many the user now has.
-    pub fn insert(&self, handle: SessionHandle) -> usize {
+    /// Adds (or replaces) a session; returns how many the user now has and
+    /// whether this session is new there.
+    pub fn insert(&self, handle: SessionHandle) -> (usize, bool) {
         let mut shard = self
             .shard(&handle.username)
             .write()
             .unwrap_or_else(|p| p.into_inner());
         let list = shard.entry(handle.username.clone()).or_default();
         // Idempotent per session: a restarted session may register again.
-        match list.iter_mut().find(|h| h.id == handle.id) {
-            Some(slot) => *slot = handle,
-            None => list.push(handle),
-        }
-        list.len()
+        let new = match list.iter_mut().find(|h| h.id == handle.id) {
+            Some(slot) => {
+                *slot = handle;
+                false
+            }
+            None => {
+                list.push(handle);
+                true
+            }
+        };
+        (list.len(), new)
     }
 
     /// Removes a session; returns how many the user still has (None: it was not there).

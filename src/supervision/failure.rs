@@ -49,6 +49,13 @@ impl TraceScope {
             previous_fingerprint: CURRENT_FINGERPRINT.with(|c| c.replace(fingerprint)),
         }
     }
+
+    /// A narrower trace inside a handler (a client frame's own traceId),
+    /// keeping the message's fingerprint.
+    pub fn retrace(trace: TraceId) -> Self {
+        let fingerprint = CURRENT_FINGERPRINT.with(Cell::get);
+        Self::enter(trace, fingerprint)
+    }
 }
 
 impl Drop for TraceScope {

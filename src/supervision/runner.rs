@@ -132,6 +132,17 @@ async fn run<A>(
 ) where
     A: Actor<Context = Context<A>> + Supervised,
 {
+    let failed = |f: Failure| {
+        if let Some(fp) = f.fingerprint {
+            if book.borrow_mut().record(fp) {
+                tracing::warn!(
+                    trace_id = f.trace_id.map(|t| t.to_string()).unwrap_or_default(),
+                    "poison message: it crashed its actor too often; further deliveries are refused"
+                );
+            }
+        }
+        supervisor.child_exited(id, Exit::Failed(f))
+    };
     let mut held = false;
     loop {
         let event = if held {
@@ -142,20 +153,17 @@ async fn run<A>(
         } else {
             step(&mut fut, &mut commands, &book).await
         };
-        let decision = match event {
+        let mut decision = match event {
             Event::Ended => supervisor.child_exited(id, Exit::Normal),
-            Event::Failed(f) => {
-                if let Some(fp) = f.fingerprint {
-                    if book.borrow_mut().record(fp) {
-                        tracing::warn!(
-                            trace_id = f.trace_id.map(|t| t.to_string()).unwrap_or_default(),
-                            "poison message: it crashed its actor too often; further deliveries are refused"
-                        );
-                    }
+            Event::Failed(f) => failed(f),
+            Event::Command(Command::Restart { delay }) => {
+                // A sibling failed (or the subtree restarts): this one stops
+                // properly (`stopping`/`stopped` run) before it starts afresh.
+                if !held {
+                    stop_actor(&mut fut).await;
                 }
-                supervisor.child_exited(id, Exit::Failed(f))
+                Decision::Restart { delay }
             }
-            Event::Command(Command::Restart { delay }) => Decision::Restart { delay },
             Event::Command(Command::Hold) => {
                 if !held {
                     stop_actor(&mut fut).await;
@@ -169,26 +177,38 @@ async fn run<A>(
                 Decision::Stop
             }
         };
-        match decision {
-            Decision::Restart { delay } => {
-                // Always through a timer, so a crash loop cannot starve the thread.
-                tokio::time::sleep(delay).await;
-                if !fut.restart() {
-                    // Nobody holds an address any more: nothing to serve.
+        // A panic inside `restarting` is a failure like any other: decide again.
+        loop {
+            match decision {
+                Decision::Restart { delay } => {
+                    // Always through a timer, so a crash loop cannot starve the thread.
+                    tokio::time::sleep(delay).await;
+                    match supervised(|| fut.restart()) {
+                        Ok(true) => {
+                            held = false;
+                            supervisor.child_restarted(id);
+                        }
+                        Ok(false) => {
+                            // Nobody holds an address any more: nothing to serve.
+                            supervisor.child_gone(id);
+                            return;
+                        }
+                        Err(f) => {
+                            decision = failed(f);
+                            continue;
+                        }
+                    }
+                }
+                Decision::Hold => held = true,
+                Decision::Stop => {
+                    // Dropping a live context runs its `stopped`; keep a panic
+                    // there from escaping (it would abort the process).
+                    let _ = supervised(move || drop(fut));
                     supervisor.child_gone(id);
                     return;
                 }
-                held = false;
-                supervisor.child_restarted(id);
             }
-            Decision::Hold => held = true,
-            Decision::Stop => {
-                // Dropping a live context runs its `stopped`; keep a panic
-                // there from escaping (it would abort the process).
-                let _ = supervised(move || drop(fut));
-                supervisor.child_gone(id);
-                return;
-            }
+            break;
         }
     }
 }

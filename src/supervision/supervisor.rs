@@ -33,6 +33,8 @@ pub enum Exit {
     Normal,
     /// It panicked.
     Failed(Failure),
+    /// A child supervisor exceeded its restart intensity.
+    Escalated(Failure),
 }
 
 /// What a child's runner does next.
@@ -135,8 +137,17 @@ impl Supervisor {
         )
     }
 
-    /// Adds a child supervisor (dynamic: one spec, many children, one_for_one).
-    pub fn supervisor(&self, name: &str, policy: SupervisorPolicy, dynamic: bool) -> Supervisor {
+    /// Adds a child supervisor (dynamic: one spec, many children, always
+    /// one_for_one, whatever the policy says).
+    pub fn supervisor(
+        &self,
+        name: &str,
+        mut policy: SupervisorPolicy,
+        dynamic: bool,
+    ) -> Supervisor {
+        if dynamic {
+            policy.strategy = Strategy::OneForOne;
+        }
         let mut st = locked(&self.node.state);
         let id = st.take_id();
         let child = Supervisor {
@@ -215,11 +226,11 @@ impl Supervisor {
         let policy = self.node.policy;
         let now = Instant::now();
         let mut st = locked(&self.node.state);
-        let abnormal = matches!(exit, Exit::Failed(_));
+        let abnormal = !matches!(exit, Exit::Normal);
         let Some(child) = st.children.get_mut(&id) else {
             return Decision::Stop;
         };
-        if let Exit::Failed(f) = &exit {
+        if let Exit::Failed(f) | Exit::Escalated(f) = &exit {
             child.last_failure = Some(f.clone());
         }
         let (kind, restart_type) = (child.kind, child.restart);
@@ -227,14 +238,14 @@ impl Supervisor {
             child.status = "stopped";
             return Decision::Stop;
         }
-        if let Exit::Failed(f) = &exit {
+        if let Exit::Failed(f) | Exit::Escalated(f) = &exit {
             st.last_failure = Some(f.clone());
         }
         if !st.intensity.allow(now) {
             st.status = "escalated";
             drop(st);
             let cause = match &exit {
-                Exit::Failed(f) => f.reason.clone(),
+                Exit::Failed(f) | Exit::Escalated(f) => f.reason.clone(),
                 Exit::Normal => "a permanent child stopped".into(),
             };
             tracing::error!(
@@ -277,7 +288,12 @@ impl Supervisor {
             }
         }
         drop(st);
-        self.count(kind, if abnormal { "panic" } else { "exit" });
+        let reason = match exit {
+            Exit::Normal => "exit",
+            Exit::Failed(_) => "panic",
+            Exit::Escalated(_) => "escalation",
+        };
+        self.count(kind, reason);
         for link in links {
             link.restart(delay);
         }
@@ -341,7 +357,7 @@ impl Supervisor {
                     return;
                 };
                 let parent = Supervisor { node: parent };
-                match parent.child_exited(*my_id, Exit::Failed(failure)) {
+                match parent.child_exited(*my_id, Exit::Escalated(failure)) {
                     Decision::Restart { delay } => {
                         let me = self.clone();
                         actix_rt::spawn(async move {

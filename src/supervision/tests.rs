@@ -20,12 +20,17 @@ struct Probe {
     log: Log,
     incarnation: u32,
     panic_in_stopped: bool,
+    /// Panic in the first incarnation's `started`.
+    panic_in_started: bool,
 }
 
 impl Actor for Probe {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Self::Context) {
+        if self.panic_in_started && self.incarnation == 0 {
+            panic!("panic inside started()");
+        }
         self.log
             .lock()
             .unwrap()
@@ -136,6 +141,7 @@ fn probe(sup: &Supervisor, name: &'static str, log: &Log, restart: RestartType) 
             log: log.clone(),
             incarnation: 0,
             panic_in_stopped: false,
+            panic_in_started: false,
         },
         None,
     )
@@ -248,6 +254,7 @@ async fn a_panic_inside_stopped_does_not_abort_the_process() {
             log: log.clone(),
             incarnation: 0,
             panic_in_stopped: true,
+            panic_in_started: false,
         },
         None,
     );
@@ -284,7 +291,7 @@ async fn restart_types_decide_who_comes_back() {
     send(&temporary, Cmd::Crash);
     until_logged(&log, "u started 1").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while temporary.connected() && !lines(&log, "x stopped").is_empty() {
+    while temporary.connected() {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -395,4 +402,35 @@ async fn a_poison_message_is_refused_after_the_configured_tries() {
     until_logged(&log, "a note 1 in 3").await;
     send(&a, Cmd::CrashKeyed(7));
     until_logged(&log, "a started 4").await;
+}
+
+#[actix_rt::test]
+async fn a_panic_inside_started_is_a_failure_and_the_actor_restarts() {
+    install_panic_hook();
+    let (root, _failed) = Supervisor::root("root", policy(Strategy::OneForOne, 10));
+    let log = Log::default();
+    let a = root.spawn(
+        "a".into(),
+        "probe",
+        RestartType::Permanent,
+        Probe {
+            name: "a",
+            log: log.clone(),
+            incarnation: 0,
+            panic_in_stopped: false,
+            panic_in_started: true,
+        },
+        None,
+    );
+    send(&a, Cmd::Note(1));
+    until_logged(&log, "a note 1 in 1").await;
+    assert_eq!(lines(&log, "a started"), vec!["a started 1"]);
+    let tree = root.snapshot(10);
+    let super::ChildView::Worker { last_failure, .. } = child(&tree, "a") else {
+        panic!()
+    };
+    assert_eq!(
+        last_failure.as_ref().unwrap().reason,
+        "panic inside started()"
+    );
 }

@@ -537,3 +537,31 @@ async fn concurrent_senders_get_gap_free_unique_seqs() {
     }
     assert_eq!(live, expected);
 }
+
+#[tokio::test]
+async fn one_senders_messages_keep_their_order() {
+    let app = spawn_app().await;
+    let (alice, _bob) = (app.user("alice").await, app.user("bob").await);
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    let group = a.create("ordered", &["bob"]).await;
+    // Pipelined: every frame goes out before any ack is read. The first ones
+    // race the conversation actor's start.
+    for i in 0..100 {
+        a.send(json!({"type": "send", "conversationId": group.conversation_id, "text": format!("{i}"), "clientMsgId": format!("{i}")}))
+            .await;
+    }
+    let mut acked = Vec::new();
+    while acked.len() < 100 {
+        if let Frame::Ack {
+            client_msg_id, seq, ..
+        } = a.recv().await
+        {
+            acked.push((client_msg_id.parse::<u64>().unwrap(), seq));
+        }
+    }
+    let expected: Vec<(u64, u64)> = (0..100).map(|i| (i, i + 1)).collect();
+    assert_eq!(
+        acked, expected,
+        "acks come in send order with seq in send order"
+    );
+}

@@ -335,3 +335,30 @@ async fn a_request_that_keeps_crashing_its_actor_is_refused_as_poison() {
     // Everything else goes on.
     assert_eq!(a.say(&id, "fine", "q").await.0, 1);
 }
+
+#[tokio::test]
+async fn a_stop_fault_answers_the_frame_and_closes_the_session() {
+    let app = spawn_app_with(|s| s.faults_enabled = true).await;
+    let (root, alice) = (app.user("root").await, app.user("alice").await);
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    arm(
+        &app,
+        &root.token,
+        &format!("session:{}", a.session_id),
+        "stop",
+        1,
+    )
+    .await;
+    a.send(json!({"type": "ping", "ref": "s1"})).await;
+    let (code, reference, _) = a.expect_error().await;
+    assert_eq!(
+        (code.as_str(), reference.as_deref()),
+        ("internal", Some("s1"))
+    );
+    assert_eq!(a.expect_close().await.0, 1011);
+    // A new session works.
+    TestClient::connect(&app, &alice.token)
+        .await
+        .assert_alive()
+        .await;
+}

@@ -166,16 +166,26 @@ impl Actor for SessionActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.deps.settings.session.mailbox);
+        let handle = match &self.handle {
+            Some(h) => h.clone(),
+            None => {
+                let h = SessionHandle {
+                    id: self.id,
+                    username: self.user.clone(),
+                    since: self.since,
+                    outbound: self.outbound.clone(),
+                    control: ctx.address(),
+                    overflowed: Arc::new(AtomicBool::new(false)),
+                };
+                self.handle = Some(h.clone());
+                h
+            }
+        };
+        // In the registry before the hello: a client holding its hello gets
+        // every message from then on. A restarted session is usually still
+        // there (same handle); after a hold of the subtree it comes back.
+        let (count, new) = self.deps.registry.insert(handle.clone());
         if self.incarnation == 0 {
-            let handle = SessionHandle {
-                id: self.id,
-                username: self.user.clone(),
-                since: self.since,
-                outbound: self.outbound.clone(),
-                control: ctx.address(),
-                overflowed: Arc::new(AtomicBool::new(false)),
-            };
-            self.handle = Some(handle.clone());
             let hello = ServerFrame::Hello {
                 username: self.user.clone(),
                 session_id: self.id,
@@ -183,10 +193,9 @@ impl Actor for SessionActor {
                 heartbeat_secs: self.deps.settings.session.heartbeat.as_secs(),
                 trace_id: self.trace.trace_id,
             };
-            // In the registry before the hello: a client holding its hello
-            // gets every message from then on. The hello is queued first.
-            let count = self.deps.registry.insert(handle.clone());
             self.push(&hello, self.trace);
+        }
+        if new {
             self.deps
                 .directory
                 .do_send(Envelope::new(self.trace, Joined { handle, count }));

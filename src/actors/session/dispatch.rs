@@ -67,11 +67,20 @@ impl SessionActor {
         let trace = TraceContext::new(frame.trace_id);
         let span = tracing::debug_span!("frame", trace_id = %frame.trace_id, user = %self.user);
         let _entered = span.enter();
-        let _trace = TraceScope::enter(frame.trace_id, None);
+        let _trace = TraceScope::retrace(frame.trace_id);
         self.current = Some((frame.reference.clone(), trace));
         if self.deps.faults.inject("session", || self.id.to_string()) == Injected::Stop {
+            // A stopped session is not restarted (transient): the frame is
+            // answered, then the socket is closed.
             self.current = None;
-            return ctx.stop();
+            let f = ServerFrame::error(
+                ErrorCode::Internal,
+                "the session was stopped (injected fault)",
+                frame.reference,
+                frame.trace_id,
+            );
+            self.push(&f, trace);
+            return self.close(ctx, actix_ws::CloseCode::Error, "session stopped");
         }
         self.dispatch(frame.request, frame.reference, trace, ctx);
         self.current = None;
