@@ -30,7 +30,7 @@ use crate::domain::ConversationId;
 use crate::store::Store;
 use crate::supervision::faults::Faults;
 use crate::supervision::policy::RestartType;
-use crate::supervision::{Envelope, Supervisor};
+use crate::supervision::{ChildSpec, Envelope, Supervisor};
 
 enum Entry {
     Running(Addr<ConversationActor>),
@@ -155,13 +155,13 @@ impl ConversationRouter {
             0 => None,
             n => Some(&s.arbiters[s.next_arbiter.fetch_add(1, Ordering::Relaxed) % n]),
         };
-        s.supervisor.spawn(
+        let spec = ChildSpec::new(
             format!("conversation:{id}"),
             "conversation",
             RestartType::Transient,
-            actor,
-            arbiter,
-        )
+            s.settings.conversations.mailbox,
+        );
+        s.supervisor.spawn(spec, actor, arbiter)
     }
 
     /// A restarted actor takes its entry back if it was retiring when it

@@ -14,7 +14,7 @@ use crate::protocol::ServerFrame;
 use crate::store::Store;
 use crate::supervision::faults::{Faults, Injected};
 use crate::supervision::policy::RestartType;
-use crate::supervision::{Envelope, Msg, Supervisor};
+use crate::supervision::{ChildSpec, Envelope, Msg, Supervisor};
 use std::sync::Arc;
 
 /// A session has put itself in the registry; `count` is how many sessions
@@ -63,13 +63,10 @@ impl Directory {
             sessions_per_user,
             faults,
         };
-        supervisor.spawn(
-            "directory".into(),
-            "directory",
-            RestartType::Permanent,
-            directory,
-            None,
-        )
+        // Joined/Left arrive with `do_send` (one pair per session), so the
+        // session cap bounds them; the capacity only sets the parking point.
+        let spec = ChildSpec::new("directory", "directory", RestartType::Permanent, 1024);
+        supervisor.spawn(spec, directory, None)
     }
 
     /// Tells `user`'s contacts their current status; a new session (`joined`)

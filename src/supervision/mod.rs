@@ -22,7 +22,7 @@ mod tree;
 pub use envelope::{Envelope, HandlerScope, Msg};
 pub use failure::{install_panic_hook, supervised, Failure, TraceScope};
 pub use reply::{Responder, Unanswered};
-pub use supervisor::{ChildId, Decision, Exit, Supervisor, SupervisorPolicy};
+pub use supervisor::{ChildId, ChildSpec, Decision, Exit, Supervisor, SupervisorPolicy};
 pub use tree::{ChildView, NodeView};
 
 #[cfg(test)]

@@ -43,11 +43,12 @@ pub(super) fn start<A>(
     id: ChildId,
     commands: mpsc::Receiver<Command>,
     poison_tries: u32,
+    mailbox: usize,
 ) -> Addr<A>
 where
     A: Actor<Context = Context<A>> + Supervised + Send,
 {
-    let (tx, rx) = channel::channel(16);
+    let (tx, rx) = channel::channel(mailbox);
     let run = move || {
         let ctx = Context::with_receiver(rx);
         let fut = ctx.into_future(actor);

@@ -48,6 +48,32 @@ pub enum Decision {
     Stop,
 }
 
+/// How a child is named, restarted and how many messages its mailbox holds.
+#[derive(Debug, Clone)]
+pub struct ChildSpec {
+    pub name: String,
+    pub kind: &'static str,
+    pub restart: RestartType,
+    /// Mailbox capacity from the first message on (before `started` runs).
+    pub mailbox: usize,
+}
+
+impl ChildSpec {
+    pub fn new(
+        name: impl Into<String>,
+        kind: &'static str,
+        restart: RestartType,
+        mailbox: usize,
+    ) -> Self {
+        ChildSpec {
+            name: name.into(),
+            kind,
+            restart,
+            mailbox,
+        }
+    }
+}
+
 /// The limits of one supervisor.
 #[derive(Debug, Clone, Copy)]
 pub struct SupervisorPolicy {
@@ -174,14 +200,7 @@ impl Supervisor {
     }
 
     /// Starts a supervised actor as a child of this supervisor.
-    pub fn spawn<A>(
-        &self,
-        name: String,
-        kind: &'static str,
-        restart: RestartType,
-        actor: A,
-        arbiter: Option<&ArbiterHandle>,
-    ) -> Addr<A>
+    pub fn spawn<A>(&self, spec: ChildSpec, actor: A, arbiter: Option<&ArbiterHandle>) -> Addr<A>
     where
         A: Actor<Context = Context<A>> + Supervised + Send,
     {
@@ -189,8 +208,10 @@ impl Supervisor {
         let id = {
             let mut st = locked(&self.node.state);
             let id = st.take_id();
-            st.children
-                .insert(id, Child::new(name, kind, restart, Link::Actor(tx)));
+            st.children.insert(
+                id,
+                Child::new(spec.name, spec.kind, spec.restart, Link::Actor(tx)),
+            );
             id
         };
         runner::start(
@@ -200,6 +221,7 @@ impl Supervisor {
             id,
             rx,
             self.node.policy.poison_tries,
+            spec.mailbox,
         )
     }
 

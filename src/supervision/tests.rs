@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::policy::{Backoff, Intensity, RestartType, Strategy};
+use super::ChildSpec;
 use super::{
     install_panic_hook, Envelope, Msg, NodeView, Responder, Supervisor, SupervisorPolicy,
     Unanswered,
@@ -133,9 +134,7 @@ fn policy(strategy: Strategy, max_restarts: u32) -> SupervisorPolicy {
 
 fn probe(sup: &Supervisor, name: &'static str, log: &Log, restart: RestartType) -> Addr<Probe> {
     sup.spawn(
-        name.to_string(),
-        "probe",
-        restart,
+        ChildSpec::new(name, "probe", restart, 16),
         Probe {
             name,
             log: log.clone(),
@@ -246,9 +245,7 @@ async fn a_panic_inside_stopped_does_not_abort_the_process() {
     let (root, _failed) = Supervisor::root("root", policy(Strategy::OneForOne, 10));
     let log = Log::default();
     let a = root.spawn(
-        "a".into(),
-        "probe",
-        RestartType::Permanent,
+        ChildSpec::new("a", "probe", RestartType::Permanent, 16),
         Probe {
             name: "a",
             log: log.clone(),
@@ -410,9 +407,7 @@ async fn a_panic_inside_started_is_a_failure_and_the_actor_restarts() {
     let (root, _failed) = Supervisor::root("root", policy(Strategy::OneForOne, 10));
     let log = Log::default();
     let a = root.spawn(
-        "a".into(),
-        "probe",
-        RestartType::Permanent,
+        ChildSpec::new("a", "probe", RestartType::Permanent, 16),
         Probe {
             name: "a",
             log: log.clone(),

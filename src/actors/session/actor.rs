@@ -181,10 +181,9 @@ impl Actor for SessionActor {
                 h
             }
         };
-        // In the registry before the hello: a client holding its hello gets
-        // every message from then on. A restarted session is usually still
-        // there (same handle); after a hold of the subtree it comes back.
-        let (count, new) = self.deps.registry.insert(handle.clone());
+        // The hello is queued before the session enters the registry, so it
+        // is the first frame; entering happens right after, in this same
+        // call, so the client cannot act on its hello before it is there.
         if self.incarnation == 0 {
             let hello = ServerFrame::Hello {
                 username: self.user.clone(),
@@ -195,6 +194,9 @@ impl Actor for SessionActor {
             };
             self.push(&hello, self.trace);
         }
+        // A restarted session is usually still registered (same handle);
+        // after a hold of its subtree it comes back.
+        let (count, new) = self.deps.registry.insert(handle.clone());
         if new {
             self.deps
                 .directory

@@ -11,7 +11,7 @@ use super::handle::Outbound;
 use crate::actors::Deps;
 use crate::domain::{now_ms, SessionId, TraceContext, Username};
 use crate::supervision::policy::RestartType;
-use crate::supervision::Envelope;
+use crate::supervision::{ChildSpec, Envelope};
 
 /// Upgrades the request and starts the session's actor and tasks.
 pub fn start_session(
@@ -31,15 +31,15 @@ pub fn start_session(
     let (tx, rx) = mpsc::channel(settings.outbound_queue);
     let writer = actix_rt::spawn(write_loop(ws.clone(), rx));
     let id = SessionId::new_random();
-    let deps_sessions = deps.sessions.clone();
-    let actor = SessionActor::new(id, user, now_ms(), trace, deps, tx, ws, writer);
-    let addr = deps_sessions.spawn(
+    let sessions = deps.sessions.clone();
+    let spec = ChildSpec::new(
         format!("session:{id}"),
         "session",
         RestartType::Transient,
-        actor,
-        None,
+        settings.mailbox,
     );
+    let actor = SessionActor::new(id, user, now_ms(), trace, deps, tx, ws, writer);
+    let addr = sessions.spawn(spec, actor, None);
     actix_rt::spawn(async move {
         let mut stream = stream;
         while let Some(item) = stream.next().await {
