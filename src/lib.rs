@@ -29,6 +29,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod protocol;
+pub mod resilience;
 pub mod store;
 pub mod supervision;
 pub mod telemetry;
