@@ -45,6 +45,7 @@ impl Application {
         }
         let settings = Arc::new(settings);
         install_panic_hook();
+        crate::telemetry::metrics();
         // The tree: root -> store_writer, directory, conversations (dynamic),
         // sessions (dynamic). The root's own failure ends the process.
         let sup = &settings.supervision;

@@ -26,3 +26,52 @@ pub fn init_with_default(format: LogFormat, default_directive: &str) {
         LogFormat::Pretty => builder.try_init(),
     };
 }
+
+/// The process-wide Prometheus recorder (installed once; every server in
+/// the process, tests included, reports to it) with every metric described.
+pub fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(&[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ])
+            .map(|b| b.build_recorder())
+            .unwrap_or_else(|_| {
+                metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder()
+            });
+        let handle = recorder.handle();
+        // Another recorder may already be installed (an embedding program):
+        // then this handle renders only what was recorded here, which is nothing.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "parley_actor_restarts_total",
+        "Supervised actor restarts, by actor kind and reason (panic, exit, escalation)."
+    );
+    describe_gauge!(
+        "parley_sessions_connected",
+        "WebSocket sessions connected to this node."
+    );
+    describe_counter!(
+        "parley_messages_committed_total",
+        "Chat messages committed to the store."
+    );
+    describe_histogram!(
+        "parley_store_commit_seconds",
+        Unit::Seconds,
+        "Time to run and commit one group-commit batch."
+    );
+    describe_histogram!(
+        "parley_store_batch_size",
+        Unit::Count,
+        "Writes per group-commit batch."
+    );
+}

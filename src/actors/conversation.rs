@@ -516,6 +516,7 @@ impl Handler<Envelope<Committed>> for ConversationActor {
                 // sending session always sees `ack` then `message`.
                 reply.respond(Ok(outcome));
                 if fresh {
+                    metrics::counter!("parley_messages_committed_total").increment(1);
                     if let State::Ready(conv) = &mut self.state {
                         conv.last_seq = conv.last_seq.max(message.seq);
                     }

@@ -23,3 +23,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         })),
     }
 }
+
+/// Prometheus text exposition of every metric (described, so promtool accepts it).
+pub async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::telemetry::metrics().render())
+}

@@ -241,6 +241,8 @@ impl Supervisor {
         *locked(&self.node.counters)
             .entry((kind, reason))
             .or_default() += 1;
+        metrics::counter!("parley_actor_restarts_total", "kind" => kind, "reason" => reason)
+            .increment(1);
     }
 
     /// A child ended; decides what it does next (see the module doc).

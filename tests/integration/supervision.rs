@@ -159,6 +159,25 @@ async fn twenty_panics_in_a_live_conversation_lose_and_duplicate_nothing() {
         .as_array()
         .unwrap()
         .contains(&json!({"kind": "conversation", "reason": "panic", "count": 20})));
+    // And in Prometheus metrics (process-wide: other tests may add to it).
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("# HELP parley_actor_restarts_total"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"parley_actor_restarts_total{kind="conversation",reason="panic"}"#),
+        "{text}"
+    );
+    assert!(text.contains("parley_messages_committed_total"), "{text}");
 }
 
 #[tokio::test]

@@ -198,6 +198,7 @@ impl Actor for SessionActor {
         // after a hold of its subtree it comes back.
         let (count, new) = self.deps.registry.insert(handle.clone());
         if new {
+            metrics::gauge!("parley_sessions_connected").increment(1.0);
             self.deps
                 .directory
                 .do_send(Envelope::new(self.trace, Joined { handle, count }));
@@ -217,6 +218,7 @@ impl Actor for SessionActor {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         if let Some(remaining) = self.deps.registry.remove(&self.user, self.id) {
+            metrics::gauge!("parley_sessions_connected").decrement(1.0);
             let left = Left {
                 user: self.user.clone(),
                 remaining,

@@ -193,6 +193,8 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteOp>, seqs: &mut Seqs) ->
     for d in done {
         d(commit_error.as_ref());
     }
+    metrics::histogram!("parley_store_commit_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("parley_store_batch_size").record(size as f64);
     tracing::trace!(
         batch = size,
         micros = started.elapsed().as_micros() as u64,
