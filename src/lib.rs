@@ -5,9 +5,12 @@
 //! - `domain`: ids, conversations, messages, trace ids; no actix, no JSON, no SQL.
 //! - `protocol`: client and server frames and error codes; the only JSON shape.
 //! - `store`: the store handle; SQLite with a single group-committing writer.
-//! - `supervision`: the traced envelope, responders that never go silent, `spawn`.
+//! - `supervision`: the traced envelope, responders that never go silent, the
+//!   restart-in-place runner, OTP supervisors, poison messages, fault injection.
+//! - `resilience`: the circuit breaker state machine (pure, injected clock).
 //! - `actors`: sessions, conversations (and their router), the directory.
-//! - `http`: routes (accounts, chat, ws upgrade, health).
+//! - `http`: routes (accounts, chat, ws upgrade, health, metrics, admin).
+//! - `telemetry`: log subscriber and the Prometheus recorder.
 //! - `auth`: argon2 password hashes and signed tokens.
 //! - `app`: build, serve, graceful shutdown.
 //!

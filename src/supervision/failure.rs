@@ -19,11 +19,16 @@ pub struct Failure {
     pub reason: String,
     pub location: Option<String>,
     pub trace_id: Option<TraceId>,
-    /// Unix ms.
+    /// Unix ms; shown as an RFC 3339 time.
+    #[serde(serialize_with = "as_rfc3339")]
     pub at: i64,
     /// The failing message's fingerprint (see `Msg::fingerprint`).
     #[serde(skip)]
     pub fingerprint: Option<u64>,
+}
+
+fn as_rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::domain::rfc3339_ms(*ms))
 }
 
 thread_local! {

@@ -45,7 +45,7 @@ async fn an_admin_lists_and_disconnects_sessions() {
     let app = spawn_app().await;
     let (root, alice) = (app.user("root").await, app.user("alice").await);
     let mut a = TestClient::connect(&app, &alice.token).await;
-    // Registration follows the hello asynchronously.
+    // The session is registered before the client can act on its hello.
     let list = wait_for(
         "the session to be listed",
         Duration::from_secs(5),
