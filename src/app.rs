@@ -12,6 +12,7 @@ use actix_web::{web, App, HttpServer};
 use actix_ws::CloseCode;
 use anyhow::Context as _;
 
+use crate::actors::breaker::BreakerActor;
 use crate::actors::conversations::ConversationRouter;
 use crate::actors::directory::Directory;
 use crate::actors::registry::SessionRegistry;
@@ -22,7 +23,8 @@ use crate::domain::TraceContext;
 use crate::http::{self, AppState};
 use crate::store::Store;
 use crate::supervision::faults::Faults;
-use crate::supervision::{install_panic_hook, Supervisor};
+use crate::supervision::policy::RestartType;
+use crate::supervision::{install_panic_hook, ChildSpec, Supervisor};
 use tokio::sync::watch;
 
 pub struct Application {
@@ -47,7 +49,8 @@ impl Application {
         install_panic_hook();
         crate::telemetry::metrics();
         // The tree: root -> store_writer, directory, conversations (dynamic),
-        // sessions (dynamic). The root's own failure ends the process.
+        // sessions (dynamic), one breaker per remote dependency. The root's
+        // own failure ends the process.
         let sup = &settings.supervision;
         let (root, root_failed) = Supervisor::root("root", sup.root);
         let writer_id = root.worker("store_writer", "store_writer");
@@ -83,6 +86,21 @@ impl Application {
             faults.clone(),
         );
         let sessions = root.supervisor("sessions", sup.sessions, true);
+        let breakers = settings
+            .breakers
+            .iter()
+            .map(|b| {
+                let spec = ChildSpec::new(
+                    format!("breaker:{}", b.name),
+                    "breaker",
+                    RestartType::Permanent,
+                    4096,
+                );
+                let actor =
+                    BreakerActor::new(b.name, b.config.clone(), b.call_timeout, faults.clone());
+                (b.name, root.spawn(spec, actor, None))
+            })
+            .collect();
         let deps = Deps {
             settings: settings.clone(),
             store,
@@ -92,6 +110,7 @@ impl Application {
             sessions,
             root,
             faults,
+            breakers: Arc::new(breakers),
         };
         let state = web::Data::new(AppState {
             deps: deps.clone(),

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use toml::Value;
 
 use crate::domain::Username;
+use crate::resilience::{BreakerConfig, WindowKind};
 use crate::supervision::policy::{Backoff, Intensity, Strategy};
 use crate::supervision::SupervisorPolicy;
 
@@ -47,6 +48,7 @@ struct Raw {
     payments: RawPayments,
     faults: RawFaults,
     supervision: RawSupervision,
+    breaker_payment_provider: RawBreaker,
     telemetry: RawTelemetry,
 }
 
@@ -238,6 +240,43 @@ impl Default for RawSupervision {
     }
 }
 
+/// One circuit breaker (resilience4j's settings).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawBreaker {
+    window: String,
+    window_size: u64,
+    failure_rate_threshold: f64,
+    slow_call_rate_threshold: f64,
+    slow_call_ms: u64,
+    minimum_calls: u64,
+    wait_open_ms: u64,
+    wait_multiplier: f64,
+    max_wait_ms: u64,
+    jitter: f64,
+    half_open_calls: u64,
+    call_timeout_ms: u64,
+}
+
+impl Default for RawBreaker {
+    fn default() -> Self {
+        RawBreaker {
+            window: "count".into(),
+            window_size: 20,
+            failure_rate_threshold: 50.0,
+            slow_call_rate_threshold: 100.0,
+            slow_call_ms: 2000,
+            minimum_calls: 10,
+            wait_open_ms: 5000,
+            wait_multiplier: 2.0,
+            max_wait_ms: 60_000,
+            jitter: 0.2,
+            half_open_calls: 3,
+            call_timeout_ms: 3000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct RawFaults {
@@ -363,6 +402,8 @@ pub struct Settings {
     pub payments: PaymentSettings,
     pub faults_enabled: bool,
     pub supervision: SupervisionSettings,
+    /// One circuit breaker per remote dependency.
+    pub breakers: Vec<BreakerSettings>,
     pub log_format: LogFormat,
 }
 
@@ -658,6 +699,11 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         },
         faults_enabled: raw.faults.enabled,
         supervision: supervision(&raw.supervision)?,
+        breakers: vec![breaker(
+            "payment_provider",
+            "breaker_payment_provider",
+            &raw.breaker_payment_provider,
+        )?],
         log_format,
     })
 }
@@ -729,6 +775,77 @@ fn supervision(raw: &RawSupervision) -> Result<SupervisionSettings, ConfigError>
             raw.sessions_window_secs,
         )?,
         tree_max_children: positive("supervision.tree_max_children", raw.tree_max_children)?,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct BreakerSettings {
+    pub name: &'static str,
+    pub config: BreakerConfig,
+    pub call_timeout: Duration,
+}
+
+fn breaker(
+    name: &'static str,
+    section: &str,
+    raw: &RawBreaker,
+) -> Result<BreakerSettings, ConfigError> {
+    let key = |k: &str| format!("{section}.{k}");
+    let window = match raw.window.as_str() {
+        "count" => WindowKind::Count(positive(&key("window_size"), raw.window_size)?),
+        "time" => WindowKind::Time(positive(&key("window_size"), raw.window_size)? as u64),
+        other => {
+            return Err(invalid(
+                &key("window"),
+                format!("{other:?} is not one of \"count\", \"time\""),
+            ))
+        }
+    };
+    for (k, v) in [
+        ("failure_rate_threshold", raw.failure_rate_threshold),
+        ("slow_call_rate_threshold", raw.slow_call_rate_threshold),
+    ] {
+        if !(0.0..=100.0).contains(&v) || v == 0.0 {
+            return Err(invalid(
+                &key(k),
+                "must be a percentage above 0 and at most 100",
+            ));
+        }
+    }
+    if !(0.0..=1.0).contains(&raw.jitter) {
+        return Err(invalid(&key("jitter"), "must be between 0.0 and 1.0"));
+    }
+    if raw.wait_multiplier < 1.0 {
+        return Err(invalid(&key("wait_multiplier"), "must be at least 1.0"));
+    }
+    if raw.max_wait_ms < raw.wait_open_ms {
+        return Err(invalid(
+            &key("max_wait_ms"),
+            "must be at least wait_open_ms",
+        ));
+    }
+    Ok(BreakerSettings {
+        name,
+        config: BreakerConfig {
+            window,
+            failure_rate_threshold: raw.failure_rate_threshold,
+            slow_call_rate_threshold: raw.slow_call_rate_threshold,
+            slow_call_duration: Duration::from_millis(positive(
+                &key("slow_call_ms"),
+                raw.slow_call_ms,
+            )? as u64),
+            minimum_calls: positive(&key("minimum_calls"), raw.minimum_calls)?,
+            wait_open: Duration::from_millis(
+                positive(&key("wait_open_ms"), raw.wait_open_ms)? as u64
+            ),
+            wait_multiplier: raw.wait_multiplier,
+            max_wait: Duration::from_millis(raw.max_wait_ms),
+            jitter: raw.jitter,
+            half_open_calls: positive(&key("half_open_calls"), raw.half_open_calls)?,
+        },
+        call_timeout: Duration::from_millis(
+            positive(&key("call_timeout_ms"), raw.call_timeout_ms)? as u64,
+        ),
     })
 }
 

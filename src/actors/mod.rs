@@ -8,6 +8,7 @@
 //! a `Responder`); every mailbox and queue has a bound and says what happens
 //! when it is full.
 
+pub mod breaker;
 pub mod conversation;
 pub mod conversations;
 pub mod directory;
@@ -40,4 +41,6 @@ pub struct Deps {
     /// The root of the supervision tree (admin view).
     pub root: Supervisor,
     pub faults: Arc<Faults>,
+    /// One circuit breaker per remote dependency, by name.
+    pub breakers: Arc<Vec<(&'static str, Addr<breaker::BreakerActor>)>>,
 }

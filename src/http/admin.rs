@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use super::extract::JsonBody;
 use super::{ApiError, AppState, AuthUser};
+use crate::actors::breaker::{Force, Status};
 use crate::actors::conversation::Describe;
 use crate::domain::{rfc3339_ms, SessionId, TraceContext};
 use crate::protocol::ErrorCode;
+use crate::resilience::BreakerState;
 use crate::supervision::faults::{Fault, FaultError};
 use crate::supervision::Envelope;
 
@@ -190,4 +192,59 @@ pub async fn faults(
     tracing::warn!(target = %body.target, kind = %body.kind, count, trace_id = %trace, "fault armed");
     Ok(HttpResponse::Accepted()
         .json(json!({"target": body.target, "kind": body.kind, "count": count})))
+}
+
+/// Every circuit breaker: state, window figures, recent transitions.
+pub async fn breakers(state: web::Data<AppState>, AdminUser(admin): AdminUser) -> HttpResponse {
+    let trace = TraceContext::new(admin.trace);
+    let asks = state.deps.breakers.iter().map(|(name, addr)| async move {
+        let snapshot = addr.send(Envelope::new(trace, Status)).await.ok();
+        json!({ "name": name, "status": snapshot })
+    });
+    let items: Vec<_> = futures_util::future::join_all(asks).await;
+    HttpResponse::Ok().json(json!({ "items": items }))
+}
+
+#[derive(Deserialize)]
+pub struct ForceBody {
+    state: String,
+}
+
+/// `POST /admin/breakers/{name}`: force a state (forced_open, disabled, closed).
+pub async fn force_breaker(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody<ForceBody>,
+) -> Result<HttpResponse, ApiError> {
+    let trace = admin.trace;
+    let target = match body.state.as_str() {
+        "forced_open" => BreakerState::ForcedOpen,
+        "disabled" => BreakerState::Disabled,
+        "closed" => BreakerState::Closed,
+        other => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("state {other:?} is not one of forced_open, disabled, closed"),
+                trace,
+            ))
+        }
+    };
+    let addr = state
+        .deps
+        .breakers
+        .iter()
+        .find(|(name, _)| *name == path.as_str())
+        .map(|(_, addr)| addr.clone())
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such breaker", trace))?;
+    let ctx = TraceContext::new(trace);
+    addr.do_send(Envelope::new(ctx, Force(target)));
+    let snapshot = addr.send(Envelope::new(ctx, Status)).await.map_err(|_| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            "the breaker is restarting; retry",
+            trace,
+        )
+    })?;
+    Ok(HttpResponse::Ok().json(json!({ "name": path.as_str(), "status": snapshot })))
 }

@@ -52,7 +52,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/sessions/{id}", web::delete().to(admin::disconnect))
                 .route("/conversations", web::get().to(admin::conversations))
                 .route("/supervision", web::get().to(admin::supervision))
-                .route("/faults", web::post().to(admin::faults)),
+                .route("/faults", web::post().to(admin::faults))
+                .route("/breakers", web::get().to(admin::breakers))
+                .route("/breakers/{name}", web::post().to(admin::force_breaker)),
         )
         .default_service(web::to(not_found));
 }

@@ -122,3 +122,42 @@ async fn idle_conversation_actors_retire_and_come_back_where_they_were() {
         assert_eq!(b.expect_message().await.seq, round + 2);
     }
 }
+
+#[tokio::test]
+async fn breakers_are_listed_and_can_be_forced() {
+    let app = spawn_app().await;
+    let root = app.user("root").await;
+    let (status, list) = app.get("/admin/breakers", Some(&root.token)).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["items"][0]["name"], "payment_provider");
+    assert_eq!(list["items"][0]["status"]["state"], "closed");
+    let (status, forced) = app
+        .post(
+            "/admin/breakers/payment_provider",
+            Some(&root.token),
+            json!({"state": "forced_open"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{forced}");
+    assert_eq!(forced["status"]["state"], "forced_open");
+    assert_eq!(
+        forced["status"]["transitions"][0]["reason"],
+        "forced by an operator"
+    );
+    let (status, _) = app
+        .post(
+            "/admin/breakers/payment_provider",
+            Some(&root.token),
+            json!({"state": "half_open"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = app
+        .post(
+            "/admin/breakers/nope",
+            Some(&root.token),
+            json!({"state": "closed"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+}

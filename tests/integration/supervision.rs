@@ -323,7 +323,13 @@ async fn fault_injection_is_guarded() {
         .collect();
     assert_eq!(
         names,
-        vec!["store_writer", "directory", "conversations", "sessions"]
+        vec![
+            "store_writer",
+            "directory",
+            "conversations",
+            "sessions",
+            "breaker:payment_provider"
+        ]
     );
     assert_eq!(view["tree"]["name"], "root");
     assert_eq!(view["node"], "test-node");
