@@ -32,6 +32,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod protocol;
+pub mod provider;
 pub mod resilience;
 pub mod store;
 pub mod supervision;

@@ -25,25 +25,62 @@ struct Cli {
 enum Command {
     /// Run the chat server (the default).
     Serve(ServeArgs),
+    /// Run the simulated payment provider.
+    Provider(ProviderArgs),
+}
+
+#[derive(clap::Args)]
+struct ProviderArgs {
+    /// Address to serve on (loopback unless you mean otherwise).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: String,
+    /// Added to every request.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Share of requests (0.0..=1.0) answered 503 without doing anything.
+    #[arg(long, default_value_t = 0.0)]
+    failure_rate: f64,
+    /// Share of new charges (0.0..=1.0) declined.
+    #[arg(long, default_value_t = 0.0)]
+    decline_rate: f64,
+    /// Outage windows in seconds since start, e.g. `--outage 30-60 --outage 120-130`.
+    #[arg(long = "outage", value_parser = parse_window)]
+    outages: Vec<(u64, u64)>,
+    /// Idempotency keys kept at most; new keys beyond get 503.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_keys: usize,
+}
+
+fn parse_window(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s.split_once('-').ok_or("expected START-END in seconds")?;
+    let (a, b) = (
+        a.trim().parse::<u64>().map_err(|e| e.to_string())?,
+        b.trim().parse::<u64>().map_err(|e| e.to_string())?,
+    );
+    if a >= b {
+        return Err("START must be before END".into());
+    }
+    Ok((a, b))
 }
 
 #[derive(clap::Args, Clone, Default)]
 struct ServeArgs {
     /// The configuration file (default: config.toml, when present).
-    #[arg(long, global = true)]
+    #[arg(long)]
     config: Option<PathBuf>,
     /// The address to serve on, overriding server.listen.
-    #[arg(long, global = true)]
+    #[arg(long)]
     listen: Option<String>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Serve(a)) => a,
-        None => cli.serve,
+    let result = match cli.command {
+        Some(Command::Serve(a)) => serve(a),
+        Some(Command::Provider(p)) => provider(p),
+        None => serve(cli.serve),
     };
-    match serve(args) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("parley: {e:#}");
@@ -69,6 +106,32 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     actix_rt::System::new().block_on(async move {
         let app = Application::build(settings)?;
         app.run_until(shutdown_signal()).await
+    })
+}
+
+fn provider(args: ProviderArgs) -> anyhow::Result<()> {
+    for (name, rate) in [("--failure-rate", args.failure_rate), ("--decline-rate", args.decline_rate)] {
+        if !(0.0..=1.0).contains(&rate) {
+            anyhow::bail!("invalid {name}: {rate} is not between 0.0 and 1.0");
+        }
+    }
+    parley::telemetry::init(parley::config::LogFormat::Pretty);
+    let options = parley::provider::ProviderOptions {
+        latency: std::time::Duration::from_millis(args.latency_ms),
+        failure_rate: args.failure_rate,
+        decline_rate: args.decline_rate,
+        outages: args.outages,
+        max_keys: args.max_keys,
+    };
+    let listener = std::net::TcpListener::bind(&args.listen)
+        .map_err(|e| anyhow::anyhow!("binding {}: {e}", args.listen))?;
+    actix_rt::System::new().block_on(async move {
+        let state = std::sync::Arc::new(parley::provider::ProviderState::new(options));
+        let running = parley::provider::serve(listener, state)?;
+        tracing::info!(port = running.port, "simulated payment provider serving");
+        shutdown_signal().await;
+        running.handle.stop(true).await;
+        Ok(())
     })
 }
 
