@@ -110,7 +110,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn provider(args: ProviderArgs) -> anyhow::Result<()> {
-    for (name, rate) in [("--failure-rate", args.failure_rate), ("--decline-rate", args.decline_rate)] {
+    for (name, rate) in [
+        ("--failure-rate", args.failure_rate),
+        ("--decline-rate", args.decline_rate),
+    ] {
         if !(0.0..=1.0).contains(&rate) {
             anyhow::bail!("invalid {name}: {rate} is not between 0.0 and 1.0");
         }

@@ -17,6 +17,8 @@ pub enum ChatError {
     #[error("{0}")]
     RateLimited(String),
     #[error("{0}")]
+    InsufficientFunds(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
@@ -32,6 +34,7 @@ impl ChatError {
             ChatError::NotFound(_) => ErrorCode::NotFound,
             ChatError::Conflict(_) => ErrorCode::Conflict,
             ChatError::RateLimited(_) => ErrorCode::RateLimited,
+            ChatError::InsufficientFunds(_) => ErrorCode::InsufficientFunds,
             ChatError::Unavailable(_) => ErrorCode::Unavailable,
             ChatError::Internal(_) => ErrorCode::Internal,
         }
@@ -49,6 +52,9 @@ impl From<StoreError> for ChatError {
             StoreError::NotFound(m) => ChatError::NotFound(m),
             StoreError::NotMember => ChatError::not_member(),
             StoreError::BadRequest(m) => ChatError::BadRequest(m),
+            StoreError::InsufficientFunds => {
+                ChatError::InsufficientFunds("insufficient funds".into())
+            }
             StoreError::Busy => {
                 ChatError::Unavailable("the store is overloaded, retry later".into())
             }

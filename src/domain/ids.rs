@@ -90,6 +90,7 @@ macro_rules! uuid_id {
 uuid_id!(ConversationId, "conversationId");
 uuid_id!(MessageId, "messageId");
 uuid_id!(SessionId, "sessionId");
+uuid_id!(PaymentId, "paymentId");
 
 impl ConversationId {
     pub fn new_random() -> Self {
@@ -107,6 +108,13 @@ impl MessageId {
 impl SessionId {
     pub fn new_random() -> Self {
         SessionId(Uuid::new_v4())
+    }
+}
+
+impl PaymentId {
+    /// UUID v7: payments list newest first by id.
+    pub fn new_v7() -> Self {
+        PaymentId(Uuid::now_v7())
     }
 }
 

@@ -3,10 +3,12 @@
 
 mod ids;
 mod model;
+mod payment;
 mod time;
 mod trace;
 
-pub use ids::{ConversationId, IdError, MessageId, SessionId, Username};
+pub use ids::{ConversationId, IdError, MessageId, PaymentId, SessionId, Username};
 pub use model::{Conversation, ConversationKind, MessageKind, StoredMessage};
+pub use payment::{Payment, PaymentStatus, SagaStep};
 pub use time::{now_ms, rfc3339_ms};
 pub use trace::{TraceContext, TraceId};

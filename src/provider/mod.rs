@@ -42,13 +42,18 @@ pub struct RunningProvider {
 pub fn serve(listener: TcpListener, state: Arc<ProviderState>) -> std::io::Result<RunningProvider> {
     let port = listener.local_addr()?.port();
     let data = web::Data::from(state.clone());
-    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes::routes))
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .listen(listener)?
-        .run();
+    let server =
+        HttpServer::new(move || App::new().app_data(data.clone()).configure(routes::routes))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(1)
+            .listen(listener)?
+            .run();
     let handle = server.handle();
     actix_rt::spawn(server);
-    Ok(RunningProvider { port, handle, state })
+    Ok(RunningProvider {
+        port,
+        handle,
+        state,
+    })
 }

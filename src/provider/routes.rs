@@ -46,14 +46,17 @@ async fn charge(state: web::Data<ProviderState>, body: web::Bytes) -> HttpRespon
     }
     let text = String::from_utf8_lossy(&body).to_string();
     let Ok(req) = serde_json::from_str::<ChargeBody>(&text) else {
-        return HttpResponse::BadRequest().json(json!({"error": "expected {idempotencyKey, amount}"}));
+        return HttpResponse::BadRequest()
+            .json(json!({"error": "expected {idempotencyKey, amount}"}));
     };
     if req.amount <= 0 || req.idempotency_key.is_empty() {
-        return HttpResponse::BadRequest().json(json!({"error": "amount must be positive, key non-empty"}));
+        return HttpResponse::BadRequest()
+            .json(json!({"error": "amount must be positive, key non-empty"}));
     }
     match state.charge(&req.idempotency_key, &text, req.amount) {
         Ok(c) => HttpResponse::Ok().json(c),
-        Err(true) => HttpResponse::Conflict().json(json!({"error": "idempotency key reused with another body"})),
+        Err(true) => HttpResponse::Conflict()
+            .json(json!({"error": "idempotency key reused with another body"})),
         Err(false) => unavailable(),
     }
 }
@@ -76,14 +79,21 @@ async fn refund(state: web::Data<ProviderState>, body: web::Bytes) -> HttpRespon
     }
     let text = String::from_utf8_lossy(&body).to_string();
     let Ok(req) = serde_json::from_str::<RefundBody>(&text) else {
-        return HttpResponse::BadRequest().json(json!({"error": "expected {idempotencyKey, chargeKey}"}));
+        return HttpResponse::BadRequest()
+            .json(json!({"error": "expected {idempotencyKey, chargeKey}"}));
     };
     let (status, answer) = state.refund(&req.idempotency_key, &text, &req.charge_key);
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR))
-        .json(answer)
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
+    )
+    .json(answer)
 }
 
-async fn control(state: web::Data<ProviderState>, body: web::Json<ProviderBehaviour>) -> HttpResponse {
+async fn control(
+    state: web::Data<ProviderState>,
+    body: web::Json<ProviderBehaviour>,
+) -> HttpResponse {
     state.set(&body);
     HttpResponse::Ok().json(state.stats())
 }

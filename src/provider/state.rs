@@ -87,7 +87,8 @@ impl ProviderState {
             .outages
             .iter()
             .any(|(start, end)| (*start..*end).contains(&elapsed));
-        if inner.outage || in_window || rand::thread_rng().gen::<f64>() < inner.options.failure_rate {
+        if inner.outage || in_window || rand::thread_rng().gen::<f64>() < inner.options.failure_rate
+        {
             Gate::Unavailable
         } else {
             Gate::Serve
@@ -99,7 +100,11 @@ impl ProviderState {
     pub fn charge(&self, key: &str, body: &str, amount: i64) -> Result<Charge, bool> {
         let mut inner = self.lock();
         if let Some((seen, charge)) = inner.charges.get(key) {
-            return if seen == body { Ok(charge.clone()) } else { Err(true) };
+            return if seen == body {
+                Ok(charge.clone())
+            } else {
+                Err(true)
+            };
         }
         if inner.charges.len() >= inner.options.max_keys {
             return Err(false);
@@ -113,7 +118,9 @@ impl ProviderState {
             decline_reason: declined.then_some("card_declined"),
             refunded: false,
         };
-        inner.charges.insert(key.to_string(), (body.to_string(), charge.clone()));
+        inner
+            .charges
+            .insert(key.to_string(), (body.to_string(), charge.clone()));
         Ok(charge)
     }
 
@@ -128,7 +135,10 @@ impl ProviderState {
             return if seen == body {
                 (*status, answer.clone())
             } else {
-                (409, serde_json::json!({"error": "idempotency key reused with another body"}))
+                (
+                    409,
+                    serde_json::json!({"error": "idempotency key reused with another body"}),
+                )
             };
         }
         if inner.refunds.len() >= inner.options.max_keys {
@@ -136,13 +146,21 @@ impl ProviderState {
         }
         let answer = match inner.charges.get_mut(charge_key) {
             None => (404, serde_json::json!({"error": "no such charge"})),
-            Some((_, c)) if c.status != "succeeded" => (409, serde_json::json!({"error": "charge not succeeded"})),
+            Some((_, c)) if c.status != "succeeded" => {
+                (409, serde_json::json!({"error": "charge not succeeded"}))
+            }
             Some((_, c)) => {
                 c.refunded = true;
-                (200, serde_json::json!({"refunded": true, "charge": c.clone()}))
+                (
+                    200,
+                    serde_json::json!({"refunded": true, "charge": c.clone()}),
+                )
             }
         };
-        inner.refunds.insert(key.to_string(), (body.to_string(), answer.0, answer.1.clone()));
+        inner.refunds.insert(
+            key.to_string(),
+            (body.to_string(), answer.0, answer.1.clone()),
+        );
         answer
     }
 
@@ -165,7 +183,11 @@ impl ProviderState {
     /// Requests seen, and succeeded (not refunded) charges.
     pub fn stats(&self) -> serde_json::Value {
         let inner = self.lock();
-        let succeeded = inner.charges.values().filter(|(_, c)| c.status == "succeeded").count();
+        let succeeded = inner
+            .charges
+            .values()
+            .filter(|(_, c)| c.status == "succeeded")
+            .count();
         let refunded = inner.charges.values().filter(|(_, c)| c.refunded).count();
         serde_json::json!({
             "requests": inner.requests,

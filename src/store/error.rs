@@ -12,6 +12,8 @@ pub enum StoreError {
     NotMember,
     #[error("{0}")]
     BadRequest(String),
+    #[error("insufficient funds")]
+    InsufficientFunds,
     /// The write queue is full: back off and retry.
     #[error("the store is overloaded, retry later")]
     Busy,
@@ -29,6 +31,7 @@ impl StoreError {
             StoreError::NotFound(_) => ErrorCode::NotFound,
             StoreError::NotMember => ErrorCode::Forbidden,
             StoreError::BadRequest(_) => ErrorCode::BadRequest,
+            StoreError::InsufficientFunds => ErrorCode::InsufficientFunds,
             StoreError::Busy | StoreError::Closed => ErrorCode::Unavailable,
             StoreError::Backend(_) => ErrorCode::Internal,
         }

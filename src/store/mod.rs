@@ -20,7 +20,9 @@ pub use types::{
 };
 
 use crate::config::StorageSettings;
-use crate::domain::{Conversation, ConversationId, Username};
+use crate::domain::{
+    Conversation, ConversationId, Payment, PaymentId, PaymentStatus, SagaStep, TraceId, Username,
+};
 use crate::supervision::{ChildId, Supervisor};
 
 /// The store handle. Cheap to clone; every clone talks to the same backend.
@@ -117,6 +119,51 @@ impl Store {
         seq: u64,
     ) -> Result<(), StoreError> {
         self.backend.set_read(id, user, seq).await
+    }
+
+    /// A new payment with the payer's funds held in the same transaction
+    /// (`InsufficientFunds` otherwise, nothing held), or the payer's
+    /// existing one with that idempotency key (`true`).
+    pub async fn create_payment(
+        &self,
+        payer: Username,
+        payee: Username,
+        amount: i64,
+        key: String,
+        trace: TraceId,
+    ) -> Result<(Payment, bool), StoreError> {
+        self.backend
+            .create_payment(payer, payee, amount, key, trace)
+            .await
+    }
+
+    /// Moves a payment's saga to `to` with the money that step moves.
+    pub async fn advance_payment(
+        &self,
+        id: PaymentId,
+        to: SagaStep,
+        reason: Option<String>,
+    ) -> Result<Payment, StoreError> {
+        self.backend.advance_payment(id, to, reason).await
+    }
+
+    /// Tops up a wallet; returns the new balance.
+    pub async fn credit(&self, user: Username, amount: i64) -> Result<i64, StoreError> {
+        self.backend.credit(user, amount).await
+    }
+
+    pub async fn payment(&self, id: PaymentId) -> Result<Option<Payment>, StoreError> {
+        self.backend.payment(id).await
+    }
+
+    /// Newest first; `unfinished`: only sagas still running.
+    pub async fn payments(
+        &self,
+        status: Option<PaymentStatus>,
+        unfinished: bool,
+        limit: usize,
+    ) -> Result<Vec<Payment>, StoreError> {
+        self.backend.payments(status, unfinished, limit).await
     }
 
     /// Commits everything queued before this call, then stops the writer.

@@ -3,7 +3,10 @@
 //! backend adds its own `backend!` line and must pass the same checks.
 
 use parley::config::Settings;
-use parley::domain::{ConversationId, ConversationKind, MessageId, MessageKind, TraceId, Username};
+use parley::domain::{
+    ConversationId, ConversationKind, MessageId, MessageKind, PaymentStatus, SagaStep, TraceId,
+    Username,
+};
 use parley::store::{NewMessage, NewUser, Store, StoreError};
 use tempfile::TempDir;
 
@@ -65,7 +68,8 @@ mod sqlite_backend {
     use super::sqlite;
     backend!(sqlite: accounts, direct_conversations, groups_are_all_or_nothing, append_assigns_seq_and_dedups,
         history_pages_and_checks_membership, membership_changes, read_markers_only_move_forward,
-        contacts, concurrent_appends_are_gap_free, shutdown_flushes_then_refuses);
+        contacts, concurrent_appends_are_gap_free, shutdown_flushes_then_refuses,
+        payments_hold_move_and_return_money);
 }
 
 async fn accounts(store: &Store) {
@@ -342,4 +346,98 @@ async fn sqlite_data_survives_reopening() {
             .seq,
         2
     );
+}
+
+async fn balance(store: &Store, name: &str) -> i64 {
+    store.user(u(name)).await.unwrap().unwrap().balance
+}
+
+async fn payments_hold_move_and_return_money(store: &Store) {
+    users(store, &["alice", "bob"]).await; // 100 each
+    let t = TraceId::random();
+    let too_much = store
+        .create_payment(u("alice"), u("bob"), 101, "k0".into(), t)
+        .await;
+    assert!(
+        matches!(too_much, Err(StoreError::InsufficientFunds)),
+        "{too_much:?}"
+    );
+    assert_eq!(balance(store, "alice").await, 100, "nothing held");
+    let (p, existed) = store
+        .create_payment(u("alice"), u("bob"), 30, "k1".into(), t)
+        .await
+        .unwrap();
+    assert!(!existed);
+    assert_eq!(
+        (p.status, p.step),
+        (PaymentStatus::Pending, SagaStep::Reserved)
+    );
+    assert_eq!(balance(store, "alice").await, 70, "held");
+    let (again, existed) = store
+        .create_payment(u("alice"), u("bob"), 30, "k1".into(), t)
+        .await
+        .unwrap();
+    assert!(existed);
+    assert_eq!(again.id, p.id);
+    let other = store
+        .create_payment(u("alice"), u("bob"), 31, "k1".into(), t)
+        .await;
+    assert!(matches!(other, Err(StoreError::Conflict(_))), "{other:?}");
+    assert!(matches!(
+        store.advance_payment(p.id, SagaStep::Done, None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .advance_payment(p.id, SagaStep::Charging, None)
+        .await
+        .unwrap();
+    let credited = store
+        .advance_payment(p.id, SagaStep::Credited, None)
+        .await
+        .unwrap();
+    assert_eq!(credited.step, SagaStep::Credited);
+    // Repeating a step (a resumed saga) moves no money twice.
+    store
+        .advance_payment(p.id, SagaStep::Credited, None)
+        .await
+        .unwrap();
+    assert_eq!(balance(store, "bob").await, 130);
+    let done = store
+        .advance_payment(p.id, SagaStep::Done, None)
+        .await
+        .unwrap();
+    assert_eq!(done.status, PaymentStatus::Completed);
+
+    let (q, _) = store
+        .create_payment(u("alice"), u("bob"), 20, "k2".into(), t)
+        .await
+        .unwrap();
+    assert_eq!(balance(store, "alice").await, 50);
+    let failed = store
+        .advance_payment(q.id, SagaStep::Released, Some("declined".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (failed.status, failed.reason.as_deref()),
+        (PaymentStatus::Failed, Some("declined"))
+    );
+    assert_eq!(balance(store, "alice").await, 70, "returned");
+    assert_eq!(
+        balance(store, "alice").await + balance(store, "bob").await,
+        200,
+        "conserved"
+    );
+    assert!(
+        store.payments(None, true, 10).await.unwrap().is_empty(),
+        "all finished"
+    );
+    assert_eq!(
+        store
+            .payments(Some(PaymentStatus::Failed), false, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.credit(u("bob"), 5).await.unwrap(), 135);
 }

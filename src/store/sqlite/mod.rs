@@ -1,6 +1,7 @@
 //! The embedded backend: SQLite in WAL mode, one writer thread with group
 //! commit, a small pool of read-only connections used from the blocking pool.
 
+mod payments;
 mod queries;
 mod reads;
 mod schema;
@@ -19,7 +20,9 @@ use super::types::{
 };
 use super::StoreError;
 use crate::config::{StorageSettings, Synchronous};
-use crate::domain::{Conversation, ConversationId, Username};
+use crate::domain::{
+    Conversation, ConversationId, Payment, PaymentId, PaymentStatus, SagaStep, TraceId, Username,
+};
 use writer::WriteOp;
 
 #[derive(Debug, Clone)]
@@ -170,6 +173,59 @@ impl SqliteStore {
 
     pub fn append_then(&self, message: NewMessage, done: Completion<AppendOutcome>) {
         self.submit(WriteOp::Append(message, done))
+    }
+
+    pub async fn create_payment(
+        &self,
+        payer: Username,
+        payee: Username,
+        amount: i64,
+        key: String,
+        trace: TraceId,
+    ) -> Result<(Payment, bool), StoreError> {
+        self.write(|done| WriteOp::CreatePayment {
+            payer,
+            payee,
+            amount,
+            key,
+            trace,
+            done,
+        })
+        .await
+    }
+
+    pub async fn advance_payment(
+        &self,
+        id: PaymentId,
+        to: SagaStep,
+        reason: Option<String>,
+    ) -> Result<Payment, StoreError> {
+        self.write(|done| WriteOp::AdvancePayment {
+            id,
+            to,
+            reason,
+            done,
+        })
+        .await
+    }
+
+    pub async fn credit(&self, user: Username, amount: i64) -> Result<i64, StoreError> {
+        self.write(|done| WriteOp::Credit { user, amount, done })
+            .await
+    }
+
+    pub async fn payment(&self, id: PaymentId) -> Result<Option<Payment>, StoreError> {
+        self.read(move |c| payments::load(c, id)).await
+    }
+
+    pub async fn payments(
+        &self,
+        status: Option<PaymentStatus>,
+        unfinished: bool,
+        limit: usize,
+    ) -> Result<Vec<Payment>, StoreError> {
+        self.read(move |c| reads::payments(c, status, unfinished, limit))
+            .await
     }
 
     pub async fn set_read(

@@ -2,8 +2,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::payments::{payment_row, PAYMENT_COLUMNS};
 use super::queries::{self, MESSAGE_COLUMNS};
-use crate::domain::{ConversationId, Username};
+use crate::domain::{ConversationId, Payment, PaymentStatus, Username};
 use crate::store::{ConversationSummary, HistoryPage, StoreError, UserRecord};
 
 pub fn user(conn: &Connection, name: &Username) -> Result<Option<UserRecord>, StoreError> {
@@ -102,4 +103,33 @@ pub fn contacts_of(conn: &Connection, user: &Username) -> Result<Vec<Username>, 
         .query_map(params![user.as_str()], |r| r.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;
     rows.iter().map(|s| queries::username(s)).collect()
+}
+
+/// Payments newest first: all, by status, or only those whose saga is not
+/// finished (`unfinished`, for resuming).
+pub fn payments(
+    conn: &Connection,
+    status: Option<PaymentStatus>,
+    unfinished: bool,
+    limit: usize,
+) -> Result<Vec<Payment>, StoreError> {
+    let filter = if unfinished {
+        "WHERE step NOT IN ('done', 'released')"
+    } else if status.is_some() {
+        "WHERE status = ?2"
+    } else {
+        ""
+    };
+    let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments {filter} ORDER BY id DESC LIMIT ?1");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut rows = match (unfinished, status) {
+        (false, Some(st)) => stmt.query(params![limit, st.as_str()])?,
+        _ => stmt.query(params![limit])?,
+    };
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(payment_row(row)?);
+    }
+    Ok(out)
 }

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use crate::config::Synchronous;
 use crate::store::StoreError;
 
-const VERSION: i64 = 1;
+const VERSION: i64 = 2;
 
 pub fn configure_writer(conn: &Connection, synchronous: Synchronous) -> Result<(), StoreError> {
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -39,6 +39,14 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if version == VERSION {
         return Ok(());
     }
+    if version < 1 {
+        v1(conn)?;
+    }
+    v2(conn)
+}
+
+/// Users, conversations, members, messages.
+fn v1(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "BEGIN;
         CREATE TABLE IF NOT EXISTS users (
@@ -77,6 +85,37 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
         ) WITHOUT ROWID;
         CREATE UNIQUE INDEX IF NOT EXISTS messages_dedup ON messages(conversation_id, sender, client_msg_id);
         PRAGMA user_version = 1;
+        COMMIT;",
+    )?;
+    Ok(())
+}
+
+/// Payments and their saga log.
+fn v2(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "BEGIN;
+        CREATE TABLE IF NOT EXISTS payments (
+            id TEXT PRIMARY KEY,
+            payer TEXT NOT NULL REFERENCES users(username),
+            payee TEXT NOT NULL REFERENCES users(username),
+            amount INTEGER NOT NULL CHECK (amount > 0),
+            idempotency_key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT,
+            step TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            trace_id TEXT NOT NULL,
+            UNIQUE (payer, idempotency_key)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS payments_by_step ON payments(step);
+        CREATE TABLE IF NOT EXISTS payment_steps (
+            payment_id TEXT NOT NULL REFERENCES payments(id),
+            step TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            PRIMARY KEY (payment_id, step)
+        ) WITHOUT ROWID;
+        PRAGMA user_version = 2;
         COMMIT;",
     )?;
     Ok(())

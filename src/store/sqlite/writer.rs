@@ -9,10 +9,12 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::mpsc;
 
+use super::payments;
 use super::queries::{self, MESSAGE_COLUMNS};
 use super::seqs::Seqs;
 use crate::domain::{
-    now_ms, Conversation, ConversationId, ConversationKind, StoredMessage, Username,
+    now_ms, Conversation, ConversationId, ConversationKind, Payment, PaymentId, SagaStep,
+    StoredMessage, TraceId, Username,
 };
 use crate::store::{AppendOutcome, Completion, NewMessage, NewUser, StoreError};
 use crate::supervision::{supervised, ChildId, Decision, Exit, Supervisor};
@@ -47,6 +49,25 @@ pub enum WriteOp {
         seq: u64,
         done: Completion<()>,
     },
+    CreatePayment {
+        payer: Username,
+        payee: Username,
+        amount: i64,
+        key: String,
+        trace: TraceId,
+        done: Completion<(Payment, bool)>,
+    },
+    AdvancePayment {
+        id: PaymentId,
+        to: SagaStep,
+        reason: Option<String>,
+        done: Completion<Payment>,
+    },
+    Credit {
+        user: Username,
+        amount: i64,
+        done: Completion<i64>,
+    },
     Shutdown(Completion<()>),
 }
 
@@ -62,6 +83,9 @@ impl WriteOp {
             | WriteOp::AddMember { done, .. }
             | WriteOp::RemoveMember { done, .. } => done(Err(e)),
             WriteOp::Append(_, d) => d(Err(e)),
+            WriteOp::CreatePayment { done, .. } => done(Err(e)),
+            WriteOp::AdvancePayment { done, .. } => done(Err(e)),
+            WriteOp::Credit { done, .. } => done(Err(e)),
         }
     }
 }
@@ -245,6 +269,32 @@ fn execute(conn: &Connection, op: WriteOp) -> Pending {
             seq,
             done,
         } => pending(done, in_savepoint(conn, |c| set_read(c, id, &user, seq))),
+        WriteOp::CreatePayment {
+            payer,
+            payee,
+            amount,
+            key,
+            trace,
+            done,
+        } => pending(
+            done,
+            in_savepoint(conn, |c| {
+                payments::create(c, &payer, &payee, amount, &key, trace)
+            }),
+        ),
+        WriteOp::AdvancePayment {
+            id,
+            to,
+            reason,
+            done,
+        } => pending(
+            done,
+            in_savepoint(conn, |c| payments::advance(c, id, to, reason.as_deref())),
+        ),
+        WriteOp::Credit { user, amount, done } => pending(
+            done,
+            in_savepoint(conn, |c| payments::credit(c, &user, amount)),
+        ),
         WriteOp::Shutdown(d) => pending(d, Ok(())),
     }
 }
