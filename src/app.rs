@@ -21,6 +21,9 @@ use crate::auth::Tokens;
 use crate::config::Settings;
 use crate::domain::TraceContext;
 use crate::http::{self, AppState};
+use crate::payments::saga::SagaDeps;
+use crate::payments::{PaymentRouter, ProviderClient};
+use crate::provider::{self, ProviderOptions, ProviderState};
 use crate::store::Store;
 use crate::supervision::faults::Faults;
 use crate::supervision::policy::RestartType;
@@ -36,6 +39,8 @@ pub struct Application {
     arbiters: Vec<Arbiter>,
     /// Set when the root supervisor fails: the process must end non-zero.
     root_failed: watch::Receiver<Option<String>>,
+    /// The in-process simulated provider, when no provider_url is set.
+    provider: Option<ServerHandle>,
 }
 
 impl Application {
@@ -101,6 +106,45 @@ impl Application {
                 (b.name, root.spawn(spec, actor, None))
             })
             .collect();
+        let breakers: Vec<(&'static str, actix::Addr<BreakerActor>)> = breakers;
+        // The payment provider: the configured one, or a simulated one in
+        // process on a loopback port (calls still cross HTTP).
+        let (provider_url, provider) = match &settings.payments.provider_url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let listener = TcpListener::bind("127.0.0.1:0")
+                    .context("binding the in-process payment provider")?;
+                let options = ProviderOptions {
+                    max_keys: 1_000_000,
+                    ..ProviderOptions::default()
+                };
+                let running = provider::serve(listener, Arc::new(ProviderState::new(options)))?;
+                (
+                    format!("http://127.0.0.1:{}", running.port),
+                    Some(running.handle),
+                )
+            }
+        };
+        let provider_breaker = breakers
+            .iter()
+            .find(|(name, _)| *name == "payment_provider")
+            .map(|(_, addr)| addr.clone())
+            .context("the payment_provider breaker is missing")?;
+        let saga = SagaDeps {
+            store: store.clone(),
+            provider: ProviderClient::new(provider_url.clone(), provider_breaker),
+            conversations: conversations.clone(),
+            registry: registry.clone(),
+            faults: faults.clone(),
+            deadline: settings.payments.retry_deadline,
+            retry_base: settings.payments.retry_base,
+            retry_max: settings.payments.retry_max,
+        };
+        let payments = PaymentRouter::new(
+            root.supervisor("payments", sup.payments, true),
+            saga,
+            settings.payments.max_active,
+        );
         let deps = Deps {
             settings: settings.clone(),
             store,
@@ -111,7 +155,17 @@ impl Application {
             root,
             faults,
             breakers: Arc::new(breakers),
+            payments: payments.clone(),
         };
+        // Every unfinished saga resumes from its log.
+        actix_rt::spawn(async move {
+            match payments.resume_all().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(n, "resumed unfinished payments"),
+                Err(e) => tracing::error!(error = %e, "cannot list unfinished payments"),
+            }
+        });
+        tracing::info!(provider = %provider_url, "payment provider");
         let state = web::Data::new(AppState {
             deps: deps.clone(),
             tokens: Tokens::new(settings.auth.token_secret.clone(), settings.auth.token_ttl),
@@ -141,6 +195,7 @@ impl Application {
             deps,
             arbiters,
             root_failed,
+            provider,
         })
     }
 
@@ -157,6 +212,7 @@ impl Application {
             deps,
             arbiters,
             mut root_failed,
+            provider,
             ..
         } = self;
         let mut serving = actix_rt::spawn(server);
@@ -190,6 +246,9 @@ impl Application {
         handle.stop(true).await;
         let _ = serving.await;
         deps.root.shutdown();
+        if let Some(p) = provider {
+            p.stop(true).await;
+        }
         deps.store.shutdown().await.context("flushing the store")?;
         for a in arbiters {
             a.stop();

@@ -193,6 +193,10 @@ impl Default for RawLimits {
 struct RawPayments {
     provider_url: String,
     initial_balance: i64,
+    retry_deadline_secs: u64,
+    retry_base_ms: u64,
+    retry_max_ms: u64,
+    max_active: u64,
 }
 
 impl Default for RawPayments {
@@ -200,6 +204,10 @@ impl Default for RawPayments {
         RawPayments {
             provider_url: String::new(),
             initial_balance: 10_000,
+            retry_deadline_secs: 60,
+            retry_base_ms: 100,
+            retry_max_ms: 5000,
+            max_active: 10_000,
         }
     }
 }
@@ -213,6 +221,8 @@ struct RawSupervision {
     conversations_window_secs: u64,
     sessions_max_restarts: u64,
     sessions_window_secs: u64,
+    payments_max_restarts: u64,
+    payments_window_secs: u64,
     backoff_base_ms: u64,
     backoff_max_ms: u64,
     backoff_jitter: f64,
@@ -230,6 +240,8 @@ impl Default for RawSupervision {
             conversations_window_secs: 10,
             sessions_max_restarts: 1000,
             sessions_window_secs: 10,
+            payments_max_restarts: 500,
+            payments_window_secs: 10,
             backoff_base_ms: 1,
             backoff_max_ms: 2000,
             backoff_jitter: 0.2,
@@ -389,6 +401,12 @@ pub struct LimitSettings {
 pub struct PaymentSettings {
     pub provider_url: Option<String>,
     pub initial_balance: i64,
+    /// A charge without a definite answer this long after creation is compensated.
+    pub retry_deadline: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// Payment actors running at once; more wait in the store.
+    pub max_active: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -696,6 +714,19 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         payments: PaymentSettings {
             provider_url: Some(raw.payments.provider_url).filter(|u| !u.trim().is_empty()),
             initial_balance: raw.payments.initial_balance,
+            retry_deadline: Duration::from_secs(positive(
+                "payments.retry_deadline_secs",
+                raw.payments.retry_deadline_secs,
+            )? as u64),
+            retry_base: Duration::from_millis(positive(
+                "payments.retry_base_ms",
+                raw.payments.retry_base_ms,
+            )? as u64),
+            retry_max: Duration::from_millis(positive(
+                "payments.retry_max_ms",
+                raw.payments.retry_max_ms,
+            )? as u64),
+            max_active: positive("payments.max_active", raw.payments.max_active)?,
         },
         faults_enabled: raw.faults.enabled,
         supervision: supervision(&raw.supervision)?,
@@ -716,6 +747,8 @@ pub struct SupervisionSettings {
     pub conversations: SupervisorPolicy,
     /// The dynamic supervisor of session actors.
     pub sessions: SupervisorPolicy,
+    /// The dynamic supervisor of payment actors.
+    pub payments: SupervisorPolicy,
     /// Children listed per dynamic node in `GET /admin/supervision`.
     pub tree_max_children: usize,
 }
@@ -773,6 +806,13 @@ fn supervision(raw: &RawSupervision) -> Result<SupervisionSettings, ConfigError>
             raw.sessions_max_restarts,
             "supervision.sessions_window_secs",
             raw.sessions_window_secs,
+        )?,
+        payments: policy(
+            Strategy::OneForOne,
+            "supervision.payments_max_restarts",
+            raw.payments_max_restarts,
+            "supervision.payments_window_secs",
+            raw.payments_window_secs,
         )?,
         tree_max_children: positive("supervision.tree_max_children", raw.tree_max_children)?,
     })

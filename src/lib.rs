@@ -31,6 +31,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod payments;
 pub mod protocol;
 pub mod provider;
 pub mod resilience;

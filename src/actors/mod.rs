@@ -13,6 +13,7 @@ pub mod conversation;
 pub mod conversations;
 pub mod directory;
 mod error;
+pub mod payment;
 pub mod registry;
 pub mod session;
 
@@ -43,4 +44,6 @@ pub struct Deps {
     pub faults: Arc<Faults>,
     /// One circuit breaker per remote dependency, by name.
     pub breakers: Arc<Vec<(&'static str, Addr<breaker::BreakerActor>)>>,
+    /// Payment actors (one per payment in flight).
+    pub payments: crate::payments::PaymentRouter,
 }

@@ -168,13 +168,3 @@ pub async fn send(
         .content_type("application/json")
         .body(ack.to_text().into_bytes()))
 }
-
-/// Payments arrive with their own issue; until then the routes say so (to
-/// authenticated callers: like every `/api` route they need a token).
-pub async fn payments_not_yet(user: AuthUser) -> ApiError {
-    ApiError::new(
-        ErrorCode::Unavailable,
-        "payments are not available on this server yet",
-        user.trace,
-    )
-}

@@ -7,6 +7,7 @@ mod chat;
 mod error;
 mod extract;
 mod health;
+mod payments;
 mod ws;
 
 use std::future::Future;
@@ -43,8 +44,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/conversations", web::post().to(chat::create_conversation))
                 .route("/conversations/{id}/messages", web::get().to(chat::history))
                 .route("/conversations/{id}/messages", web::post().to(chat::send))
-                .route("/payments", web::post().to(chat::payments_not_yet))
-                .route("/payments/{id}", web::get().to(chat::payments_not_yet)),
+                .route("/payments", web::post().to(payments::create))
+                .route("/payments/{id}", web::get().to(payments::get)),
         )
         .service(
             web::scope("/admin")
@@ -53,6 +54,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/conversations", web::get().to(admin::conversations))
                 .route("/supervision", web::get().to(admin::supervision))
                 .route("/faults", web::post().to(admin::faults))
+                .route("/payments", web::get().to(payments::list))
+                .route(
+                    "/wallets/{username}/credit",
+                    web::post().to(payments::credit),
+                )
                 .route("/breakers", web::get().to(admin::breakers))
                 .route("/breakers/{name}", web::post().to(admin::force_breaker)),
         )

@@ -10,7 +10,7 @@ pub use client::{
     parse_client_frame, validate_members, ClientFrame, ClientRequest, FrameError, SendTarget,
 };
 pub use codes::ErrorCode;
-pub use server::{ConversationView, MessageView, ServerFrame};
+pub use server::{ConversationView, MessageView, PaymentView, ServerFrame};
 
 /// Text limits from SPEC.md.
 pub const MAX_TEXT_CHARS: usize = 4096;

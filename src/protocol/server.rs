@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::ErrorCode;
 use crate::domain::{
-    rfc3339_ms, Conversation, ConversationId, MessageId, SessionId, StoredMessage, TraceId,
-    Username,
+    rfc3339_ms, Conversation, ConversationId, MessageId, Payment, PaymentId, SessionId,
+    StoredMessage, TraceId, Username,
 };
 
 /// A committed message as clients see it (`message` frames and `history` items).
@@ -64,6 +64,41 @@ impl ConversationView {
             members: c.members.clone(),
             last_seq: c.last_seq,
             last_read_seq,
+        }
+    }
+}
+
+/// A payment as clients see it (SPEC `payment`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentView {
+    pub payment_id: PaymentId,
+    pub from: Username,
+    pub to: Username,
+    pub amount: i64,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    pub trace_id: TraceId,
+}
+
+impl PaymentView {
+    pub fn new(p: &Payment, reference: Option<String>) -> Self {
+        PaymentView {
+            payment_id: p.id,
+            from: p.payer.clone(),
+            to: p.payee.clone(),
+            amount: p.amount,
+            status: p.status.as_str(),
+            reason: p.reason.clone(),
+            created_at: rfc3339_ms(p.created_at),
+            updated_at: rfc3339_ms(p.updated_at),
+            reference,
+            trace_id: p.trace_id,
         }
     }
 }
@@ -160,6 +195,7 @@ pub enum ServerFrame {
         status: &'static str,
         trace_id: TraceId,
     },
+    Payment(PaymentView),
     #[serde(rename_all = "camelCase")]
     Pong {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
@@ -202,6 +238,10 @@ impl ServerFrame {
         }
     }
 
+    pub fn payment(p: &Payment, reference: Option<String>) -> Self {
+        ServerFrame::Payment(PaymentView::new(p, reference))
+    }
+
     /// The `ack` of a committed (or deduplicated) message.
     pub fn ack(m: &StoredMessage, reference: Option<String>, trace_id: TraceId) -> Self {
         ServerFrame::Ack {
@@ -231,6 +271,7 @@ impl ServerFrame {
             ServerFrame::Read { .. } => "read",
             ServerFrame::Typing { .. } => "typing",
             ServerFrame::Presence { .. } => "presence",
+            ServerFrame::Payment(_) => "payment",
             ServerFrame::Pong { .. } => "pong",
             ServerFrame::Error { .. } => "error",
         }

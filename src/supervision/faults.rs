@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Actor kinds that take faults today.
-pub const KINDS: &[&str] = &["conversation", "session", "directory", "breaker"];
+pub const KINDS: &[&str] = &["conversation", "session", "directory", "breaker", "payment"];
 
 /// At most this many armed faults; arming one more is refused.
 pub const MAX_ARMED: usize = 64;
@@ -24,7 +24,7 @@ pub enum Fault {
 pub enum FaultError {
     #[error("fault injection is disabled (faults.enabled = false)")]
     Disabled,
-    #[error("unknown target {0:?}: use <kind> or <kind>:<id> with kind one of conversation, session, directory, breaker")]
+    #[error("unknown target {0:?}: use <kind> or <kind>:<id> with kind one of conversation, session, directory, breaker, payment")]
     BadTarget(String),
     #[error("count must be between 1 and 1000")]
     BadCount,
@@ -147,7 +147,7 @@ mod tests {
         );
         let f = Faults::new(true);
         assert!(matches!(
-            f.arm("payment", Fault::Panic, 1),
+            f.arm("warehouse", Fault::Panic, 1),
             Err(FaultError::BadTarget(_))
         ));
         assert_eq!(

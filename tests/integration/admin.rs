@@ -28,7 +28,7 @@ async fn admin_routes_need_an_admin() {
             "{path}"
         );
     }
-    // Payment routes are not there yet, but they authenticate like every /api route.
+    // Payment routes authenticate like every /api route.
     let (status, _) = app.post("/api/payments", None, json!({})).await;
     assert_eq!(status, 401);
     let (status, body) = app
@@ -36,7 +36,7 @@ async fn admin_routes_need_an_admin() {
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (503, Some("unavailable"))
+        (400, Some("bad_request"))
     );
 }
 

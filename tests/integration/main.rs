@@ -8,5 +8,6 @@ mod admin;
 mod bad_input;
 mod chat;
 mod lifecycle;
+mod payments;
 mod store_conformance;
 mod supervision;

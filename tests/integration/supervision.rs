@@ -328,7 +328,8 @@ async fn fault_injection_is_guarded() {
             "directory",
             "conversations",
             "sessions",
-            "breaker:payment_provider"
+            "breaker:payment_provider",
+            "payments"
         ]
     );
     assert_eq!(view["tree"]["name"], "root");

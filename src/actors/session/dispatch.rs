@@ -348,11 +348,39 @@ impl SessionActor {
                     .map(move |res, _, _| reply.respond(res)),
                 );
             }
-            ClientRequest::Pay { .. } => self.fail(
-                ChatError::Unavailable("payments are not available on this server yet".into()),
-                reference,
-                trace,
-            ),
+            ClientRequest::Pay {
+                to,
+                amount,
+                idempotency_key,
+            } => {
+                // A new payment's frames (pending now, then each change) go to
+                // every session of payer and payee; a repeated key is answered
+                // here with the payment as it is; a refusal with an error.
+                let reply = self.responder(
+                    reference.clone(),
+                    trace,
+                    |(p, existed): (crate::domain::Payment, bool), r, _| {
+                        existed.then(|| ServerFrame::payment(&p, r))
+                    },
+                );
+                let deps = self.deps.clone();
+                ctx.spawn(
+                    async move {
+                        crate::payments::create(
+                            &deps,
+                            me,
+                            to,
+                            amount,
+                            idempotency_key,
+                            trace,
+                            reference,
+                        )
+                        .await
+                    }
+                    .into_actor(self)
+                    .map(move |res, _, _| reply.respond(res)),
+                );
+            }
         }
     }
 }

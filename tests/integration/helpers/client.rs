@@ -41,6 +41,18 @@ pub struct MessageItem {
     pub trace_id: String,
 }
 
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentItem {
+    pub payment_id: String,
+    pub from: String,
+    pub to: String,
+    pub amount: i64,
+    pub status: String,
+    pub reason: Option<String>,
+    pub trace_id: String,
+}
+
 /// Every server frame of SPEC.md, typed.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -128,6 +140,7 @@ pub enum Frame {
         status: String,
         trace_id: String,
     },
+    Payment(PaymentItem),
     #[serde(rename_all = "camelCase")]
     Pong {
         #[serde(rename = "ref")]

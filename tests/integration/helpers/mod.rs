@@ -1,8 +1,10 @@
 mod app;
 mod client;
+mod provider;
 
 pub use app::{spawn_app, spawn_app_with, TestApp};
 pub use client::{Frame, TestClient};
+pub use provider::TestProvider;
 
 use std::future::Future;
 use std::time::Duration;

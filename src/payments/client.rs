@@ -1,0 +1,174 @@
+//! The payment provider's HTTP client. Every call carries `traceparent` and
+//! goes through the provider's circuit breaker; what counts as a breaker
+//! failure is decided here: connection errors and 5xx yes, 4xx no.
+
+use std::future::Future;
+
+use actix::Addr;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::actors::breaker::{BreakerActor, Call, CallError, CallResult};
+use crate::domain::{PaymentId, TraceContext};
+use crate::supervision::{Envelope, Responder};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeAnswer {
+    Succeeded,
+    Declined(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundAnswer {
+    Refunded,
+    /// The provider never charged this payment: nothing to refund.
+    NoCharge,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChargeBody {
+    status: String,
+    decline_reason: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct ProviderClient {
+    http: reqwest::Client,
+    base: String,
+    breaker: Addr<BreakerActor>,
+}
+
+fn failed(message: String, counts: bool) -> CallError {
+    CallError::Failed { message, counts }
+}
+
+fn traceparent(trace: TraceContext) -> String {
+    format!(
+        "00-{}-{:016x}-01",
+        trace.trace_id,
+        rand::random::<u64>() | 1
+    )
+}
+
+impl ProviderClient {
+    pub fn new(base: String, breaker: Addr<BreakerActor>) -> Self {
+        ProviderClient {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_string(),
+            breaker,
+        }
+    }
+
+    /// Runs `call` through the breaker (rejected at once while open).
+    async fn guarded<T: Send + 'static>(
+        &self,
+        trace: TraceContext,
+        call: impl Future<Output = CallResult<T>> + Send + 'static,
+    ) -> CallResult<T> {
+        let (reply, answer) = Responder::oneshot();
+        let call = Call {
+            call: Box::pin(call),
+            reply,
+        };
+        if self.breaker.try_send(Envelope::new(trace, call)).is_err() {
+            return Err(failed("the breaker is overloaded".into(), false));
+        }
+        answer.await.unwrap_or(Err(CallError::Lost))
+    }
+
+    fn charge_from(
+        status: u16,
+        body: Result<ChargeBody, String>,
+    ) -> CallResult<Option<ChargeAnswer>> {
+        match status {
+            200 => {
+                let b = body.map_err(|e| failed(format!("unreadable charge: {e}"), true))?;
+                Ok(Some(match b.status.as_str() {
+                    "succeeded" => ChargeAnswer::Succeeded,
+                    _ => ChargeAnswer::Declined(
+                        b.decline_reason.unwrap_or_else(|| "declined".into()),
+                    ),
+                }))
+            }
+            404 => Ok(None),
+            s if s >= 500 => Err(failed(format!("provider answered {s}"), true)),
+            s => Err(failed(format!("provider refused the request: {s}"), false)),
+        }
+    }
+
+    /// Charges `amount` with the payment id as idempotency key.
+    pub async fn charge(
+        &self,
+        id: PaymentId,
+        amount: i64,
+        trace: TraceContext,
+    ) -> CallResult<ChargeAnswer> {
+        let req = self
+            .http
+            .post(format!("{}/v1/charges", self.base))
+            .header("traceparent", traceparent(trace))
+            .json(&json!({"idempotencyKey": id.to_string(), "amount": amount}));
+        let answer = self
+            .guarded(trace, async move {
+                let res = req
+                    .send()
+                    .await
+                    .map_err(|e| failed(format!("provider unreachable: {e}"), true))?;
+                let status = res.status().as_u16();
+                Self::charge_from(
+                    status,
+                    res.json::<ChargeBody>().await.map_err(|e| e.to_string()),
+                )
+            })
+            .await?;
+        answer.ok_or_else(|| failed("provider answered 404 to a charge".into(), true))
+    }
+
+    /// The charge made with this payment's key, if any.
+    pub async fn lookup(
+        &self,
+        id: PaymentId,
+        trace: TraceContext,
+    ) -> CallResult<Option<ChargeAnswer>> {
+        let req = self
+            .http
+            .get(format!("{}/v1/charges/{id}", self.base))
+            .header("traceparent", traceparent(trace));
+        self.guarded(trace, async move {
+            let res = req
+                .send()
+                .await
+                .map_err(|e| failed(format!("provider unreachable: {e}"), true))?;
+            let status = res.status().as_u16();
+            Self::charge_from(
+                status,
+                res.json::<ChargeBody>().await.map_err(|e| e.to_string()),
+            )
+        })
+        .await
+    }
+
+    /// Refunds this payment's charge (its own key: `<id>:refund`).
+    pub async fn refund(&self, id: PaymentId, trace: TraceContext) -> CallResult<RefundAnswer> {
+        let req = self
+            .http
+            .post(format!("{}/v1/refunds", self.base))
+            .header("traceparent", traceparent(trace))
+            .json(&json!({"idempotencyKey": format!("{id}:refund"), "chargeKey": id.to_string()}));
+        self.guarded(trace, async move {
+            let res = req
+                .send()
+                .await
+                .map_err(|e| failed(format!("provider unreachable: {e}"), true))?;
+            match res.status().as_u16() {
+                200 => Ok(RefundAnswer::Refunded),
+                // No such charge, or a declined one: nothing was taken.
+                404 | 409 => Ok(RefundAnswer::NoCharge),
+                s if s >= 500 => Err(failed(format!("provider answered {s}"), true)),
+                s => Err(failed(format!("provider refused the refund: {s}"), false)),
+            }
+        })
+        .await
+    }
+}

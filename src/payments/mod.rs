@@ -1,0 +1,81 @@
+//! Payments in chat (DESIGN.md decision 6): the provider client, the saga a
+//! payment actor runs, and the router that starts, finds and resumes them.
+
+pub mod client;
+pub mod router;
+pub mod saga;
+
+pub use client::{ChargeAnswer, ProviderClient, RefundAnswer};
+pub use router::PaymentRouter;
+
+use crate::actors::breaker::Status;
+use crate::actors::{ChatError, ChatResult, Deps};
+use crate::domain::{Payment, TraceContext, Username};
+use crate::resilience::BreakerState;
+use crate::supervision::Envelope;
+
+/// Largest single payment, in minor units (keeps sums far from overflow).
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+/// Makes a payment (the `pay` frame and `POST /api/payments`): refused at
+/// once while the provider's breaker is open, else the payer's funds are
+/// held and the saga starts (`payment` frames go to the payer's and the
+/// payee's sessions). Idempotent per payer by `key`: the same key gives back
+/// the same payment (`true`), and nothing else happens.
+pub async fn create(
+    deps: &Deps,
+    payer: Username,
+    payee: Username,
+    amount: i64,
+    key: String,
+    trace: TraceContext,
+    reference: Option<String>,
+) -> ChatResult<(Payment, bool)> {
+    if payer == payee {
+        return Err(ChatError::BadRequest(
+            "a payment goes to another user".into(),
+        ));
+    }
+    if !(1..=MAX_AMOUNT).contains(&amount) {
+        return Err(ChatError::BadRequest(format!(
+            "amount must be between 1 and {MAX_AMOUNT}"
+        )));
+    }
+    let key_len = key.chars().count();
+    if key_len == 0 || key_len > 64 {
+        return Err(ChatError::BadRequest(
+            "idempotencyKey must have 1 to 64 characters".into(),
+        ));
+    }
+    if let Some((_, breaker)) = deps
+        .breakers
+        .iter()
+        .find(|(name, _)| *name == "payment_provider")
+    {
+        if let Ok(status) = breaker.send(Envelope::new(trace, Status)).await {
+            let open = match status.state {
+                BreakerState::ForcedOpen => true,
+                BreakerState::Open => status.open_remaining_ms.is_some_and(|ms| ms > 0),
+                _ => false,
+            };
+            if open {
+                return Err(ChatError::Unavailable(
+                    "the payment provider is unavailable (circuit breaker open); retry later"
+                        .into(),
+                ));
+            }
+        }
+    }
+    let (payment, existed) = deps
+        .store
+        .create_payment(payer, payee, amount, key, trace.trace_id)
+        .await?;
+    if !existed {
+        tracing::info!(payment = %payment.id, amount, trace_id = %trace.trace_id, "payment created");
+        saga::notify(&deps.registry, &payment, reference);
+    }
+    if !payment.step.is_terminal() && !deps.payments.start(payment.id) {
+        tracing::warn!(payment = %payment.id, "too many payments running; this one resumes at the next start");
+    }
+    Ok((payment, existed))
+}

@@ -1,0 +1,93 @@
+//! Starts payment actors (one per unfinished payment) under the payments
+//! supervisor, and resumes every unfinished saga at start-up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use actix::Addr;
+
+use crate::actors::payment::PaymentActor;
+use crate::domain::PaymentId;
+use crate::supervision::policy::RestartType;
+use crate::supervision::{ChildSpec, Supervisor};
+
+use super::saga::SagaDeps;
+
+#[derive(Clone)]
+pub struct PaymentRouter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    supervisor: Supervisor,
+    deps: SagaDeps,
+    /// Running payment actors; at most `max_active` (the rest wait in the
+    /// store and are resumed at the next start-up or on demand).
+    running: Mutex<HashMap<PaymentId, Addr<PaymentActor>>>,
+    max_active: usize,
+}
+
+impl PaymentRouter {
+    pub fn new(supervisor: Supervisor, deps: SagaDeps, max_active: usize) -> Self {
+        PaymentRouter {
+            inner: Arc::new(Inner {
+                supervisor,
+                deps,
+                running: Mutex::new(HashMap::new()),
+                max_active,
+            }),
+        }
+    }
+
+    /// Starts the saga of `id` unless it runs already; false when full.
+    pub fn start(&self, id: PaymentId) -> bool {
+        let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.get(&id).is_some_and(|a| a.connected()) {
+            return true;
+        }
+        if running.len() >= self.inner.max_active {
+            return false;
+        }
+        let actor = PaymentActor::new(id, self.inner.deps.clone(), self.clone());
+        let spec = ChildSpec::new(
+            format!("payment:{id}"),
+            "payment",
+            RestartType::Transient,
+            16,
+        );
+        running.insert(id, self.inner.supervisor.spawn(spec, actor, None));
+        true
+    }
+
+    pub(crate) fn finished(&self, id: PaymentId) {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    pub fn active(&self) -> usize {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// Resumes every unfinished saga from its log (start-up).
+    pub async fn resume_all(&self) -> Result<usize, crate::store::StoreError> {
+        let unfinished = self
+            .inner
+            .deps
+            .store
+            .payments(None, true, self.inner.max_active)
+            .await?;
+        let n = unfinished.len();
+        for p in unfinished {
+            tracing::info!(payment = %p.id, step = p.step.as_str(), "resuming saga");
+            self.start(p.id);
+        }
+        Ok(n)
+    }
+}

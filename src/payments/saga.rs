@@ -1,0 +1,239 @@
+//! The saga one payment actor runs, step by step from its durable log:
+//! reserve (done at creation) -> charge the provider (the pivot, key =
+//! payment id) -> credit the payee -> post the payment message -> done; a
+//! decline releases the hold; a provider unreachable past the deadline is
+//! compensated (refund by key, then release). Every step is written before
+//! it acts, and every step may run twice after a crash: the provider's
+//! idempotency keys, the store's step transitions and the message's
+//! clientMsgId make a repeat harmless.
+
+use std::time::Duration;
+
+use crate::actors::breaker::CallError;
+use crate::actors::conversation::ConvRequest;
+use crate::actors::conversations::ConversationRouter;
+use crate::actors::registry::SessionRegistry;
+use crate::domain::{now_ms, MessageKind, Payment, PaymentId, SagaStep, TraceContext};
+use crate::protocol::ServerFrame;
+use crate::store::{Store, StoreError};
+use crate::supervision::faults::{Faults, Injected};
+use crate::supervision::{Envelope, Responder};
+
+use super::client::{ChargeAnswer, ProviderClient, RefundAnswer};
+
+/// What the saga needs; cloned into each payment actor.
+#[derive(Clone)]
+pub struct SagaDeps {
+    pub store: Store,
+    pub provider: ProviderClient,
+    pub conversations: ConversationRouter,
+    pub registry: SessionRegistry,
+    pub faults: std::sync::Arc<Faults>,
+    /// After this long without a definite answer, compensate.
+    pub deadline: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+}
+
+/// How a run of the saga ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SagaEnd {
+    Finished,
+    /// An injected `stop` fault: the actor stops mid-saga.
+    Stopped,
+}
+
+struct Retry {
+    delay: Duration,
+    max: Duration,
+}
+
+impl Retry {
+    /// Sleeps with exponential backoff (a timer, never a busy loop).
+    async fn pause(&mut self) {
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(self.max);
+    }
+}
+
+/// Tells the payer's and payee's sessions about the payment's status.
+pub fn notify(registry: &SessionRegistry, p: &Payment, reference: Option<String>) {
+    let trace = TraceContext::new(p.trace_id);
+    let frame = ServerFrame::payment(p, reference).to_text();
+    for user in [&p.payer, &p.payee] {
+        registry.for_each_session(user, |s| {
+            s.deliver(frame.clone(), trace);
+        });
+    }
+}
+
+impl SagaDeps {
+    fn retry(&self) -> Retry {
+        Retry {
+            delay: self.retry_base,
+            max: self.retry_max,
+        }
+    }
+
+    /// A store write, retried while the store is busy or failing.
+    async fn advance(&self, id: PaymentId, to: SagaStep, reason: Option<&str>) -> Payment {
+        let mut retry = self.retry();
+        loop {
+            match self
+                .store
+                .advance_payment(id, to, reason.map(str::to_string))
+                .await
+            {
+                Ok(p) => return p,
+                Err(e) => {
+                    tracing::warn!(payment = %id, step = to.as_str(), error = %e, "saga step not stored; retrying");
+                    retry.pause().await;
+                }
+            }
+        }
+    }
+
+    async fn load(&self, id: PaymentId) -> Option<Payment> {
+        let mut retry = self.retry();
+        loop {
+            match self.store.payment(id).await {
+                Ok(p) => return p,
+                Err(StoreError::Closed) => return None,
+                Err(e) => {
+                    tracing::warn!(payment = %id, error = %e, "payment not readable; retrying");
+                    retry.pause().await;
+                }
+            }
+        }
+    }
+
+    /// Runs the saga of `id` from its logged step to the end.
+    pub async fn run(self, id: PaymentId) -> SagaEnd {
+        loop {
+            let Some(p) = self.load(id).await else {
+                return SagaEnd::Finished;
+            };
+            let trace = TraceContext::new(p.trace_id);
+            let _span = tracing::info_span!("saga", payment = %id, step = p.step.as_str(), trace_id = %p.trace_id)
+                .entered();
+            if self.faults.inject("payment", || id.to_string()) == Injected::Stop {
+                return SagaEnd::Stopped;
+            }
+            tracing::info!("saga step");
+            match p.step {
+                SagaStep::Reserved => {
+                    self.advance(id, SagaStep::Charging, None).await;
+                }
+                SagaStep::Charging => self.charge(&p, trace).await,
+                SagaStep::Credited => {
+                    self.post_message(&p, trace).await;
+                    let done = self.advance(id, SagaStep::Done, None).await;
+                    notify(&self.registry, &done, None);
+                }
+                SagaStep::Refunding => self.refund(&p, trace).await,
+                SagaStep::Done | SagaStep::Released => return SagaEnd::Finished,
+            }
+        }
+    }
+
+    /// The pivot. A timeout leaves the outcome unknown: ask the provider by
+    /// key before deciding. Unreachable (or the breaker open) past the
+    /// deadline: compensate.
+    async fn charge(&self, p: &Payment, trace: TraceContext) {
+        let mut retry = self.retry();
+        loop {
+            let answer = match self.provider.charge(p.id, p.amount, trace).await {
+                Err(CallError::Timeout(_) | CallError::Lost) => {
+                    match self.provider.lookup(p.id, trace).await {
+                        Ok(Some(a)) => Ok(a),
+                        // Not charged: charging again with the same key is safe.
+                        Ok(None) => continue,
+                        Err(e) => Err(e),
+                    }
+                }
+                other => other,
+            };
+            match answer {
+                Ok(ChargeAnswer::Succeeded) => {
+                    self.advance(p.id, SagaStep::Credited, None).await;
+                    return;
+                }
+                Ok(ChargeAnswer::Declined(reason)) => {
+                    let failed = self.advance(p.id, SagaStep::Released, Some(&reason)).await;
+                    notify(&self.registry, &failed, None);
+                    return;
+                }
+                Err(e) => {
+                    let waited = now_ms().saturating_sub(p.created_at);
+                    if waited >= self.deadline.as_millis() as i64 {
+                        tracing::warn!(error = %e, "provider unavailable past the deadline; compensating");
+                        self.advance(
+                            p.id,
+                            SagaStep::Refunding,
+                            Some("payment provider unavailable"),
+                        )
+                        .await;
+                        return;
+                    }
+                    tracing::info!(error = %e, "charge not done; retrying");
+                    retry.pause().await;
+                }
+            }
+        }
+    }
+
+    /// Compensation: refund by key (retried until the provider answers),
+    /// then release the hold.
+    async fn refund(&self, p: &Payment, trace: TraceContext) {
+        let mut retry = self.retry();
+        loop {
+            match self.provider.refund(p.id, trace).await {
+                Ok(RefundAnswer::Refunded | RefundAnswer::NoCharge) => {
+                    let failed = self.advance(p.id, SagaStep::Released, None).await;
+                    notify(&self.registry, &failed, None);
+                    return;
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "refund not done; retrying");
+                    retry.pause().await;
+                }
+            }
+        }
+    }
+
+    /// The payment message in the payer's and payee's direct conversation;
+    /// its clientMsgId is the payment id, so a repeat stores nothing new.
+    async fn post_message(&self, p: &Payment, trace: TraceContext) {
+        let mut retry = self.retry();
+        loop {
+            let conversation = match self
+                .store
+                .direct_conversation(p.payer.clone(), p.payee.clone())
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "direct conversation not ready; retrying");
+                    retry.pause().await;
+                    continue;
+                }
+            };
+            let (reply, answer) = Responder::oneshot();
+            let request = ConvRequest::Send {
+                sender: p.payer.clone(),
+                client_msg_id: p.id.to_string(),
+                text: format!("paid {} to {}", p.amount, p.payee),
+                kind: MessageKind::Payment,
+                reply,
+            };
+            self.conversations
+                .route(conversation.id, Envelope::new(trace, request));
+            match answer.await {
+                Ok(Ok(_)) => return,
+                Ok(Err(e)) => tracing::warn!(error = %e, "payment message not posted; retrying"),
+                Err(_) => tracing::warn!("payment message answer lost; retrying"),
+            }
+            retry.pause().await;
+        }
+    }
+}
