@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use parley::domain::SagaStep;
 use parley::provider::ProviderOptions;
 use serde_json::{json, Value};
 
@@ -322,4 +323,157 @@ async fn injected_panics_during_sagas_change_nothing_in_the_outcome() {
         .unwrap()
         .clone();
     assert_eq!(payments["restarts"], 3, "{payments}");
+}
+
+#[tokio::test]
+async fn a_process_stopped_at_any_saga_step_resumes_every_saga_at_start() {
+    let app = spawn_app_with(fast_retries).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let (settings, dir) = app.stop_keeping_data().await;
+    // While the server is down, leave one saga at each unfinished step, as a
+    // crash would have.
+    let store =
+        parley::store::Store::open_sqlite(&settings.storage.sqlite_path, &settings.storage, None)
+            .unwrap();
+    let u = |n: &str| parley::domain::Username::parse(n).unwrap();
+    let trace = parley::domain::TraceId::random();
+    let mut ids = Vec::new();
+    for (key, steps) in [
+        ("at-reserved", vec![]),
+        ("at-charging", vec![SagaStep::Charging]),
+        ("at-credited", vec![SagaStep::Charging, SagaStep::Credited]),
+        ("at-refunding", vec![SagaStep::Refunding]),
+    ] {
+        let (p, _) = store
+            .create_payment(u("alice"), u("bob"), 100, key.into(), trace)
+            .await
+            .unwrap();
+        for step in steps {
+            store.advance_payment(p.id, step, None).await.unwrap();
+        }
+        ids.push(p.id.to_string());
+    }
+    store.shutdown().await.unwrap();
+    drop(store);
+
+    let app = TestApp::start_again(settings, dir).await;
+    let mut b = TestClient::connect(&app, &bob.token).await;
+    let outcomes: Vec<String> = {
+        let mut v = Vec::new();
+        for id in &ids {
+            v.push(
+                settled(&app, &alice.token, id).await["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        v
+    };
+    assert_eq!(
+        outcomes,
+        vec!["completed", "completed", "completed", "failed"]
+    );
+    assert_eq!(balance(&app, &alice.token).await, 9700);
+    assert_eq!(balance(&app, &bob.token).await, 10300);
+    // The credited one had not posted its message yet: it is posted once.
+    let (_, list) = app.get("/api/conversations", Some(&bob.token)).await;
+    let conv = list["items"][0]["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let history = b.full_history(&conv).await;
+    assert_eq!(history.iter().filter(|m| m.kind == "payment").count(), 3);
+}
+
+#[tokio::test]
+async fn random_payments_failures_kills_and_a_restart_conserve_money() {
+    use rand::{Rng, SeedableRng};
+    let seed = 0x5eed_u64;
+    println!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let provider = TestProvider::start(ProviderOptions {
+        failure_rate: 0.3,
+        decline_rate: 0.2,
+        max_keys: 10_000,
+        ..ProviderOptions::default()
+    });
+    let url = provider.url();
+    let tweak = move |s: &mut parley::config::Settings| {
+        s.payments.provider_url = Some(url.clone());
+        s.faults_enabled = true;
+        fast_retries(s);
+        // Random failures must not keep the breaker open for long.
+        s.breakers[0].config.wait_open = Duration::from_millis(100);
+        s.breakers[0].config.max_wait = Duration::from_millis(200);
+    };
+    let mut app = spawn_app_with(tweak.clone()).await;
+    let names = ["ann", "ben", "cat", "dan", "eve"];
+    let mut tokens = Vec::new();
+    for n in names {
+        tokens.push(app.user(n).await.token);
+    }
+    let root = app.user("root").await.token;
+    let total_before: i64 = 5 * 10_000 + 10_000;
+    let mut ids = Vec::new();
+    for round in 0..2 {
+        let (status, _) = app
+            .post(
+                "/admin/faults",
+                Some(&root),
+                json!({"target": "payment", "kind": "panic", "count": 8}),
+            )
+            .await;
+        assert_eq!(status, 202);
+        for i in 0..20 {
+            let from = rng.gen_range(0..names.len());
+            let to = (from + rng.gen_range(1..names.len())) % names.len();
+            let amount = rng.gen_range(1..4000);
+            let (status, p) = pay(
+                &app,
+                &tokens[from],
+                names[to],
+                amount,
+                &format!("r{round}-{i}"),
+            )
+            .await;
+            match status {
+                202 => ids.push((from, p["paymentId"].as_str().unwrap().to_string())),
+                402 | 503 => {}
+                other => panic!("unexpected {other}: {p}"),
+            }
+        }
+        if round == 0 {
+            // A process restart with sagas in flight.
+            app = app.restart().await;
+        }
+    }
+    let mut completed = 0;
+    for (from, id) in &ids {
+        let p = settled(&app, &tokens[*from], id).await;
+        let charge = provider.state.lookup(id);
+        match p["status"].as_str().unwrap() {
+            "completed" => {
+                completed += 1;
+                let c = charge.expect("a completed payment was charged");
+                assert!(c.status == "succeeded" && !c.refunded, "{id}: {c:?}");
+            }
+            "failed" => assert!(
+                charge
+                    .as_ref()
+                    .is_none_or(|c| c.status == "declined" || c.refunded),
+                "{id}: a failed payment kept a charge: {charge:?}"
+            ),
+            other => panic!("{other}"),
+        }
+    }
+    let mut total = 0;
+    for t in tokens.iter().chain([&root]) {
+        let b = balance(&app, t).await;
+        assert!(b >= 0, "a balance went negative: {b}");
+        total += b;
+    }
+    assert_eq!(total, total_before, "money is conserved");
+    assert!(completed > 0, "some payments completed");
+    println!("{} payments, {completed} completed", ids.len());
 }

@@ -118,6 +118,18 @@ impl TestApp {
         joined.unwrap_or_else(|_| Err(anyhow::anyhow!("the app thread panicked")))
     }
 
+    /// Stops gracefully, keeping the data for a later start (meanwhile a
+    /// test may work on the database directly).
+    pub async fn stop_keeping_data(mut self) -> (Settings, Arc<TempDir>) {
+        self.stop_inner().await.expect("clean shutdown");
+        (self.settings.clone(), self.dir.clone())
+    }
+
+    /// Starts on data kept by `stop_keeping_data`.
+    pub async fn start_again(settings: Settings, dir: Arc<TempDir>) -> TestApp {
+        start(settings, dir).await
+    }
+
     /// Stops gracefully and starts again on the same database (a new port).
     pub async fn restart(mut self) -> TestApp {
         self.stop_inner().await.expect("clean shutdown");
