@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use parley::domain::SagaStep;
-use parley::provider::ProviderOptions;
+use parley::provider::{ProviderBehaviour, ProviderOptions};
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app_with, wait_for, Frame, TestApp, TestClient, TestProvider};
@@ -177,7 +177,7 @@ async fn insufficient_funds_are_refused_and_nothing_is_held() {
 
 #[tokio::test]
 async fn the_breaker_opens_fails_fast_and_closes_when_the_provider_is_back() {
-    let mut provider = TestProvider::start(ProviderOptions {
+    let provider = TestProvider::start(ProviderOptions {
         max_keys: 1000,
         ..ProviderOptions::default()
     });
@@ -188,8 +188,8 @@ async fn the_breaker_opens_fails_fast_and_closes_when_the_provider_is_back() {
         s.payments.retry_deadline = Duration::from_secs(30);
         let b = &mut s.breakers[0];
         b.config.minimum_calls = 3;
-        b.config.wait_open = Duration::from_millis(500);
-        b.config.max_wait = Duration::from_millis(500);
+        b.config.wait_open = Duration::from_secs(2);
+        b.config.max_wait = Duration::from_secs(2);
         b.config.jitter = 0.0;
         b.config.half_open_calls = 1;
     })
@@ -199,8 +199,11 @@ async fn the_breaker_opens_fails_fast_and_closes_when_the_provider_is_back() {
         app.user("alice").await,
         app.user("bob").await,
     );
-    // The provider goes away; a payment keeps trying and trips the breaker.
-    provider.stop().await;
+    // The provider fails every request; a payment keeps trying and trips the breaker.
+    provider.state.set(&ProviderBehaviour {
+        outage: Some(true),
+        ..ProviderBehaviour::default()
+    });
     let (status, first) = pay(&app, &alice.token, "bob", 100, "b1").await;
     assert_eq!(status, 202, "{first}");
     wait_for("the breaker to open", Duration::from_secs(10), || async {
@@ -208,7 +211,10 @@ async fn the_breaker_opens_fails_fast_and_closes_when_the_provider_is_back() {
         (list["items"][0]["status"]["state"] == "open").then_some(())
     })
     .await;
-    // While open, a new payment fails at once, nothing held.
+    let requests = |p: &TestProvider| p.state.stats()["requests"].as_u64().unwrap();
+    let seen = requests(&provider);
+    // While open, a new payment fails at once, nothing held, and no request
+    // reaches the provider (the first saga's retries are rejected too).
     let (status, err) = pay(&app, &alice.token, "bob", 100, "b2").await;
     assert_eq!(
         (status, err["error"]["code"].as_str()),
@@ -220,8 +226,21 @@ async fn the_breaker_opens_fails_fast_and_closes_when_the_provider_is_back() {
         9900,
         "only the first payment holds money"
     );
+    let (_, list) = app.get("/admin/breakers", Some(&root.token)).await;
+    assert_eq!(
+        list["items"][0]["status"]["state"], "open",
+        "still open: {list}"
+    );
+    assert_eq!(
+        requests(&provider),
+        seen,
+        "nothing reached the provider while open"
+    );
     // The provider is back: the next probe succeeds and the breaker closes.
-    provider.restart();
+    provider.state.set(&ProviderBehaviour {
+        outage: Some(false),
+        ..ProviderBehaviour::default()
+    });
     let done = settled(&app, &alice.token, first["paymentId"].as_str().unwrap()).await;
     assert_eq!(done["status"], "completed");
     let (_, list) = app.get("/admin/breakers", Some(&root.token)).await;
