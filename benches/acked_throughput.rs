@@ -26,11 +26,7 @@ fn main() {
         .unwrap_or(5);
     let server = common::start(|_| {});
     let port = server.port;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::client_runtime();
     rt.block_on(async move {
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();

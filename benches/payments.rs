@@ -73,11 +73,7 @@ fn completed_per_second(total: usize) {
             .insert(parley::domain::Username::parse("root").expect("name"));
     });
     let base = server.base();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::client_runtime();
     rt.block_on(async move {
         let http = reqwest::Client::new();
         let root = common::token(&http, &base, "root").await;

@@ -103,6 +103,15 @@ pub async fn group(
     conv["conversationId"].as_str().expect("id").to_string()
 }
 
+/// The load generator's runtime: two threads, beside the server's own.
+pub fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;

@@ -97,44 +97,14 @@ impl ProviderClient {
         }
     }
 
-    /// Charges `amount` with the payment id as idempotency key.
-    pub async fn charge(
+    /// Sends a charge request (new or lookup) through the breaker and reads
+    /// the charge it answers with (None: 404, no such charge).
+    async fn charge_call(
         &self,
-        id: PaymentId,
-        amount: i64,
-        trace: TraceContext,
-    ) -> CallResult<ChargeAnswer> {
-        let req = self
-            .http
-            .post(format!("{}/v1/charges", self.base))
-            .header("traceparent", traceparent(trace))
-            .json(&json!({"idempotencyKey": id.to_string(), "amount": amount}));
-        let answer = self
-            .guarded(trace, async move {
-                let res = req
-                    .send()
-                    .await
-                    .map_err(|e| failed(format!("provider unreachable: {e}"), true))?;
-                let status = res.status().as_u16();
-                Self::charge_from(
-                    status,
-                    res.json::<ChargeBody>().await.map_err(|e| e.to_string()),
-                )
-            })
-            .await?;
-        answer.ok_or_else(|| failed("provider answered 404 to a charge".into(), true))
-    }
-
-    /// The charge made with this payment's key, if any.
-    pub async fn lookup(
-        &self,
-        id: PaymentId,
+        req: reqwest::RequestBuilder,
         trace: TraceContext,
     ) -> CallResult<Option<ChargeAnswer>> {
-        let req = self
-            .http
-            .get(format!("{}/v1/charges/{id}", self.base))
-            .header("traceparent", traceparent(trace));
+        let req = req.header("traceparent", traceparent(trace));
         self.guarded(trace, async move {
             let res = req
                 .send()
@@ -147,6 +117,32 @@ impl ProviderClient {
             )
         })
         .await
+    }
+
+    /// Charges `amount` with the payment id as idempotency key.
+    pub async fn charge(
+        &self,
+        id: PaymentId,
+        amount: i64,
+        trace: TraceContext,
+    ) -> CallResult<ChargeAnswer> {
+        let req = self
+            .http
+            .post(format!("{}/v1/charges", self.base))
+            .json(&json!({"idempotencyKey": id.to_string(), "amount": amount}));
+        self.charge_call(req, trace)
+            .await?
+            .ok_or_else(|| failed("provider answered 404 to a charge".into(), true))
+    }
+
+    /// The charge made with this payment's key, if any.
+    pub async fn lookup(
+        &self,
+        id: PaymentId,
+        trace: TraceContext,
+    ) -> CallResult<Option<ChargeAnswer>> {
+        let req = self.http.get(format!("{}/v1/charges/{id}", self.base));
+        self.charge_call(req, trace).await
     }
 
     /// Refunds this payment's charge (its own key: `<id>:refund`).

@@ -56,15 +56,22 @@ impl Retry {
     }
 }
 
-/// Tells the payer's and payee's sessions about the payment's status.
+/// Tells the payer's and payee's sessions about the payment's status; the
+/// request's `ref` (the payer's own correlation string) goes to the payer's
+/// sessions only.
 pub fn notify(registry: &SessionRegistry, p: &Payment, reference: Option<String>) {
     let trace = TraceContext::new(p.trace_id);
-    let frame = ServerFrame::payment(p, reference).to_text();
-    for user in [&p.payer, &p.payee] {
-        registry.for_each_session(user, |s| {
-            s.deliver(frame.clone(), trace);
-        });
-    }
+    let plain = ServerFrame::payment(p, None).to_text();
+    let to_payer = match reference {
+        Some(r) => ServerFrame::payment(p, Some(r)).to_text(),
+        None => plain.clone(),
+    };
+    registry.for_each_session(&p.payer, |s| {
+        s.deliver(to_payer.clone(), trace);
+    });
+    registry.for_each_session(&p.payee, |s| {
+        s.deliver(plain.clone(), trace);
+    });
 }
 
 impl SagaDeps {
