@@ -245,6 +245,7 @@ impl Application {
         }
         handle.stop(true).await;
         let _ = serving.await;
+        deps.payments.close();
         deps.root.shutdown();
         if let Some(p) = provider {
             p.stop(true).await;

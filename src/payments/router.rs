@@ -2,6 +2,7 @@
 //! supervisor, and resumes every unfinished saga at start-up.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix::Addr;
@@ -25,6 +26,8 @@ struct Inner {
     /// store and are resumed at the next start-up or on demand).
     running: Mutex<HashMap<PaymentId, Addr<PaymentActor>>>,
     max_active: usize,
+    /// Set at shutdown: no saga starts any more (they resume at the next start).
+    closing: AtomicBool,
 }
 
 impl PaymentRouter {
@@ -35,12 +38,16 @@ impl PaymentRouter {
                 deps,
                 running: Mutex::new(HashMap::new()),
                 max_active,
+                closing: AtomicBool::new(false),
             }),
         }
     }
 
     /// Starts the saga of `id` unless it runs already; false when full.
     pub fn start(&self, id: PaymentId) -> bool {
+        if self.inner.closing.load(Ordering::Acquire) {
+            return false;
+        }
         let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
         if running.get(&id).is_some_and(|a| a.connected()) {
             return true;
@@ -57,6 +64,12 @@ impl PaymentRouter {
         );
         running.insert(id, self.inner.supervisor.spawn(spec, actor, None));
         true
+    }
+
+    /// The server is shutting down: sagas stop where they are (their log
+    /// says where) and none is started again.
+    pub fn close(&self) {
+        self.inner.closing.store(true, Ordering::Release);
     }
 
     pub(crate) fn finished(&self, id: PaymentId) {
