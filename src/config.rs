@@ -741,7 +741,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
 
 #[derive(Debug, Clone, Copy)]
 pub struct SupervisionSettings {
-    /// The root: directory, conversations, sessions, the store writer.
+    /// The root: store writer, directory, conversations, sessions, breakers, payments.
     pub root: SupervisorPolicy,
     /// The dynamic supervisor of conversation actors.
     pub conversations: SupervisorPolicy,

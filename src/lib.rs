@@ -38,3 +38,4 @@ pub mod resilience;
 pub mod store;
 pub mod supervision;
 pub mod telemetry;
+pub mod traces;

@@ -1,4 +1,4 @@
-//! `parley [serve] [--config PATH] [--listen ADDR]`.
+//! `parley [serve] [--config PATH] [--listen ADDR]` and `parley provider [flags]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

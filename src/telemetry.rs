@@ -69,6 +69,14 @@ fn describe() {
         Unit::Seconds,
         "Time to run and commit one group-commit batch."
     );
+    describe_gauge!(
+        "parley_breaker_state",
+        "Circuit breaker state: 0 closed, 1 half_open, 2 open, 3 forced_open, 4 disabled."
+    );
+    describe_counter!(
+        "parley_breaker_calls_total",
+        "Calls through a circuit breaker by outcome (success, ignored, failure, timeout, rejected)."
+    );
     describe_histogram!(
         "parley_store_batch_size",
         Unit::Count,

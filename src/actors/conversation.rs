@@ -26,6 +26,7 @@ use crate::protocol::{MessageView, ServerFrame};
 use crate::store::{AppendOutcome, NewMessage, Store, StoreError};
 use crate::supervision::faults::{Faults, Injected};
 use crate::supervision::{Envelope, Msg, Responder};
+use crate::traces::{self, ActorRef};
 use std::sync::Arc;
 
 /// Requests from sessions and HTTP handlers.
@@ -101,6 +102,7 @@ impl ConvRequest {
 struct PendingAppend {
     me: Addr<ConversationActor>,
     trace: TraceContext,
+    accepted: Instant,
     reply: Option<Responder<ChatResult<AppendOutcome>>>,
 }
 
@@ -110,8 +112,15 @@ impl Drop for PendingAppend {
             let outcome = Err(StoreError::Backend(
                 "the write was lost: the store writer failed".into(),
             ));
-            self.me
-                .do_send(Envelope::new(self.trace, Committed { outcome, reply }));
+            let accepted = self.accepted;
+            self.me.do_send(Envelope::new(
+                self.trace,
+                Committed {
+                    outcome,
+                    reply,
+                    accepted,
+                },
+            ));
         }
     }
 }
@@ -120,6 +129,8 @@ impl Drop for PendingAppend {
 pub struct Committed {
     outcome: Result<AppendOutcome, StoreError>,
     reply: Responder<ChatResult<AppendOutcome>>,
+    /// When the conversation accepted the message (for the trace).
+    accepted: Instant,
 }
 
 impl Msg for Committed {
@@ -292,6 +303,7 @@ impl ConversationActor {
                 let pending = PendingAppend {
                     me,
                     trace,
+                    accepted: Instant::now(),
                     reply: Some(reply),
                 };
                 self.store.append_then(
@@ -302,9 +314,15 @@ impl ConversationActor {
                         // responder answers `internal`.
                         let mut pending = pending;
                         if let Some(reply) = pending.reply.take() {
-                            pending
-                                .me
-                                .do_send(Envelope::new(trace, Committed { outcome, reply }));
+                            let accepted = pending.accepted;
+                            pending.me.do_send(Envelope::new(
+                                trace,
+                                Committed {
+                                    outcome,
+                                    reply,
+                                    accepted,
+                                },
+                            ));
                         }
                     }),
                 );
@@ -507,7 +525,11 @@ impl Handler<Envelope<Committed>> for ConversationActor {
     fn handle(&mut self, env: Envelope<Committed>, ctx: &mut Self::Context) {
         let _scope = env.enter("conversation");
         self.inflight = self.inflight.saturating_sub(1);
-        let Committed { outcome, reply } = env.msg;
+        let Committed {
+            outcome,
+            reply,
+            accepted,
+        } = env.msg;
         match outcome {
             Ok(outcome) => {
                 let fresh = !outcome.duplicate;
@@ -517,6 +539,13 @@ impl Handler<Envelope<Committed>> for ConversationActor {
                 reply.respond(Ok(outcome));
                 if fresh {
                     metrics::counter!("parley_messages_committed_total").increment(1);
+                    traces::hop(
+                        env.trace.trace_id,
+                        "conversation",
+                        ActorRef::Conversation(self.id),
+                        format!("sequenced seq {}", message.seq),
+                        accepted.elapsed(),
+                    );
                     if let State::Ready(conv) = &mut self.state {
                         conv.last_seq = conv.last_seq.max(message.seq);
                     }

@@ -45,7 +45,7 @@ impl Actor for PaymentActor {
         self.router.finished(self.id);
         if !self.finished {
             // Stopped mid-saga (not a panic, so not restarted in place): the
-            // payments supervisor resumes it from its log shortly.
+            // payment router starts it again shortly, from its log.
             let (router, id) = (self.router.clone(), self.id);
             actix_rt::spawn(async move {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;

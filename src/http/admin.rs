@@ -12,7 +12,7 @@ use super::extract::JsonBody;
 use super::{ApiError, AppState, AuthUser};
 use crate::actors::breaker::{Force, Status};
 use crate::actors::conversation::Describe;
-use crate::domain::{rfc3339_ms, SessionId, TraceContext};
+use crate::domain::{rfc3339_ms, SessionId, TraceContext, TraceId};
 use crate::protocol::ErrorCode;
 use crate::resilience::BreakerState;
 use crate::supervision::faults::{Fault, FaultError};
@@ -247,4 +247,26 @@ pub async fn force_breaker(
         )
     })?;
     Ok(HttpResponse::Ok().json(json!({ "name": path.as_str(), "status": snapshot })))
+}
+
+/// `GET /admin/traces/{traceId}`: every recorded hop of a recent trace.
+pub async fn trace(
+    AdminUser(admin): AdminUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let wanted = TraceId::parse(&path).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            "a traceId is 32 lowercase hex characters",
+            admin.trace,
+        )
+    })?;
+    let (hops, dropped) = crate::traces::get(wanted).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NotFound,
+            "no recent trace with this id",
+            admin.trace,
+        )
+    })?;
+    Ok(HttpResponse::Ok().json(json!({ "traceId": wanted, "hops": hops, "hopsNotKept": dropped })))
 }

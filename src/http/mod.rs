@@ -59,6 +59,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/wallets/{username}/credit",
                     web::post().to(payments::credit),
                 )
+                .route("/traces/{trace_id}", web::get().to(admin::trace))
                 .route("/breakers", web::get().to(admin::breakers))
                 .route("/breakers/{name}", web::post().to(admin::force_breaker)),
         )

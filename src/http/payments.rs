@@ -40,7 +40,7 @@ pub async fn create(
     )
     .await
     .map_err(|e| ApiError::chat(e, trace))?;
-    Ok(HttpResponse::Accepted().json(PaymentView::new(&payment, None)))
+    Ok(HttpResponse::Accepted().json(PaymentView::new(&payment, None).answering(trace)))
 }
 
 /// `GET /api/payments/{id}`: for its payer, its payee, or an admin; to
@@ -64,7 +64,7 @@ pub async fn get(
     if !(user.admin || payment.payer == user.username || payment.payee == user.username) {
         return Err(not_found());
     }
-    Ok(HttpResponse::Ok().json(PaymentView::new(&payment, None)))
+    Ok(HttpResponse::Ok().json(PaymentView::new(&payment, None).answering(trace)))
 }
 
 #[derive(Deserialize)]

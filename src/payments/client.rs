@@ -11,6 +11,8 @@ use serde_json::json;
 use crate::actors::breaker::{BreakerActor, Call, CallError, CallResult};
 use crate::domain::{PaymentId, TraceContext};
 use crate::supervision::{Envelope, Responder};
+use crate::traces::{self, ActorRef};
+use std::time::Instant;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChargeAnswer {
@@ -61,20 +63,37 @@ impl ProviderClient {
     }
 
     /// Runs `call` through the breaker (rejected at once while open).
+    /// Runs `call` through the breaker (rejected at once while open) and
+    /// records the provider hop `op` in the trace.
     async fn guarded<T: Send + 'static>(
         &self,
+        op: &'static str,
         trace: TraceContext,
         call: impl Future<Output = CallResult<T>> + Send + 'static,
     ) -> CallResult<T> {
+        let started = Instant::now();
         let (reply, answer) = Responder::oneshot();
         let call = Call {
             call: Box::pin(call),
             reply,
         };
-        if self.breaker.try_send(Envelope::new(trace, call)).is_err() {
-            return Err(failed("the breaker is overloaded".into(), false));
-        }
-        answer.await.unwrap_or(Err(CallError::Lost))
+        let result = if self.breaker.try_send(Envelope::new(trace, call)).is_err() {
+            Err(failed("the breaker is overloaded".into(), false))
+        } else {
+            answer.await.unwrap_or(Err(CallError::Lost))
+        };
+        let outcome = match &result {
+            Ok(_) => format!("{op}: answered"),
+            Err(e) => format!("{op}: {e}"),
+        };
+        traces::hop(
+            trace.trace_id,
+            "provider",
+            ActorRef::Named("payment_provider"),
+            outcome,
+            started.elapsed(),
+        );
+        result
     }
 
     fn charge_from(
@@ -101,11 +120,12 @@ impl ProviderClient {
     /// the charge it answers with (None: 404, no such charge).
     async fn charge_call(
         &self,
+        op: &'static str,
         req: reqwest::RequestBuilder,
         trace: TraceContext,
     ) -> CallResult<Option<ChargeAnswer>> {
         let req = req.header("traceparent", traceparent(trace));
-        self.guarded(trace, async move {
+        self.guarded(op, trace, async move {
             let res = req
                 .send()
                 .await
@@ -130,7 +150,7 @@ impl ProviderClient {
             .http
             .post(format!("{}/v1/charges", self.base))
             .json(&json!({"idempotencyKey": id.to_string(), "amount": amount}));
-        self.charge_call(req, trace)
+        self.charge_call("charge", req, trace)
             .await?
             .ok_or_else(|| failed("provider answered 404 to a charge".into(), true))
     }
@@ -142,17 +162,18 @@ impl ProviderClient {
         trace: TraceContext,
     ) -> CallResult<Option<ChargeAnswer>> {
         let req = self.http.get(format!("{}/v1/charges/{id}", self.base));
-        self.charge_call(req, trace).await
+        self.charge_call("lookup", req, trace).await
     }
 
     /// Refunds this payment's charge (its own key: `<id>:refund`).
     pub async fn refund(&self, id: PaymentId, trace: TraceContext) -> CallResult<RefundAnswer> {
+        let op = "refund";
         let req = self
             .http
             .post(format!("{}/v1/refunds", self.base))
             .header("traceparent", traceparent(trace))
             .json(&json!({"idempotencyKey": format!("{id}:refund"), "chargeKey": id.to_string()}));
-        self.guarded(trace, async move {
+        self.guarded(op, trace, async move {
             let res = req
                 .send()
                 .await

@@ -47,6 +47,22 @@ pub async fn create(
             "idempotencyKey must have 1 to 64 characters".into(),
         ));
     }
+    // A repeated key gets its payment back even while the breaker is open.
+    if let Some(p) = deps
+        .store
+        .payment_by_key(payer.clone(), key.clone())
+        .await?
+    {
+        if p.payee != payee || p.amount != amount {
+            return Err(ChatError::Conflict(
+                "this idempotencyKey was used for another payment".into(),
+            ));
+        }
+        if !p.step.is_terminal() {
+            deps.payments.start(p.id);
+        }
+        return Ok((p, true));
+    }
     if let Some((_, breaker)) = deps
         .breakers
         .iter()

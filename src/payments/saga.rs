@@ -17,7 +17,8 @@ use crate::domain::{now_ms, MessageKind, Payment, PaymentId, SagaStep, TraceCont
 use crate::protocol::ServerFrame;
 use crate::store::{Store, StoreError};
 use crate::supervision::faults::{Faults, Injected};
-use crate::supervision::{Envelope, Responder};
+use crate::supervision::{Envelope, Responder, TraceScope};
+use crate::traces::{self, ActorRef};
 
 use super::client::{ChargeAnswer, ProviderClient, RefundAnswer};
 
@@ -123,10 +124,18 @@ impl SagaDeps {
             let trace = TraceContext::new(p.trace_id);
             let _span = tracing::info_span!("saga", payment = %id, step = p.step.as_str(), trace_id = %p.trace_id)
                 .entered();
-            if self.faults.inject("payment", || id.to_string()) == Injected::Stop {
+            // The trace scope is held only around this synchronous fault
+            // point (a scope held across an await would leak to other tasks).
+            let injected = {
+                let _scope = TraceScope::enter(p.trace_id, None);
+                self.faults.inject("payment", || id.to_string())
+            };
+            if injected == Injected::Stop {
                 return SagaEnd::Stopped;
             }
             tracing::info!("saga step");
+            let step_started = std::time::Instant::now();
+            let step = p.step;
             match p.step {
                 SagaStep::Reserved => {
                     self.advance(id, SagaStep::Charging, None).await;
@@ -140,6 +149,13 @@ impl SagaDeps {
                 SagaStep::Refunding => self.refund(&p, trace).await,
                 SagaStep::Done | SagaStep::Released => return SagaEnd::Finished,
             }
+            traces::hop(
+                p.trace_id,
+                "payment",
+                ActorRef::Payment(id),
+                step.as_str(),
+                step_started.elapsed(),
+            );
         }
     }
 
@@ -153,8 +169,13 @@ impl SagaDeps {
                 Err(CallError::Timeout(_) | CallError::Lost) => {
                     match self.provider.lookup(p.id, trace).await {
                         Ok(Some(a)) => Ok(a),
-                        // Not charged: charging again with the same key is safe.
-                        Ok(None) => continue,
+                        // Not charged (yet): charging again with the same key
+                        // is safe, after the usual pause and deadline check.
+                        Ok(None) => Err(CallError::Failed {
+                            message: "the charge timed out and the provider has no charge for it"
+                                .into(),
+                            counts: false,
+                        }),
                         Err(e) => Err(e),
                     }
                 }

@@ -61,6 +61,24 @@ pub enum ClientRequest {
     Ping,
 }
 
+impl ClientRequest {
+    /// The SPEC `type` of the frame.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientRequest::Send { .. } => "send",
+            ClientRequest::Create { .. } => "create",
+            ClientRequest::Invite { .. } => "invite",
+            ClientRequest::Leave { .. } => "leave",
+            ClientRequest::History { .. } => "history",
+            ClientRequest::Conversations => "conversations",
+            ClientRequest::Read { .. } => "read",
+            ClientRequest::Typing { .. } => "typing",
+            ClientRequest::Pay { .. } => "pay",
+            ClientRequest::Ping => "ping",
+        }
+    }
+}
+
 /// Why a frame was refused; `reference` and `trace_id` are the frame's own when
 /// they could be read.
 #[derive(Debug, Clone)]

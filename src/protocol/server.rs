@@ -87,6 +87,13 @@ pub struct PaymentView {
 }
 
 impl PaymentView {
+    /// The answer to a request about an existing payment carries that
+    /// request's trace, not the one that created the payment.
+    pub fn answering(mut self, trace_id: TraceId) -> Self {
+        self.trace_id = trace_id;
+        self
+    }
+
     pub fn new(p: &Payment, reference: Option<String>) -> Self {
         PaymentView {
             payment_id: p.id,

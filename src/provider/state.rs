@@ -100,7 +100,8 @@ impl ProviderState {
     pub fn charge(&self, key: &str, body: &str, amount: i64) -> Result<Charge, bool> {
         let mut inner = self.lock();
         if let Some((seen, charge)) = inner.charges.get(key) {
-            return if seen == body {
+            // A voided key (refunded before any charge) declines every body.
+            return if seen == body || charge.decline_reason == Some("voided") {
                 Ok(charge.clone())
             } else {
                 Err(true)
@@ -145,7 +146,22 @@ impl ProviderState {
             return (503, serde_json::json!({"error": "provider key store full"}));
         }
         let answer = match inner.charges.get_mut(charge_key) {
-            None => (404, serde_json::json!({"error": "no such charge"})),
+            None => {
+                // Voids the key: a charge with it arriving late (sent before
+                // the refund, processed after) is declined, never taken.
+                let void = Charge {
+                    charge_id: format!("ch_{}", uuid::Uuid::new_v4().simple()),
+                    idempotency_key: charge_key.to_string(),
+                    amount: 0,
+                    status: "declined",
+                    decline_reason: Some("voided"),
+                    refunded: false,
+                };
+                inner
+                    .charges
+                    .insert(charge_key.to_string(), (String::new(), void));
+                (404, serde_json::json!({"error": "no such charge"}))
+            }
             Some((_, c)) if c.status != "succeeded" => {
                 (409, serde_json::json!({"error": "charge not succeeded"}))
             }
@@ -180,7 +196,7 @@ impl ProviderState {
         }
     }
 
-    /// Requests seen, and succeeded (not refunded) charges.
+    /// Requests seen, charges kept, succeeded ones, refunded ones.
     pub fn stats(&self) -> serde_json::Value {
         let inner = self.lock();
         let succeeded = inner
@@ -195,5 +211,47 @@ impl ProviderState {
             "succeeded": succeeded,
             "refunded": refunded,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> ProviderState {
+        ProviderState::new(ProviderOptions {
+            max_keys: 10,
+            ..ProviderOptions::default()
+        })
+    }
+
+    #[test]
+    fn idempotency_like_stripe() {
+        let s = state();
+        let first = s.charge("k", r#"{"a":1}"#, 5).unwrap();
+        assert_eq!(
+            s.charge("k", r#"{"a":1}"#, 5).unwrap(),
+            first,
+            "same key, same body: same answer"
+        );
+        assert_eq!(
+            s.charge("k", r#"{"a":2}"#, 6),
+            Err(true),
+            "same key, other body: conflict"
+        );
+        assert_eq!(s.refund("r", "b", "k").0, 200);
+        assert_eq!(s.refund("r", "b", "k").0, 200, "a refund is idempotent too");
+        assert!(s.lookup("k").unwrap().refunded);
+    }
+
+    #[test]
+    fn a_refund_before_the_charge_voids_the_key() {
+        let s = state();
+        assert_eq!(s.refund("r", "b", "late").0, 404);
+        let late = s.charge("late", r#"{"a":1}"#, 5).unwrap();
+        assert_eq!(
+            (late.status, late.decline_reason),
+            ("declined", Some("voided"))
+        );
     }
 }

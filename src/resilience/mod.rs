@@ -1,7 +1,6 @@
 //! Resilience primitives for remote calls (DESIGN.md decision 5): the
 //! circuit breaker's state machine as a pure type with an injected clock.
-//! The actor that wraps it, and the remote calls it guards, come with the
-//! payments work (issue 4).
+//! `actors::breaker` wraps it in a supervised actor that runs the calls.
 
 pub mod breaker;
 mod window;

@@ -156,6 +156,15 @@ impl Store {
         self.backend.payment(id).await
     }
 
+    /// The payer's payment with this idempotency key, if any.
+    pub async fn payment_by_key(
+        &self,
+        payer: Username,
+        key: String,
+    ) -> Result<Option<Payment>, StoreError> {
+        self.backend.payment_by_key(payer, key).await
+    }
+
     /// Newest first; `unfinished`: only sagas still running.
     pub async fn payments(
         &self,

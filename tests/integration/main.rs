@@ -11,3 +11,4 @@ mod lifecycle;
 mod payments;
 mod store_conformance;
 mod supervision;
+mod traces;

@@ -9,12 +9,13 @@ use crate::actors::conversation::ConvRequest;
 use crate::actors::{ChatError, ChatResult};
 use crate::domain::{ConversationId, MessageKind, TraceContext, Username};
 use crate::protocol::{
-    parse_client_frame, ClientRequest, ConversationView, ErrorCode, MessageView, SendTarget,
-    ServerFrame,
+    parse_client_frame, ClientRequest, ConversationView, ErrorCode, MessageView, PaymentView,
+    SendTarget, ServerFrame,
 };
 use crate::store::AppendOutcome;
 use crate::supervision::faults::Injected;
 use crate::supervision::{Envelope, Responder, TraceScope};
+use crate::traces::{self, ActorRef};
 
 /// `to` usernames to their direct conversation, bounded: the least recently
 /// inserted entry is evicted when full (a miss costs one store lookup).
@@ -51,6 +52,7 @@ impl DirectCache {
 
 impl SessionActor {
     pub(super) fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        let received = std::time::Instant::now();
         let frame = match parse_client_frame(text, self.deps.settings.limits.history_default_limit)
         {
             Ok(f) => f,
@@ -65,6 +67,17 @@ impl SessionActor {
             }
         };
         let trace = TraceContext::new(frame.trace_id);
+        let received_event: &'static str = match &frame.request {
+            ClientRequest::Send { .. } => "received send",
+            other => other.kind(),
+        };
+        traces::hop(
+            frame.trace_id,
+            "session",
+            ActorRef::Session(self.id),
+            received_event,
+            received.elapsed(),
+        );
         let span = tracing::debug_span!("frame", trace_id = %frame.trace_id, user = %self.user);
         let _entered = span.enter();
         let _trace = TraceScope::retrace(frame.trace_id);
@@ -359,8 +372,10 @@ impl SessionActor {
                 let reply = self.responder(
                     reference.clone(),
                     trace,
-                    |(p, existed): (crate::domain::Payment, bool), r, _| {
-                        existed.then(|| ServerFrame::payment(&p, r))
+                    |(p, existed): (crate::domain::Payment, bool), r, t| {
+                        existed.then(|| {
+                            ServerFrame::Payment(PaymentView::new(&p, r).answering(t.trace_id))
+                        })
                     },
                 );
                 let deps = self.deps.clone();

@@ -9,12 +9,14 @@ use bytestring::ByteString;
 use tokio::sync::mpsc;
 
 use super::actor::{Control, SessionActor};
-use crate::domain::{SessionId, TraceContext, Username};
+use crate::domain::{SessionId, TraceContext, TraceId, Username};
 use crate::supervision::Envelope;
 
 /// What the writer task puts on the socket.
 pub enum Outbound {
-    Text(ByteString),
+    /// A frame, with the trace that caused it and when it was queued (the
+    /// writer records the delivery hop).
+    Text(ByteString, TraceId, std::time::Instant),
     Ping,
     Pong(actix_web::web::Bytes),
     Close(CloseReason),
@@ -37,7 +39,11 @@ impl SessionHandle {
     /// slow consumer: the frame is dropped (it stays in history) and the
     /// session is told to close with 1008. Returns whether it was queued.
     pub fn deliver(&self, frame: ByteString, trace: TraceContext) -> bool {
-        match self.outbound.try_send(Outbound::Text(frame)) {
+        match self.outbound.try_send(Outbound::Text(
+            frame,
+            trace.trace_id,
+            std::time::Instant::now(),
+        )) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if !self.overflowed.swap(true, Ordering::AcqRel) {

@@ -12,6 +12,7 @@ use crate::actors::Deps;
 use crate::domain::{now_ms, SessionId, TraceContext, Username};
 use crate::supervision::policy::RestartType;
 use crate::supervision::{ChildSpec, Envelope};
+use crate::traces::{self, ActorRef};
 
 /// Upgrades the request and starts the session's actor and tasks.
 pub fn start_session(
@@ -29,8 +30,8 @@ pub fn start_session(
         .aggregate_continuations()
         .max_continuation_size(max_frame);
     let (tx, rx) = mpsc::channel(settings.outbound_queue);
-    let writer = actix_rt::spawn(write_loop(ws.clone(), rx));
     let id = SessionId::new_random();
+    let writer = actix_rt::spawn(write_loop(ws.clone(), rx, id));
     let sessions = deps.sessions.clone();
     let spec = ChildSpec::new(
         format!("session:{id}"),
@@ -67,10 +68,22 @@ pub fn start_session(
 }
 
 /// Drains the outbound queue into the socket until a close or an error.
-async fn write_loop(mut ws: actix_ws::Session, mut rx: mpsc::Receiver<Outbound>) {
+async fn write_loop(mut ws: actix_ws::Session, mut rx: mpsc::Receiver<Outbound>, id: SessionId) {
     while let Some(out) = rx.recv().await {
         let sent: Result<(), Closed> = match out {
-            Outbound::Text(t) => ws.text(t).await,
+            Outbound::Text(t, trace, queued) => {
+                let sent = ws.text(t).await;
+                if sent.is_ok() {
+                    traces::hop(
+                        trace,
+                        "session",
+                        ActorRef::Session(id),
+                        "delivered",
+                        queued.elapsed(),
+                    );
+                }
+                sent
+            }
             Outbound::Ping => ws.ping(b"").await,
             Outbound::Pong(b) => ws.pong(&b).await,
             Outbound::Close(reason) => {

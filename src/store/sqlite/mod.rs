@@ -214,6 +214,15 @@ impl SqliteStore {
             .await
     }
 
+    pub async fn payment_by_key(
+        &self,
+        payer: Username,
+        key: String,
+    ) -> Result<Option<Payment>, StoreError> {
+        self.read(move |c| reads::payment_by_key(c, &payer, &key))
+            .await
+    }
+
     pub async fn payment(&self, id: PaymentId) -> Result<Option<Payment>, StoreError> {
         self.read(move |c| payments::load(c, id)).await
     }

@@ -133,3 +133,17 @@ pub fn payments(
     }
     Ok(out)
 }
+
+/// The payer's payment with this idempotency key, if any.
+pub fn payment_by_key(
+    conn: &Connection,
+    payer: &Username,
+    key: &str,
+) -> Result<Option<Payment>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE payer = ?1 AND idempotency_key = ?2"
+    ))?
+    .query_row(params![payer.as_str(), key], |r| Ok(payment_row(r)))
+    .optional()?
+    .transpose()
+}

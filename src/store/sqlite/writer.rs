@@ -18,6 +18,7 @@ use crate::domain::{
 };
 use crate::store::{AppendOutcome, Completion, NewMessage, NewUser, StoreError};
 use crate::supervision::{supervised, ChildId, Decision, Exit, Supervisor};
+use crate::traces::{self, ActorRef};
 
 pub enum WriteOp {
     CreateUser(NewUser, Completion<()>),
@@ -178,6 +179,7 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteOp>, seqs: &mut Seqs) ->
     let size = batch.len();
     let mut done: Vec<Pending> = Vec::with_capacity(size);
     let mut shutdown: Option<Completion<()>> = None;
+    let mut traced: Vec<TraceId> = Vec::new();
     let begin = conn
         .execute_batch("BEGIN IMMEDIATE")
         .map_err(StoreError::from);
@@ -191,7 +193,10 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteOp>, seqs: &mut Seqs) ->
     for op in batch.drain(..) {
         match op {
             WriteOp::Shutdown(d) => shutdown = Some(d),
-            WriteOp::Append(m, d) => done.push(pending(d, append(conn, seqs, &m))),
+            WriteOp::Append(m, d) => {
+                traced.push(m.trace_id);
+                done.push(pending(d, append(conn, seqs, &m)));
+            }
             op => {
                 // Other writes read conversations: bring last_seq up to date.
                 let op_result = seqs.write_through(conn);
@@ -206,7 +211,18 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteOp>, seqs: &mut Seqs) ->
         .write_through(conn)
         .and_then(|()| conn.execute_batch("COMMIT").map_err(StoreError::from));
     match &commit {
-        Ok(()) => seqs.commit(),
+        Ok(()) => {
+            seqs.commit();
+            for trace in traced {
+                traces::hop(
+                    trace,
+                    "store",
+                    ActorRef::Named("store_writer"),
+                    "committed",
+                    started.elapsed(),
+                );
+            }
+        }
         Err(e) => {
             tracing::error!(error = %e, batch = size, "commit failed; every write of the batch fails");
             let _ = conn.execute_batch("ROLLBACK");
