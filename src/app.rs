@@ -53,7 +53,7 @@ impl Application {
         let settings = Arc::new(settings);
         install_panic_hook();
         crate::telemetry::metrics();
-        crate::traces::set_node(&settings.server.node_id);
+        crate::traces::configure(&settings.server.node_id, settings.trace_sample_percent);
         // The tree: root -> store_writer, directory, conversations (dynamic),
         // sessions (dynamic), one breaker per remote dependency. The root's
         // own failure ends the process.

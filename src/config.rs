@@ -299,12 +299,14 @@ struct RawFaults {
 #[serde(deny_unknown_fields, default)]
 struct RawTelemetry {
     log_format: String,
+    trace_sample_percent: f64,
 }
 
 impl Default for RawTelemetry {
     fn default() -> Self {
         RawTelemetry {
             log_format: "pretty".into(),
+            trace_sample_percent: 1.0,
         }
     }
 }
@@ -423,6 +425,8 @@ pub struct Settings {
     /// One circuit breaker per remote dependency.
     pub breakers: Vec<BreakerSettings>,
     pub log_format: LogFormat,
+    /// Share of traces recorded for `/admin/traces` without a client asking.
+    pub trace_sample_percent: f64,
 }
 
 impl Settings {
@@ -736,6 +740,14 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             &raw.breaker_payment_provider,
         )?],
         log_format,
+        trace_sample_percent: if (0.0..=100.0).contains(&raw.telemetry.trace_sample_percent) {
+            raw.telemetry.trace_sample_percent
+        } else {
+            return Err(invalid(
+                "telemetry.trace_sample_percent",
+                "must be between 0 and 100",
+            ));
+        },
     })
 }
 

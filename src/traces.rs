@@ -2,7 +2,9 @@
 //! Every hop names the component and actor, this node, the event, when it
 //! started and how long it took. Bounded: at most `MAX_TRACES` traces (the
 //! oldest is forgotten first) of at most `MAX_HOPS` hops each (later hops of
-//! a long trace are counted, not kept).
+//! a long trace are counted, not kept). Traces whose id a client gave are
+//! always recorded; others are sampled (`telemetry.trace_sample_percent`),
+//! which keeps the cost low under load and lets recorded traces live longer.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, OnceLock};
@@ -66,22 +68,73 @@ struct Trace {
     dropped: u64,
 }
 
+const SHARDS: usize = 32;
+
+/// One shard: traces by id and their arrival order (for eviction).
+#[derive(Default)]
+struct Shard {
+    traces: HashMap<TraceId, Trace>,
+    order: VecDeque<TraceId>,
+}
+
+impl Shard {
+    fn entry(&mut self, trace: TraceId) -> &mut Trace {
+        if !self.traces.contains_key(&trace) {
+            if self.order.len() >= MAX_TRACES / SHARDS {
+                if let Some(old) = self.order.pop_front() {
+                    self.traces.remove(&old);
+                }
+            }
+            self.order.push_back(trace);
+        }
+        self.traces.entry(trace).or_default()
+    }
+}
+
 struct Recorder {
     node: OnceLock<String>,
-    traces: Mutex<(HashMap<TraceId, Trace>, VecDeque<TraceId>)>,
+    /// Traces whose id hashes below this (out of 10,000) are recorded
+    /// without being asked for.
+    sample_below: std::sync::atomic::AtomicU64,
+    shards: Vec<Mutex<Shard>>,
 }
 
 fn recorder() -> &'static Recorder {
     static RECORDER: OnceLock<Recorder> = OnceLock::new();
     RECORDER.get_or_init(|| Recorder {
         node: OnceLock::new(),
-        traces: Mutex::new((HashMap::new(), VecDeque::new())),
+        sample_below: std::sync::atomic::AtomicU64::new(10_000),
+        shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
     })
 }
 
-/// Names this node in every hop (set once at start-up).
-pub fn set_node(node: &str) {
-    let _ = recorder().node.set(node.to_string());
+fn spread(trace: TraceId) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&trace, &mut h);
+    std::hash::Hasher::finish(&h)
+}
+
+fn shard(trace: TraceId) -> std::sync::MutexGuard<'static, Shard> {
+    let r = recorder();
+    r.shards[(spread(trace) % SHARDS as u64) as usize]
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+/// Names this node in every hop and sets the share of traces recorded
+/// without being asked for (`telemetry.trace_sample_percent`).
+pub fn configure(node: &str, sample_percent: f64) {
+    let r = recorder();
+    let _ = r.node.set(node.to_string());
+    let below = (sample_percent.clamp(0.0, 100.0) * 100.0).round() as u64;
+    r.sample_below
+        .store(below, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Records this trace whatever the sampling: the client gave its id (a
+/// frame's `traceId` or a `traceparent` header), so someone means to look.
+pub fn want(trace: TraceId) {
+    shard(trace).entry(trace);
 }
 
 fn now_us() -> i64 {
@@ -90,7 +143,8 @@ fn now_us() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-/// Records one hop that ended now and took `took`.
+/// Records one hop that ended now and took `took`, if the trace is recorded
+/// (asked for, or sampled).
 pub fn hop(
     trace: TraceId,
     component: &'static str,
@@ -98,33 +152,30 @@ pub fn hop(
     event: impl Into<Cow<'static, str>>,
     took: Duration,
 ) {
-    let r = recorder();
-    let hop = Recorded {
+    let sampled = (spread(trace) >> 32) % 10_000
+        < recorder()
+            .sample_below
+            .load(std::sync::atomic::Ordering::Relaxed);
+    let mut shard = shard(trace);
+    let entry = if sampled {
+        shard.entry(trace)
+    } else {
+        match shard.traces.get_mut(&trace) {
+            Some(t) => t,
+            None => return,
+        }
+    };
+    if entry.hops.len() >= MAX_HOPS {
+        entry.dropped += 1;
+        return;
+    }
+    entry.hops.push(Recorded {
         component,
         actor,
         event: event.into(),
         start_us: now_us() - took.as_micros() as i64,
         duration_us: took.as_micros() as u64,
-    };
-    let mut guard = r.traces.lock().unwrap_or_else(|p| p.into_inner());
-    let (traces, order) = &mut *guard;
-    let entry = match traces.get_mut(&trace) {
-        Some(t) => t,
-        None => {
-            if order.len() >= MAX_TRACES {
-                if let Some(old) = order.pop_front() {
-                    traces.remove(&old);
-                }
-            }
-            order.push_back(trace);
-            traces.entry(trace).or_default()
-        }
-    };
-    if entry.hops.len() < MAX_HOPS {
-        entry.hops.push(hop);
-    } else {
-        entry.dropped += 1;
-    }
+    });
 }
 
 /// The recorded hops of a trace, in the order they were recorded, and how
@@ -132,8 +183,8 @@ pub fn hop(
 pub fn get(trace: TraceId) -> Option<(Vec<Hop>, u64)> {
     let r = recorder();
     let (recorded, dropped) = {
-        let guard = r.traces.lock().unwrap_or_else(|p| p.into_inner());
-        let t = guard.0.get(&trace)?;
+        let guard = shard(trace);
+        let t = guard.traces.get(&trace)?;
         (t.hops.clone(), t.dropped)
     };
     let node = r.node.get().cloned().unwrap_or_default();
@@ -165,6 +216,7 @@ mod tests {
     #[test]
     fn records_and_bounds() {
         let t = TraceId::random();
+        want(t);
         hop(
             t,
             "session",
@@ -189,5 +241,16 @@ mod tests {
         let (hops, dropped) = get(t).unwrap();
         assert_eq!((hops.len(), dropped), (MAX_HOPS, 2));
         assert!(get(TraceId::random()).is_none());
+        configure("n", 0.0);
+        let unasked = TraceId::random();
+        hop(
+            unasked,
+            "session",
+            ActorRef::Named("s"),
+            "x",
+            Duration::ZERO,
+        );
+        assert!(get(unasked).is_none(), "not sampled, not asked for");
+        configure("n", 100.0);
     }
 }

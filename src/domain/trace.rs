@@ -53,11 +53,6 @@ impl TraceId {
         }
         Self::parse(trace)
     }
-
-    /// The given id when it is well-formed, a new one otherwise (SPEC.md).
-    pub fn from_client(given: Option<&str>) -> Self {
-        given.and_then(Self::parse).unwrap_or_else(Self::random)
-    }
 }
 
 fn hex_val(b: u8) -> Option<u8> {

@@ -22,12 +22,15 @@ impl RequestTrace {
         if let Some(t) = req.extensions().get::<RequestTrace>() {
             return t.0;
         }
-        let trace = req
+        let given = req
             .headers()
             .get("traceparent")
             .and_then(|h| h.to_str().ok())
-            .and_then(TraceId::from_traceparent)
-            .unwrap_or_else(TraceId::random);
+            .and_then(TraceId::from_traceparent);
+        if let Some(t) = given {
+            crate::traces::want(t);
+        }
+        let trace = given.unwrap_or_else(TraceId::random);
         req.extensions_mut().insert(RequestTrace(trace));
         trace
     }

@@ -12,6 +12,8 @@ use crate::domain::{ConversationId, TraceId, Username};
 pub struct ClientFrame {
     pub reference: Option<String>,
     pub trace_id: TraceId,
+    /// The client gave the trace id (else the server made one).
+    pub trace_given: bool,
     pub request: ClientRequest,
 }
 
@@ -107,7 +109,12 @@ pub fn parse_client_frame(
             trace_id: TraceId::random(),
         });
     };
-    let trace_id = TraceId::from_client(obj.get("traceId").and_then(Value::as_str));
+    let given = obj
+        .get("traceId")
+        .and_then(Value::as_str)
+        .and_then(TraceId::parse);
+    let trace_given = given.is_some();
+    let trace_id = given.unwrap_or_else(TraceId::random);
     let reference = match obj.remove("ref") {
         None | Some(Value::Null) => None,
         Some(Value::String(r)) if r.chars().count() <= MAX_REF_CHARS => Some(r),
@@ -136,6 +143,7 @@ pub fn parse_client_frame(
     Ok(ClientFrame {
         reference,
         trace_id,
+        trace_given,
         request,
     })
 }

@@ -67,6 +67,9 @@ impl SessionActor {
             }
         };
         let trace = TraceContext::new(frame.trace_id);
+        if frame.trace_given {
+            traces::want(frame.trace_id);
+        }
         let received_event: &'static str = match &frame.request {
             ClientRequest::Send { .. } => "received send",
             other => other.kind(),
