@@ -8,6 +8,7 @@ mod admin;
 mod bad_input;
 mod chat;
 mod lifecycle;
+mod metrics;
 mod payments;
 mod store_conformance;
 mod supervision;

@@ -1,0 +1,81 @@
+//! `GET /metrics` passes `promtool check metrics` (Debian's prometheus
+//! package) on a live server's output.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+
+use crate::helpers::{spawn_app_with, TestClient};
+
+#[tokio::test]
+async fn promtool_accepts_the_metrics() {
+    if Command::new("promtool").arg("--version").output().is_err() {
+        let msg = "promtool is not installed: install Debian's `prometheus` package (apt-get install prometheus)";
+        assert!(std::env::var_os("CI").is_none(), "{msg}");
+        println!("skipped: {msg}");
+        return;
+    }
+    let app = spawn_app_with(|s| s.faults_enabled = true).await;
+    let (root, alice, _bob) = (
+        app.user("root").await,
+        app.user("alice").await,
+        app.user("bob").await,
+    );
+    // Some traffic so that every kind of metric has a value.
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    a.send(json!({"type": "send", "to": "bob", "text": "hi", "clientMsgId": "m"}))
+        .await;
+    a.expect_ack().await;
+    app.post(
+        "/admin/faults",
+        Some(&root.token),
+        json!({"target": "directory", "kind": "panic"}),
+    )
+    .await;
+    let _second = TestClient::connect(&app, &alice.token).await;
+    app.post(
+        "/api/payments",
+        Some(&alice.token),
+        json!({"to": "bob", "amount": 5, "idempotencyKey": "k"}),
+    )
+    .await;
+    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+    for name in [
+        "parley_sessions_connected",
+        "parley_messages_committed_total",
+        "parley_store_commit_seconds",
+        "parley_breaker_state",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {name}")),
+            "{name} is not described:\n{text}"
+        );
+    }
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool rejected /metrics:\n{}{}\n---\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
