@@ -35,6 +35,7 @@ pub mod payments;
 pub mod protocol;
 pub mod provider;
 pub mod resilience;
+pub mod series;
 pub mod store;
 pub mod supervision;
 pub mod telemetry;

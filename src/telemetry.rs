@@ -69,6 +69,24 @@ fn describe() {
         Unit::Seconds,
         "Time to run and commit one group-commit batch."
     );
+    describe_histogram!(
+        "parley_delivery_seconds",
+        Unit::Seconds,
+        "Time from a message's acceptance by its conversation to its fan-out (commit included)."
+    );
+    describe_counter!(
+        "parley_errors_total",
+        "Error answers sent, by code and via (ws, http)."
+    );
+    describe_counter!(
+        "parley_http_requests_total",
+        "HTTP requests by route pattern and status."
+    );
+    describe_counter!("parley_frames_in_total", "Client frames received, by type.");
+    describe_counter!(
+        "parley_payments_total",
+        "Payments that reached their end, by status."
+    );
     describe_gauge!(
         "parley_breaker_state",
         "Circuit breaker state: 0 closed, 1 half_open, 2 open, 3 forced_open, 4 disabled."

@@ -270,3 +270,44 @@ pub async fn trace(
     })?;
     Ok(HttpResponse::Ok().json(json!({ "traceId": wanted, "hops": hops, "hopsNotKept": dropped })))
 }
+
+#[derive(Deserialize)]
+pub struct SeriesQuery {
+    name: Option<String>,
+    seconds: Option<u64>,
+}
+
+/// `GET /admin/metrics/series?name=&seconds=`: per-second buckets of one
+/// series (non-empty seconds only); without `name`, the series available.
+pub async fn series(
+    req: HttpRequest,
+    AdminUser(admin): AdminUser,
+) -> Result<HttpResponse, ApiError> {
+    let trace = admin.trace;
+    let q = web::Query::<SeriesQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))?;
+    let Some(name) = q.name.as_deref().filter(|n| !n.is_empty()) else {
+        let list: Vec<_> = crate::series::SERIES
+            .iter()
+            .map(|(name, what)| json!({"name": name, "description": what}))
+            .collect();
+        return Ok(HttpResponse::Ok()
+            .json(json!({ "series": list, "maxSeconds": crate::series::SECONDS })));
+    };
+    let seconds = q.seconds.unwrap_or(300);
+    if !(1..=crate::series::SECONDS as u64).contains(&seconds) {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "seconds must be between 1 and 86400",
+            trace,
+        ));
+    }
+    let points = crate::series::read(name, seconds).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NotFound,
+            format!("no series named {name:?}"),
+            trace,
+        )
+    })?;
+    Ok(HttpResponse::Ok().json(json!({ "name": name, "seconds": seconds, "points": points })))
+}

@@ -42,6 +42,9 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        metrics::counter!("parley_errors_total", "code" => self.code.as_str(), "via" => "http")
+            .increment(1);
+        crate::series::record("errors", 1.0);
         HttpResponse::build(self.status_code()).json(json!({
             "error": {
                 "code": self.code.as_str(),

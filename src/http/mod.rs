@@ -60,6 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::post().to(payments::credit),
                 )
                 .route("/traces/{trace_id}", web::get().to(admin::trace))
+                .route("/metrics/series", web::get().to(admin::series))
                 .route("/breakers", web::get().to(admin::breakers))
                 .route("/breakers/{name}", web::post().to(admin::force_breaker)),
         )
@@ -91,6 +92,17 @@ where
     };
     async move {
         let mut res = call.instrument(span).await?;
+        // Route patterns, not paths: the label set stays small.
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        metrics::counter!(
+            "parley_http_requests_total",
+            "route" => route,
+            "status" => res.status().as_u16().to_string()
+        )
+        .increment(1);
         if let Ok(v) = HeaderValue::from_str(&trace.to_string()) {
             res.headers_mut()
                 .insert(HeaderName::from_static("x-trace-id"), v);

@@ -57,6 +57,20 @@ impl Retry {
     }
 }
 
+/// Counts a payment that reached its end.
+fn count_end(p: &Payment) {
+    let status = p.status.as_str();
+    metrics::counter!("parley_payments_total", "status" => status).increment(1);
+    crate::series::record(
+        if status == "completed" {
+            "payments_completed"
+        } else {
+            "payments_failed"
+        },
+        1.0,
+    );
+}
+
 /// Tells the payer's and payee's sessions about the payment's status; the
 /// request's `ref` (the payer's own correlation string) goes to the payer's
 /// sessions only.
@@ -144,6 +158,7 @@ impl SagaDeps {
                 SagaStep::Credited => {
                     self.post_message(&p, trace).await;
                     let done = self.advance(id, SagaStep::Done, None).await;
+                    count_end(&done);
                     notify(&self.registry, &done, None);
                 }
                 SagaStep::Refunding => self.refund(&p, trace).await,
@@ -188,6 +203,7 @@ impl SagaDeps {
                 }
                 Ok(ChargeAnswer::Declined(reason)) => {
                     let failed = self.advance(p.id, SagaStep::Released, Some(&reason)).await;
+                    count_end(&failed);
                     notify(&self.registry, &failed, None);
                     return;
                 }
@@ -218,6 +234,7 @@ impl SagaDeps {
             match self.provider.refund(p.id, trace).await {
                 Ok(RefundAnswer::Refunded | RefundAnswer::NoCharge) => {
                     let failed = self.advance(p.id, SagaStep::Released, None).await;
+                    count_end(&failed);
                     notify(&self.registry, &failed, None);
                     return;
                 }

@@ -223,6 +223,11 @@ impl ServerFrame {
     /// The JSON text of the frame. Serialization of these types cannot fail
     /// (no maps with non-string keys); the fallback keeps that promise honest.
     pub fn to_text(&self) -> ByteString {
+        if let ServerFrame::Error { code, .. } = self {
+            metrics::counter!("parley_errors_total", "code" => code.as_str(), "via" => "ws")
+                .increment(1);
+            crate::series::record("errors", 1.0);
+        }
         match serde_json::to_string(self) {
             Ok(s) => ByteString::from(s),
             Err(_) => ByteString::from_static(

@@ -241,6 +241,7 @@ impl Supervisor {
         *locked(&self.node.counters)
             .entry((kind, reason))
             .or_default() += 1;
+        crate::series::record("actor_restarts", 1.0);
         metrics::counter!("parley_actor_restarts_total", "kind" => kind, "reason" => reason)
             .increment(1);
     }

@@ -79,3 +79,77 @@ async fn promtool_accepts_the_metrics() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn per_second_series_fill_from_live_traffic() {
+    let app = crate::helpers::spawn_app().await;
+    let (root, alice, _bob) = (
+        app.user("root").await,
+        app.user("alice").await,
+        app.user("bob").await,
+    );
+    let (status, list) = app.get("/admin/metrics/series", Some(&root.token)).await;
+    assert_eq!(status, 200, "{list}");
+    assert!(list["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == "delivery_ms"));
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    for i in 0..5 {
+        a.send(json!({"type": "send", "to": "bob", "text": "x", "clientMsgId": format!("s{i}")}))
+            .await;
+        a.expect_ack().await;
+        a.expect_message().await;
+    }
+    let (status, view) = app
+        .get(
+            "/admin/metrics/series?name=messages_committed&seconds=60",
+            Some(&root.token),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    let committed: u64 = view["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["count"].as_u64().unwrap())
+        .sum();
+    // Process-wide: other tests may add to it.
+    assert!(committed >= 5, "{view}");
+    let (_, delivery) = app
+        .get(
+            "/admin/metrics/series?name=delivery_ms&seconds=60",
+            Some(&root.token),
+        )
+        .await;
+    let p = &delivery["points"][0];
+    assert!(
+        p["min"].as_f64().unwrap() <= p["max"].as_f64().unwrap(),
+        "{delivery}"
+    );
+    assert_eq!(
+        app.get("/admin/metrics/series?name=nope", Some(&root.token))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        app.get(
+            "/admin/metrics/series?name=errors&seconds=0",
+            Some(&root.token)
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        app.get(
+            "/admin/metrics/series?name=errors&seconds=86401",
+            Some(&root.token)
+        )
+        .await
+        .0,
+        400
+    );
+}

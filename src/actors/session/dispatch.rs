@@ -70,6 +70,7 @@ impl SessionActor {
         if frame.trace_given {
             traces::want(frame.trace_id);
         }
+        metrics::counter!("parley_frames_in_total", "type" => frame.request.kind()).increment(1);
         let received_event: &'static str = match &frame.request {
             ClientRequest::Send { .. } => "received send",
             other => other.kind(),

@@ -234,6 +234,7 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteOp>, seqs: &mut Seqs) ->
         d(commit_error.as_ref());
     }
     metrics::histogram!("parley_store_commit_seconds").record(started.elapsed().as_secs_f64());
+    crate::series::record("store_commit_ms", started.elapsed().as_secs_f64() * 1000.0);
     metrics::histogram!("parley_store_batch_size").record(size as f64);
     tracing::trace!(
         batch = size,
