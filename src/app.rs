@@ -12,6 +12,7 @@ use actix_web::{web, App, HttpServer};
 use actix_ws::CloseCode;
 use anyhow::Context as _;
 
+use crate::actors::alerts::AlertsActor;
 use crate::actors::breaker::BreakerActor;
 use crate::actors::conversations::ConversationRouter;
 use crate::actors::directory::Directory;
@@ -141,6 +142,21 @@ impl Application {
             retry_base: settings.payments.retry_base,
             retry_max: settings.payments.retry_max,
         };
+        let webhook = settings.alert_webhook.clone().and_then(|url| {
+            breakers
+                .iter()
+                .find(|(name, _)| *name == "webhook")
+                .map(|(_, addr)| (url, addr.clone()))
+        });
+        let alerts = root.spawn(
+            ChildSpec::new("alerts", "alerts", RestartType::Permanent, 64),
+            AlertsActor::new(
+                settings.alert_rules.clone(),
+                webhook,
+                settings.server.node_id.clone(),
+            ),
+            None,
+        );
         let payments = PaymentRouter::new(
             root.supervisor("payments", sup.payments, true),
             saga,
@@ -157,6 +173,7 @@ impl Application {
             faults,
             breakers: Arc::new(breakers),
             payments: payments.clone(),
+            alerts,
         };
         // Every unfinished saga resumes from its log.
         actix_rt::spawn(async move {

@@ -49,6 +49,8 @@ struct Raw {
     faults: RawFaults,
     supervision: RawSupervision,
     breaker_payment_provider: RawBreaker,
+    breaker_webhook: RawBreaker,
+    alerts: RawAlerts,
     telemetry: RawTelemetry,
 }
 
@@ -252,6 +254,29 @@ impl Default for RawSupervision {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAlerts {
+    rules: Vec<String>,
+    webhook_url: String,
+}
+
+impl Default for RawAlerts {
+    fn default() -> Self {
+        RawAlerts {
+            rules: vec![
+                "error_rate|errors|rate|60|>|5|60|warning".into(),
+                "slow_delivery|delivery_ms|max|60|>|100|30|warning".into(),
+                "restart_storm|actor_restarts|sum|60|>|20|0|critical".into(),
+                "breaker_open|breaker_open|sum|30|>|0|0|critical".into(),
+                "payment_failures|payments_failed/payments_completed|sum|300|>|0.2|60|warning"
+                    .into(),
+            ],
+            webhook_url: String::new(),
+        }
+    }
+}
+
 /// One circuit breaker (resilience4j's settings).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -424,6 +449,10 @@ pub struct Settings {
     pub supervision: SupervisionSettings,
     /// One circuit breaker per remote dependency.
     pub breakers: Vec<BreakerSettings>,
+    /// Alert rules, evaluated every second.
+    pub alert_rules: Vec<crate::alerts::Rule>,
+    /// Where firing and resolved alerts are posted (through the webhook breaker).
+    pub alert_webhook: Option<String>,
     pub log_format: LogFormat,
     /// Share of traces recorded for `/admin/traces` without a client asking.
     pub trace_sample_percent: f64,
@@ -734,11 +763,21 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         },
         faults_enabled: raw.faults.enabled,
         supervision: supervision(&raw.supervision)?,
-        breakers: vec![breaker(
-            "payment_provider",
-            "breaker_payment_provider",
-            &raw.breaker_payment_provider,
-        )?],
+        breakers: vec![
+            breaker(
+                "payment_provider",
+                "breaker_payment_provider",
+                &raw.breaker_payment_provider,
+            )?,
+            breaker("webhook", "breaker_webhook", &raw.breaker_webhook)?,
+        ],
+        alert_rules: raw
+            .alerts
+            .rules
+            .iter()
+            .map(|r| crate::alerts::Rule::parse(r).map_err(|e| invalid("alerts.rules", e)))
+            .collect::<Result<_, _>>()?,
+        alert_webhook: Some(raw.alerts.webhook_url.trim().to_string()).filter(|u| !u.is_empty()),
         log_format,
         trace_sample_percent: if (0.0..=100.0).contains(&raw.telemetry.trace_sample_percent) {
             raw.telemetry.trace_sample_percent

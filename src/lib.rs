@@ -26,6 +26,7 @@
 //! - No blocking call runs on an actor's or an HTTP worker's thread.
 
 pub mod actors;
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod config;

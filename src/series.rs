@@ -24,6 +24,10 @@ pub const SERIES: &[(&str, &str)] = &[
     ("store_commit_ms", "group-commit batch time, milliseconds"),
     ("payments_completed", "payments completed, per second"),
     ("payments_failed", "payments failed, per second"),
+    (
+        "breaker_open",
+        "calls refused by an open circuit breaker, per second",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, Default)]

@@ -88,6 +88,10 @@ fn describe() {
         "Payments that reached their end, by status."
     );
     describe_gauge!(
+        "parley_alerts_firing",
+        "1 while an alert rule is firing, 0 otherwise, by rule."
+    );
+    describe_gauge!(
         "parley_breaker_state",
         "Circuit breaker state: 0 closed, 1 half_open, 2 open, 3 forced_open, 4 disabled."
     );

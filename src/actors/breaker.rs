@@ -134,6 +134,7 @@ impl<T: Send + 'static> Handler<Envelope<Call<T>>> for BreakerActor {
             Ok(p) => p,
             Err(rejected) => {
                 self.record_state();
+                crate::series::record("breaker_open", 1.0);
                 metrics::counter!("parley_breaker_calls_total", "breaker" => self.name, "outcome" => "rejected")
                     .increment(1);
                 return reply.respond(Err(CallError::Rejected(rejected)));

@@ -8,6 +8,7 @@
 //! a `Responder`); every mailbox and queue has a bound and says what happens
 //! when it is full.
 
+pub mod alerts;
 pub mod breaker;
 pub mod conversation;
 pub mod conversations;
@@ -46,4 +47,6 @@ pub struct Deps {
     pub breakers: Arc<Vec<(&'static str, Addr<breaker::BreakerActor>)>>,
     /// Payment actors (one per payment in flight).
     pub payments: crate::payments::PaymentRouter,
+    /// Evaluates the alert rules every second.
+    pub alerts: Addr<alerts::AlertsActor>,
 }

@@ -311,3 +311,26 @@ pub async fn series(
     })?;
     Ok(HttpResponse::Ok().json(json!({ "name": name, "seconds": seconds, "points": points })))
 }
+
+/// `GET /admin/alerts`: every rule with its state, value and history.
+pub async fn alerts(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+) -> Result<HttpResponse, ApiError> {
+    let items = state
+        .deps
+        .alerts
+        .send(Envelope::new(
+            TraceContext::new(admin.trace),
+            crate::actors::alerts::AlertsStatus,
+        ))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "the alerts actor is restarting; retry",
+                admin.trace,
+            )
+        })?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}

@@ -61,6 +61,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/traces/{trace_id}", web::get().to(admin::trace))
                 .route("/metrics/series", web::get().to(admin::series))
+                .route("/alerts", web::get().to(admin::alerts))
                 .route("/breakers", web::get().to(admin::breakers))
                 .route("/breakers/{name}", web::post().to(admin::force_breaker)),
         )

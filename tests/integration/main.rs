@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod alerts;
 mod bad_input;
 mod chat;
 mod lifecycle;

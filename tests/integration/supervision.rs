@@ -329,6 +329,8 @@ async fn fault_injection_is_guarded() {
             "conversations",
             "sessions",
             "breaker:payment_provider",
+            "breaker:webhook",
+            "alerts",
             "payments"
         ]
     );

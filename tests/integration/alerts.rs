@@ -1,0 +1,104 @@
+//! Alarms: an injected storm of panics fires the restart-storm rule; a
+//! local webhook receiver gets the firing and, later, the resolved notice.
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use parley::alerts::Rule;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app_with, wait_for, TestClient};
+
+type Inbox = Arc<Mutex<Vec<Value>>>;
+
+/// A webhook receiver on a loopback port, in its own actix system.
+fn receiver() -> (u16, Inbox) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let inbox = Inbox::default();
+    let data = web::Data::new(inbox.clone());
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let server = HttpServer::new(move || {
+                App::new().app_data(data.clone()).route(
+                    "/hook",
+                    web::post().to(
+                        |body: web::Json<Value>, inbox: web::Data<Inbox>| async move {
+                            inbox.lock().unwrap().push(body.into_inner());
+                            HttpResponse::Ok().finish()
+                        },
+                    ),
+                )
+            })
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .unwrap()
+            .run();
+            let _ = server.await;
+        })
+    });
+    (port, inbox)
+}
+
+fn seen(inbox: &Inbox, state: &str) -> Option<Value> {
+    inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|b| b["alert"] == "restart_storm" && b["state"] == state)
+        .cloned()
+}
+
+#[tokio::test]
+async fn a_restart_storm_fires_and_resolves_through_the_webhook() {
+    let (port, inbox) = receiver();
+    let app = spawn_app_with(move |s| {
+        s.faults_enabled = true;
+        s.alert_rules =
+            vec![Rule::parse("restart_storm|actor_restarts|sum|2|>|3|0|critical").unwrap()];
+        s.alert_webhook = Some(format!("http://127.0.0.1:{port}/hook"));
+    })
+    .await;
+    let (root, alice) = (app.user("root").await, app.user("alice").await);
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    let (status, _) = app
+        .post(
+            "/admin/faults",
+            Some(&root.token),
+            json!({"target": format!("session:{}", a.session_id), "kind": "panic", "count": 6}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    for i in 0..6 {
+        a.send(json!({"type": "ping", "ref": format!("p{i}")}))
+            .await;
+        assert_eq!(a.expect_error().await.0, "internal");
+    }
+    let firing = wait_for("the firing notice", Duration::from_secs(15), || async {
+        seen(&inbox, "firing")
+    })
+    .await;
+    assert_eq!(firing["severity"], "critical");
+    assert!(firing["value"].as_f64().unwrap() > 3.0);
+    assert_eq!(firing["node"], "test-node");
+    wait_for("the resolved notice", Duration::from_secs(30), || async {
+        seen(&inbox, "resolved")
+    })
+    .await;
+    let (_, alerts) = app.get("/admin/alerts", Some(&root.token)).await;
+    let storm = &alerts["items"][0];
+    assert_eq!(storm["name"], "restart_storm");
+    let path: Vec<&str> = storm["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["to"].as_str().unwrap())
+        .collect();
+    assert!(
+        path.windows(2).any(|w| w == ["firing", "resolved"]),
+        "{path:?}"
+    );
+}
