@@ -87,6 +87,10 @@ fn describe() {
         "parley_payments_total",
         "Payments that reached their end, by status."
     );
+    describe_counter!(
+        "parley_mailbox_rejections_total",
+        "Messages refused because a bounded queue was full, by queue."
+    );
     describe_gauge!(
         "parley_alerts_firing",
         "1 while an alert rule is firing, 0 otherwise, by rule."

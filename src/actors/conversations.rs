@@ -58,7 +58,9 @@ pub struct ConversationRouter {
     shared: Arc<Shared>,
 }
 
+/// A full conversation mailbox: counted, and answered `unavailable`.
 fn overloaded() -> ChatError {
+    metrics::counter!("parley_mailbox_rejections_total", "queue" => "conversation").increment(1);
     ChatError::Unavailable("this conversation is overloaded; retry".into())
 }
 

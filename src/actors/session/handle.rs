@@ -46,6 +46,8 @@ impl SessionHandle {
         )) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("parley_mailbox_rejections_total", "queue" => "session_outbound")
+                    .increment(1);
                 if !self.overflowed.swap(true, Ordering::AcqRel) {
                     self.control
                         .do_send(Envelope::new(trace, Control::SlowConsumer));

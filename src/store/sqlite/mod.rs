@@ -101,7 +101,11 @@ impl SqliteStore {
     fn submit(&self, op: WriteOp) {
         match self.writes.try_send(op) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(op)) => op.fail(StoreError::Busy),
+            Err(mpsc::error::TrySendError::Full(op)) => {
+                metrics::counter!("parley_mailbox_rejections_total", "queue" => "store_writes")
+                    .increment(1);
+                op.fail(StoreError::Busy)
+            }
             Err(mpsc::error::TrySendError::Closed(op)) => op.fail(StoreError::Closed),
         }
     }
