@@ -269,8 +269,7 @@ impl Default for RawAlerts {
                 "slow_delivery|delivery_ms|max|60|>|100|30|warning".into(),
                 "restart_storm|actor_restarts|sum|60|>|20|0|critical".into(),
                 "breaker_open|breaker_open|sum|30|>|0|0|critical".into(),
-                "payment_failures|payments_failed/payments_completed|sum|300|>|0.2|60|warning"
-                    .into(),
+                "payment_failures|payments_failed|sum|300|>|10|60|warning".into(),
             ],
             webhook_url: String::new(),
         }
