@@ -324,6 +324,7 @@ struct RawFaults {
 struct RawTelemetry {
     log_format: String,
     trace_sample_percent: f64,
+    otlp_endpoint: String,
 }
 
 impl Default for RawTelemetry {
@@ -331,6 +332,7 @@ impl Default for RawTelemetry {
         RawTelemetry {
             log_format: "pretty".into(),
             trace_sample_percent: 1.0,
+            otlp_endpoint: String::new(),
         }
     }
 }
@@ -455,6 +457,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Share of traces recorded for `/admin/traces` without a client asking.
     pub trace_sample_percent: f64,
+    /// Base URL of an OTLP/HTTP collector spans are exported to (JSON); None: no export.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Settings {
@@ -778,6 +782,18 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             .collect::<Result<_, _>>()?,
         alert_webhook: Some(raw.alerts.webhook_url.trim().to_string()).filter(|u| !u.is_empty()),
         log_format,
+        otlp_endpoint: match raw.telemetry.otlp_endpoint.trim() {
+            "" => None,
+            url if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.to_string())
+            }
+            other => {
+                return Err(invalid(
+                    "telemetry.otlp_endpoint",
+                    format!("{other:?} is not an http(s) URL"),
+                ))
+            }
+        },
         trace_sample_percent: if (0.0..=100.0).contains(&raw.telemetry.trace_sample_percent) {
             raw.telemetry.trace_sample_percent
         } else {

@@ -102,11 +102,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )
         })?;
     }
-    parley::telemetry::init(settings.log_format);
-    actix_rt::System::new().block_on(async move {
+    let otlp =
+        parley::telemetry::init_with_otlp(settings.log_format, settings.otlp_endpoint.as_deref())?;
+    let result = actix_rt::System::new().block_on(async move {
         let app = Application::build(settings)?;
         app.run_until(shutdown_signal()).await
-    })
+    });
+    // Exported spans still queued go out before the process ends.
+    otlp.shutdown();
+    result
 }
 
 fn provider(args: ProviderArgs) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! Logging: `RUST_LOG` levels (default `info`), pretty or JSON lines. Handlers
 //! run inside spans carrying `trace_id`, so every line on a traced path shows it.
 
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -12,19 +13,105 @@ pub fn init(format: LogFormat) {
 
 /// As `init`, with the level used when `RUST_LOG` is not set.
 pub fn init_with_default(format: LogFormat, default_directive: &str) {
+    let _ = install(format, default_directive, None);
+}
+
+/// Flushes and stops the OTLP exporter (at shutdown).
+pub struct OtlpGuard(Option<SdkTracerProvider>);
+
+impl OtlpGuard {
+    pub fn shutdown(mut self) {
+        if let Some(p) = self.0.take() {
+            if let Err(e) = p.shutdown() {
+                eprintln!("parley: OTLP exporter did not shut down cleanly: {e}");
+            }
+        }
+    }
+}
+
+/// The subscriber for `parley serve`: logs, and spans exported over OTLP
+/// (HTTP, JSON) when `otlp_endpoint` is set.
+pub fn init_with_otlp(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<OtlpGuard> {
+    install(format, "info", otlp_endpoint)
+}
+
+fn install(
+    format: LogFormat,
+    default_directive: &str,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<OtlpGuard> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_directive));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    let _ = match format {
-        LogFormat::Json => builder
+    let fmt = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(true)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+            .with_target(false)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(false).boxed(),
     };
+    let provider = match otlp_endpoint {
+        Some(endpoint) => {
+            use opentelemetry_otlp::{Protocol, WithExportConfig};
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpJson)
+                .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+                .build()
+                .map_err(|e| anyhow::anyhow!("invalid setting telemetry.otlp_endpoint: {e}"))?;
+            Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(
+                        opentelemetry_sdk::Resource::builder()
+                            .with_service_name("parley")
+                            .build(),
+                    )
+                    .build(),
+            )
+        }
+        None => None,
+    };
+    OTLP_ON.store(provider.is_some(), std::sync::atomic::Ordering::Relaxed);
+    let otel = provider.as_ref().map(|p| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer().with_tracer(p.tracer("parley"))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    Ok(OtlpGuard(provider))
+}
+
+/// Whether spans are exported (checked before any per-span OTLP work).
+static OTLP_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes `span` a child of our trace id in OpenTelemetry, so exported spans
+/// carry the same trace id as frames, logs and `/admin/traces`.
+pub fn link_span(span: &tracing::Span, trace: crate::domain::TraceId) {
+    if !OTLP_ON.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceState};
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let Ok(trace_id) = opentelemetry::trace::TraceId::from_hex(&trace.to_string()) else {
+        return;
+    };
+    let parent = SpanContext::new(
+        trace_id,
+        SpanId::from_bytes((rand::random::<u64>() | 1).to_be_bytes()),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
 }
 
 /// The process-wide Prometheus recorder (installed once; every server in

@@ -87,6 +87,7 @@ where
     let trace = RequestTrace::of(req.request());
     let span =
         tracing::info_span!("http", method = %req.method(), path = %req.path(), trace_id = %trace);
+    crate::telemetry::link_span(&span, trace);
     let call = {
         let _entered = span.enter();
         srv.call(req)

@@ -339,3 +339,104 @@ async fn the_binary_serves_and_exits_0_on_sigterm() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// A collector stand-in: accepts OTLP/HTTP JSON on /v1/traces.
+fn otlp_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let data = web::Data::new(bodies.clone());
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let server = HttpServer::new(move || {
+                App::new().app_data(data.clone()).route(
+                    "/v1/traces",
+                    web::post().to(
+                        |body: web::Bytes, bodies: web::Data<std::sync::Arc<std::sync::Mutex<Vec<String>>>>| async move {
+                            bodies.lock().unwrap().push(String::from_utf8_lossy(&body).to_string());
+                            HttpResponse::Ok().content_type("application/json").body("{}")
+                        },
+                    ),
+                )
+            })
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .unwrap()
+            .run();
+            let _ = server.await;
+        })
+    });
+    (port, bodies)
+}
+
+#[tokio::test]
+async fn spans_are_exported_over_otlp_with_the_request_trace_id() {
+    let (collector, bodies) = otlp_receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("PARLEY__STORAGE__SQLITE_PATH", dir.path().join("parley.db"))
+        .env(
+            "PARLEY__TELEMETRY__OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{collector}"),
+        )
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let trace = "5e1ec7ed5e1ec7ed5e1ec7ed5e1ec7ed";
+    wait_for("the binary to answer", Duration::from_secs(20), || {
+        let http = http.clone();
+        async move {
+            let res = http
+                .post(format!("http://127.0.0.1:{port}/api/register"))
+                .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+                .json(&json!({"username": "otto", "password": "password123"}))
+                .send()
+                .await
+                .ok()?;
+            (res.status().as_u16() == 201).then_some(())
+        }
+    })
+    .await;
+    // Shutting down flushes the exporter.
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let exported = wait_for(
+        "a span with the request's trace id",
+        Duration::from_secs(10),
+        || {
+            let bodies = bodies.clone();
+            async move {
+                bodies
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|b| b.contains(trace))
+                    .cloned()
+            }
+        },
+    )
+    .await;
+    assert!(
+        exported.contains("\"http\""),
+        "the HTTP request's span: {exported}"
+    );
+}

@@ -82,7 +82,13 @@ impl SessionActor {
             received_event,
             received.elapsed(),
         );
-        let span = tracing::debug_span!("frame", trace_id = %frame.trace_id, user = %self.user);
+        let span = tracing::info_span!(
+            "frame",
+            kind = frame.request.kind(),
+            trace_id = %frame.trace_id,
+            user = %self.user
+        );
+        crate::telemetry::link_span(&span, frame.trace_id);
         let _entered = span.enter();
         let _trace = TraceScope::retrace(frame.trace_id);
         self.current = Some((frame.reference.clone(), trace));
