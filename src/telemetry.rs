@@ -93,6 +93,11 @@ fn install(
 /// Whether spans are exported (checked before any per-span OTLP work).
 static OTLP_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Whether spans are being exported over OTLP.
+pub fn exporting() -> bool {
+    OTLP_ON.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Makes `span` a child of our trace id in OpenTelemetry, so exported spans
 /// carry the same trace id as frames, logs and `/admin/traces`.
 pub fn link_span(span: &tracing::Span, trace: crate::domain::TraceId) {
@@ -203,4 +208,53 @@ fn describe() {
         Unit::Count,
         "Writes per group-commit batch."
     );
+}
+
+/// Handles of the metrics recorded for every message and frame, looked up
+/// once instead of on every call (a labelled lookup hashes every time).
+pub struct Hot {
+    pub messages_committed: metrics::Counter,
+    pub delivery_seconds: metrics::Histogram,
+    frames_in: Vec<(&'static str, metrics::Counter)>,
+}
+
+impl Hot {
+    pub fn frame_in(&self, kind: &str) {
+        if let Some((_, c)) = self.frames_in.iter().find(|(k, _)| *k == kind) {
+            c.increment(1);
+        }
+    }
+}
+
+/// The hot-path metric handles (after the recorder is installed).
+pub fn hot() -> &'static Hot {
+    static HOT: std::sync::OnceLock<Hot> = std::sync::OnceLock::new();
+    HOT.get_or_init(|| {
+        metrics();
+        let kinds = [
+            "send",
+            "create",
+            "invite",
+            "leave",
+            "history",
+            "conversations",
+            "read",
+            "typing",
+            "pay",
+            "ping",
+        ];
+        Hot {
+            messages_committed: metrics::counter!("parley_messages_committed_total"),
+            delivery_seconds: metrics::histogram!("parley_delivery_seconds"),
+            frames_in: kinds
+                .iter()
+                .map(|k| {
+                    (
+                        *k,
+                        metrics::counter!("parley_frames_in_total", "type" => *k),
+                    )
+                })
+                .collect(),
+        }
+    })
 }

@@ -538,9 +538,10 @@ impl Handler<Envelope<Committed>> for ConversationActor {
                 // sending session always sees `ack` then `message`.
                 reply.respond(Ok(outcome));
                 if fresh {
-                    metrics::counter!("parley_messages_committed_total").increment(1);
+                    let hot = crate::telemetry::hot();
+                    hot.messages_committed.increment(1);
                     let delivery = accepted.elapsed();
-                    metrics::histogram!("parley_delivery_seconds").record(delivery.as_secs_f64());
+                    hot.delivery_seconds.record(delivery.as_secs_f64());
                     crate::series::record("messages_committed", 1.0);
                     crate::series::record("delivery_ms", delivery.as_secs_f64() * 1000.0);
                     traces::hop(

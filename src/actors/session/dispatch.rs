@@ -70,7 +70,7 @@ impl SessionActor {
         if frame.trace_given {
             traces::want(frame.trace_id);
         }
-        metrics::counter!("parley_frames_in_total", "type" => frame.request.kind()).increment(1);
+        crate::telemetry::hot().frame_in(frame.request.kind());
         let received_event: &'static str = match &frame.request {
             ClientRequest::Send { .. } => "received send",
             other => other.kind(),
@@ -82,13 +82,20 @@ impl SessionActor {
             received_event,
             received.elapsed(),
         );
-        let span = tracing::info_span!(
-            "frame",
-            kind = frame.request.kind(),
-            trace_id = %frame.trace_id,
-            user = %self.user
-        );
-        crate::telemetry::link_span(&span, frame.trace_id);
+        // An info span (exported over OTLP) only when spans are exported: a
+        // span per frame costs throughput that logs alone do not need.
+        let span = if crate::telemetry::exporting() {
+            let span = tracing::info_span!(
+                "frame",
+                kind = frame.request.kind(),
+                trace_id = %frame.trace_id,
+                user = %self.user
+            );
+            crate::telemetry::link_span(&span, frame.trace_id);
+            span
+        } else {
+            tracing::debug_span!("frame", trace_id = %frame.trace_id, user = %self.user)
+        };
         let _entered = span.enter();
         let _trace = TraceScope::retrace(frame.trace_id);
         self.current = Some((frame.reference.clone(), trace));
