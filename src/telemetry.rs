@@ -184,6 +184,14 @@ fn describe() {
     );
     describe_counter!("parley_frames_in_total", "Client frames received, by type.");
     describe_counter!(
+        "parley_frames_out_total",
+        "Frames written to client sockets, by type."
+    );
+    describe_counter!(
+        "parley_frames_out_total",
+        "Frames written to client sockets, by type."
+    );
+    describe_counter!(
         "parley_payments_total",
         "Payments that reached their end, by status."
     );
@@ -216,6 +224,7 @@ pub struct Hot {
     pub messages_committed: metrics::Counter,
     pub delivery_seconds: metrics::Histogram,
     frames_in: Vec<(&'static str, metrics::Counter)>,
+    frames_out: Vec<(&'static str, metrics::Counter)>,
 }
 
 impl Hot {
@@ -224,7 +233,38 @@ impl Hot {
             c.increment(1);
         }
     }
+
+    /// Counts a frame written to a socket, by the `type` its JSON starts
+    /// with (every server frame begins `{"type":"...`).
+    pub fn frame_out(&self, text: &str) {
+        let kind = text
+            .strip_prefix(r#"{"type":""#)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or("");
+        if let Some((_, c)) = self.frames_out.iter().find(|(k, _)| *k == kind) {
+            c.increment(1);
+        }
+    }
 }
+
+const FRAMES_OUT: [&str; 16] = [
+    "hello",
+    "ack",
+    "message",
+    "created",
+    "invited",
+    "member_joined",
+    "left",
+    "member_left",
+    "history",
+    "conversations",
+    "read",
+    "typing",
+    "presence",
+    "payment",
+    "pong",
+    "error",
+];
 
 /// The hot-path metric handles (after the recorder is installed).
 pub fn hot() -> &'static Hot {
@@ -252,6 +292,15 @@ pub fn hot() -> &'static Hot {
                     (
                         *k,
                         metrics::counter!("parley_frames_in_total", "type" => *k),
+                    )
+                })
+                .collect(),
+            frames_out: FRAMES_OUT
+                .iter()
+                .map(|k| {
+                    (
+                        *k,
+                        metrics::counter!("parley_frames_out_total", "type" => *k),
                     )
                 })
                 .collect(),

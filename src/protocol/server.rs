@@ -306,3 +306,21 @@ mod tests {
         assert_eq!(v["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
     }
 }
+
+#[cfg(test)]
+mod frame_kind_tests {
+    use super::*;
+
+    /// The frames-out metric reads the type from the start of the JSON.
+    #[test]
+    fn every_frame_starts_with_its_type() {
+        let t = TraceId::random();
+        let f = ServerFrame::Pong {
+            reference: None,
+            trace_id: t,
+        };
+        assert!(f.to_text().starts_with(r#"{"type":"pong""#));
+        let e = ServerFrame::error(ErrorCode::Internal, "x", None, t);
+        assert!(e.to_text().starts_with(r#"{"type":"error""#));
+    }
+}

@@ -52,6 +52,9 @@ async fn promtool_accepts_the_metrics() {
         "parley_messages_committed_total",
         "parley_store_commit_seconds",
         "parley_breaker_state",
+        "parley_frames_in_total",
+        "parley_frames_out_total",
+        "parley_http_requests_total",
     ] {
         assert!(
             text.contains(&format!("# HELP {name}")),

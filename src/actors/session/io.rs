@@ -72,6 +72,8 @@ async fn write_loop(mut ws: actix_ws::Session, mut rx: mpsc::Receiver<Outbound>,
     while let Some(out) = rx.recv().await {
         let sent: Result<(), Closed> = match out {
             Outbound::Text(t, trace, queued) => {
+                let hot = crate::telemetry::hot();
+                hot.frame_out(&t);
                 let sent = ws.text(t).await;
                 if sent.is_ok() {
                     traces::hop(
