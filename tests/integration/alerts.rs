@@ -1,60 +1,25 @@
 //! Alarms: an injected storm of panics fires the restart-storm rule; a
 //! local webhook receiver gets the firing and, later, the resolved notice.
 
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{web, App, HttpResponse, HttpServer};
 use parley::alerts::Rule;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, wait_for, TestClient};
-
-type Inbox = Arc<Mutex<Vec<Value>>>;
-
-/// A webhook receiver on a loopback port, in its own actix system.
-fn receiver() -> (u16, Inbox) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let inbox = Inbox::default();
-    let data = web::Data::new(inbox.clone());
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let server = HttpServer::new(move || {
-                App::new().app_data(data.clone()).route(
-                    "/hook",
-                    web::post().to(
-                        |body: web::Json<Value>, inbox: web::Data<Inbox>| async move {
-                            inbox.lock().unwrap().push(body.into_inner());
-                            HttpResponse::Ok().finish()
-                        },
-                    ),
-                )
-            })
-            .workers(1)
-            .disable_signals()
-            .listen(listener)
-            .unwrap()
-            .run();
-            let _ = server.await;
-        })
-    });
-    (port, inbox)
-}
+use crate::helpers::{http_receiver, spawn_app_with, wait_for, Inbox, TestClient};
 
 fn seen(inbox: &Inbox, state: &str) -> Option<Value> {
     inbox
         .lock()
         .unwrap()
         .iter()
+        .filter_map(|b| serde_json::from_str::<Value>(b).ok())
         .find(|b| b["alert"] == "restart_storm" && b["state"] == state)
-        .cloned()
 }
 
 #[tokio::test]
 async fn a_restart_storm_fires_and_resolves_through_the_webhook() {
-    let (port, inbox) = receiver();
+    let (port, inbox) = http_receiver("/hook");
     let app = spawn_app_with(move |s| {
         s.faults_enabled = true;
         s.alert_rules =

@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::helpers::{spawn_app, spawn_app_with, wait_for, Frame, TestClient};
+use crate::helpers::{http_receiver, spawn_app, spawn_app_with, wait_for, Frame, TestClient};
 
 #[tokio::test]
 async fn a_restart_keeps_history_and_seq_continues() {
@@ -340,40 +340,10 @@ async fn the_binary_serves_and_exits_0_on_sigterm() {
     assert_eq!(status.code(), Some(0));
 }
 
-/// A collector stand-in: accepts OTLP/HTTP JSON on /v1/traces.
-fn otlp_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use actix_web::{web, App, HttpResponse, HttpServer};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let data = web::Data::new(bodies.clone());
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let server = HttpServer::new(move || {
-                App::new().app_data(data.clone()).route(
-                    "/v1/traces",
-                    web::post().to(
-                        |body: web::Bytes, bodies: web::Data<std::sync::Arc<std::sync::Mutex<Vec<String>>>>| async move {
-                            bodies.lock().unwrap().push(String::from_utf8_lossy(&body).to_string());
-                            HttpResponse::Ok().content_type("application/json").body("{}")
-                        },
-                    ),
-                )
-            })
-            .workers(1)
-            .disable_signals()
-            .listen(listener)
-            .unwrap()
-            .run();
-            let _ = server.await;
-        })
-    });
-    (port, bodies)
-}
-
 #[tokio::test]
 async fn spans_are_exported_over_otlp_with_the_request_trace_id() {
-    let (collector, bodies) = otlp_receiver();
+    // A collector stand-in: accepts OTLP/HTTP JSON on /v1/traces.
+    let (collector, bodies) = http_receiver("/v1/traces");
     let dir = tempfile::tempdir().unwrap();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,10 +1,12 @@
 mod app;
 mod client;
 mod provider;
+mod receiver;
 
 pub use app::{spawn_app, spawn_app_with, TestApp};
 pub use client::{Frame, TestClient};
 pub use provider::TestProvider;
+pub use receiver::{http_receiver, Inbox};
 
 use std::future::Future;
 use std::time::Duration;
