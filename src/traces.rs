@@ -115,8 +115,11 @@ fn spread(trace: TraceId) -> u64 {
 }
 
 fn shard(trace: TraceId) -> std::sync::MutexGuard<'static, Shard> {
-    let r = recorder();
-    r.shards[(spread(trace) % SHARDS as u64) as usize]
+    shard_of(spread(trace))
+}
+
+fn shard_of(spread: u64) -> std::sync::MutexGuard<'static, Shard> {
+    recorder().shards[(spread % SHARDS as u64) as usize]
         .lock()
         .unwrap_or_else(|p| p.into_inner())
 }
@@ -152,11 +155,13 @@ pub fn hop(
     event: impl Into<Cow<'static, str>>,
     took: Duration,
 ) {
-    let sampled = (spread(trace) >> 32) % 10_000
+    // One hash per hop: its low bits pick the shard, its high bits the sample.
+    let spread = spread(trace);
+    let sampled = (spread >> 32) % 10_000
         < recorder()
             .sample_below
             .load(std::sync::atomic::Ordering::Relaxed);
-    let mut shard = shard(trace);
+    let mut shard = shard_of(spread);
     let entry = if sampled {
         shard.entry(trace)
     } else {

@@ -113,14 +113,7 @@ impl AlertsActor {
             for attempt in 1..=WEBHOOK_TRIES {
                 let req = http
                     .post(&url)
-                    .header(
-                        "traceparent",
-                        format!(
-                            "00-{}-{:016x}-01",
-                            trace.trace_id,
-                            rand::random::<u64>() | 1
-                        ),
-                    )
+                    .header("traceparent", trace.traceparent())
                     .json(&body);
                 let (reply, answer) = Responder::oneshot();
                 let call = Call {

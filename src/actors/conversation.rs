@@ -447,8 +447,11 @@ impl Actor for ConversationActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.settings.conversations.mailbox);
-        // After a restart that interrupted a retirement, take the entry back.
-        self.router.revive(self.id, &ctx.address());
+        // After a restart that interrupted a retirement, take the entry back
+        // (a first start has nothing to take back: no write lock for it).
+        if self.incarnation > 0 {
+            self.router.revive(self.id, &ctx.address());
+        }
         let store = self.store.clone();
         let id = self.id;
         // Recover state before the first message is handled.

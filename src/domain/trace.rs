@@ -107,6 +107,12 @@ impl TraceContext {
     pub fn random() -> Self {
         Self::new(TraceId::random())
     }
+
+    /// A `traceparent` header for an outbound call made on behalf of this
+    /// trace (a fresh, non-zero parent id for the call).
+    pub fn traceparent(&self) -> String {
+        format!("00-{}-{:016x}-01", self.trace_id, rand::random::<u64>() | 1)
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use std::time::Duration;
 
-use super::extract::JsonBody;
+use super::extract::{query, JsonBody};
 use super::{ApiError, AppState, AuthUser};
 use crate::actors::breaker::{Force, Status};
 use crate::actors::conversation::Describe;
@@ -45,11 +45,9 @@ pub struct Limit {
     limit: Option<usize>,
 }
 
-/// `?limit=`, parsed here so a bad one gets the JSON error of every route.
+/// `?limit=`.
 fn limit(req: &HttpRequest, trace: crate::domain::TraceId) -> Result<Option<usize>, ApiError> {
-    web::Query::<Limit>::from_query(req.query_string())
-        .map(|q| q.limit)
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))
+    query::<Limit>(req, trace).map(|q| q.limit)
 }
 
 const MAX_LISTED: usize = 1000;
@@ -284,8 +282,7 @@ pub async fn series(
     AdminUser(admin): AdminUser,
 ) -> Result<HttpResponse, ApiError> {
     let trace = admin.trace;
-    let q = web::Query::<SeriesQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))?;
+    let q: SeriesQuery = query(&req, trace)?;
     let Some(name) = q.name.as_deref().filter(|n| !n.is_empty()) else {
         let list: Vec<_> = crate::series::SERIES
             .iter()

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::JsonBody;
+use super::extract::{query, JsonBody};
 use super::{ApiError, AppState, AuthUser};
 use crate::actors::conversation::ConvRequest;
 use crate::domain::{ConversationId, MessageKind, TraceContext, TraceId};
@@ -98,8 +98,7 @@ pub async fn history(
 ) -> Result<HttpResponse, ApiError> {
     let trace = user.trace;
     let id = path_id(&path, trace)?;
-    let q = web::Query::<HistoryQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))?;
+    let q: HistoryQuery = query(&req, trace)?;
     let limit = q
         .limit
         .unwrap_or(state.deps.settings.limits.history_default_limit);

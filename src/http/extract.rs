@@ -99,6 +99,13 @@ impl FromRequest for AuthUser {
     }
 }
 
+/// The query string as `T`; a bad one gets the JSON `bad_request` of every route.
+pub fn query<T: DeserializeOwned>(req: &HttpRequest, trace: TraceId) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))
+}
+
 /// A JSON body of type `T`, at most `limits.max_http_body_bytes`.
 pub struct JsonBody<T>(pub T);
 

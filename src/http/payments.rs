@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::admin::AdminUser;
-use super::extract::JsonBody;
+use super::extract::{query, JsonBody};
 use super::{ApiError, AppState, AuthUser};
 use crate::domain::{PaymentId, PaymentStatus, TraceContext, Username};
 use crate::payments::{self, MAX_AMOUNT};
@@ -81,8 +81,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let trace = admin.trace;
     let bad = |m: String| ApiError::new(ErrorCode::BadRequest, m, trace);
-    let q =
-        web::Query::<ListQuery>::from_query(req.query_string()).map_err(|e| bad(e.to_string()))?;
+    let q: ListQuery = query(&req, trace)?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(

@@ -45,14 +45,6 @@ fn failed(message: String, counts: bool) -> CallError {
     CallError::Failed { message, counts }
 }
 
-fn traceparent(trace: TraceContext) -> String {
-    format!(
-        "00-{}-{:016x}-01",
-        trace.trace_id,
-        rand::random::<u64>() | 1
-    )
-}
-
 impl ProviderClient {
     pub fn new(base: String, breaker: Addr<BreakerActor>) -> Self {
         ProviderClient {
@@ -124,7 +116,7 @@ impl ProviderClient {
         req: reqwest::RequestBuilder,
         trace: TraceContext,
     ) -> CallResult<Option<ChargeAnswer>> {
-        let req = req.header("traceparent", traceparent(trace));
+        let req = req.header("traceparent", trace.traceparent());
         self.guarded(op, trace, async move {
             let res = req
                 .send()
@@ -171,7 +163,7 @@ impl ProviderClient {
         let req = self
             .http
             .post(format!("{}/v1/refunds", self.base))
-            .header("traceparent", traceparent(trace))
+            .header("traceparent", trace.traceparent())
             .json(&json!({"idempotencyKey": format!("{id}:refund"), "chargeKey": id.to_string()}));
         self.guarded(op, trace, async move {
             let res = req

@@ -287,15 +287,21 @@ impl Supervisor {
             return Decision::Hold;
         }
         st.restarts += 1;
-        let order: Vec<ChildId> = st.children.keys().copied().collect();
-        let failed_at = order.iter().position(|c| *c == id).unwrap_or(0);
-        let siblings: Vec<ChildId> = policy
-            .strategy
-            .affected(failed_at, order.len())
-            .into_iter()
-            .map(|i| order[i])
-            .filter(|c| *c != id)
-            .collect();
+        // one_for_one (every dynamic supervisor) restarts no sibling: no
+        // need to list all children (there may be 100,000 conversations).
+        let siblings: Vec<ChildId> = if policy.strategy == Strategy::OneForOne {
+            Vec::new()
+        } else {
+            let order: Vec<ChildId> = st.children.keys().copied().collect();
+            let failed_at = order.iter().position(|c| *c == id).unwrap_or(0);
+            policy
+                .strategy
+                .affected(failed_at, order.len())
+                .into_iter()
+                .map(|i| order[i])
+                .filter(|c| *c != id)
+                .collect()
+        };
         let Some(child) = st.children.get_mut(&id) else {
             return Decision::Stop;
         };

@@ -7,7 +7,9 @@ use parley::domain::SagaStep;
 use parley::provider::{ProviderBehaviour, ProviderOptions};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, wait_for, Frame, TestApp, TestClient, TestProvider};
+use crate::helpers::{
+    spawn_app_with, tree_child, wait_for, Frame, TestApp, TestClient, TestProvider,
+};
 
 async fn pay(app: &TestApp, token: &str, to: &str, amount: i64, key: &str) -> (u16, Value) {
     app.post(
@@ -339,13 +341,7 @@ async fn injected_panics_during_sagas_change_nothing_in_the_outcome() {
     assert_eq!(balance(&app, &alice.token).await, 9700);
     assert_eq!(balance(&app, &bob.token).await, 10300);
     let (_, view) = app.get("/admin/supervision", Some(&root.token)).await;
-    let payments = view["tree"]["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "payments")
-        .unwrap()
-        .clone();
+    let payments = tree_child(&view["tree"], "payments");
     assert_eq!(payments["restarts"], 3, "{payments}");
 }
 

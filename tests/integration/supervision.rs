@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, Frame, TestApp, TestClient};
+use crate::helpers::{spawn_app_with, tree_child, Frame, TestApp, TestClient};
 
 async fn arm(app: &TestApp, admin: &str, target: &str, kind: &str, count: u32) {
     let (status, body) = app
@@ -135,21 +135,10 @@ async fn twenty_panics_in_a_live_conversation_lose_and_duplicate_nothing() {
     // The tree shows the restarts, with the last failure's trace.
     let (status, view) = app.get("/admin/supervision", Some(&root.token)).await;
     assert_eq!(status, 200, "{view}");
-    let conversations = view["tree"]["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "conversations")
-        .expect("conversations node")
-        .clone();
+    let conversations = tree_child(&view["tree"], "conversations");
     assert_eq!(conversations["kind"], "dynamic_supervisor");
     assert_eq!(conversations["restarts"], 20);
-    let child = conversations["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == format!("conversation:{id}"))
-        .expect("the conversation is listed");
+    let child = tree_child(&conversations, &format!("conversation:{id}"));
     assert_eq!(child["restarts"], 20);
     assert_eq!(child["status"], "running");
     let last = &child["lastFailure"];
@@ -203,13 +192,7 @@ async fn a_session_that_panics_answers_internal_and_serves_on() {
     );
     a.assert_alive().await;
     let (_, view) = app.get("/admin/supervision", Some(&root.token)).await;
-    let sessions = view["tree"]["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "sessions")
-        .unwrap()
-        .clone();
+    let sessions = tree_child(&view["tree"], "sessions");
     assert_eq!(sessions["restarts"], 1);
 }
 

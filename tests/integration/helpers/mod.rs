@@ -28,3 +28,12 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The child of a supervision-tree node (JSON from `/admin/supervision`) with this name.
+pub fn tree_child(node: &serde_json::Value, name: &str) -> serde_json::Value {
+    node["children"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no child {name:?} in {node}"))
+        .clone()
+}
