@@ -36,7 +36,7 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
 }
 
 /// The file as written: every key optional, unknown keys refused.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct Raw {
     server: RawServer,
@@ -50,8 +50,37 @@ struct Raw {
     supervision: RawSupervision,
     breaker_payment_provider: RawBreaker,
     breaker_webhook: RawBreaker,
+    breaker_redis: RawBreaker,
     alerts: RawAlerts,
     telemetry: RawTelemetry,
+}
+
+impl Default for Raw {
+    fn default() -> Self {
+        Raw {
+            server: RawServer::default(),
+            storage: RawStorage::default(),
+            auth: RawAuth::default(),
+            session: RawSession::default(),
+            conversations: RawConversations::default(),
+            limits: RawLimits::default(),
+            payments: RawPayments::default(),
+            faults: RawFaults::default(),
+            supervision: RawSupervision::default(),
+            breaker_payment_provider: RawBreaker::default(),
+            breaker_webhook: RawBreaker::default(),
+            // Redis is on the path of every message: probe again soon after
+            // an outage, and never wait long once it is back.
+            breaker_redis: RawBreaker {
+                wait_open_ms: 1000,
+                max_wait_ms: 10_000,
+                call_timeout_ms: 2000,
+                ..RawBreaker::default()
+            },
+            alerts: RawAlerts::default(),
+            telemetry: RawTelemetry::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +111,8 @@ struct RawStorage {
     sqlite_synchronous: String,
     redis_url: String,
     redis_prefix: String,
+    redis_timeout_ms: u64,
+    redis_node_ttl_secs: u64,
     write_queue: u64,
     group_commit_max_batch: u64,
     group_commit_window_us: u64,
@@ -96,6 +127,8 @@ impl Default for RawStorage {
             sqlite_synchronous: "full".into(),
             redis_url: "redis://127.0.0.1:6379/".into(),
             redis_prefix: "parley:".into(),
+            redis_timeout_ms: 2000,
+            redis_node_ttl_secs: 10,
             write_queue: 65_536,
             group_commit_max_batch: 1024,
             group_commit_window_us: 0,
@@ -381,12 +414,30 @@ pub struct ServerSettings {
 
 #[derive(Debug, Clone)]
 pub struct StorageSettings {
+    pub backend: StorageBackend,
+    /// The shared Redis server (backend `Redis`).
+    pub redis_url: String,
+    /// Prefix of every Redis key and channel.
+    pub redis_prefix: String,
+    /// How long one Redis command may take before it counts as failed.
+    pub redis_timeout: Duration,
+    /// A node whose heartbeat is older than this is dead: its presence is cleared.
+    pub redis_node_ttl: Duration,
     pub sqlite_path: PathBuf,
     pub synchronous: Synchronous,
     pub write_queue: usize,
     pub group_commit_max_batch: usize,
     pub group_commit_window: Duration,
     pub read_connections: usize,
+}
+
+/// Where users, conversations, history and payments live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageBackend {
+    /// One process, an embedded database file.
+    Sqlite,
+    /// A cluster of nodes sharing one Redis server.
+    Redis,
 }
 
 #[derive(Debug, Clone)]
@@ -610,20 +661,29 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             .unwrap_or(2),
         n => positive("server.workers", n)?,
     };
-    match raw.storage.backend.as_str() {
-        "sqlite" => {}
-        "redis" => {
-            return Err(invalid(
-                "storage.backend",
-                "the redis backend is not available in this build yet; use \"sqlite\"",
-            ))
-        }
+    let backend = match raw.storage.backend.as_str() {
+        "sqlite" => StorageBackend::Sqlite,
+        "redis" => StorageBackend::Redis,
         other => {
             return Err(invalid(
                 "storage.backend",
                 format!("{other:?} is not one of \"sqlite\", \"redis\""),
             ))
         }
+    };
+    let redis_url = raw.storage.redis_url.trim().to_string();
+    if !(redis_url.starts_with("redis://") || redis_url.starts_with("redis+unix://")) {
+        return Err(invalid(
+            "storage.redis_url",
+            format!("{redis_url:?} is not a redis:// URL"),
+        ));
+    }
+    let redis_prefix = raw.storage.redis_prefix.clone();
+    if redis_prefix.is_empty() || redis_prefix.len() > 64 || redis_prefix.contains(char::is_whitespace) {
+        return Err(invalid(
+            "storage.redis_prefix",
+            "must be 1 to 64 characters without spaces",
+        ));
     }
     if raw.storage.sqlite_path.trim().is_empty() {
         return Err(invalid("storage.sqlite_path", "must not be empty"));
@@ -690,6 +750,17 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
         },
         storage: StorageSettings {
+            backend,
+            redis_url,
+            redis_prefix,
+            redis_timeout: Duration::from_millis(positive(
+                "storage.redis_timeout_ms",
+                raw.storage.redis_timeout_ms,
+            )? as u64),
+            redis_node_ttl: Duration::from_secs(positive(
+                "storage.redis_node_ttl_secs",
+                raw.storage.redis_node_ttl_secs,
+            )? as u64),
             sqlite_path: PathBuf::from(raw.storage.sqlite_path),
             synchronous,
             write_queue: positive("storage.write_queue", raw.storage.write_queue)?,
@@ -773,6 +844,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
                 &raw.breaker_payment_provider,
             )?,
             breaker("webhook", "breaker_webhook", &raw.breaker_webhook)?,
+            breaker("redis", "breaker_redis", &raw.breaker_redis)?,
         ],
         alert_rules: raw
             .alerts

@@ -59,6 +59,7 @@ impl From<StoreError> for ChatError {
                 ChatError::Unavailable("the store is overloaded, retry later".into())
             }
             StoreError::Closed => ChatError::Unavailable("the store is shutting down".into()),
+            StoreError::Unavailable(m) => ChatError::Unavailable(m),
             StoreError::Backend(m) => {
                 tracing::error!(error = %m, "storage failure");
                 ChatError::Internal("storage failure".into())

@@ -17,6 +17,9 @@ pub enum StoreError {
     /// The write queue is full: back off and retry.
     #[error("the store is overloaded, retry later")]
     Busy,
+    /// A remote store (Redis) cannot be reached or its breaker is open.
+    #[error("{0}")]
+    Unavailable(String),
     /// The writer has shut down.
     #[error("the store is closed")]
     Closed,
@@ -32,7 +35,9 @@ impl StoreError {
             StoreError::NotMember => ErrorCode::Forbidden,
             StoreError::BadRequest(_) => ErrorCode::BadRequest,
             StoreError::InsufficientFunds => ErrorCode::InsufficientFunds,
-            StoreError::Busy | StoreError::Closed => ErrorCode::Unavailable,
+            StoreError::Busy | StoreError::Closed | StoreError::Unavailable(_) => {
+                ErrorCode::Unavailable
+            }
             StoreError::Backend(_) => ErrorCode::Internal,
         }
     }

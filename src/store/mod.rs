@@ -1,13 +1,16 @@
 //! The store: one cloneable handle in front of the backend that keeps users,
-//! conversations and history. Only this module knows SQL (and, later, Redis
-//! keys). Nothing here blocks the caller's thread: writes go to one writer
-//! thread with group commit, reads run on the blocking pool.
+//! conversations, history, wallets and payments: embedded SQLite (one
+//! process) or Redis (a cluster of nodes). Only this module knows SQL and
+//! Redis keys. Nothing here blocks the caller's thread: SQLite writes go to
+//! one writer thread with group commit and its reads run on the blocking
+//! pool; Redis calls are async and go through the `redis` circuit breaker.
 //!
 //! What "committed" means: a write's completion runs only after the
 //! transaction holding it has committed. With `storage.sqlite_synchronous =
 //! "full"` (the default) that commit has been fsynced to the WAL.
 
 mod error;
+pub mod redis;
 mod sqlite;
 mod types;
 
@@ -25,10 +28,26 @@ use crate::domain::{
 };
 use crate::supervision::{ChildId, Supervisor};
 
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+    Redis(redis::RedisStore),
+}
+
 /// The store handle. Cheap to clone; every clone talks to the same backend.
 #[derive(Clone)]
 pub struct Store {
-    backend: sqlite::SqliteStore,
+    backend: Backend,
+}
+
+/// Calls the same method on whichever backend this store has.
+macro_rules! on_backend {
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        match &$self.backend {
+            Backend::Sqlite(b) => b.$method($($arg),*).await,
+            Backend::Redis(b) => b.$method($($arg),*).await,
+        }
+    };
 }
 
 impl Store {
@@ -40,14 +59,36 @@ impl Store {
         supervision: Option<(Supervisor, ChildId)>,
     ) -> Result<Store, StoreError> {
         let backend = sqlite::SqliteStore::open(path, SqliteOptions::from(settings), supervision)?;
-        Ok(Store { backend })
+        Ok(Store {
+            backend: Backend::Sqlite(backend),
+        })
+    }
+
+    /// Connects to the shared Redis server; with a breaker, every call goes
+    /// through it.
+    pub async fn open_redis(
+        options: redis::RedisOptions,
+        breaker: Option<actix::Addr<crate::actors::breaker::BreakerActor>>,
+    ) -> Result<Store, StoreError> {
+        let backend = redis::RedisStore::connect(options, breaker).await?;
+        Ok(Store {
+            backend: Backend::Redis(backend),
+        })
+    }
+
+    /// The Redis backend, when this store is one (cluster fan-out and presence).
+    pub fn redis(&self) -> Option<&redis::RedisStore> {
+        match &self.backend {
+            Backend::Redis(r) => Some(r),
+            Backend::Sqlite(_) => None,
+        }
     }
 
     // ---- writes (through the single writer, group-committed) ----
 
     /// `Conflict` when the username is taken.
     pub async fn create_user(&self, user: NewUser) -> Result<(), StoreError> {
-        self.backend.create_user(user).await
+        on_backend!(self.create_user(user))
     }
 
     /// A group with these members (the creator included by the caller).
@@ -57,7 +98,7 @@ impl Store {
         name: String,
         members: Vec<Username>,
     ) -> Result<Conversation, StoreError> {
-        self.backend.create_group(name, members).await
+        on_backend!(self.create_group(name, members))
     }
 
     /// The direct conversation of two users, created on first use.
@@ -66,7 +107,7 @@ impl Store {
         a: Username,
         b: Username,
     ) -> Result<Conversation, StoreError> {
-        self.backend.direct_conversation(a, b).await
+        on_backend!(self.direct_conversation(a, b))
     }
 
     /// Adds a member to a group; `Conflict` if already one, `BadRequest` when
@@ -77,7 +118,7 @@ impl Store {
         user: Username,
         max_members: usize,
     ) -> Result<Conversation, StoreError> {
-        self.backend.add_member(id, user, max_members).await
+        on_backend!(self.add_member(id, user, max_members))
     }
 
     /// Removes a member; `NotMember` if they are not one.
@@ -86,14 +127,17 @@ impl Store {
         id: ConversationId,
         user: Username,
     ) -> Result<Conversation, StoreError> {
-        self.backend.remove_member(id, user).await
+        on_backend!(self.remove_member(id, user))
     }
 
     /// Appends a message: dedup by (conversation, sender, clientMsgId), else
     /// the next seq. `done` runs on the writer thread after the commit, in
     /// commit order, so callers that forward it to a mailbox see seq order.
     pub fn append_then(&self, message: NewMessage, done: Completion<AppendOutcome>) {
-        self.backend.append_then(message, done)
+        match &self.backend {
+            Backend::Sqlite(b) => b.append_then(message, done),
+            Backend::Redis(b) => b.append_then(message, done),
+        }
     }
 
     pub async fn append(&self, message: NewMessage) -> Result<AppendOutcome, StoreError> {
@@ -118,7 +162,7 @@ impl Store {
         user: Username,
         seq: u64,
     ) -> Result<(), StoreError> {
-        self.backend.set_read(id, user, seq).await
+        on_backend!(self.set_read(id, user, seq))
     }
 
     /// A new payment with the payer's funds held in the same transaction
@@ -132,9 +176,7 @@ impl Store {
         key: String,
         trace: TraceId,
     ) -> Result<(Payment, bool), StoreError> {
-        self.backend
-            .create_payment(payer, payee, amount, key, trace)
-            .await
+        on_backend!(self.create_payment(payer, payee, amount, key, trace))
     }
 
     /// Moves a payment's saga to `to` with the money that step moves.
@@ -144,16 +186,16 @@ impl Store {
         to: SagaStep,
         reason: Option<String>,
     ) -> Result<Payment, StoreError> {
-        self.backend.advance_payment(id, to, reason).await
+        on_backend!(self.advance_payment(id, to, reason))
     }
 
     /// Tops up a wallet; returns the new balance.
     pub async fn credit(&self, user: Username, amount: i64) -> Result<i64, StoreError> {
-        self.backend.credit(user, amount).await
+        on_backend!(self.credit(user, amount))
     }
 
     pub async fn payment(&self, id: PaymentId) -> Result<Option<Payment>, StoreError> {
-        self.backend.payment(id).await
+        on_backend!(self.payment(id))
     }
 
     /// The payer's payment with this idempotency key, if any.
@@ -162,7 +204,7 @@ impl Store {
         payer: Username,
         key: String,
     ) -> Result<Option<Payment>, StoreError> {
-        self.backend.payment_by_key(payer, key).await
+        on_backend!(self.payment_by_key(payer, key))
     }
 
     /// Newest first; `unfinished`: only sagas still running.
@@ -172,32 +214,32 @@ impl Store {
         unfinished: bool,
         limit: usize,
     ) -> Result<Vec<Payment>, StoreError> {
-        self.backend.payments(status, unfinished, limit).await
+        on_backend!(self.payments(status, unfinished, limit))
     }
 
     /// Commits everything queued before this call, then stops the writer.
     pub async fn shutdown(&self) -> Result<(), StoreError> {
-        self.backend.shutdown().await
+        on_backend!(self.shutdown())
     }
 
     // ---- reads (read-only connections on the blocking pool) ----
 
     pub async fn user(&self, username: Username) -> Result<Option<UserRecord>, StoreError> {
-        self.backend.user(username).await
+        on_backend!(self.user(username))
     }
 
     pub async fn conversation(
         &self,
         id: ConversationId,
     ) -> Result<Option<Conversation>, StoreError> {
-        self.backend.conversation(id).await
+        on_backend!(self.conversation(id))
     }
 
     pub async fn conversations_of(
         &self,
         user: Username,
     ) -> Result<Vec<ConversationSummary>, StoreError> {
-        self.backend.conversations_of(user).await
+        on_backend!(self.conversations_of(user))
     }
 
     /// A page of history for a member: `NotFound` or `NotMember` otherwise.
@@ -208,16 +250,16 @@ impl Store {
         after_seq: u64,
         limit: u32,
     ) -> Result<HistoryPage, StoreError> {
-        self.backend.history(user, id, after_seq, limit).await
+        on_backend!(self.history(user, id, after_seq, limit))
     }
 
     /// Everyone who shares at least one conversation with `user` (presence).
     pub async fn contacts_of(&self, user: Username) -> Result<Vec<Username>, StoreError> {
-        self.backend.contacts_of(user).await
+        on_backend!(self.contacts_of(user))
     }
 
     /// A cheap query that proves the store answers (`/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.backend.ping().await
+        on_backend!(self.ping())
     }
 }

@@ -2,11 +2,13 @@ mod app;
 mod client;
 mod provider;
 mod receiver;
+mod redis;
 
 pub use app::{spawn_app, spawn_app_with, TestApp};
 pub use client::{Frame, TestClient};
 pub use provider::TestProvider;
 pub use receiver::{http_receiver, Inbox};
+pub use redis::RedisServer;
 
 use std::future::Future;
 use std::time::Duration;

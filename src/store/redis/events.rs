@@ -1,0 +1,294 @@
+//! What nodes tell each other through the cluster channel
+//! (`<prefix>events`). Message events are published by the append script
+//! itself (so their order on the channel is seq order); the others by the
+//! node where they happen. Every event names its origin node and carries
+//! the traceId of the request that caused it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    ConversationId, MessageId, MessageKind, SessionId, StoredMessage, TraceId, Username,
+};
+
+/// One event on the cluster channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterEvent {
+    /// The node it happened on.
+    pub node: String,
+    pub trace: TraceId,
+    pub what: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// A message was committed (published by the append script).
+    Message(StoredMessage),
+    MemberJoined {
+        conversation_id: ConversationId,
+        username: Username,
+    },
+    MemberLeft {
+        conversation_id: ConversationId,
+        username: Username,
+        /// The session that asked to leave (it got `left`, not `member_left`).
+        session: Option<SessionId>,
+    },
+    Read {
+        conversation_id: ConversationId,
+        username: Username,
+        seq: u64,
+    },
+    Typing {
+        conversation_id: ConversationId,
+        username: Username,
+    },
+    /// A user's first session in the cluster opened, or their last closed.
+    Presence { username: Username, online: bool },
+}
+
+impl EventKind {
+    /// The conversation an event concerns, if any.
+    pub fn conversation(&self) -> Option<ConversationId> {
+        match self {
+            EventKind::Message(m) => Some(m.conversation_id),
+            EventKind::MemberJoined {
+                conversation_id, ..
+            }
+            | EventKind::MemberLeft {
+                conversation_id, ..
+            }
+            | EventKind::Read {
+                conversation_id, ..
+            }
+            | EventKind::Typing {
+                conversation_id, ..
+            } => Some(*conversation_id),
+            EventKind::Presence { .. } => None,
+        }
+    }
+}
+
+/// The JSON on the channel. The append script writes the `message` form
+/// with cjson, so field names here and in `scripts/append.lua` must agree
+/// (a conformance check parses what the script publishes).
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    t: String,
+    node: String,
+    trace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    conv: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    online: Option<bool>,
+    /// message only
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cmid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<i64>,
+}
+
+impl Wire {
+    fn new(t: &str, event: &ClusterEvent) -> Wire {
+        Wire {
+            t: t.into(),
+            node: event.node.clone(),
+            trace: event.trace.to_string(),
+            conv: event.what.conversation().map(|c| c.to_string()),
+            user: None,
+            seq: None,
+            session: None,
+            online: None,
+            id: None,
+            cmid: None,
+            kind: None,
+            text: None,
+            at: None,
+        }
+    }
+}
+
+/// Why a payload on the channel was not understood (logged and skipped).
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable cluster event: {0}")]
+pub struct BadEvent(String);
+
+fn field<T>(v: Option<T>, name: &str) -> Result<T, BadEvent> {
+    v.ok_or_else(|| BadEvent(format!("{name} is missing")))
+}
+
+fn user(v: Option<String>) -> Result<Username, BadEvent> {
+    Username::parse(&field(v, "user")?).map_err(|e| BadEvent(e.to_string()))
+}
+
+fn conv(v: &Option<String>) -> Result<ConversationId, BadEvent> {
+    ConversationId::parse(field(v.as_deref(), "conv")?).map_err(|e| BadEvent(e.to_string()))
+}
+
+impl ClusterEvent {
+    pub fn to_json(&self) -> String {
+        let mut w = match &self.what {
+            EventKind::Message(_) => Wire::new("message", self),
+            EventKind::MemberJoined { .. } => Wire::new("joined", self),
+            EventKind::MemberLeft { .. } => Wire::new("left", self),
+            EventKind::Read { .. } => Wire::new("read", self),
+            EventKind::Typing { .. } => Wire::new("typing", self),
+            EventKind::Presence { .. } => Wire::new("presence", self),
+        };
+        match &self.what {
+            EventKind::Message(m) => {
+                w.user = Some(m.sender.to_string());
+                w.seq = Some(m.seq);
+                w.id = Some(m.message_id.to_string());
+                w.cmid = Some(m.client_msg_id.clone());
+                w.kind = Some(m.kind.as_str().into());
+                w.text = Some(m.text.clone());
+                w.at = Some(m.sent_at);
+            }
+            EventKind::MemberJoined { username, .. } | EventKind::Typing { username, .. } => {
+                w.user = Some(username.to_string());
+            }
+            EventKind::MemberLeft {
+                username, session, ..
+            } => {
+                w.user = Some(username.to_string());
+                w.session = session.map(|s| s.to_string());
+            }
+            EventKind::Read { username, seq, .. } => {
+                w.user = Some(username.to_string());
+                w.seq = Some(*seq);
+            }
+            EventKind::Presence { username, online } => {
+                w.user = Some(username.to_string());
+                w.online = Some(*online);
+            }
+        }
+        // A struct of strings, numbers and options always serializes.
+        serde_json::to_string(&w).unwrap_or_default()
+    }
+
+    pub fn from_json(payload: &str) -> Result<ClusterEvent, BadEvent> {
+        let w: Wire = serde_json::from_str(payload).map_err(|e| BadEvent(e.to_string()))?;
+        let trace = TraceId::parse(&w.trace).ok_or_else(|| BadEvent("bad trace".into()))?;
+        let what = match w.t.as_str() {
+            "message" => {
+                let conversation_id = conv(&w.conv)?;
+                let kind = field(w.kind.as_deref(), "kind")?;
+                EventKind::Message(StoredMessage {
+                    conversation_id,
+                    message_id: MessageId::parse(field(w.id.as_deref(), "id")?)
+                        .map_err(|e| BadEvent(e.to_string()))?,
+                    seq: field(w.seq, "seq")?,
+                    sender: user(w.user)?,
+                    client_msg_id: field(w.cmid, "cmid")?,
+                    kind: MessageKind::parse(kind)
+                        .ok_or_else(|| BadEvent(format!("kind {kind:?}")))?,
+                    text: field(w.text, "text")?,
+                    sent_at: field(w.at, "at")?,
+                    trace_id: trace,
+                })
+            }
+            "joined" => EventKind::MemberJoined {
+                conversation_id: conv(&w.conv)?,
+                username: user(w.user)?,
+            },
+            "left" => EventKind::MemberLeft {
+                conversation_id: conv(&w.conv)?,
+                username: user(w.user)?,
+                session: match w.session {
+                    Some(s) => Some(SessionId::parse(&s).map_err(|e| BadEvent(e.to_string()))?),
+                    None => None,
+                },
+            },
+            "read" => EventKind::Read {
+                conversation_id: conv(&w.conv)?,
+                username: user(w.user)?,
+                seq: field(w.seq, "seq")?,
+            },
+            "typing" => EventKind::Typing {
+                conversation_id: conv(&w.conv)?,
+                username: user(w.user)?,
+            },
+            "presence" => EventKind::Presence {
+                username: user(w.user)?,
+                online: field(w.online, "online")?,
+            },
+            other => return Err(BadEvent(format!("unknown type {other:?}"))),
+        };
+        Ok(ClusterEvent {
+            node: w.node,
+            trace,
+            what,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_survives_the_wire() {
+        let conversation_id = ConversationId::new_random();
+        let username = Username::parse("alice").unwrap();
+        let kinds = vec![
+            EventKind::Message(StoredMessage {
+                conversation_id,
+                message_id: MessageId::new_v7(),
+                seq: 7,
+                sender: username.clone(),
+                client_msg_id: "c-1".into(),
+                kind: MessageKind::Text,
+                text: "héllo \"there\"".into(),
+                sent_at: 1_764_000_000_123,
+                trace_id: TraceId::random(),
+            }),
+            EventKind::MemberJoined {
+                conversation_id,
+                username: username.clone(),
+            },
+            EventKind::MemberLeft {
+                conversation_id,
+                username: username.clone(),
+                session: Some(SessionId::new_random()),
+            },
+            EventKind::Read {
+                conversation_id,
+                username: username.clone(),
+                seq: 3,
+            },
+            EventKind::Typing {
+                conversation_id,
+                username: username.clone(),
+            },
+            EventKind::Presence {
+                username,
+                online: true,
+            },
+        ];
+        for what in kinds {
+            let trace = match &what {
+                EventKind::Message(m) => m.trace_id,
+                _ => TraceId::random(),
+            };
+            let event = ClusterEvent {
+                node: "node-a".into(),
+                trace,
+                what,
+            };
+            assert_eq!(ClusterEvent::from_json(&event.to_json()).unwrap(), event);
+        }
+        assert!(ClusterEvent::from_json("{\"t\":\"nope\"}").is_err());
+    }
+}
