@@ -19,12 +19,14 @@ use crate::actors::directory::Directory;
 use crate::actors::registry::SessionRegistry;
 use crate::actors::Deps;
 use crate::auth::Tokens;
-use crate::config::Settings;
+use crate::cluster::ClusterLink;
+use crate::config::{Settings, StorageBackend};
 use crate::domain::TraceContext;
 use crate::http::{self, AppState};
 use crate::payments::saga::SagaDeps;
 use crate::payments::{PaymentRouter, ProviderClient};
 use crate::provider::{self, ProviderOptions, ProviderState};
+use crate::store::redis::RedisOptions;
 use crate::store::Store;
 use crate::supervision::faults::Faults;
 use crate::supervision::policy::RestartType;
@@ -42,12 +44,14 @@ pub struct Application {
     root_failed: watch::Receiver<Option<String>>,
     /// The in-process simulated provider, when no provider_url is set.
     provider: Option<ServerHandle>,
+    /// Cluster mode: the link to the other nodes.
+    cluster: Option<ClusterLink>,
 }
 
 impl Application {
     /// Binds the listener and starts everything; must run inside an actix
     /// `System`. With port 0 the OS picks a free port (tests).
-    pub fn build(settings: Settings) -> anyhow::Result<Application> {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         if settings.auth.using_dev_secret {
             tracing::warn!("auth.token_secret is empty: using the development secret; set PARLEY__AUTH__TOKEN_SECRET in production");
         }
@@ -55,24 +59,59 @@ impl Application {
         install_panic_hook();
         crate::telemetry::metrics();
         crate::traces::configure(&settings.server.node_id, settings.trace_sample_percent);
-        // The tree: root -> store_writer, directory, conversations (dynamic),
-        // sessions (dynamic), one breaker per remote dependency. The root's
-        // own failure ends the process.
+        // The tree: root -> one breaker per remote dependency, store_writer
+        // (SQLite), directory, conversations (dynamic), sessions (dynamic),
+        // alerts, payments (dynamic). The root's own failure ends the process.
         let sup = &settings.supervision;
         let (root, root_failed) = Supervisor::root("root", sup.root);
-        let writer_id = root.worker("store_writer", "store_writer");
-        let store = Store::open_sqlite(
-            &settings.storage.sqlite_path,
-            &settings.storage,
-            Some((root.clone(), writer_id)),
-        )
-        .with_context(|| {
-            format!(
-                "opening the store at {}",
-                settings.storage.sqlite_path.display()
-            )
-        })?;
         let faults = Arc::new(Faults::new(settings.faults_enabled));
+        let breakers: Vec<(&'static str, actix::Addr<BreakerActor>)> = settings
+            .breakers
+            .iter()
+            // The redis breaker exists only where Redis is used.
+            .filter(|b| b.name != "redis" || settings.storage.backend == StorageBackend::Redis)
+            .map(|b| {
+                let spec = ChildSpec::new(
+                    format!("breaker:{}", b.name),
+                    "breaker",
+                    RestartType::Permanent,
+                    4096,
+                );
+                let actor =
+                    BreakerActor::new(b.name, b.config.clone(), b.call_timeout, faults.clone());
+                (b.name, root.spawn(spec, actor, None))
+            })
+            .collect();
+        let breaker = |name: &str| {
+            breakers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, addr)| addr.clone())
+                .with_context(|| format!("the {name} breaker is missing"))
+        };
+        let store = match settings.storage.backend {
+            StorageBackend::Sqlite => {
+                let writer_id = root.worker("store_writer", "store_writer");
+                Store::open_sqlite(
+                    &settings.storage.sqlite_path,
+                    &settings.storage,
+                    Some((root.clone(), writer_id)),
+                )
+                .with_context(|| {
+                    format!(
+                        "opening the store at {}",
+                        settings.storage.sqlite_path.display()
+                    )
+                })?
+            }
+            StorageBackend::Redis => {
+                let options =
+                    RedisOptions::from_settings(&settings.storage, &settings.server.node_id);
+                Store::open_redis(options, Some(breaker("redis")?))
+                    .await
+                    .with_context(|| format!("connecting to {}", settings.storage.redis_url))?
+            }
+        };
         let registry = SessionRegistry::default();
         let directory = Directory::start(
             &root,
@@ -93,22 +132,6 @@ impl Application {
             faults.clone(),
         );
         let sessions = root.supervisor("sessions", sup.sessions, true);
-        let breakers = settings
-            .breakers
-            .iter()
-            .map(|b| {
-                let spec = ChildSpec::new(
-                    format!("breaker:{}", b.name),
-                    "breaker",
-                    RestartType::Permanent,
-                    4096,
-                );
-                let actor =
-                    BreakerActor::new(b.name, b.config.clone(), b.call_timeout, faults.clone());
-                (b.name, root.spawn(spec, actor, None))
-            })
-            .collect();
-        let breakers: Vec<(&'static str, actix::Addr<BreakerActor>)> = breakers;
         // The payment provider: the configured one, or a simulated one in
         // process on a loopback port (calls still cross HTTP).
         let (provider_url, provider) = match &settings.payments.provider_url {
@@ -127,11 +150,7 @@ impl Application {
                 )
             }
         };
-        let provider_breaker = breakers
-            .iter()
-            .find(|(name, _)| *name == "payment_provider")
-            .map(|(_, addr)| addr.clone())
-            .context("the payment_provider breaker is missing")?;
+        let provider_breaker = breaker("payment_provider")?;
         let saga = SagaDeps {
             store: store.clone(),
             provider: ProviderClient::new(provider_url.clone(), provider_breaker),
@@ -175,6 +194,11 @@ impl Application {
             payments: payments.clone(),
             alerts,
         };
+        let cluster = deps
+            .store
+            .redis()
+            .cloned()
+            .map(|redis| crate::cluster::start(&deps, redis));
         // Every unfinished saga resumes from its log.
         actix_rt::spawn(async move {
             match payments.resume_all().await {
@@ -214,6 +238,7 @@ impl Application {
             arbiters,
             root_failed,
             provider,
+            cluster,
         })
     }
 
@@ -231,6 +256,7 @@ impl Application {
             arbiters,
             mut root_failed,
             provider,
+            cluster,
             ..
         } = self;
         let mut serving = actix_rt::spawn(server);
@@ -263,6 +289,9 @@ impl Application {
         }
         handle.stop(true).await;
         let _ = serving.await;
+        if let Some(link) = cluster {
+            link.stop().await;
+        }
         deps.payments.close();
         deps.root.shutdown();
         if let Some(p) = provider {

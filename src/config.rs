@@ -303,6 +303,7 @@ impl Default for RawAlerts {
                 "restart_storm|actor_restarts|sum|60|>|20|0|critical".into(),
                 "breaker_open|breaker_open|sum|30|>|0|0|critical".into(),
                 "payment_failures|payments_failed|sum|300|>|10|60|warning".into(),
+                "redis_down|redis_down|max|10|>|0|0|critical".into(),
             ],
             webhook_url: String::new(),
         }
@@ -679,7 +680,10 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         ));
     }
     let redis_prefix = raw.storage.redis_prefix.clone();
-    if redis_prefix.is_empty() || redis_prefix.len() > 64 || redis_prefix.contains(char::is_whitespace) {
+    if redis_prefix.is_empty()
+        || redis_prefix.len() > 64
+        || redis_prefix.contains(char::is_whitespace)
+    {
         return Err(invalid(
             "storage.redis_prefix",
             "must be 1 to 64 characters without spaces",

@@ -4,7 +4,10 @@
 //! - `config`: config.toml + `PARLEY__SECTION__KEY` into validated `Settings`.
 //! - `domain`: ids, conversations, messages, trace ids; no actix, no JSON, no SQL.
 //! - `protocol`: client and server frames and error codes; the only JSON shape.
-//! - `store`: the store handle; SQLite with a single group-committing writer.
+//! - `store`: the store handle; SQLite with a single group-committing writer,
+//!   or Redis shared by a cluster (Lua scripts, streams, the cluster channel).
+//! - `cluster`: a node's link to the others: channel events to actors,
+//!   heartbeat, Redis health.
 //! - `supervision`: the traced envelope, responders that never go silent, the
 //!   restart-in-place runner, OTP supervisors, poison messages, fault injection.
 //! - `resilience`: the circuit breaker state machine (pure, injected clock).
@@ -15,7 +18,7 @@
 //! - `app`: build, serve, graceful shutdown.
 //!
 //! Invariants:
-//! - Only `protocol` knows the JSON shape; only `store` knows SQL.
+//! - Only `protocol` knows the JSON shape; only `store` knows SQL and Redis keys.
 //! - HTTP handlers and sessions only send messages to actors.
 //! - Actor messages travel in `supervision::Envelope`, the only `actix::Message`.
 //! - No actor awaits another actor inside a handler; answers come back as
@@ -29,6 +32,7 @@ pub mod actors;
 pub mod alerts;
 pub mod app;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod http;

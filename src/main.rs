@@ -105,7 +105,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let otlp =
         parley::telemetry::init_with_otlp(settings.log_format, settings.otlp_endpoint.as_deref())?;
     let result = actix_rt::System::new().block_on(async move {
-        let app = Application::build(settings)?;
+        let app = Application::build(settings).await?;
         app.run_until(shutdown_signal()).await
     });
     // Exported spans still queued go out before the process ends.

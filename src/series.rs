@@ -28,6 +28,10 @@ pub const SERIES: &[(&str, &str)] = &[
         "breaker_open",
         "calls refused by an open circuit breaker, per second",
     ),
+    (
+        "redis_down",
+        "cluster mode: 1 for each second Redis did not answer the heartbeat, else 0",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, Default)]

@@ -157,6 +157,14 @@ fn describe() {
         "Supervised actor restarts, by actor kind and reason (panic, exit, escalation)."
     );
     describe_gauge!(
+        "parley_redis_up",
+        "1 while Redis answers this node's heartbeat, 0 while it does not (cluster mode)."
+    );
+    describe_counter!(
+        "parley_cluster_events_total",
+        "Events from the cluster channel handed to conversation actors (own: published by this node)."
+    );
+    describe_gauge!(
         "parley_sessions_connected",
         "WebSocket sessions connected to this node."
     );

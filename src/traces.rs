@@ -140,6 +140,12 @@ pub fn want(trace: TraceId) {
     shard(trace).entry(trace);
 }
 
+/// True when hops of this trace are being recorded here (asked for, or
+/// already sampled), so other nodes should record their part too.
+pub fn recorded(trace: TraceId) -> bool {
+    shard(trace).traces.contains_key(&trace)
+}
+
 fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -28,7 +28,7 @@ pub fn start(tweak: impl FnOnce(&mut Settings)) -> Server {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
-            let app = Application::build(settings)?;
+            let app = Application::build(settings).await?;
             port_tx.send(app.port()).expect("port");
             app.run_until(async {
                 let _ = stop_rx.await;

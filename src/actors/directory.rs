@@ -3,6 +3,12 @@
 //! hello already receives every message) and tell the directory; a user goes
 //! online with their first session and offline with their last, and everyone
 //! who shares a conversation with them hears it.
+//!
+//! In a cluster, "first" and "last" are cluster-wide: the directory records
+//! this node's users in Redis (one change at a time, in the order sessions
+//! came and went), the presence scripts publish the transitions, and every
+//! node's directory tells its own sessions when the event arrives
+//! (`RemotePresence`). The per-user session cap stays per node.
 
 use actix::prelude::*;
 use actix_ws::CloseCode;
@@ -11,7 +17,9 @@ use super::registry::SessionRegistry;
 use super::session::SessionHandle;
 use crate::domain::{TraceContext, Username};
 use crate::protocol::ServerFrame;
+use crate::store::redis::RedisStore;
 use crate::store::Store;
+use crate::store::StoreError;
 use crate::supervision::faults::{Faults, Injected};
 use crate::supervision::policy::RestartType;
 use crate::supervision::{ChildSpec, Envelope, Msg, Supervisor};
@@ -41,9 +49,31 @@ impl Msg for Left {
     const NAME: &'static str = "left";
 }
 
+/// Cluster mode: a user went online or offline somewhere in the cluster.
+pub struct RemotePresence {
+    pub user: Username,
+    pub online: bool,
+}
+
+impl Msg for RemotePresence {
+    type Reply = ();
+    const NAME: &'static str = "remote_presence";
+}
+
+/// Cluster mode: the cluster channel or Redis was lost and is back (Redis
+/// may have restarted): record this node's online users again.
+pub struct Reassert;
+
+impl Msg for Reassert {
+    type Reply = ();
+    const NAME: &'static str = "reassert_presence";
+}
+
 pub struct Directory {
     registry: SessionRegistry,
     store: Store,
+    /// Cluster mode: presence is kept in Redis.
+    cluster: Option<RedisStore>,
     sessions_per_user: usize,
     faults: Arc<Faults>,
 }
@@ -58,6 +88,7 @@ impl Directory {
         faults: Arc<Faults>,
     ) -> Addr<Directory> {
         let directory = Directory {
+            cluster: store.redis().cloned(),
             registry,
             store,
             sessions_per_user,
@@ -119,6 +150,95 @@ impl Directory {
     }
 }
 
+impl Directory {
+    /// Tells this node's sessions of `user`'s contacts the status a presence
+    /// event announced.
+    fn tell_contacts(
+        &self,
+        user: Username,
+        online: bool,
+        trace: TraceContext,
+        ctx: &mut Context<Self>,
+    ) {
+        let store = self.store.clone();
+        let who = user.clone();
+        ctx.spawn(async move { store.contacts_of(who).await }.into_actor(self).map(
+            move |res, act, _| {
+                let contacts = match res {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, user = %user, "presence not sent: contacts unavailable");
+                        return;
+                    }
+                };
+                let frame = ServerFrame::Presence {
+                    username: user,
+                    status: if online { "online" } else { "offline" },
+                    trace_id: trace.trace_id,
+                }
+                .to_text();
+                for contact in &contacts {
+                    act.registry.for_each_session(contact, |s| {
+                        s.deliver(frame.clone(), trace);
+                    });
+                }
+            },
+        ));
+    }
+
+    /// Tells a new session which of its contacts are online anywhere.
+    fn greet(&self, session: SessionHandle, trace: TraceContext, ctx: &mut Context<Self>) {
+        let (store, Some(redis)) = (self.store.clone(), self.cluster.clone()) else {
+            return;
+        };
+        let user = session.username.clone();
+        ctx.spawn(
+            async move {
+                let contacts = store.contacts_of(user).await?;
+                redis.online_among(&contacts).await
+            }
+            .into_actor(self)
+            .map(
+                move |res: Result<Vec<Username>, StoreError>, _, _| match res {
+                    Ok(online) => {
+                        for contact in online {
+                            let f = ServerFrame::Presence {
+                                username: contact,
+                                status: "online",
+                                trace_id: trace.trace_id,
+                            };
+                            session.deliver(f.to_text(), trace);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "initial presence not sent"),
+                },
+            ),
+        );
+    }
+
+    /// Records a presence change in Redis; the next change waits for it, so
+    /// changes reach Redis in the order sessions came and went. A failure
+    /// (Redis down) is logged; `Reassert` repairs it when Redis is back.
+    fn record(&self, user: Username, up: bool, trace: TraceContext, ctx: &mut Context<Self>) {
+        let Some(redis) = self.cluster.clone() else {
+            return;
+        };
+        ctx.wait(
+            async move {
+                let res = if up {
+                    redis.presence_up(&user, trace.trace_id).await
+                } else {
+                    redis.presence_down(&user, trace.trace_id).await
+                };
+                if let Err(e) = res {
+                    tracing::warn!(error = %e, user = %user, "presence not recorded in redis");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
 impl Actor for Directory {
     type Context = Context<Self>;
 }
@@ -147,6 +267,13 @@ impl Handler<Envelope<Joined>> for Directory {
             return;
         }
         let user = handle.username.clone();
+        if self.cluster.is_some() {
+            if count == 1 {
+                self.record(user, true, env.trace, ctx);
+            }
+            self.greet(handle, env.trace, ctx);
+            return;
+        }
         // Contacts hear of the first session only; every session learns who is online.
         self.announce(user, count == 1, Some(handle), env.trace, ctx);
     }
@@ -158,7 +285,44 @@ impl Handler<Envelope<Left>> for Directory {
     fn handle(&mut self, env: Envelope<Left>, ctx: &mut Self::Context) {
         let _scope = env.enter("directory");
         if env.msg.remaining == 0 {
+            if self.cluster.is_some() {
+                // Only if no session came back meanwhile (the registry is
+                // ahead of this mailbox).
+                if !self.registry.is_online(&env.msg.user) {
+                    self.record(env.msg.user, false, env.trace, ctx);
+                }
+                return;
+            }
             self.announce(env.msg.user, true, None, env.trace, ctx);
+        }
+    }
+}
+
+impl Handler<Envelope<RemotePresence>> for Directory {
+    type Result = ();
+
+    fn handle(&mut self, env: Envelope<RemotePresence>, ctx: &mut Self::Context) {
+        let _scope = env.enter("directory");
+        let RemotePresence { user, online } = env.msg;
+        self.tell_contacts(user, online, env.trace, ctx);
+    }
+}
+
+impl Handler<Envelope<Reassert>> for Directory {
+    type Result = ();
+
+    fn handle(&mut self, env: Envelope<Reassert>, ctx: &mut Self::Context) {
+        let _scope = env.enter("directory");
+        let mut users: Vec<Username> = self
+            .registry
+            .all_sessions()
+            .into_iter()
+            .map(|s| s.username)
+            .collect();
+        users.sort();
+        users.dedup();
+        for user in users {
+            self.record(user, true, env.trace, ctx);
         }
     }
 }

@@ -2,6 +2,12 @@
 //! `payments::saga`) as a future in its context, so a panic at any step
 //! fails the actor, and its supervisor restarts it, which resumes the saga
 //! from the step in the store.
+//!
+//! In a cluster the actor first takes the saga's lease in Redis and renews
+//! it while it runs, so one node at a time runs a saga; when the lease is
+//! someone else's, it stops at once and leaves the saga to them.
+
+use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -31,6 +37,59 @@ impl Actor for PaymentActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let Some(redis) = self.deps.store.redis().cloned() else {
+            return self.run_saga(ctx);
+        };
+        let id = self.id;
+        ctx.wait(
+            async move { redis.claim_saga(id, LEASE).await }
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
+                    Ok(true) => {
+                        act.run_saga(ctx);
+                        ctx.run_interval(LEASE / 3, |act, ctx| act.renew(ctx));
+                    }
+                    Ok(false) => {
+                        // Another node runs it; nothing to resume here.
+                        act.finished = true;
+                        ctx.stop();
+                    }
+                    Err(e) => {
+                        // The cluster's periodic sweep tries again.
+                        tracing::warn!(payment = %act.id, error = %e, "cannot take the saga lease");
+                        act.finished = true;
+                        ctx.stop();
+                    }
+                }),
+        );
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.router.finished(self.id);
+        if self.finished {
+            if let Some(redis) = self.deps.store.redis().cloned() {
+                let id = self.id;
+                actix_rt::spawn(async move {
+                    let _ = redis.release_saga(id).await;
+                });
+            }
+            return;
+        }
+        // Stopped mid-saga (not a panic, so not restarted in place): the
+        // payment router starts it again shortly, from its log.
+        let (router, id) = (self.router.clone(), self.id);
+        actix_rt::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            router.start(id);
+        });
+    }
+}
+
+/// How long a saga lease lasts without renewal (renewed every third of it).
+const LEASE: Duration = Duration::from_secs(30);
+
+impl PaymentActor {
+    fn run_saga(&mut self, ctx: &mut Context<Self>) {
         let saga = self.deps.clone().run(self.id);
         ctx.spawn(saga.into_actor(self).map(|end, act, ctx| {
             act.finished = end == SagaEnd::Finished;
@@ -41,17 +100,26 @@ impl Actor for PaymentActor {
         }));
     }
 
-    fn stopped(&mut self, _: &mut Self::Context) {
-        self.router.finished(self.id);
-        if !self.finished {
-            // Stopped mid-saga (not a panic, so not restarted in place): the
-            // payment router starts it again shortly, from its log.
-            let (router, id) = (self.router.clone(), self.id);
-            actix_rt::spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                router.start(id);
-            });
-        }
+    /// Renews the lease; if another node holds it now (this node was cut
+    /// off longer than the lease), stop and leave the saga to it.
+    fn renew(&mut self, ctx: &mut Context<Self>) {
+        let Some(redis) = self.deps.store.redis().cloned() else {
+            return;
+        };
+        let id = self.id;
+        ctx.spawn(
+            async move { redis.claim_saga(id, LEASE).await }
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(payment = %act.id, "saga lease taken by another node; stopping here");
+                        act.finished = true;
+                        ctx.stop();
+                    }
+                    Err(e) => tracing::warn!(payment = %act.id, error = %e, "saga lease not renewed"),
+                }),
+        );
     }
 }
 

@@ -10,16 +10,26 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// 200 when the store answers; 503 naming the failing part otherwise.
+/// 200 when the store answers; 503 naming the failing part otherwise
+/// ("store" for the embedded database, "redis" in a cluster).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let part = if state.deps.store.redis().is_some() {
+        "redis"
+    } else {
+        "store"
+    };
+    let node = &state.deps.settings.server.node_id;
     match state.deps.store.ping().await {
-        Ok(()) => {
-            HttpResponse::Ok().json(json!({ "status": "ready", "checks": { "store": "ok" } }))
-        }
+        Ok(()) => HttpResponse::Ok().json(json!({
+            "status": "ready",
+            "node": node,
+            "checks": { part: "ok" },
+        })),
         Err(e) => HttpResponse::ServiceUnavailable().json(json!({
             "status": "unavailable",
-            "failing": ["store"],
-            "checks": { "store": e.to_string() },
+            "node": node,
+            "failing": [part],
+            "checks": { part: e.to_string() },
         })),
     }
 }

@@ -88,6 +88,32 @@ impl PaymentRouter {
             .len()
     }
 
+    /// Cluster mode, every few seconds: starts the unfinished sagas that do
+    /// not run here; each actor takes the saga's lease first and stops at
+    /// once if a live node holds it, so only orphans (a dead node's, or
+    /// ones that could not start) resume.
+    pub async fn sweep(&self) -> Result<(), crate::store::StoreError> {
+        let unfinished = self
+            .inner
+            .deps
+            .store
+            .payments(None, true, self.inner.max_active)
+            .await?;
+        for p in unfinished {
+            let here = self
+                .inner
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(&p.id);
+            if !here {
+                tracing::debug!(payment = %p.id, step = p.step.as_str(), "offering an unfinished saga");
+                self.start(p.id);
+            }
+        }
+        Ok(())
+    }
+
     /// Resumes every unfinished saga from its log (start-up).
     pub async fn resume_all(&self) -> Result<usize, crate::store::StoreError> {
         let unfinished = self

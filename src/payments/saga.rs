@@ -12,9 +12,12 @@ use std::time::Duration;
 use crate::actors::breaker::CallError;
 use crate::actors::conversation::ConvRequest;
 use crate::actors::conversations::ConversationRouter;
+use tracing::Instrument;
+
 use crate::actors::registry::SessionRegistry;
 use crate::domain::{now_ms, MessageKind, Payment, PaymentId, SagaStep, TraceContext};
 use crate::protocol::ServerFrame;
+use crate::store::redis::{ClusterEvent, EventKind};
 use crate::store::{Store, StoreError};
 use crate::supervision::faults::{Faults, Injected};
 use crate::supervision::{Envelope, Responder, TraceScope};
@@ -74,6 +77,27 @@ fn count_end(p: &Payment) {
 /// Tells the payer's and payee's sessions about the payment's status; the
 /// request's `ref` (the payer's own correlation string) goes to the payer's
 /// sessions only.
+/// Tells this node's payer and payee sessions, and, in a cluster, the other
+/// nodes (which tell theirs).
+pub fn announce(store: &Store, registry: &SessionRegistry, p: &Payment, reference: Option<String>) {
+    notify(registry, p, reference);
+    if let Some(redis) = store.redis().cloned() {
+        let event = ClusterEvent {
+            node: redis.node().to_string(),
+            trace: p.trace_id,
+            recorded: crate::traces::recorded(p.trace_id),
+            what: EventKind::Payment { payment_id: p.id },
+        };
+        tokio::spawn(async move {
+            if let Err(e) = redis.publish(&event).await {
+                tracing::warn!(error = %e, trace_id = %event.trace, "payment status not published to the cluster");
+            }
+        });
+    }
+}
+
+/// Tells this node's payer and payee sessions (the payer's asking session
+/// gets `reference` back).
 pub fn notify(registry: &SessionRegistry, p: &Payment, reference: Option<String>) {
     let trace = TraceContext::new(p.trace_id);
     let plain = ServerFrame::payment(p, None).to_text();
@@ -90,6 +114,10 @@ pub fn notify(registry: &SessionRegistry, p: &Payment, reference: Option<String>
 }
 
 impl SagaDeps {
+    fn announce(&self, p: &Payment) {
+        announce(&self.store, &self.registry, p, None);
+    }
+
     fn retry(&self) -> Retry {
         Retry {
             delay: self.retry_base,
@@ -136,33 +164,43 @@ impl SagaDeps {
                 return SagaEnd::Finished;
             };
             let trace = TraceContext::new(p.trace_id);
-            let _span = tracing::info_span!("saga", payment = %id, step = p.step.as_str(), trace_id = %p.trace_id)
-                .entered();
+            // The span is entered only while this saga is polled
+            // (`instrument`): a guard held across an await would leak it
+            // onto whatever else runs on the thread.
+            let span = tracing::info_span!("saga", payment = %id, step = p.step.as_str(), trace_id = %p.trace_id);
             // The trace scope is held only around this synchronous fault
             // point (a scope held across an await would leak to other tasks).
-            let injected = {
+            let injected = span.in_scope(|| {
                 let _scope = TraceScope::enter(p.trace_id, None);
                 self.faults.inject("payment", || id.to_string())
-            };
+            });
             if injected == Injected::Stop {
                 return SagaEnd::Stopped;
             }
-            tracing::info!("saga step");
             let step_started = std::time::Instant::now();
             let step = p.step;
-            match p.step {
-                SagaStep::Reserved => {
-                    self.advance(id, SagaStep::Charging, None).await;
+            let finished = async {
+                tracing::info!("saga step");
+                match p.step {
+                    SagaStep::Reserved => {
+                        self.advance(id, SagaStep::Charging, None).await;
+                    }
+                    SagaStep::Charging => self.charge(&p, trace).await,
+                    SagaStep::Credited => {
+                        self.post_message(&p, trace).await;
+                        let done = self.advance(id, SagaStep::Done, None).await;
+                        count_end(&done);
+                        self.announce(&done);
+                    }
+                    SagaStep::Refunding => self.refund(&p, trace).await,
+                    SagaStep::Done | SagaStep::Released => return true,
                 }
-                SagaStep::Charging => self.charge(&p, trace).await,
-                SagaStep::Credited => {
-                    self.post_message(&p, trace).await;
-                    let done = self.advance(id, SagaStep::Done, None).await;
-                    count_end(&done);
-                    notify(&self.registry, &done, None);
-                }
-                SagaStep::Refunding => self.refund(&p, trace).await,
-                SagaStep::Done | SagaStep::Released => return SagaEnd::Finished,
+                false
+            }
+            .instrument(span)
+            .await;
+            if finished {
+                return SagaEnd::Finished;
             }
             traces::hop(
                 p.trace_id,
@@ -204,7 +242,7 @@ impl SagaDeps {
                 Ok(ChargeAnswer::Declined(reason)) => {
                     let failed = self.advance(p.id, SagaStep::Released, Some(&reason)).await;
                     count_end(&failed);
-                    notify(&self.registry, &failed, None);
+                    self.announce(&failed);
                     return;
                 }
                 Err(e) => {
@@ -235,7 +273,7 @@ impl SagaDeps {
                 Ok(RefundAnswer::Refunded | RefundAnswer::NoCharge) => {
                     let failed = self.advance(p.id, SagaStep::Released, None).await;
                     count_end(&failed);
-                    notify(&self.registry, &failed, None);
+                    self.announce(&failed);
                     return;
                 }
                 Err(e) => {

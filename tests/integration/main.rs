@@ -8,6 +8,7 @@ mod admin;
 mod alerts;
 mod bad_input;
 mod chat;
+mod cluster;
 mod lifecycle;
 mod metrics;
 mod payments;

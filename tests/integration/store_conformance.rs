@@ -1,14 +1,22 @@
 //! The store conformance suite: what every backend must do, written against
-//! the `Store` handle only. Each check runs against SQLite here; a second
-//! backend adds its own `backend!` line and must pass the same checks.
+//! the `Store` handle only. Each check runs against SQLite and against Redis
+//! (a real `redis-server` per test, skipped with the reason printed when it
+//! is not installed and `CI` is unset); a backend adds its own `backend!`
+//! line and must pass the same checks.
 
+use std::time::Duration;
+
+use futures_util::StreamExt;
 use parley::config::Settings;
 use parley::domain::{
-    ConversationId, ConversationKind, MessageId, MessageKind, PaymentStatus, SagaStep, TraceId,
-    Username,
+    ConversationId, ConversationKind, MessageId, MessageKind, PaymentId, PaymentStatus, SagaStep,
+    TraceId, Username,
 };
+use parley::store::redis::{ClusterEvent, EventKind, RedisOptions};
 use parley::store::{NewMessage, NewUser, Store, StoreError};
 use tempfile::TempDir;
+
+use crate::helpers::RedisServer;
 
 fn u(name: &str) -> Username {
     Username::parse(name).unwrap()
@@ -41,10 +49,10 @@ async fn users(store: &Store, names: &[&str]) {
 }
 
 /// A fresh SQLite store in its own directory (kept alive with the store).
-async fn sqlite() -> (Store, TempDir) {
+async fn sqlite() -> Option<(Store, TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let store = open_sqlite(&dir);
-    (store, dir)
+    Some((store, dir))
 }
 
 fn open_sqlite(dir: &TempDir) -> Store {
@@ -52,12 +60,37 @@ fn open_sqlite(dir: &TempDir) -> Store {
     Store::open_sqlite(&dir.path().join("conformance.db"), &settings.storage, None).unwrap()
 }
 
+/// A Redis store on its own redis-server (the guard keeps the server
+/// alive; dropping it kills the server), under a prefix of its own. None,
+/// with the reason printed, when redis-server is not installed.
+async fn redis() -> Option<(Store, RedisServer)> {
+    let server = RedisServer::start()?;
+    let store = Store::open_redis(redis_options(&server), None)
+        .await
+        .unwrap();
+    Some((store, server))
+}
+
+fn redis_options(server: &RedisServer) -> RedisOptions {
+    RedisOptions {
+        url: server.url(),
+        prefix: format!("t{:016x}:", rand::random::<u64>()),
+        node: "node-a".into(),
+        timeout: Duration::from_secs(2),
+        node_ttl: Duration::from_secs(10),
+    }
+}
+
+/// Each check as a test of this backend. An actix System, as in the
+/// server: a Redis append runs on the arbiter it was made on.
 macro_rules! backend {
     ($make:ident: $($check:ident),* $(,)?) => {
         $(
-            #[tokio::test]
+            #[actix_rt::test]
             async fn $check() {
-                let (store, _guard) = $make().await;
+                let Some((store, _guard)) = $make().await else {
+                    return; // the maker printed why
+                };
                 super::$check(&store).await;
             }
         )*
@@ -66,10 +99,26 @@ macro_rules! backend {
 
 mod sqlite_backend {
     use super::sqlite;
-    backend!(sqlite: accounts, direct_conversations, groups_are_all_or_nothing, append_assigns_seq_and_dedups,
-        history_pages_and_checks_membership, membership_changes, read_markers_only_move_forward,
+    backend!(sqlite: accounts, direct_conversations, direct_conversation_is_race_free,
+        groups_are_all_or_nothing, append_assigns_seq_and_dedups,
+        completions_come_in_seq_order, history_pages_and_checks_membership, history_edges,
+        membership_changes, conversations_list_in_creation_order, read_markers_only_move_forward,
         contacts, concurrent_appends_are_gap_free, shutdown_flushes_then_refuses,
-        payments_hold_move_and_return_money);
+        payments_hold_move_and_return_money, payment_lookups_and_listing);
+}
+
+/// Every check but `shutdown_flushes_then_refuses`: Redis buffers nothing
+/// in the process, so its shutdown has nothing to flush and refuses nothing
+/// (other nodes keep using the same Redis). `sqlite_data_survives_reopening`
+/// is SQLite-only too; the Redis-only checks follow the shared ones.
+mod redis_backend {
+    use super::redis;
+    backend!(redis: accounts, direct_conversations, direct_conversation_is_race_free,
+        groups_are_all_or_nothing, append_assigns_seq_and_dedups,
+        completions_come_in_seq_order, history_pages_and_checks_membership, history_edges,
+        membership_changes, conversations_list_in_creation_order, read_markers_only_move_forward,
+        contacts, concurrent_appends_are_gap_free, payments_hold_move_and_return_money,
+        payment_lookups_and_listing);
 }
 
 async fn accounts(store: &Store) {
@@ -440,4 +489,377 @@ async fn payments_hold_move_and_return_money(store: &Store) {
         1
     );
     assert_eq!(store.credit(u("bob"), 5).await.unwrap(), 135);
+}
+
+async fn direct_conversation_is_race_free(store: &Store) {
+    users(store, &["alice", "bob"]).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        let (a, b) = if i % 2 == 0 {
+            ("alice", "bob")
+        } else {
+            ("bob", "alice")
+        };
+        tasks.push(tokio::spawn(async move {
+            store.direct_conversation(u(a), u(b)).await.unwrap().id
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "one conversation: {ids:?}"
+    );
+    assert_eq!(store.conversations_of(u("alice")).await.unwrap().len(), 1);
+}
+
+/// `append_then` completions run in commit order: forwarded to a mailbox,
+/// they arrive in seq order.
+async fn completions_come_in_seq_order(store: &Store) {
+    users(store, &["alice", "bob"]).await;
+    let c = store
+        .direct_conversation(u("alice"), u("bob"))
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for i in 0..200 {
+        let tx = tx.clone();
+        store.append_then(
+            msg(c.id, "alice", &format!("o{i}"), "x"),
+            Box::new(move |r| {
+                let _ = tx.send(r.map(|o| o.message.seq));
+            }),
+        );
+    }
+    drop(tx);
+    let mut seqs = Vec::new();
+    while let Some(r) = rx.recv().await {
+        seqs.push(r.unwrap());
+    }
+    assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
+}
+
+async fn history_edges(store: &Store) {
+    users(store, &["alice", "bob", "eve"]).await;
+    let c = store
+        .direct_conversation(u("alice"), u("bob"))
+        .await
+        .unwrap();
+    let empty = store.history(u("alice"), c.id, 0, 10).await.unwrap();
+    assert!(empty.messages.is_empty() && !empty.has_more);
+    for i in 1..=3 {
+        store
+            .append(msg(c.id, "bob", &i.to_string(), &format!("t{i}")))
+            .await
+            .unwrap();
+    }
+    let none = store.history(u("alice"), c.id, 0, 0).await.unwrap();
+    assert!(none.messages.is_empty() && none.has_more);
+    let exact = store.history(u("alice"), c.id, 1, 2).await.unwrap();
+    assert_eq!(
+        exact.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    assert!(!exact.has_more);
+    assert_eq!(exact.conversation.last_seq, 3);
+    let past = store.history(u("alice"), c.id, u64::MAX, 10).await.unwrap();
+    assert!(past.messages.is_empty() && !past.has_more);
+    assert!(matches!(
+        store.history(u("eve"), c.id, u64::MAX, 10).await,
+        Err(StoreError::NotMember)
+    ));
+}
+
+async fn conversations_list_in_creation_order(store: &Store) {
+    users(store, &["alice", "bob", "carol"]).await;
+    let mut made = Vec::new();
+    for name in ["first", "second", "third"] {
+        let g = store
+            .create_group(name.into(), vec![u("alice"), u("bob")])
+            .await
+            .unwrap();
+        made.push(g.id);
+        // created_at has millisecond resolution.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let d = store
+        .direct_conversation(u("carol"), u("alice"))
+        .await
+        .unwrap();
+    made.push(d.id);
+    let listed = store.conversations_of(u("alice")).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.conversation.id).collect::<Vec<_>>(),
+        made
+    );
+    assert_eq!(listed[3].conversation.name, "alice,carol");
+    assert!(listed.iter().all(|s| s.last_read_seq == 0));
+    // Leaving drops the conversation from the list; the rest keep their order.
+    store.remove_member(made[1], u("alice")).await.unwrap();
+    let listed = store.conversations_of(u("alice")).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.conversation.id).collect::<Vec<_>>(),
+        vec![made[0], made[2], made[3]]
+    );
+    assert_eq!(store.conversations_of(u("bob")).await.unwrap().len(), 3);
+    assert!(store
+        .conversations_of(u("nobody"))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn payment_lookups_and_listing(store: &Store) {
+    users(store, &["alice", "bob"]).await;
+    let t = TraceId::random();
+    let mut made = Vec::new();
+    for k in ["a", "b", "c"] {
+        let (p, _) = store
+            .create_payment(u("alice"), u("bob"), 10, k.into(), t)
+            .await
+            .unwrap();
+        assert_eq!((p.idempotency_key.as_str(), p.trace_id), (k, t));
+        made.push(p);
+    }
+    let newest: Vec<_> = store
+        .payments(None, false, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(newest, vec![made[2].id, made[1].id], "newest first");
+    assert!(store.payments(None, false, 0).await.unwrap().is_empty());
+    assert_eq!(
+        store.payment(made[0].id).await.unwrap(),
+        Some(made[0].clone())
+    );
+    assert_eq!(
+        store
+            .payment_by_key(u("alice"), "b".into())
+            .await
+            .unwrap()
+            .map(|p| p.id),
+        Some(made[1].id)
+    );
+    assert!(store
+        .payment_by_key(u("bob"), "b".into())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.payment(PaymentId::new_v7()).await.unwrap().is_none());
+    assert!(matches!(
+        store
+            .advance_payment(PaymentId::new_v7(), SagaStep::Charging, None)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .create_payment(u("alice"), u("ghost"), 10, "g".into(), t)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    // A refund path: reserved -> refunding -> released, reason kept.
+    store
+        .advance_payment(made[0].id, SagaStep::Refunding, Some("timeout".into()))
+        .await
+        .unwrap();
+    let released = store
+        .advance_payment(made[0].id, SagaStep::Released, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (released.status, released.reason.as_deref()),
+        (PaymentStatus::Failed, Some("timeout"))
+    );
+    assert!(released.updated_at >= released.created_at);
+    assert!(matches!(
+        store
+            .advance_payment(made[0].id, SagaStep::Charging, None)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let unfinished: Vec<_> = store
+        .payments(None, true, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(unfinished, vec![made[2].id, made[1].id]);
+    assert_eq!(
+        store
+            .payments(Some(PaymentStatus::Pending), false, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(balance(store, "alice").await, 80, "two held, one returned");
+    assert!(matches!(
+        store.credit(u("ghost"), 5).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.credit(u("alice"), -81).await,
+        Err(StoreError::InsufficientFunds)
+    ));
+    assert_eq!(store.credit(u("alice"), -80).await.unwrap(), 0);
+}
+
+// ---- Redis only ----
+
+async fn next_event(events: &mut ::redis::aio::PubSubStream) -> ClusterEvent {
+    let m = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("an event within 5 s")
+        .expect("the subscription is open");
+    let payload: String = m.get_payload().unwrap();
+    ClusterEvent::from_json(&payload).unwrap_or_else(|e| panic!("{e}: {payload}"))
+}
+
+/// The append script publishes the message event itself, in the wire
+/// format `ClusterEvent::from_json` reads; a duplicate publishes nothing.
+/// On a multi-threaded tokio runtime (no actix System): `append_then`
+/// must work there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_append_publishes_the_message_event() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let options = redis_options(&server);
+    let channel = format!("{}events", options.prefix);
+    let store = Store::open_redis(options, None).await.unwrap();
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(&channel).await.unwrap();
+    let mut events = pubsub.into_on_message();
+    users(&store, &["alice", "bob"]).await;
+    let c = store
+        .direct_conversation(u("alice"), u("bob"))
+        .await
+        .unwrap();
+    let mut first = msg(c.id, "alice", "e1", "héllo \"there\"\n\\ / \u{1}");
+    // Past cjson's 14 significant digits: the script must write it exactly.
+    first.sent_at = 123_456_789_012_345_678;
+    first.kind = MessageKind::Payment;
+    let stored = store.append(first.clone()).await.unwrap();
+    let event = next_event(&mut events).await;
+    assert_eq!(event.node, "node-a");
+    assert_eq!(event.trace, first.trace_id);
+    match &event.what {
+        EventKind::Message(m) => {
+            assert_eq!(m, &stored.message);
+            assert_eq!((m.seq, m.message_id), (1, first.message_id));
+            assert_eq!(
+                (m.text.as_str(), m.sent_at),
+                (first.text.as_str(), first.sent_at)
+            );
+        }
+        other => panic!("not a message event: {other:?}"),
+    }
+    let page = store.history(u("bob"), c.id, 0, 10).await.unwrap();
+    assert_eq!(page.messages, vec![stored.message.clone()]);
+
+    let again = store
+        .append(msg(c.id, "alice", "e1", "again"))
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    let second = store.append(msg(c.id, "bob", "e2", "two")).await.unwrap();
+    let event = next_event(&mut events).await;
+    match event.what {
+        EventKind::Message(m) => {
+            assert_eq!(m.seq, 2, "the duplicate published nothing");
+            assert_eq!(m, second.message);
+        }
+        other => panic!("not a message event: {other:?}"),
+    }
+}
+
+/// Two nodes on one Redis (same prefix) see one set of data: the same
+/// direct conversation, one seq counter, one dedup record.
+#[actix_rt::test]
+async fn redis_nodes_share_one_store() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let a_options = redis_options(&server);
+    let b_options = RedisOptions {
+        node: "node-b".into(),
+        ..a_options.clone()
+    };
+    let a = Store::open_redis(a_options, None).await.unwrap();
+    let b = Store::open_redis(b_options, None).await.unwrap();
+    users(&a, &["alice", "bob"]).await;
+    let (ca, cb) = tokio::join!(
+        a.direct_conversation(u("alice"), u("bob")),
+        b.direct_conversation(u("bob"), u("alice"))
+    );
+    let (ca, cb) = (ca.unwrap(), cb.unwrap());
+    assert_eq!(ca.id, cb.id);
+    let m = msg(ca.id, "alice", "x", "once");
+    let first = a.append(m.clone()).await.unwrap();
+    let retried = b.append(m).await.unwrap();
+    assert!(retried.duplicate);
+    assert_eq!(retried.message, first.message);
+    assert_eq!(
+        b.append(msg(ca.id, "bob", "y", "next"))
+            .await
+            .unwrap()
+            .message
+            .seq,
+        2
+    );
+}
+
+/// What Redis holds is not trusted: a malformed value is a `Backend` error
+/// naming it, and a non-member cannot append.
+#[actix_rt::test]
+async fn redis_malformed_values_are_backend_errors() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let options = redis_options(&server);
+    let prefix = options.prefix.clone();
+    let store = Store::open_redis(options, None).await.unwrap();
+    users(&store, &["alice", "bob", "eve"]).await;
+    let c = store
+        .direct_conversation(u("alice"), u("bob"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.append(msg(c.id, "eve", "1", "sneaky")).await,
+        Err(StoreError::NotMember)
+    ));
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = ::redis::cmd("HSET")
+        .arg(format!("{prefix}user:alice"))
+        .arg("balance")
+        .arg("lots")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let bad = store.user(u("alice")).await;
+    assert!(
+        matches!(&bad, Err(StoreError::Backend(m)) if m.contains("balance")),
+        "{bad:?}"
+    );
+    let _: () = ::redis::cmd("HSET")
+        .arg(format!("{prefix}conv:{}", c.id))
+        .arg("kind")
+        .arg("triangle")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let bad = store.conversation(c.id).await;
+    assert!(
+        matches!(&bad, Err(StoreError::Backend(m)) if m.contains("kind")),
+        "{bad:?}"
+    );
 }

@@ -307,12 +307,12 @@ async fn fault_injection_is_guarded() {
     assert_eq!(
         names,
         vec![
+            "breaker:payment_provider",
+            "breaker:webhook",
             "store_writer",
             "directory",
             "conversations",
             "sessions",
-            "breaker:payment_provider",
-            "breaker:webhook",
             "alerts",
             "payments"
         ]

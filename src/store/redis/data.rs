@@ -1,132 +1,84 @@
 //! Users, conversations, history, wallets and payments in Redis.
-//! (Stubs: being written.)
+//!
+//! Key layout (every key starts with the configured prefix `P`; the Lua
+//! builders are in `scripts/lib.lua`):
+//!
+//! | key                       | type   | contents                                        |
+//! |---------------------------|--------|-------------------------------------------------|
+//! | `P user:<name>`           | hash   | `pw`, `balance`, `created` (ms)                 |
+//! | `P user:<name>:convs`     | zset   | conversation ids scored by creation ms          |
+//! | `P conv:<id>`             | hash   | `kind`, `name`, `created` (ms), `seq` (last)    |
+//! | `P conv:<id>:members`     | hash   | member -> last read seq                         |
+//! | `P conv:<id>:log`         | stream | one entry per message, entry id `<seq>-0`       |
+//! | `P conv:<id>:dedup`       | hash   | sender NUL clientMsgId -> seq                   |
+//! | `P direct:<lo>\|<hi>`     | string | the pair's direct conversation id               |
+//! | `P pay:<id>`              | hash   | payer, payee, amount, key, status, step, ...    |
+//! | `P pay:<id>:steps`        | hash   | saga step -> ms it was first taken (the log)    |
+//! | `P paykeys:<payer>`       | hash   | idempotency key -> payment id                   |
+//! | `P payments:all`          | zset   | every payment id, score 0 (lex = id order)      |
+//! | `P payments:<status>`     | zset   | ids by status; `pending` = saga unfinished      |
+//! | `P events`                | channel| cluster events (the append script publishes)    |
+//!
+//! Every operation, reads included, is one Lua script (EVALSHA), so each
+//! sees and changes its keys atomically. Scripts answer with one JSON
+//! string (see `wire`); integers that may pass 2^53 travel as strings.
 
-use super::RedisStore;
-use crate::domain::{
-    Conversation, ConversationId, Payment, PaymentId, PaymentStatus, SagaStep, TraceId, Username,
-};
-use crate::store::{
-    AppendOutcome, Completion, ConversationSummary, HistoryPage, NewMessage, NewUser, StoreError,
-    UserRecord,
-};
+mod conversations;
+mod messages;
+mod payments;
+mod scripts;
+mod users;
+mod wire;
 
-fn todo<T>() -> Result<T, StoreError> {
-    Err(StoreError::Backend("not yet".into()))
-}
+use redis::Script;
+use serde::de::DeserializeOwned;
 
-#[allow(unused_variables)]
+use super::{from_redis, RedisStore};
+use crate::domain::TraceContext;
+use crate::store::StoreError;
+
 impl RedisStore {
-    pub async fn create_user(&self, user: NewUser) -> Result<(), StoreError> {
-        todo()
-    }
-    pub async fn create_group(
+    /// Runs a data script (ARGV[1] = the key prefix, then `args`) through
+    /// the breaker; `None` when the script answered "nothing" (a miss).
+    async fn eval<T>(
         &self,
-        name: String,
-        members: Vec<Username>,
-    ) -> Result<Conversation, StoreError> {
-        todo()
+        trace: TraceContext,
+        script: &'static Script,
+        args: Vec<String>,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let prefix = self.key("");
+        self.run(trace, move |mut conn| async move {
+            let mut call = script.prepare_invoke();
+            call.arg(prefix);
+            for a in &args {
+                call.arg(a);
+            }
+            let raw: String = call.invoke_async(&mut conn).await.map_err(from_redis)?;
+            wire::reply(&raw)
+        })
+        .await
     }
-    pub async fn direct_conversation(
+
+    /// `eval` for scripts that always answer with a value.
+    async fn eval_some<T>(
         &self,
-        a: Username,
-        b: Username,
-    ) -> Result<Conversation, StoreError> {
-        todo()
+        trace: TraceContext,
+        script: &'static Script,
+        args: Vec<String>,
+    ) -> Result<T, StoreError>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        self.eval(trace, script, args)
+            .await?
+            .ok_or_else(|| StoreError::Backend("a redis script answered without a value".into()))
     }
-    pub async fn add_member(
-        &self,
-        id: ConversationId,
-        user: Username,
-        max_members: usize,
-    ) -> Result<Conversation, StoreError> {
-        todo()
-    }
-    pub async fn remove_member(
-        &self,
-        id: ConversationId,
-        user: Username,
-    ) -> Result<Conversation, StoreError> {
-        todo()
-    }
-    pub fn append_then(&self, message: NewMessage, done: Completion<AppendOutcome>) {
-        done(todo())
-    }
-    pub async fn set_read(
-        &self,
-        id: ConversationId,
-        user: Username,
-        seq: u64,
-    ) -> Result<(), StoreError> {
-        todo()
-    }
-    pub async fn create_payment(
-        &self,
-        payer: Username,
-        payee: Username,
-        amount: i64,
-        key: String,
-        trace: TraceId,
-    ) -> Result<(Payment, bool), StoreError> {
-        todo()
-    }
-    pub async fn advance_payment(
-        &self,
-        id: PaymentId,
-        to: SagaStep,
-        reason: Option<String>,
-    ) -> Result<Payment, StoreError> {
-        todo()
-    }
-    pub async fn credit(&self, user: Username, amount: i64) -> Result<i64, StoreError> {
-        todo()
-    }
-    pub async fn payment(&self, id: PaymentId) -> Result<Option<Payment>, StoreError> {
-        todo()
-    }
-    pub async fn payment_by_key(
-        &self,
-        payer: Username,
-        key: String,
-    ) -> Result<Option<Payment>, StoreError> {
-        todo()
-    }
-    pub async fn payments(
-        &self,
-        status: Option<PaymentStatus>,
-        unfinished: bool,
-        limit: usize,
-    ) -> Result<Vec<Payment>, StoreError> {
-        todo()
-    }
+
     /// Nothing is buffered in this process: every write is in Redis once answered.
     pub async fn shutdown(&self) -> Result<(), StoreError> {
         Ok(())
-    }
-    pub async fn user(&self, username: Username) -> Result<Option<UserRecord>, StoreError> {
-        todo()
-    }
-    pub async fn conversation(
-        &self,
-        id: ConversationId,
-    ) -> Result<Option<Conversation>, StoreError> {
-        todo()
-    }
-    pub async fn conversations_of(
-        &self,
-        user: Username,
-    ) -> Result<Vec<ConversationSummary>, StoreError> {
-        todo()
-    }
-    pub async fn history(
-        &self,
-        user: Username,
-        id: ConversationId,
-        after_seq: u64,
-        limit: u32,
-    ) -> Result<HistoryPage, StoreError> {
-        todo()
-    }
-    pub async fn contacts_of(&self, user: Username) -> Result<Vec<Username>, StoreError> {
-        todo()
     }
 }

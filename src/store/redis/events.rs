@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    ConversationId, MessageId, MessageKind, SessionId, StoredMessage, TraceId, Username,
+    ConversationId, MessageId, MessageKind, PaymentId, SessionId, StoredMessage, TraceId, Username,
 };
 
 /// One event on the cluster channel.
@@ -16,6 +16,9 @@ pub struct ClusterEvent {
     /// The node it happened on.
     pub node: String,
     pub trace: TraceId,
+    /// The origin records this trace (a client asked for it, or it was
+    /// sampled): receiving nodes record their hops of it too.
+    pub recorded: bool,
     pub what: EventKind,
 }
 
@@ -44,6 +47,9 @@ pub enum EventKind {
     },
     /// A user's first session in the cluster opened, or their last closed.
     Presence { username: Username, online: bool },
+    /// A payment's status changed; payer and payee sessions on every node
+    /// hear it (each node reads the payment from the store).
+    Payment { payment_id: PaymentId },
 }
 
 impl EventKind {
@@ -63,7 +69,7 @@ impl EventKind {
             | EventKind::Typing {
                 conversation_id, ..
             } => Some(*conversation_id),
-            EventKind::Presence { .. } => None,
+            EventKind::Presence { .. } | EventKind::Payment { .. } => None,
         }
     }
 }
@@ -76,6 +82,8 @@ struct Wire {
     t: String,
     node: String,
     trace: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    rec: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     conv: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,6 +113,7 @@ impl Wire {
             t: t.into(),
             node: event.node.clone(),
             trace: event.trace.to_string(),
+            rec: event.recorded,
             conv: event.what.conversation().map(|c| c.to_string()),
             user: None,
             seq: None,
@@ -145,6 +154,7 @@ impl ClusterEvent {
             EventKind::Read { .. } => Wire::new("read", self),
             EventKind::Typing { .. } => Wire::new("typing", self),
             EventKind::Presence { .. } => Wire::new("presence", self),
+            EventKind::Payment { .. } => Wire::new("payment", self),
         };
         match &self.what {
             EventKind::Message(m) => {
@@ -172,6 +182,9 @@ impl ClusterEvent {
             EventKind::Presence { username, online } => {
                 w.user = Some(username.to_string());
                 w.online = Some(*online);
+            }
+            EventKind::Payment { payment_id } => {
+                w.id = Some(payment_id.to_string());
             }
         }
         // A struct of strings, numbers and options always serializes.
@@ -224,11 +237,16 @@ impl ClusterEvent {
                 username: user(w.user)?,
                 online: field(w.online, "online")?,
             },
+            "payment" => EventKind::Payment {
+                payment_id: PaymentId::parse(field(w.id.as_deref(), "id")?)
+                    .map_err(|e| BadEvent(e.to_string()))?,
+            },
             other => return Err(BadEvent(format!("unknown type {other:?}"))),
         };
         Ok(ClusterEvent {
             node: w.node,
             trace,
+            recorded: w.rec,
             what,
         })
     }
@@ -276,6 +294,9 @@ mod tests {
                 username,
                 online: true,
             },
+            EventKind::Payment {
+                payment_id: PaymentId::new_v7(),
+            },
         ];
         for what in kinds {
             let trace = match &what {
@@ -285,6 +306,7 @@ mod tests {
             let event = ClusterEvent {
                 node: "node-a".into(),
                 trace,
+                recorded: matches!(what, EventKind::Read { .. }),
                 what,
             };
             assert_eq!(ClusterEvent::from_json(&event.to_json()).unwrap(), event);

@@ -12,6 +12,8 @@
 mod bus;
 mod data;
 mod events;
+mod leases;
+mod presence;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use std::time::Duration;
 use actix::Addr;
 use redis::aio::ConnectionManager;
 
+pub use bus::BusSignal;
 pub use events::{ClusterEvent, EventKind};
 
 use super::StoreError;
@@ -70,8 +73,7 @@ pub struct RedisStore {
 /// Connection-level failures make Redis unavailable (and count against the
 /// breaker); anything Redis answered with is a backend error.
 fn from_redis(e: redis::RedisError) -> StoreError {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
-    {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
         StoreError::Unavailable(format!("redis is unreachable: {e}"))
     } else {
         StoreError::Backend(format!("redis: {e}"))
@@ -133,7 +135,9 @@ impl RedisStore {
         let Some(breaker) = &self.inner.breaker else {
             return match tokio::time::timeout(self.inner.options.timeout, fut).await {
                 Ok(r) => r,
-                Err(_) => Err(StoreError::Unavailable("redis did not answer in time".into())),
+                Err(_) => Err(StoreError::Unavailable(
+                    "redis did not answer in time".into(),
+                )),
             };
         };
         let call = async move {

@@ -18,6 +18,8 @@ pub struct TestApp {
     pub settings: Settings,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
+    /// A node run as its own process (cluster tests): killed when dropped.
+    process: Option<std::process::Child>,
 }
 
 pub struct TestUser {
@@ -51,7 +53,7 @@ async fn start(settings: Settings, dir: Arc<TempDir>) -> TestApp {
     let for_thread = settings.clone();
     let thread = std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
-            let app = match Application::build(for_thread) {
+            let app = match Application::build(for_thread).await {
                 Ok(app) => app,
                 Err(e) => {
                     let _ = port_tx.send(Err(format!("{e:#}")));
@@ -77,10 +79,103 @@ async fn start(settings: Settings, dir: Arc<TempDir>) -> TestApp {
         settings,
         stop: Some(stop_tx),
         thread: Some(thread),
+        process: None,
     }
 }
 
+/// A cluster node: the real `parley` binary as its own process (its own
+/// trace recorder, metrics and node name), on a free loopback port, sharing
+/// `redis_url` under `prefix` with the other nodes. `extra` adds
+/// `PARLEY__...` settings. Returns once `/readyz` answers 200.
+pub async fn spawn_node(
+    redis_url: &str,
+    prefix: &str,
+    node: &str,
+    extra: &[(&str, &str)],
+) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut env: Vec<(String, String)> = [
+        ("PARLEY__STORAGE__BACKEND", "redis"),
+        ("PARLEY__STORAGE__REDIS_URL", redis_url),
+        ("PARLEY__STORAGE__REDIS_PREFIX", prefix),
+        ("PARLEY__SERVER__NODE_ID", node),
+        ("PARLEY__SERVER__WORKERS", "2"),
+        ("PARLEY__AUTH__ADMINS", "root"),
+        // Every node must accept every node's tokens.
+        (
+            "PARLEY__AUTH__TOKEN_SECRET",
+            "cluster-test-secret-of-at-least-32-bytes",
+        ),
+        // Tests wait for recovery: probe Redis again soon.
+        ("PARLEY__BREAKER_REDIS__WAIT_OPEN_MS", "200"),
+        ("PARLEY__BREAKER_REDIS__MAX_WAIT_MS", "1000"),
+        ("PARLEY__BREAKER_REDIS__MINIMUM_CALLS", "3"),
+        ("PARLEY__STORAGE__REDIS_TIMEOUT_MS", "1000"),
+        ("PARLEY__STORAGE__REDIS_NODE_TTL_SECS", "3"),
+        ("PARLEY__TELEMETRY__LOG_FORMAT", "pretty"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .envs(env)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        // Its log, kept with the node's temp dir (for a failing test, read
+        // it with `TestApp::log`).
+        .stdout(std::fs::File::create(dir.path().join("node.log")).expect("node log"))
+        .spawn()
+        .expect("spawning the parley binary");
+    let mut settings = Settings::from_sources("", &[]).expect("default settings");
+    settings.server.node_id = node.into();
+    let app = TestApp {
+        port,
+        http: reqwest::Client::new(),
+        dir,
+        settings,
+        stop: None,
+        thread: None,
+        process: Some(child),
+    };
+    let url = app.url("/readyz");
+    super::wait_for(
+        &format!("node {node} to be ready"),
+        std::time::Duration::from_secs(30),
+        || {
+            let http = app.http.clone();
+            let url = url.clone();
+            async move {
+                let res = http.get(&url).send().await.ok()?;
+                res.status().is_success().then_some(())
+            }
+        },
+    )
+    .await;
+    app
+}
+
 impl TestApp {
+    /// What a node process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL (a node process): it disappears at once, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
@@ -212,5 +307,6 @@ impl Drop for TestApp {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+        self.kill();
     }
 }

@@ -163,6 +163,8 @@ pub struct TestClient {
     ws: Ws,
     pub username: String,
     pub session_id: String,
+    /// The node that said hello.
+    pub node: String,
     /// Frames read while looking for another one, handed out first later.
     backlog: VecDeque<Value>,
 }
@@ -179,16 +181,19 @@ impl TestClient {
             ws,
             username: String::new(),
             session_id: String::new(),
+            node: String::new(),
             backlog: VecDeque::new(),
         };
         match client.recv_any().await {
             Frame::Hello {
                 username,
                 session_id,
+                node,
                 ..
             } => {
                 client.username = username;
                 client.session_id = session_id;
+                client.node = node;
             }
             other => panic!("the first frame must be hello, got {other:?}"),
         }
@@ -337,6 +342,28 @@ impl TestClient {
         client_msg_id: &str,
     ) -> (u64, String) {
         self.send(json!({"type": "send", "conversationId": conversation, "text": text, "clientMsgId": client_msg_id}))
+            .await;
+        let Frame::Ack {
+            seq,
+            conversation_id,
+            ..
+        } = self.expect_ack().await
+        else {
+            unreachable!()
+        };
+        let own = self.expect_message().await;
+        assert_eq!(
+            (own.seq, own.text.as_str()),
+            (seq, text),
+            "{}: own message after ack",
+            self.username
+        );
+        (seq, conversation_id)
+    }
+
+    /// `say` to a user: the direct conversation, created on first use.
+    pub async fn say_to(&mut self, user: &str, text: &str, client_msg_id: &str) -> (u64, String) {
+        self.send(json!({"type": "send", "to": user, "text": text, "clientMsgId": client_msg_id}))
             .await;
         let Frame::Ack {
             seq,

@@ -4,7 +4,7 @@ mod provider;
 mod receiver;
 mod redis;
 
-pub use app::{spawn_app, spawn_app_with, TestApp};
+pub use app::{spawn_app, spawn_app_with, spawn_node, TestApp};
 pub use client::{Frame, TestClient};
 pub use provider::TestProvider;
 pub use receiver::{http_receiver, Inbox};

@@ -1,6 +1,7 @@
 //! A real `redis-server` on a free loopback port, owned by one test: started
 //! here, killed (to test outages) and restarted on the same port, and killed
-//! when dropped. It keeps nothing on disk unless the test asks for AOF.
+//! when dropped. It keeps its data in an append-only file fsynced on every
+//! write (in the test's temp dir), so a restart loses nothing acked.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -54,7 +55,9 @@ fn answers(port: u16) -> bool {
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
     let mut buf = [0u8; 16];
     s.write_all(b"PING\r\n").is_ok()
-        && s.read(&mut buf).map(|n| buf[..n].starts_with(b"+PONG")).unwrap_or(false)
+        && s.read(&mut buf)
+            .map(|n| buf[..n].starts_with(b"+PONG"))
+            .unwrap_or(false)
 }
 
 impl RedisServer {
@@ -80,7 +83,8 @@ impl RedisServer {
         assert!(self.child.is_none(), "redis-server is running already");
         let child = Command::new(&self.binary)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .args(["--save", "", "--protected-mode", "yes"])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())

@@ -15,14 +15,21 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+mod delivery;
+mod remote;
+
+use std::collections::{BTreeMap, HashSet};
+
 use super::conversations::ConversationRouter;
 use super::registry::SessionRegistry;
 use super::{ChatError, ChatResult};
 use crate::config::Settings;
+use crate::domain::StoredMessage;
 use crate::domain::{
     now_ms, Conversation, ConversationId, MessageId, MessageKind, SessionId, TraceContext, Username,
 };
-use crate::protocol::{MessageView, ServerFrame};
+use crate::protocol::ServerFrame;
+use crate::store::redis::{EventKind, RedisStore};
 use crate::store::{AppendOutcome, NewMessage, Store, StoreError};
 use crate::supervision::faults::{Faults, Injected};
 use crate::supervision::{Envelope, Msg, Responder};
@@ -58,6 +65,11 @@ pub enum ConvRequest {
         user: Username,
         reply: Responder<ChatResult<()>>,
     },
+    /// Cluster mode: an event from the cluster channel (a committed message
+    /// from any node, or a membership change, read or typing from another).
+    Remote { event: EventKind, origin: String },
+    /// Cluster mode: the channel was lost and is back; fetch what was missed.
+    CatchUp,
 }
 
 impl Msg for ConvRequest {
@@ -77,8 +89,10 @@ impl Msg for ConvRequest {
             ConvRequest::Invite { by, user, .. } => ("invite", by, user).hash(&mut h),
             ConvRequest::Leave { user, .. } => ("leave", user).hash(&mut h),
             ConvRequest::Read { user, seq, .. } => ("read", user, seq).hash(&mut h),
-            // Ephemeral and never retried: not worth tracking.
-            ConvRequest::Typing { .. } => return None,
+            // Ephemeral and never retried, or not from a client: not worth tracking.
+            ConvRequest::Typing { .. } | ConvRequest::Remote { .. } | ConvRequest::CatchUp => {
+                return None
+            }
         }
         Some(h.finish())
     }
@@ -93,6 +107,9 @@ impl ConvRequest {
             | ConvRequest::Leave { reply, .. }
             | ConvRequest::Read { reply, .. }
             | ConvRequest::Typing { reply, .. } => reply.respond(Err(e)),
+            // Nobody waits for these; what they carried is in the store, and
+            // the gap is fetched when the next message arrives.
+            ConvRequest::Remote { .. } | ConvRequest::CatchUp => {}
         }
     }
 }
@@ -101,6 +118,7 @@ impl ConvRequest {
 /// writer failed mid-batch) it still reports back, so `inflight` stays true.
 struct PendingAppend {
     me: Addr<ConversationActor>,
+    message_id: MessageId,
     trace: TraceContext,
     accepted: Instant,
     reply: Option<Responder<ChatResult<AppendOutcome>>>,
@@ -116,6 +134,7 @@ impl Drop for PendingAppend {
             self.me.do_send(Envelope::new(
                 self.trace,
                 Committed {
+                    message_id: self.message_id,
                     outcome,
                     reply,
                     accepted,
@@ -127,6 +146,7 @@ impl Drop for PendingAppend {
 
 /// A commit outcome, routed back through the mailbox (see the module doc).
 pub struct Committed {
+    message_id: MessageId,
     outcome: Result<AppendOutcome, StoreError>,
     reply: Responder<ChatResult<AppendOutcome>>,
     /// When the conversation accepted the message (for the trace).
@@ -151,6 +171,10 @@ pub struct ConversationStatus {
     pub members: Vec<Username>,
     pub members_online: Vec<Username>,
     pub last_seq: u64,
+    /// The last seq fanned out to this node's sessions.
+    pub delivered_seq: Option<u64>,
+    /// Messages waiting for a gap to be fetched or an ack to go out.
+    pub held: usize,
     pub inflight: usize,
     pub idle_ms: u64,
 }
@@ -199,6 +223,29 @@ pub struct ConversationActor {
     /// Restarts so far (see `Stop`).
     incarnation: u32,
     stopping: bool,
+    /// Cluster mode: messages are delivered from the cluster channel (every
+    /// node's commits, in seq order), and events are published here.
+    cluster: Option<RedisStore>,
+    // Delivery state (see delivery.rs). It describes what sessions have
+    // been sent and which appends are in the store's hands, so it survives
+    // restarts.
+    /// The highest seq fanned out by this actor; None until the first.
+    delivered: Option<u64>,
+    /// Messages that arrived ahead of a gap, or behind an unacked append of
+    /// this node, by seq; at most `MAX_HELD` (beyond it they are dropped
+    /// and fetched from the store when their turn comes).
+    held: BTreeMap<u64, (StoredMessage, TraceContext)>,
+    /// Cluster mode: appends of this node not acked yet; their publication
+    /// waits, so the sending session sees `ack` before `message`.
+    awaiting_ack: HashSet<MessageId>,
+    /// A fetch of missed messages is running.
+    fetching: bool,
+    /// Messages were left out of `held` (it was full, or a fetched page had
+    /// more): fetch again once the held ones are out.
+    overflowed: bool,
+    /// last_seq when the membership was loaded (the catch-up baseline of an
+    /// actor that has delivered nothing yet).
+    loaded_seq: u64,
 }
 
 impl ConversationActor {
@@ -210,7 +257,15 @@ impl ConversationActor {
         router: ConversationRouter,
         faults: Arc<Faults>,
     ) -> Self {
+        let cluster = store.redis().cloned();
         ConversationActor {
+            cluster,
+            delivered: None,
+            held: BTreeMap::new(),
+            awaiting_ack: HashSet::new(),
+            fetching: false,
+            overflowed: false,
+            loaded_seq: 0,
             id,
             settings,
             store,
@@ -273,6 +328,8 @@ impl ConversationActor {
             }
         };
         match req {
+            ConvRequest::Remote { event, origin } => self.on_remote(event, &origin, trace, ctx),
+            ConvRequest::CatchUp => self.catch_up(ctx),
             ConvRequest::Send {
                 sender,
                 client_msg_id,
@@ -290,9 +347,14 @@ impl ConversationActor {
                 }
                 self.inflight += 1;
                 let me = ctx.address();
+                let message_id = MessageId::new_v7();
+                if self.cluster.is_some() {
+                    // Its publication waits for its ack (see `drain`).
+                    self.awaiting_ack.insert(message_id);
+                }
                 let message = NewMessage {
                     conversation_id: self.id,
-                    message_id: MessageId::new_v7(),
+                    message_id,
                     sender,
                     client_msg_id,
                     kind,
@@ -302,6 +364,7 @@ impl ConversationActor {
                 };
                 let pending = PendingAppend {
                     me,
+                    message_id,
                     trace,
                     accepted: Instant::now(),
                     reply: Some(reply),
@@ -318,6 +381,7 @@ impl ConversationActor {
                             pending.me.do_send(Envelope::new(
                                 trace,
                                 Committed {
+                                    message_id: pending.message_id,
                                     outcome,
                                     reply,
                                     accepted,
@@ -338,6 +402,13 @@ impl ConversationActor {
                 };
                 self.fan_out(conv, &frame, trace, Some(&user));
                 reply.respond(Ok(()));
+                self.publish(
+                    EventKind::Typing {
+                        conversation_id: self.id,
+                        username: user,
+                    },
+                    trace,
+                );
             }
             ConvRequest::Read { user, seq, reply } => {
                 if !conv.is_member(&user) {
@@ -360,6 +431,14 @@ impl ConversationActor {
                     trace_id: trace.trace_id,
                 };
                 self.fan_out(conv, &frame, trace, Some(&user));
+                self.publish(
+                    EventKind::Read {
+                        conversation_id: self.id,
+                        username: user.clone(),
+                        seq,
+                    },
+                    trace,
+                );
                 let store = self.store.clone();
                 let id = self.id;
                 // The marker is advisory (unread counts); the receipt is sent
@@ -390,10 +469,17 @@ impl ConversationActor {
                                 reply.respond(Ok(()));
                                 let frame = ServerFrame::MemberJoined {
                                     conversation_id: act.id,
-                                    username: joined,
+                                    username: joined.clone(),
                                     trace_id: trace.trace_id,
                                 };
                                 act.fan_out(&updated, &frame, trace, None);
+                                act.publish(
+                                    EventKind::MemberJoined {
+                                        conversation_id: act.id,
+                                        username: joined,
+                                    },
+                                    trace,
+                                );
                                 act.state = State::Ready(updated);
                             }
                             Err(e) => reply.respond(Err(e.into())),
@@ -426,6 +512,14 @@ impl ConversationActor {
                                 };
                                 act.fan_out(&updated, &frame, trace, None);
                                 act.read_marks.remove(&left);
+                                act.publish(
+                                    EventKind::MemberLeft {
+                                        conversation_id: act.id,
+                                        username: left.clone(),
+                                        session,
+                                    },
+                                    trace,
+                                );
                                 let text = frame.to_text();
                                 act.registry.for_each_session(&left, |s| {
                                     if Some(s.id) != session {
@@ -460,7 +554,10 @@ impl Actor for ConversationActor {
                 .into_actor(self)
                 .map(|res, act, ctx| {
                     act.state = match res {
-                        Ok(Some(c)) => State::Ready(c),
+                        Ok(Some(c)) => {
+                            act.loaded_seq = c.last_seq;
+                            State::Ready(c)
+                        }
                         Ok(None) => State::Missing,
                         Err(e) => State::Failed(e.to_string()),
                     };
@@ -473,7 +570,9 @@ impl Actor for ConversationActor {
         let idle = self.settings.conversations.idle_stop;
         let every = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         ctx.run_interval(every, move |act, ctx| {
-            if act.inflight == 0 && act.last_activity.elapsed() >= idle {
+            // Nothing may be waiting to go out: held messages would be lost.
+            let quiet = act.inflight == 0 && act.held.is_empty() && !act.fetching;
+            if quiet && act.last_activity.elapsed() >= idle {
                 act.retire(ctx);
             }
         });
@@ -499,6 +598,9 @@ impl Supervised for ConversationActor {
         self.retiring = false;
         self.stopping = false;
         self.incarnation += 1;
+        // Delivery state is kept (see the field docs); a fetch in flight
+        // belonged to the failed incarnation.
+        self.fetching = false;
     }
 }
 
@@ -529,10 +631,12 @@ impl Handler<Envelope<Committed>> for ConversationActor {
         let _scope = env.enter("conversation");
         self.inflight = self.inflight.saturating_sub(1);
         let Committed {
+            message_id,
             outcome,
             reply,
             accepted,
         } = env.msg;
+        self.awaiting_ack.remove(&message_id);
         match outcome {
             Ok(outcome) => {
                 let fresh = !outcome.duplicate;
@@ -554,16 +658,18 @@ impl Handler<Envelope<Committed>> for ConversationActor {
                         format!("sequenced seq {}", message.seq),
                         accepted.elapsed(),
                     );
-                    if let State::Ready(conv) = &mut self.state {
-                        conv.last_seq = conv.last_seq.max(message.seq);
-                    }
-                    if let State::Ready(conv) = &self.state {
-                        let frame = ServerFrame::Message(MessageView::new(&message, conv));
-                        self.fan_out(conv, &frame, env.trace, None);
+                    // In a cluster the message comes back through the
+                    // cluster channel, in seq order with every node's.
+                    if self.cluster.is_none() {
+                        self.offer(message, env.trace, ctx);
                     }
                 }
             }
             Err(e) => reply.respond(Err(e.into())),
+        }
+        if self.cluster.is_some() {
+            // Its publication may be held behind this ack.
+            self.drain(ctx);
         }
         if self.stopping && self.inflight == 0 {
             ctx.stop();
@@ -610,6 +716,8 @@ impl Handler<Envelope<Describe>> for ConversationActor {
             members,
             members_online,
             last_seq: conv.map_or(0, |c| c.last_seq),
+            delivered_seq: self.delivered,
+            held: self.held.len(),
             inflight: self.inflight,
             idle_ms: self.last_activity.elapsed().as_millis() as u64,
         })

@@ -1,0 +1,136 @@
+//! Cluster mode: what other nodes tell this conversation through the
+//! cluster channel, and what this one tells them.
+
+use actix::prelude::*;
+
+use super::{ConversationActor, State};
+use crate::domain::TraceContext;
+use crate::protocol::ServerFrame;
+use crate::store::redis::{ClusterEvent, EventKind};
+use crate::traces::{self, ActorRef};
+
+impl ConversationActor {
+    pub(super) fn on_remote(
+        &mut self,
+        event: EventKind,
+        origin: &str,
+        trace: TraceContext,
+        ctx: &mut Context<Self>,
+    ) {
+        let id = self.id;
+        match event {
+            EventKind::Message(message) => {
+                traces::hop(
+                    trace.trace_id,
+                    "conversation",
+                    ActorRef::Conversation(id),
+                    format!("received seq {} committed on {origin}", message.seq),
+                    std::time::Duration::ZERO,
+                );
+                self.offer(message, trace, ctx);
+            }
+            EventKind::MemberJoined { username, .. } => {
+                let State::Ready(conv) = &mut self.state else {
+                    return;
+                };
+                if let Err(at) = conv.members.binary_search(&username) {
+                    conv.members.insert(at, username.clone());
+                }
+                let frame = ServerFrame::MemberJoined {
+                    conversation_id: id,
+                    username,
+                    trace_id: trace.trace_id,
+                };
+                if let State::Ready(conv) = &self.state {
+                    self.fan_out(conv, &frame, trace, None);
+                }
+            }
+            EventKind::MemberLeft {
+                username, session, ..
+            } => {
+                let State::Ready(conv) = &mut self.state else {
+                    return;
+                };
+                if let Ok(at) = conv.members.binary_search(&username) {
+                    conv.members.remove(at);
+                }
+                self.read_marks.remove(&username);
+                let frame = ServerFrame::MemberLeft {
+                    conversation_id: id,
+                    username: username.clone(),
+                    trace_id: trace.trace_id,
+                };
+                if let State::Ready(conv) = &self.state {
+                    self.fan_out(conv, &frame, trace, None);
+                }
+                let text = frame.to_text();
+                self.registry.for_each_session(&username, |s| {
+                    if Some(s.id) != session {
+                        s.deliver(text.clone(), trace);
+                    }
+                });
+            }
+            EventKind::Read { username, seq, .. } => {
+                if self.read_marks.get(&username).is_some_and(|&m| m >= seq) {
+                    return;
+                }
+                self.read_marks.insert(username.clone(), seq);
+                let frame = ServerFrame::Read {
+                    conversation_id: id,
+                    username: username.clone(),
+                    seq,
+                    trace_id: trace.trace_id,
+                };
+                if let State::Ready(conv) = &self.state {
+                    self.fan_out(conv, &frame, trace, Some(&username));
+                }
+            }
+            EventKind::Typing { username, .. } => {
+                let frame = ServerFrame::Typing {
+                    conversation_id: id,
+                    username: username.clone(),
+                    trace_id: trace.trace_id,
+                };
+                if let State::Ready(conv) = &self.state {
+                    self.fan_out(conv, &frame, trace, Some(&username));
+                }
+            }
+            // Presence goes to the directory and payments to the node's
+            // relay, never here.
+            EventKind::Presence { .. } | EventKind::Payment { .. } => {}
+        }
+    }
+
+    /// The cluster channel was lost: fetch whatever was committed since the
+    /// last delivered message (or since the membership was loaded).
+    pub(super) fn catch_up(&mut self, ctx: &mut Context<Self>) {
+        if self.cluster.is_none() {
+            return;
+        }
+        if self.delivered.is_none() {
+            self.delivered = Some(self.loaded_seq);
+        }
+        self.overflowed = true;
+        self.drain(ctx);
+    }
+
+    /// Tells the other nodes (cluster mode; a no-op with SQLite). Fire and
+    /// forget: these events are advisory, and a failure is logged.
+    pub(super) fn publish(&self, what: EventKind, trace: TraceContext) {
+        let Some(redis) = &self.cluster else {
+            return;
+        };
+        let event = ClusterEvent {
+            node: redis.node().to_string(),
+            trace: trace.trace_id,
+            recorded: traces::recorded(trace.trace_id),
+            what,
+        };
+        let redis = redis.clone();
+        tokio::spawn(async move {
+            if let Err(e) = redis.publish(&event).await {
+                tracing::warn!(error = %e, trace_id = %event.trace, "cluster event not published");
+            }
+        });
+    }
+}

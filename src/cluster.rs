@@ -1,0 +1,182 @@
+//! This node's part in a cluster (storage.backend = "redis"): it listens on
+//! the cluster channel and hands each event to the actor it concerns,
+//! refreshes the node's heartbeat (which also clears dead nodes' presence),
+//! watches Redis's health (the `redis_down` series and its alert), and
+//! resumes sagas whose node died.
+//!
+//! Message events go to the conversation actor even when they come from
+//! this node: in a cluster, delivery always follows the channel, which is in
+//! seq order across every node's commits. Other events from this node were
+//! handled where they happened and are skipped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::actors::conversation::ConvRequest;
+use crate::actors::directory::{Reassert, RemotePresence};
+use crate::actors::Deps;
+use crate::domain::TraceContext;
+use crate::store::redis::{BusSignal, EventKind, RedisStore};
+use crate::supervision::Envelope;
+
+/// How often the heartbeat runs (and Redis's health is sampled).
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How often unfinished sagas without a live owner are looked for.
+const SAGA_SWEEP: Duration = Duration::from_secs(10);
+
+/// The running link; `stop` ends it and takes this node out of presence.
+pub struct ClusterLink {
+    redis: RedisStore,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts listening, the heartbeat and the saga sweep, as tasks on the
+/// actix system's arbiter (they start actors and send to mailboxes).
+pub fn start(deps: &Deps, redis: RedisStore) -> ClusterLink {
+    let node = redis.node().to_string();
+    let subscription = {
+        let deps = deps.clone();
+        let down = AtomicBool::new(false);
+        actix_rt::spawn(redis.subscribe(move |signal| route(&deps, &node, &down, signal)))
+    };
+    let heartbeat = {
+        let deps = deps.clone();
+        let redis = redis.clone();
+        actix_rt::spawn(async move {
+            // Entries left by an earlier run of a node with this name.
+            if let Err(e) = redis.leave_cluster().await {
+                tracing::warn!(error = %e, "cannot clear this node's old presence");
+            }
+            let mut healthy = true;
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            loop {
+                tick.tick().await;
+                match redis.heartbeat().await {
+                    Ok(dead) => {
+                        crate::series::record("redis_down", 0.0);
+                        if dead > 0 {
+                            tracing::warn!(dead, "cleared the presence of dead nodes");
+                        }
+                        if !healthy {
+                            tracing::info!("redis answers again");
+                            deps.directory
+                                .do_send(Envelope::new(TraceContext::random(), Reassert));
+                        }
+                        healthy = true;
+                    }
+                    Err(e) => {
+                        crate::series::record("redis_down", 1.0);
+                        if healthy {
+                            tracing::error!(error = %e, "redis does not answer");
+                        }
+                        healthy = false;
+                    }
+                }
+                metrics::gauge!("parley_redis_up").set(if healthy { 1.0 } else { 0.0 });
+            }
+        })
+    };
+    let sweep = {
+        let payments = deps.payments.clone();
+        actix_rt::spawn(async move {
+            let mut tick = tokio::time::interval(SAGA_SWEEP);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = payments.sweep().await {
+                    tracing::debug!(error = %e, "saga sweep skipped");
+                }
+            }
+        })
+    };
+    ClusterLink {
+        redis,
+        tasks: vec![subscription, heartbeat, sweep],
+    }
+}
+
+fn route(deps: &Deps, node: &str, down: &AtomicBool, signal: BusSignal) {
+    match signal {
+        BusSignal::Event(event) => {
+            let trace = TraceContext::new(event.trace);
+            let own = event.node == node;
+            if event.recorded && !own {
+                // The origin records this trace: keep this node's part too.
+                crate::traces::want(event.trace);
+            }
+            match event.what {
+                EventKind::Presence { username, online } => {
+                    deps.directory.do_send(Envelope::new(
+                        trace,
+                        RemotePresence {
+                            user: username,
+                            online,
+                        },
+                    ));
+                }
+                EventKind::Payment { payment_id } => {
+                    if own {
+                        return;
+                    }
+                    let (store, registry) = (deps.store.clone(), deps.registry.clone());
+                    tokio::spawn(async move {
+                        match store.payment(payment_id).await {
+                            Ok(Some(p)) => crate::payments::saga::notify(&registry, &p, None),
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, payment = %payment_id, "payment status not relayed")
+                            }
+                        }
+                    });
+                }
+                what => {
+                    let Some(id) = what.conversation() else {
+                        return;
+                    };
+                    if own && !matches!(what, EventKind::Message(_)) {
+                        return;
+                    }
+                    metrics::counter!("parley_cluster_events_total", "own" => if own { "yes" } else { "no" })
+                        .increment(1);
+                    deps.conversations.route(
+                        id,
+                        Envelope::new(
+                            trace,
+                            ConvRequest::Remote {
+                                event: what,
+                                origin: event.node,
+                            },
+                        ),
+                    );
+                }
+            }
+        }
+        BusSignal::Reconnected => {
+            down.store(false, Ordering::Relaxed);
+            tracing::info!("cluster channel back: catching up");
+            let trace = TraceContext::random();
+            for conversation in deps.conversations.running(usize::MAX) {
+                conversation.do_send(Envelope::new(trace, ConvRequest::CatchUp));
+            }
+            deps.directory.do_send(Envelope::new(trace, Reassert));
+        }
+        BusSignal::Down(why) => {
+            if !down.swap(true, Ordering::Relaxed) {
+                tracing::error!(reason = %why, "cluster channel lost; reconnecting");
+            }
+        }
+    }
+}
+
+impl ClusterLink {
+    /// Stops listening and clears this node's presence (its sessions are
+    /// closed by then).
+    pub async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Err(e) = self.redis.leave_cluster().await {
+            tracing::warn!(error = %e, "cannot clear this node's presence on the way out");
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Conversations, their members and read markers.
+
+use super::scripts::{
+    CONTACTS, CONVS_OF, CONV_GET, DIRECT, GROUP_CREATE, MEMBER_ADD, MEMBER_REMOVE, READ_SET,
+};
+use super::wire::{self, ConvWire, List};
+use crate::domain::{now_ms, Conversation, ConversationId, TraceContext, Username};
+use crate::store::redis::RedisStore;
+use crate::store::{ConversationSummary, StoreError};
+
+#[derive(serde::Deserialize)]
+struct SummaryWire {
+    conv: ConvWire,
+    read: String,
+}
+
+impl RedisStore {
+    /// A group with these members; `NotFound` naming the first member (in
+    /// the given order) that has no account, and then nothing is written.
+    pub async fn create_group(
+        &self,
+        name: String,
+        members: Vec<Username>,
+    ) -> Result<Conversation, StoreError> {
+        let mut args = vec![
+            ConversationId::new_random().to_string(),
+            name,
+            now_ms().to_string(),
+        ];
+        args.extend(members.iter().map(|m| m.to_string()));
+        self.conversation_script(&GROUP_CREATE, args).await
+    }
+
+    /// The pair's direct conversation, created on first use (atomically: two
+    /// nodes racing for the same pair get the same one).
+    pub async fn direct_conversation(
+        &self,
+        a: Username,
+        b: Username,
+    ) -> Result<Conversation, StoreError> {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let args = vec![
+            lo.to_string(),
+            hi.to_string(),
+            ConversationId::new_random().to_string(),
+            now_ms().to_string(),
+        ];
+        self.conversation_script(&DIRECT, args).await
+    }
+
+    /// `Conflict` if already a member, `BadRequest` past `max_members` or
+    /// for a direct conversation, `NotFound` for a missing user or group.
+    pub async fn add_member(
+        &self,
+        id: ConversationId,
+        user: Username,
+        max_members: usize,
+    ) -> Result<Conversation, StoreError> {
+        let args = vec![id.to_string(), user.to_string(), max_members.to_string()];
+        self.conversation_script(&MEMBER_ADD, args).await
+    }
+
+    /// `NotMember` if they are not one; `BadRequest` for a direct conversation.
+    pub async fn remove_member(
+        &self,
+        id: ConversationId,
+        user: Username,
+    ) -> Result<Conversation, StoreError> {
+        self.conversation_script(&MEMBER_REMOVE, vec![id.to_string(), user.to_string()])
+            .await
+    }
+
+    /// Moves a member's read marker forward (never back).
+    pub async fn set_read(
+        &self,
+        id: ConversationId,
+        user: Username,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        // The same bound as SQLite's INTEGER column.
+        if i64::try_from(seq).is_err() {
+            return Err(StoreError::BadRequest("seq is too large".into()));
+        }
+        let args = vec![id.to_string(), user.to_string(), seq.to_string()];
+        self.eval_some::<bool>(TraceContext::random(), &READ_SET, args)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn conversation(
+        &self,
+        id: ConversationId,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let found: Option<ConvWire> = self
+            .eval(TraceContext::random(), &CONV_GET, vec![id.to_string()])
+            .await?;
+        found.map(ConvWire::into_conversation).transpose()
+    }
+
+    /// The user's conversations by (creation time, id), with their markers.
+    pub async fn conversations_of(
+        &self,
+        user: Username,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let list: List<SummaryWire> = self
+            .eval_some(TraceContext::random(), &CONVS_OF, vec![user.to_string()])
+            .await?;
+        list.0
+            .into_iter()
+            .map(|s| {
+                Ok(ConversationSummary {
+                    conversation: s.conv.into_conversation()?,
+                    last_read_seq: wire::number("read marker", &s.read)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Everyone who shares at least one conversation with `user`.
+    pub async fn contacts_of(&self, user: Username) -> Result<Vec<Username>, StoreError> {
+        let list: List<String> = self
+            .eval_some(TraceContext::random(), &CONTACTS, vec![user.to_string()])
+            .await?;
+        list.0.iter().map(|s| wire::username(s)).collect()
+    }
+
+    async fn conversation_script(
+        &self,
+        script: &'static redis::Script,
+        args: Vec<String>,
+    ) -> Result<Conversation, StoreError> {
+        self.eval_some::<ConvWire>(TraceContext::random(), script, args)
+            .await?
+            .into_conversation()
+    }
+}

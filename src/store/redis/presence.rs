@@ -1,0 +1,187 @@
+//! Presence across nodes. Each node records which of its users are
+//! connected (`presence:<user>` hash: node -> 1, and `nodeusers:<node>`
+//! set) and refreshes a heartbeat (`nodes` hash: node -> ms). A user is
+//! online while any live node has them; the scripts publish `presence`
+//! events on the first and last transition, atomically with the change, so
+//! two nodes can never both announce (or both miss) a transition. A node
+//! whose heartbeat is older than the TTL is dead: whichever node notices
+//! first clears its entries and announces the users that went offline.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use super::{from_redis, RedisStore};
+use crate::domain::{TraceId, Username};
+use crate::store::StoreError;
+
+/// Shared Lua prelude: the clock (Redis's own, one for every node), liveness
+/// and dropping a node. ARGV[1] = this node, ARGV[2] = ttl ms, ARGV[3] =
+/// key prefix, ARGV[4] = trace id; KEYS[1] = nodes hash, KEYS[2] = channel.
+const PRELUDE: &str = r#"
+local node, ttl, prefix, trace = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local nodes, channel = KEYS[1], KEYS[2]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function live(n)
+  if n == node then return true end
+  local ts = redis.call('HGET', nodes, n)
+  return ts ~= false and now - tonumber(ts) <= ttl
+end
+local function online(user)
+  for _, n in ipairs(redis.call('HKEYS', prefix .. 'presence:' .. user)) do
+    if live(n) then return true end
+  end
+  return false
+end
+local function announce(user, status)
+  redis.call('PUBLISH', channel, cjson.encode({t = 'presence', node = node, trace = trace, user = user, online = status}))
+end
+local function drop(n)
+  local users = redis.call('SMEMBERS', prefix .. 'nodeusers:' .. n)
+  for _, user in ipairs(users) do
+    redis.call('HDEL', prefix .. 'presence:' .. user, n)
+    if not online(user) then announce(user, false) end
+  end
+  redis.call('DEL', prefix .. 'nodeusers:' .. n)
+  redis.call('HDEL', nodes, n)
+  return #users
+end
+"#;
+
+const UP: &str = r#"
+local user = ARGV[5]
+local was = online(user)
+redis.call('HSET', prefix .. 'presence:' .. user, node, '1')
+redis.call('SADD', prefix .. 'nodeusers:' .. node, user)
+redis.call('HSET', nodes, node, now)
+if not was then announce(user, true) return 1 end
+return 0
+"#;
+
+const DOWN: &str = r#"
+local user = ARGV[5]
+redis.call('HDEL', prefix .. 'presence:' .. user, node)
+redis.call('SREM', prefix .. 'nodeusers:' .. node, user)
+if not online(user) then announce(user, false) return 1 end
+return 0
+"#;
+
+const ONLINE_AMONG: &str = r#"
+local out = {}
+for i = 5, #ARGV do
+  if online(ARGV[i]) then out[#out + 1] = ARGV[i] end
+end
+return out
+"#;
+
+/// Refreshes this node's heartbeat and clears every dead node.
+const HEARTBEAT: &str = r#"
+redis.call('HSET', nodes, node, now)
+local dropped = 0
+local all = redis.call('HGETALL', nodes)
+for i = 1, #all, 2 do
+  local n, ts = all[i], tonumber(all[i + 1])
+  if n ~= node and now - ts > ttl then
+    drop(n)
+    dropped = dropped + 1
+  end
+end
+return dropped
+"#;
+
+/// Clears this node's own entries (start-up after a crash, clean shutdown).
+const LEAVE: &str = r#"
+return drop(node)
+"#;
+
+#[derive(Clone, Copy)]
+enum Op {
+    Up = 0,
+    Down,
+    OnlineAmong,
+    Heartbeat,
+    Leave,
+}
+
+/// Each script with the prelude, hashed once (EVALSHA, loaded on first use).
+fn script(op: Op) -> &'static Script {
+    static SCRIPTS: LazyLock<[Script; 5]> = LazyLock::new(|| {
+        [UP, DOWN, ONLINE_AMONG, HEARTBEAT, LEAVE].map(|b| Script::new(&format!("{PRELUDE}{b}")))
+    });
+    &SCRIPTS[op as usize]
+}
+
+impl RedisStore {
+    async fn presence_script<T: redis::FromRedisValue + Send + 'static>(
+        &self,
+        op: Op,
+        trace: TraceId,
+        extra: Vec<String>,
+    ) -> Result<T, StoreError> {
+        let keys = [self.key("nodes"), self.key("events")];
+        let args = [
+            self.node().to_string(),
+            self.inner.options.node_ttl.as_millis().to_string(),
+            self.inner.options.prefix.clone(),
+            trace.to_string(),
+        ];
+        self.run(
+            crate::domain::TraceContext::new(trace),
+            move |mut conn| async move {
+                let mut call = script(op).prepare_invoke();
+                call.key(&keys[..]).arg(&args[..]).arg(extra);
+                call.invoke_async::<T>(&mut conn).await.map_err(from_redis)
+            },
+        )
+        .await
+    }
+
+    /// This node has its user's first session: true when the user was
+    /// offline in the whole cluster (everyone was told).
+    pub async fn presence_up(&self, user: &Username, trace: TraceId) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .presence_script(Op::Up, trace, vec![user.to_string()])
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// This node's last session of `user` closed: true when that was the
+    /// user's last session in the cluster (everyone was told).
+    pub async fn presence_down(&self, user: &Username, trace: TraceId) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .presence_script(Op::Down, trace, vec![user.to_string()])
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Which of `users` are online on some live node.
+    pub async fn online_among(&self, users: &[Username]) -> Result<Vec<Username>, StoreError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = self
+            .presence_script(
+                Op::OnlineAmong,
+                TraceId::random(),
+                users.iter().map(|u| u.to_string()).collect(),
+            )
+            .await?;
+        Ok(names
+            .iter()
+            .filter_map(|n| Username::parse(n).ok())
+            .collect())
+    }
+
+    /// Proves this node alive and clears dead nodes; returns how many were cleared.
+    pub async fn heartbeat(&self) -> Result<u64, StoreError> {
+        self.presence_script(Op::Heartbeat, TraceId::random(), Vec::new())
+            .await
+    }
+
+    /// Clears this node's presence entries; returns how many users it had.
+    pub async fn leave_cluster(&self) -> Result<u64, StoreError> {
+        self.presence_script(Op::Leave, TraceId::random(), Vec::new())
+            .await
+    }
+}

@@ -1,0 +1,97 @@
+-- Prepended to every data script (see data/scripts.rs). ARGV[1] is always
+-- the key prefix; the layout is documented in data.rs. Keys are built here,
+-- not passed in KEYS, because which keys a script touches depends on what
+-- it reads (a conversation's members, their indexes): this backend needs
+-- one Redis server, not Redis Cluster.
+--
+-- Replies are one JSON string: {"ok": value} or {"err": code, "msg": text}.
+-- Checks come before writes: Redis does not roll a script back when a
+-- command in it fails, so a refusal must leave nothing behind.
+local P = ARGV[1]
+
+local function k_user(name) return P .. 'user:' .. name end
+local function k_user_convs(name) return P .. 'user:' .. name .. ':convs' end
+local function k_conv(id) return P .. 'conv:' .. id end
+local function k_members(id) return P .. 'conv:' .. id .. ':members' end
+local function k_log(id) return P .. 'conv:' .. id .. ':log' end
+local function k_dedup(id) return P .. 'conv:' .. id .. ':dedup' end
+local function k_direct(lo, hi) return P .. 'direct:' .. lo .. '|' .. hi end
+local function k_pay(id) return P .. 'pay:' .. id end
+local function k_pay_steps(id) return P .. 'pay:' .. id .. ':steps' end
+local function k_pay_keys(payer) return P .. 'paykeys:' .. payer end
+-- 'all', or a status: 'pending' (= saga unfinished), 'completed', 'failed'.
+local function k_pay_index(which) return P .. 'payments:' .. which end
+local K_EVENTS = P .. 'events'
+
+local function ok(v) return cjson.encode({ok = v}) end
+local function fail(code, msg) return cjson.encode({err = code, msg = msg}) end
+
+-- A hash as a table of strings, or nil when the key does not exist.
+local function hash(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then return nil end
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+local function user_exists(name)
+  return redis.call('EXISTS', k_user(name)) == 1
+end
+
+-- Members come unsorted: Rust sorts them (Lua compares with the locale).
+local function conversation(id)
+  local c = hash(k_conv(id))
+  if not c then return nil end
+  return {id = id, kind = c.kind, name = c.name, seq = c.seq,
+          members = redis.call('HKEYS', k_members(id))}
+end
+
+local function create_conversation(id, kind, name, now, members)
+  if redis.call('EXISTS', k_conv(id)) == 1 then
+    return false
+  end
+  redis.call('HSET', k_conv(id), 'kind', kind, 'name', name, 'created', now, 'seq', '0')
+  for _, m in ipairs(members) do
+    redis.call('HSET', k_members(id), m, '0')
+    -- Scored by creation time: ZRANGE lists by (created, id) like SQLite.
+    redis.call('ZADD', k_user_convs(m), now, id)
+  end
+  return true
+end
+
+-- A stream entry {id, {field, value, ...}} as a message table; its seq is
+-- the first part of the entry id (`<seq>-0`).
+local function message(e)
+  local m = {seq = string.match(e[1], '^%d+')}
+  local f = e[2]
+  for i = 1, #f, 2 do m[f[i]] = f[i + 1] end
+  return m
+end
+
+-- True when the canonical decimal string a is greater than b (exact, where
+-- Lua's doubles would not be past 2^53).
+local function greater(a, b)
+  return #a > #b or (#a == #b and a > b)
+end
+
+-- Adds delta (a decimal string) to a wallet unless the balance would go
+-- below zero; false for that or a missing user (SQLite's zero-row UPDATE).
+-- HINCRBY is exact 64-bit arithmetic; a negative result is undone by
+-- restoring the previous value, so no negation is needed here.
+local function add_balance(name, delta)
+  local key = k_user(name)
+  local before = redis.call('HGET', key, 'balance')
+  if not before then return false end
+  if redis.call('HINCRBY', key, 'balance', delta) < 0 then
+    redis.call('HSET', key, 'balance', before)
+    return false
+  end
+  return true
+end
+
+local function payment(id)
+  local p = hash(k_pay(id))
+  if p then p.id = id end
+  return p
+end

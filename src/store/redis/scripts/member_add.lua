@@ -1,0 +1,21 @@
+-- ARGV: prefix, conversation id, username, max members.
+local id, name = ARGV[2], ARGV[3]
+local c = hash(k_conv(id))
+if not c then
+  return fail('not_found', 'no such conversation')
+end
+if c.kind ~= 'group' then
+  return fail('bad_request', 'members of a direct conversation cannot change')
+end
+if redis.call('HEXISTS', k_members(id), name) == 1 then
+  return fail('conflict', name .. ' is already a member')
+end
+if redis.call('HLEN', k_members(id)) >= tonumber(ARGV[4]) then
+  return fail('bad_request', 'a group has at most ' .. ARGV[4] .. ' members')
+end
+if not user_exists(name) then
+  return fail('not_found', 'no user named ' .. name)
+end
+redis.call('HSET', k_members(id), name, '0')
+redis.call('ZADD', k_user_convs(name), c.created, id)
+return ok(conversation(id))

@@ -1,0 +1,14 @@
+-- ARGV: prefix, conversation id, username.
+local id, name = ARGV[2], ARGV[3]
+local c = hash(k_conv(id))
+if not c then
+  return fail('not_found', 'no such conversation')
+end
+if c.kind ~= 'group' then
+  return fail('bad_request', 'a direct conversation cannot be left')
+end
+if redis.call('HDEL', k_members(id), name) == 0 then
+  return fail('not_member', 'not a member of this conversation')
+end
+redis.call('ZREM', k_user_convs(name), id)
+return ok(conversation(id))
