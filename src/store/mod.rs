@@ -24,7 +24,8 @@ pub use types::{
 
 use crate::config::StorageSettings;
 use crate::domain::{
-    Conversation, ConversationId, Payment, PaymentId, PaymentStatus, SagaStep, TraceId, Username,
+    Conversation, ConversationId, Payment, PaymentId, PaymentStatus, SagaStep, SessionId, TraceId,
+    Username,
 };
 use crate::supervision::{ChildId, Supervisor};
 
@@ -111,23 +112,36 @@ impl Store {
     }
 
     /// Adds a member to a group; `Conflict` if already one, `BadRequest` when
-    /// the group would exceed `max_members`.
+    /// the group would exceed `max_members`. In a cluster the other nodes
+    /// hear of it (`trace`: the request that caused it) atomically with the
+    /// change.
     pub async fn add_member(
         &self,
         id: ConversationId,
         user: Username,
         max_members: usize,
+        trace: TraceId,
     ) -> Result<Conversation, StoreError> {
-        on_backend!(self.add_member(id, user, max_members))
+        match &self.backend {
+            Backend::Sqlite(b) => b.add_member(id, user, max_members).await,
+            Backend::Redis(b) => b.add_member(id, user, max_members, trace).await,
+        }
     }
 
-    /// Removes a member; `NotMember` if they are not one.
+    /// Removes a member; `NotMember` if they are not one. In a cluster the
+    /// other nodes hear of it atomically with the change (`session`: the
+    /// session that asked, which gets `left` rather than `member_left`).
     pub async fn remove_member(
         &self,
         id: ConversationId,
         user: Username,
+        trace: TraceId,
+        session: Option<SessionId>,
     ) -> Result<Conversation, StoreError> {
-        on_backend!(self.remove_member(id, user))
+        match &self.backend {
+            Backend::Sqlite(b) => b.remove_member(id, user).await,
+            Backend::Redis(b) => b.remove_member(id, user, trace, session).await,
+        }
     }
 
     /// Appends a message: dedup by (conversation, sender, clientMsgId), else

@@ -251,24 +251,38 @@ async fn membership_changes(store: &Store) {
         .create_group("g".into(), vec![u("alice")])
         .await
         .unwrap();
-    let g2 = store.add_member(g.id, u("bob"), 10).await.unwrap();
+    let g2 = store
+        .add_member(g.id, u("bob"), 10, TraceId::random())
+        .await
+        .unwrap();
     assert_eq!(g2.members, vec![u("alice"), u("bob")]);
     assert!(matches!(
-        store.add_member(g.id, u("bob"), 10).await,
+        store
+            .add_member(g.id, u("bob"), 10, TraceId::random())
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.add_member(g.id, u("carol"), 2).await,
+        store
+            .add_member(g.id, u("carol"), 2, TraceId::random())
+            .await,
         Err(StoreError::BadRequest(_))
     ));
     assert!(matches!(
-        store.add_member(g.id, u("ghost"), 10).await,
+        store
+            .add_member(g.id, u("ghost"), 10, TraceId::random())
+            .await,
         Err(StoreError::NotFound(_))
     ));
-    let g3 = store.remove_member(g.id, u("alice")).await.unwrap();
+    let g3 = store
+        .remove_member(g.id, u("alice"), TraceId::random(), None)
+        .await
+        .unwrap();
     assert_eq!(g3.members, vec![u("bob")]);
     assert!(matches!(
-        store.remove_member(g.id, u("alice")).await,
+        store
+            .remove_member(g.id, u("alice"), TraceId::random(), None)
+            .await,
         Err(StoreError::NotMember)
     ));
     let d = store
@@ -276,11 +290,15 @@ async fn membership_changes(store: &Store) {
         .await
         .unwrap();
     assert!(matches!(
-        store.add_member(d.id, u("carol"), 10).await,
+        store
+            .add_member(d.id, u("carol"), 10, TraceId::random())
+            .await,
         Err(StoreError::BadRequest(_))
     ));
     assert!(matches!(
-        store.remove_member(d.id, u("bob")).await,
+        store
+            .remove_member(d.id, u("bob"), TraceId::random(), None)
+            .await,
         Err(StoreError::BadRequest(_))
     ));
 }
@@ -598,7 +616,10 @@ async fn conversations_list_in_creation_order(store: &Store) {
     assert_eq!(listed[3].conversation.name, "alice,carol");
     assert!(listed.iter().all(|s| s.last_read_seq == 0));
     // Leaving drops the conversation from the list; the rest keep their order.
-    store.remove_member(made[1], u("alice")).await.unwrap();
+    store
+        .remove_member(made[1], u("alice"), TraceId::random(), None)
+        .await
+        .unwrap();
     let listed = store.conversations_of(u("alice")).await.unwrap();
     assert_eq!(
         listed.iter().map(|s| s.conversation.id).collect::<Vec<_>>(),

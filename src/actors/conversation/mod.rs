@@ -461,7 +461,7 @@ impl ConversationActor {
                 // Membership changes wait for their commit before the next
                 // request is handled, so every later request sees them.
                 ctx.wait(
-                    async move { store.add_member(id, user, max).await }
+                    async move { store.add_member(id, user, max, trace.trace_id).await }
                         .into_actor(self)
                         .map(move |res, act, _| match res {
                             Ok(updated) => {
@@ -469,17 +469,10 @@ impl ConversationActor {
                                 reply.respond(Ok(()));
                                 let frame = ServerFrame::MemberJoined {
                                     conversation_id: act.id,
-                                    username: joined.clone(),
+                                    username: joined,
                                     trace_id: trace.trace_id,
                                 };
                                 act.fan_out(&updated, &frame, trace, None);
-                                act.publish(
-                                    EventKind::MemberJoined {
-                                        conversation_id: act.id,
-                                        username: joined,
-                                    },
-                                    trace,
-                                );
                                 act.state = State::Ready(updated);
                             }
                             Err(e) => reply.respond(Err(e.into())),
@@ -498,7 +491,7 @@ impl ConversationActor {
                 let id = self.id;
                 let left = user.clone();
                 ctx.wait(
-                    async move { store.remove_member(id, user).await }
+                    async move { store.remove_member(id, user, trace.trace_id, session).await }
                         .into_actor(self)
                         .map(move |res, act, _| match res {
                             Ok(updated) => {
@@ -512,14 +505,6 @@ impl ConversationActor {
                                 };
                                 act.fan_out(&updated, &frame, trace, None);
                                 act.read_marks.remove(&left);
-                                act.publish(
-                                    EventKind::MemberLeft {
-                                        conversation_id: act.id,
-                                        username: left.clone(),
-                                        session,
-                                    },
-                                    trace,
-                                );
                                 let text = frame.to_text();
                                 act.registry.for_each_session(&left, |s| {
                                     if Some(s.id) != session {

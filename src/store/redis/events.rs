@@ -74,6 +74,20 @@ impl EventKind {
     }
 }
 
+impl super::RedisStore {
+    /// The JSON of an event this node causes (for scripts that publish it
+    /// together with the change).
+    pub(super) fn event(&self, trace: TraceId, what: EventKind) -> String {
+        ClusterEvent {
+            node: self.node().to_string(),
+            trace,
+            recorded: crate::traces::recorded(trace),
+            what,
+        }
+        .to_json()
+    }
+}
+
 /// The JSON on the channel. The append script writes the `message` form
 /// with cjson, so field names here and in `scripts/append.lua` must agree
 /// (a conformance check parses what the script publishes).

@@ -307,6 +307,14 @@ impl Drop for TestApp {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+        if std::thread::panicking() && self.process.is_some() {
+            // A failing cluster test shows what its nodes said.
+            eprintln!(
+                "---- log of node {} ----\n{}",
+                self.settings.server.node_id,
+                self.log()
+            );
+        }
         self.kill();
     }
 }

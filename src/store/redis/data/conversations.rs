@@ -4,7 +4,10 @@ use super::scripts::{
     CONTACTS, CONVS_OF, CONV_GET, DIRECT, GROUP_CREATE, MEMBER_ADD, MEMBER_REMOVE, READ_SET,
 };
 use super::wire::{self, ConvWire, List};
-use crate::domain::{now_ms, Conversation, ConversationId, TraceContext, Username};
+use crate::domain::{
+    now_ms, Conversation, ConversationId, SessionId, TraceContext, TraceId, Username,
+};
+use crate::store::redis::EventKind;
 use crate::store::redis::RedisStore;
 use crate::store::{ConversationSummary, StoreError};
 
@@ -55,8 +58,21 @@ impl RedisStore {
         id: ConversationId,
         user: Username,
         max_members: usize,
+        trace: TraceId,
     ) -> Result<Conversation, StoreError> {
-        let args = vec![id.to_string(), user.to_string(), max_members.to_string()];
+        let event = self.event(
+            trace,
+            EventKind::MemberJoined {
+                conversation_id: id,
+                username: user.clone(),
+            },
+        );
+        let args = vec![
+            id.to_string(),
+            user.to_string(),
+            max_members.to_string(),
+            event,
+        ];
         self.conversation_script(&MEMBER_ADD, args).await
     }
 
@@ -65,9 +81,19 @@ impl RedisStore {
         &self,
         id: ConversationId,
         user: Username,
+        trace: TraceId,
+        session: Option<SessionId>,
     ) -> Result<Conversation, StoreError> {
-        self.conversation_script(&MEMBER_REMOVE, vec![id.to_string(), user.to_string()])
-            .await
+        let event = self.event(
+            trace,
+            EventKind::MemberLeft {
+                conversation_id: id,
+                username: user.clone(),
+                session,
+            },
+        );
+        let args = vec![id.to_string(), user.to_string(), event];
+        self.conversation_script(&MEMBER_REMOVE, args).await
     }
 
     /// Moves a member's read marker forward (never back).

@@ -91,7 +91,12 @@ impl RedisStore {
             m.text.clone(),
             m.sent_at.to_string(),
             m.trace_id.to_string(),
-            if crate::traces::recorded(m.trace_id) { "1" } else { "0" }.to_string(),
+            if crate::traces::recorded(m.trace_id) {
+                "1"
+            } else {
+                "0"
+            }
+            .to_string(),
         ];
         let reply: AppendWire = self
             .eval_some(TraceContext::new(m.trace_id), &APPEND, args)

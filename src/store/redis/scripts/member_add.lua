@@ -1,4 +1,6 @@
--- ARGV: prefix, conversation id, username, max members.
+-- ARGV: prefix, conversation id, username, max members, the member_joined
+-- cluster event (published with the change, so every node applies it in
+-- order with the messages around it).
 local id, name = ARGV[2], ARGV[3]
 local c = hash(k_conv(id))
 if not c then
@@ -18,4 +20,5 @@ if not user_exists(name) then
 end
 redis.call('HSET', k_members(id), name, '0')
 redis.call('ZADD', k_user_convs(name), c.created, id)
+redis.call('PUBLISH', K_EVENTS, ARGV[5])
 return ok(conversation(id))
