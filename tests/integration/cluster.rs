@@ -200,6 +200,34 @@ async fn three_nodes_share_direct_and_group_chat_in_seq_order() {
     .await;
     let (seq, _) = bob.say(&group, "bob@node-b after", "after").await;
     assert_eq!(seq, total as u64 + 1);
+    // An invitation from node B reaches the new member on node C, who gets
+    // the next message live.
+    a.user("dave").await;
+    let dave_t = b.login("dave").await.token;
+    let mut dave = TestClient::connect(c, &dave_t).await;
+    bob.send(json!({"type": "invite", "conversationId": group, "username": "dave"}))
+        .await;
+    dave.wait_for("dave joined", |f| match f {
+        Frame::MemberJoined { username, .. } if username == "dave" => Some(()),
+        _ => None,
+    })
+    .await;
+    alice
+        .send(json!({"type": "send", "conversationId": group, "text": "alice@node-a welcome", "clientMsgId": "welcome"}))
+        .await;
+    let seq2 = alice
+        .wait_for("the welcome's ack", |f| match f {
+            Frame::Ack { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .await;
+    let m = dave
+        .wait_for("the welcome", |f| match f {
+            Frame::Message(m) if m.text == "alice@node-a welcome" => Some(m.seq),
+            _ => None,
+        })
+        .await;
+    assert_eq!(m, seq2);
     let got = alice
         .wait_for("bob's message", |f| match f {
             Frame::Message(m) if m.text == "bob@node-b after" => Some(m.seq),
