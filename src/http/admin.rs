@@ -125,7 +125,11 @@ pub async fn conversations(
         .flatten()
         .collect();
     Ok(HttpResponse::Ok()
-        .json(json!({ "active": state.deps.conversations.active(), "items": items })))
+        .json(json!({
+            "node": state.deps.settings.server.node_id,
+            "active": state.deps.conversations.active(),
+            "items": items,
+        })))
 }
 
 /// The live supervision tree, with restart counts by actor kind and reason.
