@@ -124,12 +124,11 @@ pub async fn conversations(
         .into_iter()
         .flatten()
         .collect();
-    Ok(HttpResponse::Ok()
-        .json(json!({
-            "node": state.deps.settings.server.node_id,
-            "active": state.deps.conversations.active(),
-            "items": items,
-        })))
+    Ok(HttpResponse::Ok().json(json!({
+        "node": state.deps.settings.server.node_id,
+        "active": state.deps.conversations.active(),
+        "items": items,
+    })))
 }
 
 /// The live supervision tree, with restart counts by actor kind and reason.
