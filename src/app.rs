@@ -107,9 +107,18 @@ impl Application {
             StorageBackend::Redis => {
                 let options =
                     RedisOptions::from_settings(&settings.storage, &settings.server.node_id);
-                Store::open_redis(options, Some(breaker("redis")?))
+                let store = Store::open_redis(options, Some(breaker("redis")?))
                     .await
-                    .with_context(|| format!("connecting to {}", settings.storage.redis_url))?
+                    .with_context(|| format!("connecting to {}", settings.storage.redis_url))?;
+                // Presence left by an earlier run of a node with this name
+                // goes before any session of this run can be recorded.
+                if let Some(redis) = store.redis() {
+                    redis
+                        .leave_cluster()
+                        .await
+                        .context("clearing this node's earlier presence in redis")?;
+                }
+                store
             }
         };
         let registry = SessionRegistry::default();

@@ -43,16 +43,22 @@ pub fn start(deps: &Deps, redis: RedisStore) -> ClusterLink {
         let deps = deps.clone();
         let redis = redis.clone();
         actix_rt::spawn(async move {
-            // Entries left by an earlier run of a node with this name.
-            if let Err(e) = redis.leave_cluster().await {
-                tracing::warn!(error = %e, "cannot clear this node's old presence");
-            }
             let mut healthy = true;
+            let mut first = true;
             let mut tick = tokio::time::interval(HEARTBEAT);
             loop {
                 tick.tick().await;
                 match redis.heartbeat().await {
-                    Ok(dead) => {
+                    Ok((dead, listed)) => {
+                        if !listed && healthy && !first {
+                            // Taken for dead (a stall longer than the TTL):
+                            // its users were announced offline; repair.
+                            tracing::warn!(
+                                "this node was taken for dead; recording its users again"
+                            );
+                            deps.directory
+                                .do_send(Envelope::new(TraceContext::random(), Reassert));
+                        }
                         crate::series::record("redis_down", 0.0);
                         if dead > 0 {
                             tracing::warn!(dead, "cleared the presence of dead nodes");
@@ -63,6 +69,7 @@ pub fn start(deps: &Deps, redis: RedisStore) -> ClusterLink {
                                 .do_send(Envelope::new(TraceContext::random(), Reassert));
                         }
                         healthy = true;
+                        first = false;
                     }
                     Err(e) => {
                         crate::series::record("redis_down", 1.0);
@@ -106,13 +113,19 @@ fn route(deps: &Deps, node: &str, down: &AtomicBool, signal: BusSignal) {
             }
             match event.what {
                 EventKind::Presence { username, online } => {
-                    deps.directory.do_send(Envelope::new(
+                    let told = deps.directory.try_send(Envelope::new(
                         trace,
                         RemotePresence {
                             user: username,
                             online,
                         },
                     ));
+                    if told.is_err() {
+                        // The directory is behind: this notice is dropped
+                        // (contacts see the next one), never queued without bound.
+                        metrics::counter!("parley_mailbox_rejections_total", "queue" => "directory")
+                            .increment(1);
+                    }
                 }
                 EventKind::Payment { payment_id } => {
                     if own {
@@ -155,9 +168,7 @@ fn route(deps: &Deps, node: &str, down: &AtomicBool, signal: BusSignal) {
             down.store(false, Ordering::Relaxed);
             tracing::info!("cluster channel back: catching up");
             let trace = TraceContext::random();
-            for conversation in deps.conversations.running(usize::MAX) {
-                conversation.do_send(Envelope::new(trace, ConvRequest::CatchUp));
-            }
+            deps.conversations.catch_up_all(trace);
             deps.directory.do_send(Envelope::new(trace, Reassert));
         }
         BusSignal::Down(why) => {

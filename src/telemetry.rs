@@ -161,6 +161,10 @@ fn describe() {
         "1 while Redis answers this node's heartbeat, 0 while it does not (cluster mode)."
     );
     describe_counter!(
+        "parley_messages_fetched_total",
+        "Messages a conversation actor read from the store to close a gap in its deliveries (cluster: the channel lost them)."
+    );
+    describe_counter!(
         "parley_cluster_events_total",
         "Events from the cluster channel handed to conversation actors (own: published by this node)."
     );

@@ -26,7 +26,7 @@ use super::conversation::{ConvRequest, ConversationActor};
 use super::registry::SessionRegistry;
 use super::ChatError;
 use crate::config::Settings;
-use crate::domain::ConversationId;
+use crate::domain::{ConversationId, TraceContext};
 use crate::store::Store;
 use crate::supervision::faults::Faults;
 use crate::supervision::policy::RestartType;
@@ -50,7 +50,15 @@ struct Shared {
     /// The dynamic supervisor every conversation actor runs under.
     supervisor: Supervisor,
     faults: Arc<Faults>,
+    /// Cluster mode: the last seq each retired actor delivered, handed to
+    /// its successor, so a message that arrives after a gap (the channel was
+    /// lost meanwhile) is preceded by what was missed. At most
+    /// `REMEMBERED` entries; when full it is cleared (a successor then
+    /// starts from the first message it sees, as on a first start).
+    remembered: Mutex<HashMap<ConversationId, u64>>,
 }
+
+const REMEMBERED: usize = 65_536;
 
 /// Sends requests to conversation actors, starting them when needed.
 #[derive(Clone)]
@@ -83,7 +91,46 @@ impl ConversationRouter {
                 next_arbiter: AtomicUsize::new(0),
                 supervisor,
                 faults,
+                remembered: Mutex::new(HashMap::new()),
             }),
+        }
+    }
+
+    /// A retired actor's last delivered seq (cluster mode).
+    pub(super) fn remember(&self, id: ConversationId, delivered: u64) {
+        let mut map = self
+            .shared
+            .remembered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if map.len() >= REMEMBERED && !map.contains_key(&id) {
+            map.clear();
+        }
+        map.insert(id, delivered);
+    }
+
+    /// The cluster channel was lost and is back: every running actor, and
+    /// every retired one this node remembers, fetches what it missed.
+    pub fn catch_up_all(&self, trace: TraceContext) {
+        for addr in self.running(usize::MAX) {
+            if let Err(SendError::Full(env) | SendError::Closed(env)) =
+                addr.try_send(Envelope::new(trace, ConvRequest::CatchUp))
+            {
+                // A full mailbox is busy with this conversation already: the
+                // next message shows the gap and fetches it.
+                drop(env);
+            }
+        }
+        let retired: Vec<ConversationId> = self
+            .shared
+            .remembered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        for id in retired {
+            self.route(id, Envelope::new(trace, ConvRequest::CatchUp));
         }
     }
 
@@ -145,6 +192,11 @@ impl ConversationRouter {
 
     fn start(&self, id: ConversationId) -> Addr<ConversationActor> {
         let s = &self.shared;
+        let delivered = s
+            .remembered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         let actor = ConversationActor::new(
             id,
             s.settings.clone(),
@@ -152,7 +204,8 @@ impl ConversationRouter {
             s.registry.clone(),
             self.clone(),
             s.faults.clone(),
-        );
+        )
+        .delivered_up_to(delivered);
         let arbiter = match s.arbiters.len() {
             0 => None,
             n => Some(&s.arbiters[s.next_arbiter.fetch_add(1, Ordering::Relaxed) % n]),

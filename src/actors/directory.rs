@@ -162,7 +162,9 @@ impl Directory {
     ) {
         let store = self.store.clone();
         let who = user.clone();
-        ctx.spawn(async move { store.contacts_of(who).await }.into_actor(self).map(
+        // One event at a time, in channel order, so an online/offline pair
+        // is told in the order it happened.
+        ctx.wait(async move { store.contacts_of(who).await }.into_actor(self).map(
             move |res, act, _| {
                 let contacts = match res {
                     Ok(c) => c,
@@ -313,6 +315,9 @@ impl Handler<Envelope<Reassert>> for Directory {
 
     fn handle(&mut self, env: Envelope<Reassert>, ctx: &mut Self::Context) {
         let _scope = env.enter("directory");
+        let Some(redis) = self.cluster.clone() else {
+            return;
+        };
         let mut users: Vec<Username> = self
             .registry
             .all_sessions()
@@ -321,8 +326,15 @@ impl Handler<Envelope<Reassert>> for Directory {
             .collect();
         users.sort();
         users.dedup();
-        for user in users {
-            self.record(user, true, env.trace, ctx);
-        }
+        let trace = env.trace.trace_id;
+        // In line with `record`: later joins and leaves apply after this.
+        ctx.wait(
+            async move {
+                if let Err(e) = redis.replace_presence(&users, trace).await {
+                    tracing::warn!(error = %e, "presence not repaired; the next recovery tries again");
+                }
+            }
+            .into_actor(self),
+        );
     }
 }

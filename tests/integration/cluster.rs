@@ -380,6 +380,53 @@ async fn a_redis_outage_fails_fast_keeps_sessions_and_recovers_without_a_gap() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_published_while_the_channel_is_down_are_caught_up_in_order() {
+    let Some((redis, nodes)) = cluster(2, &[]).await else {
+        return;
+    };
+    let alice_t = nodes[0].user("alice").await.token;
+    let bob_t = nodes[0].user("bob").await.token;
+    let mut alice = TestClient::connect(&nodes[0], &alice_t).await;
+    let mut bob = TestClient::connect(&nodes[1], &bob_t).await;
+    let (_, direct) = alice.say_to("bob", "before", "c0").await;
+    assert_eq!(bob.expect_message().await.seq, 1);
+    // Redis drops every subscriber (as when a subscriber's output buffer
+    // overflows) but keeps serving: sends go on while nodes resubscribe.
+    let killed = redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert!(killed.starts_with(':'), "{killed}");
+    let burst = 20;
+    for i in 1..=burst {
+        alice
+            .send(json!({"type": "send", "conversationId": direct, "text": format!("m{i}"), "clientMsgId": format!("c{i}")}))
+            .await;
+    }
+    // Both sides get every message once, in seq order: live, or caught up
+    // from the stream after the resubscription.
+    for client in [&mut bob, &mut alice] {
+        let got = messages(client, &direct, burst).await;
+        assert_in_seq_order(&client.username, &got, 2);
+    }
+    // Node B lost its subscription, and read what it missed from the stream.
+    assert!(
+        nodes[1].log().contains("cluster channel lost"),
+        "{}",
+        nodes[1].log()
+    );
+    let (_, metrics) = nodes[1].get("/metrics", None).await;
+    let fetched: f64 = metrics
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("parley_messages_fetched_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        fetched >= 1.0,
+        "no message was caught up from the stream:\n{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn when_a_node_dies_its_clients_reconnect_elsewhere_and_miss_nothing() {
     let Some((_redis, mut nodes)) = cluster(2, &[]).await else {
         return;

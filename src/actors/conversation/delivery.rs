@@ -16,6 +16,7 @@ use actix::prelude::*;
 use super::{ConversationActor, State};
 use crate::domain::{StoredMessage, TraceContext};
 use crate::protocol::{MessageView, ServerFrame};
+use crate::store::StoreError;
 
 /// Messages held at most; beyond it they are dropped and fetched later.
 pub(super) const MAX_HELD: usize = 4096;
@@ -74,6 +75,59 @@ impl ConversationActor {
         if !self.held.is_empty() || self.overflowed {
             self.fetch_missing(ctx);
         }
+        self.maybe_stop(ctx);
+    }
+
+    /// Reads the membership again (after the channel was lost, membership
+    /// events may have been missed), then goes on delivering.
+    pub(super) fn reload(&mut self, ctx: &mut Context<Self>) {
+        if self.fetching {
+            return;
+        }
+        self.fetching = true;
+        let store = self.store.clone();
+        let id = self.id;
+        ctx.spawn(
+            async move { store.conversation(id).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    act.fetching = false;
+                    match res {
+                        Ok(Some(fresh)) => {
+                            if let State::Ready(conv) = &mut act.state {
+                                conv.members = fresh.members;
+                                conv.last_seq = conv.last_seq.max(fresh.last_seq);
+                                let members = &conv.members;
+                                act.read_marks.retain(|u, _| members.contains(u));
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(conversation = %act.id, error = %e, "cannot reload the membership; retrying");
+                            act.overflowed = true;
+                            ctx.run_later(FETCH_RETRY, |act, ctx| act.reload(ctx));
+                            return;
+                        }
+                    }
+                    act.drain(ctx);
+                }),
+        );
+    }
+
+    /// Nothing is on its way to the store or to sessions: the actor may stop
+    /// without losing a delivery. (A conversation that failed to load has
+    /// nobody to deliver to.)
+    pub(super) fn settled(&self) -> bool {
+        let delivering = matches!(self.state, State::Ready(_))
+            && (!self.held.is_empty() || self.fetching || self.overflowed);
+        self.inflight == 0 && !delivering
+    }
+
+    /// A retiring actor stops once settled.
+    pub(super) fn maybe_stop(&mut self, ctx: &mut Context<Self>) {
+        if self.stopping && self.settled() {
+            ctx.stop();
+        }
     }
 
     fn deliver(&mut self, message: &StoredMessage, trace: TraceContext) {
@@ -114,6 +168,13 @@ impl ConversationActor {
                     act.fetching = false;
                     let page = match res {
                         Ok(page) => page,
+                        Err(StoreError::NotMember) => {
+                            // The member read for has left (an event this
+                            // node missed): take the membership afresh.
+                            act.overflowed = true;
+                            act.reload(ctx);
+                            return;
+                        }
                         Err(e) => {
                             tracing::warn!(conversation = %act.id, error = %e, "cannot fetch missed messages; retrying");
                             act.overflowed = true;
@@ -123,12 +184,15 @@ impl ConversationActor {
                     };
                     let delivered = act.delivered.unwrap_or(after);
                     let found = page.messages.iter().any(|m| m.seq == delivered + 1);
+                    let mut fetched = 0u64;
                     for m in page.messages {
-                        if m.seq > delivered {
+                        if m.seq > delivered && !act.held.contains_key(&m.seq) {
                             let trace = TraceContext::new(m.trace_id);
-                            act.held.entry(m.seq).or_insert((m, trace));
+                            act.held.insert(m.seq, (m, trace));
+                            fetched += 1;
                         }
                     }
+                    metrics::counter!("parley_messages_fetched_total").increment(fetched);
                     act.overflowed = page.has_more;
                     if !found {
                         // The store has no such message (it lost data): go

@@ -282,6 +282,14 @@ impl ConversationActor {
         }
     }
 
+    /// Cluster mode: where the predecessor of this actor left off.
+    pub fn delivered_up_to(mut self, seq: Option<u64>) -> Self {
+        if self.cluster.is_some() {
+            self.delivered = seq;
+        }
+        self
+    }
+
     /// Pushes one frame to every session of every member (`skip`: not to this user).
     fn fan_out(
         &self,
@@ -546,7 +554,11 @@ impl Actor for ConversationActor {
                         Ok(None) => State::Missing,
                         Err(e) => State::Failed(e.to_string()),
                     };
-                    if !matches!(act.state, State::Ready(_)) {
+                    if matches!(act.state, State::Ready(_)) {
+                        // After a restart: what was held (or being fetched)
+                        // goes out now rather than with the next message.
+                        act.drain(ctx);
+                    } else {
                         // Answer what is queued, then go: nothing to keep in memory.
                         act.retire(ctx);
                     }
@@ -556,8 +568,7 @@ impl Actor for ConversationActor {
         let every = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         ctx.run_interval(every, move |act, ctx| {
             // Nothing may be waiting to go out: held messages would be lost.
-            let quiet = act.inflight == 0 && act.held.is_empty() && !act.fetching;
-            if quiet && act.last_activity.elapsed() >= idle {
+            if act.settled() && act.last_activity.elapsed() >= idle {
                 act.retire(ctx);
             }
         });
@@ -565,6 +576,9 @@ impl Actor for ConversationActor {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         if self.retiring {
+            if let (Some(_), Some(seq)) = (&self.cluster, self.delivered) {
+                self.router.remember(self.id, seq);
+            }
             self.router.retired(self.id);
         }
     }
@@ -644,9 +658,12 @@ impl Handler<Envelope<Committed>> for ConversationActor {
                         accepted.elapsed(),
                     );
                     // In a cluster the message comes back through the
-                    // cluster channel, in seq order with every node's.
+                    // cluster channel, in seq order with every node's; the
+                    // sender may already mark it read.
                     if self.cluster.is_none() {
                         self.offer(message, env.trace, ctx);
+                    } else if let State::Ready(conv) = &mut self.state {
+                        conv.last_seq = conv.last_seq.max(message.seq);
                     }
                 }
             }
@@ -656,7 +673,7 @@ impl Handler<Envelope<Committed>> for ConversationActor {
             // Its publication may be held behind this ack.
             self.drain(ctx);
         }
-        if self.stopping && self.inflight == 0 {
+        if self.stopping && self.settled() {
             ctx.stop();
         }
     }
@@ -672,9 +689,7 @@ impl Handler<Envelope<Stop>> for ConversationActor {
             return;
         }
         self.stopping = true;
-        if self.inflight == 0 {
-            ctx.stop();
-        }
+        self.maybe_stop(ctx);
     }
 }
 

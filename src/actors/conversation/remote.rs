@@ -101,8 +101,10 @@ impl ConversationActor {
         }
     }
 
-    /// The cluster channel was lost: fetch whatever was committed since the
-    /// last delivered message (or since the membership was loaded).
+    /// The cluster channel was lost: take the membership afresh (its events
+    /// may be among what was missed), then fetch whatever was committed
+    /// since the last delivered message (or since the membership was
+    /// loaded).
     pub(super) fn catch_up(&mut self, ctx: &mut Context<Self>) {
         if self.cluster.is_none() {
             return;
@@ -111,7 +113,7 @@ impl ConversationActor {
             self.delivered = Some(self.loaded_seq);
         }
         self.overflowed = true;
-        self.drain(ctx);
+        self.reload(ctx);
     }
 
     /// Tells the other nodes (cluster mode; a no-op with SQLite). Fire and

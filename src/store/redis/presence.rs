@@ -75,8 +75,11 @@ end
 return out
 "#;
 
-/// Refreshes this node's heartbeat and clears every dead node.
+/// Refreshes this node's heartbeat and clears every dead node; says
+/// whether this node was still listed (another node may have taken it for
+/// dead after a long stall, clearing its users).
 const HEARTBEAT: &str = r#"
+local listed = redis.call('HEXISTS', nodes, node)
 redis.call('HSET', nodes, node, now)
 local dropped = 0
 local all = redis.call('HGETALL', nodes)
@@ -87,7 +90,34 @@ for i = 1, #all, 2 do
     dropped = dropped + 1
   end
 end
-return dropped
+return {dropped, listed}
+"#;
+
+/// Makes this node's presence entries exactly ARGV[5..] (its connected
+/// users), announcing whoever goes online or offline by it: the repair
+/// after Redis or the channel was lost (changes may have failed meanwhile,
+/// or Redis may have restarted without them).
+const REPLACE: &str = r#"
+local key = prefix .. 'nodeusers:' .. node
+local want = {}
+for i = 5, #ARGV do want[ARGV[i]] = true end
+for _, user in ipairs(redis.call('SMEMBERS', key)) do
+  if not want[user] then
+    redis.call('HDEL', prefix .. 'presence:' .. user, node)
+    redis.call('SREM', key, user)
+    if not online(user) then announce(user, false) end
+  end
+end
+redis.call('HSET', nodes, node, now)
+for i = 5, #ARGV do
+  local user = ARGV[i]
+  local present = redis.call('HEXISTS', prefix .. 'presence:' .. user, node) == 1
+  local was = present or online(user)
+  redis.call('HSET', prefix .. 'presence:' .. user, node, '1')
+  redis.call('SADD', key, user)
+  if not was then announce(user, true) end
+end
+return 0
 "#;
 
 /// Clears this node's own entries (start-up after a crash, clean shutdown).
@@ -102,12 +132,14 @@ enum Op {
     OnlineAmong,
     Heartbeat,
     Leave,
+    Replace,
 }
 
 /// Each script with the prelude, hashed once (EVALSHA, loaded on first use).
 fn script(op: Op) -> &'static Script {
-    static SCRIPTS: LazyLock<[Script; 5]> = LazyLock::new(|| {
-        [UP, DOWN, ONLINE_AMONG, HEARTBEAT, LEAVE].map(|b| Script::new(&format!("{PRELUDE}{b}")))
+    static SCRIPTS: LazyLock<[Script; 6]> = LazyLock::new(|| {
+        [UP, DOWN, ONLINE_AMONG, HEARTBEAT, LEAVE, REPLACE]
+            .map(|b| Script::new(&format!("{PRELUDE}{b}")))
     });
     &SCRIPTS[op as usize]
 }
@@ -173,10 +205,29 @@ impl RedisStore {
             .collect())
     }
 
-    /// Proves this node alive and clears dead nodes; returns how many were cleared.
-    pub async fn heartbeat(&self) -> Result<u64, StoreError> {
-        self.presence_script(Op::Heartbeat, TraceId::random(), Vec::new())
-            .await
+    /// Proves this node alive and clears dead nodes; returns how many were
+    /// cleared, and whether this node was still listed before this beat.
+    pub async fn heartbeat(&self) -> Result<(u64, bool), StoreError> {
+        let (dropped, listed): (u64, i64) = self
+            .presence_script(Op::Heartbeat, TraceId::random(), Vec::new())
+            .await?;
+        Ok((dropped, listed == 1))
+    }
+
+    /// Sets this node's presence entries to exactly `users` (see `REPLACE`).
+    pub async fn replace_presence(
+        &self,
+        users: &[Username],
+        trace: TraceId,
+    ) -> Result<(), StoreError> {
+        let _: i64 = self
+            .presence_script(
+                Op::Replace,
+                trace,
+                users.iter().map(|u| u.to_string()).collect(),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Clears this node's presence entries; returns how many users it had.

@@ -103,6 +103,22 @@ impl RedisServer {
         }
     }
 
+    /// Runs one command (inline protocol, arguments without spaces) and
+    /// returns the first line of the reply.
+    pub fn command(&self, args: &[&str]) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis-server");
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        s.write_all(format!("{}\r\n", args.join(" ")).as_bytes())
+            .expect("send to redis-server");
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    }
+
     /// SIGKILL: the server disappears at once, as in a crash.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
