@@ -341,30 +341,21 @@ impl TestClient {
         text: &str,
         client_msg_id: &str,
     ) -> (u64, String) {
-        self.send(json!({"type": "send", "conversationId": conversation, "text": text, "clientMsgId": client_msg_id}))
-            .await;
-        let Frame::Ack {
-            seq,
-            conversation_id,
-            ..
-        } = self.expect_ack().await
-        else {
-            unreachable!()
-        };
-        let own = self.expect_message().await;
-        assert_eq!(
-            (own.seq, own.text.as_str()),
-            (seq, text),
-            "{}: own message after ack",
-            self.username
-        );
-        (seq, conversation_id)
+        self.send_text(json!({"type": "send", "conversationId": conversation, "text": text, "clientMsgId": client_msg_id}), text)
+            .await
     }
 
     /// `say` to a user: the direct conversation, created on first use.
     pub async fn say_to(&mut self, user: &str, text: &str, client_msg_id: &str) -> (u64, String) {
-        self.send(json!({"type": "send", "to": user, "text": text, "clientMsgId": client_msg_id}))
-            .await;
+        self.send_text(
+            json!({"type": "send", "to": user, "text": text, "clientMsgId": client_msg_id}),
+            text,
+        )
+        .await
+    }
+
+    async fn send_text(&mut self, frame: Value, text: &str) -> (u64, String) {
+        self.send(frame).await;
         let Frame::Ack {
             seq,
             conversation_id,
