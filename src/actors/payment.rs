@@ -7,7 +7,7 @@
 //! it while it runs, so one node at a time runs a saga; when the lease is
 //! someone else's, it stops at once and leaves the saga to them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -20,6 +20,8 @@ pub struct PaymentActor {
     deps: SagaDeps,
     router: PaymentRouter,
     finished: bool,
+    /// Cluster mode: when the saga lease was last taken or renewed.
+    leased_at: Instant,
 }
 
 impl PaymentActor {
@@ -29,6 +31,7 @@ impl PaymentActor {
             deps,
             router,
             finished: false,
+            leased_at: Instant::now(),
         }
     }
 }
@@ -46,6 +49,7 @@ impl Actor for PaymentActor {
                 .into_actor(self)
                 .map(|res, act, ctx| match res {
                     Ok(true) => {
+                        act.leased_at = Instant::now();
                         act.run_saga(ctx);
                         ctx.run_interval(LEASE / 3, |act, ctx| act.renew(ctx));
                     }
@@ -111,9 +115,17 @@ impl PaymentActor {
             async move { redis.claim_saga(id, LEASE).await }
                 .into_actor(self)
                 .map(|res, act, ctx| match res {
-                    Ok(true) => {}
+                    Ok(true) => act.leased_at = Instant::now(),
                     Ok(false) => {
                         tracing::warn!(payment = %act.id, "saga lease taken by another node; stopping here");
+                        act.finished = true;
+                        ctx.stop();
+                    }
+                    Err(e) if act.leased_at.elapsed() >= LEASE / 2 => {
+                        // The lease may lapse before Redis is back: stop
+                        // well before another node could take the saga over;
+                        // a sweep (here or elsewhere) resumes it from its log.
+                        tracing::warn!(payment = %act.id, error = %e, "saga lease not renewed for half its life; pausing the saga");
                         act.finished = true;
                         ctx.stop();
                     }
