@@ -48,6 +48,7 @@ pub fn start(deps: &Deps, redis: RedisStore) -> ClusterLink {
             let mut tick = tokio::time::interval(HEARTBEAT);
             loop {
                 tick.tick().await;
+                deps.conversations.retry_lagging(TraceContext::random());
                 match redis.heartbeat().await {
                     Ok((dead, listed)) => {
                         if !listed && healthy && !first {

@@ -161,6 +161,10 @@ fn describe() {
         "1 while Redis answers this node's heartbeat, 0 while it does not (cluster mode)."
     );
     describe_counter!(
+        "parley_cluster_events_dropped_total",
+        "Cluster events a conversation actor could not take (overloaded or restarting); the conversation catches up within a second."
+    );
+    describe_counter!(
         "parley_messages_fetched_total",
         "Messages a conversation actor read from the store to close a gap in its deliveries (cluster: the channel lost them)."
     );

@@ -15,7 +15,7 @@
 //!    fresh actor, in order, before anyone else can reach it.
 
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -56,6 +56,8 @@ struct Shared {
     /// `REMEMBERED` entries; when full it is cleared (a successor then
     /// starts from the first message it sees, as on a first start).
     remembered: Mutex<HashMap<ConversationId, u64>>,
+    /// Cluster mode: conversations that missed a cluster event (see `refuse`).
+    lagging: Mutex<HashSet<ConversationId>>,
 }
 
 const REMEMBERED: usize = 65_536;
@@ -92,7 +94,46 @@ impl ConversationRouter {
                 supervisor,
                 faults,
                 remembered: Mutex::new(HashMap::new()),
+                lagging: Mutex::new(HashSet::new()),
             }),
+        }
+    }
+
+    /// Answers a request that cannot be enqueued. A cluster event that
+    /// cannot be (the actor is overloaded or restarting) leaves a gap in
+    /// this node's deliveries: the conversation is marked, and
+    /// `retry_lagging` sends it a catch-up shortly.
+    fn refuse(&self, id: ConversationId, env: Envelope<ConvRequest>, error: ChatError) {
+        match env.msg {
+            ConvRequest::Remote { .. } | ConvRequest::CatchUp => {
+                metrics::counter!("parley_cluster_events_dropped_total").increment(1);
+                let mut lagging = self
+                    .shared
+                    .lagging
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                // Bounded like `remembered`; a conversation left out fetches
+                // its gap with its next message.
+                if lagging.len() < REMEMBERED {
+                    lagging.insert(id);
+                }
+            }
+            other => other.reject(error),
+        }
+    }
+
+    /// Cluster mode, every second: conversations that missed an event get a
+    /// catch-up (marked again if that cannot be enqueued either).
+    pub fn retry_lagging(&self, trace: TraceContext) {
+        let ids: Vec<ConversationId> = self
+            .shared
+            .lagging
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        for id in ids {
+            self.route(id, Envelope::new(trace, ConvRequest::CatchUp));
         }
     }
 
@@ -141,7 +182,7 @@ impl ConversationRouter {
             match table.get(&id) {
                 Some(Entry::Running(addr)) => match addr.try_send(env) {
                     Ok(()) => return,
-                    Err(SendError::Full(env)) => return env.msg.reject(overloaded()),
+                    Err(SendError::Full(env)) => return self.refuse(id, env, overloaded()),
                     Err(SendError::Closed(env)) => env,
                 },
                 _ => env,
@@ -154,9 +195,11 @@ impl ConversationRouter {
                 Entry::Retiring(held) => {
                     let held = held.get_mut().unwrap_or_else(|p| p.into_inner());
                     if held.len() >= self.shared.settings.conversations.retiring_queue {
-                        env.msg.reject(ChatError::Unavailable(
-                            "this conversation is restarting; retry".into(),
-                        ));
+                        self.refuse(
+                            id,
+                            env,
+                            ChatError::Unavailable("this conversation is restarting; retry".into()),
+                        );
                     } else {
                         held.push_back(env);
                     }
@@ -164,26 +207,30 @@ impl ConversationRouter {
                 Entry::Running(addr) => {
                     let env = match addr.try_send(env) {
                         Ok(()) => return,
-                        Err(SendError::Full(env)) => return env.msg.reject(overloaded()),
+                        Err(SendError::Full(env)) => return self.refuse(id, env, overloaded()),
                         Err(SendError::Closed(env)) => env,
                     };
                     // The actor died: its successor takes over.
                     let addr = self.start(id);
                     if let Err(SendError::Full(env) | SendError::Closed(env)) = addr.try_send(env) {
-                        env.msg.reject(overloaded());
+                        self.refuse(id, env, overloaded());
                     }
                     slot.insert(Entry::Running(addr));
                 }
             },
             MapEntry::Vacant(slot) => {
                 if active >= self.shared.settings.conversations.max_active {
-                    return env.msg.reject(ChatError::Unavailable(
-                        "too many active conversations on this node; retry later".into(),
-                    ));
+                    return self.refuse(
+                        id,
+                        env,
+                        ChatError::Unavailable(
+                            "too many active conversations on this node; retry later".into(),
+                        ),
+                    );
                 }
                 let addr = self.start(id);
                 if let Err(SendError::Full(env) | SendError::Closed(env)) = addr.try_send(env) {
-                    env.msg.reject(overloaded());
+                    self.refuse(id, env, overloaded());
                 }
                 slot.insert(Entry::Running(addr));
             }
