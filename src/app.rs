@@ -169,6 +169,7 @@ impl Application {
             deadline: settings.payments.retry_deadline,
             retry_base: settings.payments.retry_base,
             retry_max: settings.payments.retry_max,
+            lease: settings.payments.saga_lease,
         };
         let webhook = settings.alert_webhook.clone().and_then(|url| {
             breakers

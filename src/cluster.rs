@@ -21,8 +21,6 @@ use crate::supervision::Envelope;
 
 /// How often the heartbeat runs (and Redis's health is sampled).
 const HEARTBEAT: Duration = Duration::from_secs(1);
-/// How often unfinished sagas without a live owner are looked for.
-const SAGA_SWEEP: Duration = Duration::from_secs(10);
 
 /// The running link; `stop` ends it and takes this node out of presence.
 pub struct ClusterLink {
@@ -86,8 +84,11 @@ pub fn start(deps: &Deps, redis: RedisStore) -> ClusterLink {
     };
     let sweep = {
         let payments = deps.payments.clone();
+        // Unfinished sagas without a live owner are looked for three times
+        // per lease.
+        let every = (deps.settings.payments.saga_lease / 3).max(Duration::from_secs(1));
         actix_rt::spawn(async move {
-            let mut tick = tokio::time::interval(SAGA_SWEEP);
+            let mut tick = tokio::time::interval(every);
             tick.tick().await;
             loop {
                 tick.tick().await;

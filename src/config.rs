@@ -232,6 +232,7 @@ struct RawPayments {
     retry_base_ms: u64,
     retry_max_ms: u64,
     max_active: u64,
+    saga_lease_secs: u64,
 }
 
 impl Default for RawPayments {
@@ -243,6 +244,7 @@ impl Default for RawPayments {
             retry_base_ms: 100,
             retry_max_ms: 5000,
             max_active: 10_000,
+            saga_lease_secs: 30,
         }
     }
 }
@@ -487,6 +489,8 @@ pub struct PaymentSettings {
     pub retry_max: Duration,
     /// Payment actors running at once; more wait in the store.
     pub max_active: usize,
+    /// Cluster mode: how long a node's hold on a saga lasts unrenewed.
+    pub saga_lease: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -838,6 +842,10 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
                 raw.payments.retry_max_ms,
             )? as u64),
             max_active: positive("payments.max_active", raw.payments.max_active)?,
+            saga_lease: Duration::from_secs(positive(
+                "payments.saga_lease_secs",
+                raw.payments.saga_lease_secs,
+            )? as u64),
         },
         faults_enabled: raw.faults.enabled,
         supervision: supervision(&raw.supervision)?,

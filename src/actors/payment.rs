@@ -43,15 +43,15 @@ impl Actor for PaymentActor {
         let Some(redis) = self.deps.store.redis().cloned() else {
             return self.run_saga(ctx);
         };
-        let id = self.id;
+        let (id, lease) = (self.id, self.deps.lease);
         ctx.wait(
-            async move { redis.claim_saga(id, LEASE).await }
+            async move { redis.claim_saga(id, lease).await }
                 .into_actor(self)
                 .map(|res, act, ctx| match res {
                     Ok(true) => {
                         act.leased_at = Instant::now();
                         act.run_saga(ctx);
-                        ctx.run_interval(LEASE / 3, |act, ctx| act.renew(ctx));
+                        ctx.run_interval(act.deps.lease / 3, |act, ctx| act.renew(ctx));
                     }
                     Ok(false) => {
                         // Another node runs it; nothing to resume here.
@@ -89,9 +89,6 @@ impl Actor for PaymentActor {
     }
 }
 
-/// How long a saga lease lasts without renewal (renewed every third of it).
-const LEASE: Duration = Duration::from_secs(30);
-
 impl PaymentActor {
     fn run_saga(&mut self, ctx: &mut Context<Self>) {
         let saga = self.deps.clone().run(self.id);
@@ -110,9 +107,9 @@ impl PaymentActor {
         let Some(redis) = self.deps.store.redis().cloned() else {
             return;
         };
-        let id = self.id;
+        let (id, lease) = (self.id, self.deps.lease);
         ctx.spawn(
-            async move { redis.claim_saga(id, LEASE).await }
+            async move { redis.claim_saga(id, lease).await }
                 .into_actor(self)
                 .map(|res, act, ctx| match res {
                     Ok(true) => act.leased_at = Instant::now(),
@@ -121,7 +118,7 @@ impl PaymentActor {
                         act.finished = true;
                         ctx.stop();
                     }
-                    Err(e) if act.leased_at.elapsed() >= LEASE / 2 => {
+                    Err(e) if act.leased_at.elapsed() >= act.deps.lease / 2 => {
                         // The lease may lapse before Redis is back: stop
                         // well before another node could take the saga over;
                         // a sweep (here or elsewhere) resumes it from its log.

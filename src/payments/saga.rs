@@ -37,6 +37,8 @@ pub struct SagaDeps {
     pub deadline: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
+    /// Cluster mode: how long a saga lease lasts unrenewed.
+    pub lease: Duration,
 }
 
 /// How a run of the saga ended.

@@ -539,3 +539,74 @@ async fn payments_across_nodes_conserve_money() {
         .await;
     assert_eq!(kinds, "payment");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_nodes_saga_resumes_on_another_node_and_charges_once() {
+    // Every provider call takes 1.5 s, so node A dies with the charge in flight.
+    let provider = TestProvider::start(ProviderOptions {
+        max_keys: 1000,
+        latency: Duration::from_millis(1500),
+        ..ProviderOptions::default()
+    });
+    let url = provider.url();
+    let extra = [
+        ("PARLEY__PAYMENTS__PROVIDER_URL", url.as_str()),
+        ("PARLEY__PAYMENTS__SAGA_LEASE_SECS", "3"),
+    ];
+    let Some((_redis, mut nodes)) = cluster(2, &extra).await else {
+        return;
+    };
+    let alice = nodes[0].user("alice").await;
+    let bob = nodes[0].user("bob").await;
+    let (status, body) = nodes[0]
+        .post(
+            "/api/payments",
+            Some(&alice.token),
+            json!({"to": "bob", "amount": 700, "idempotencyKey": "k1"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["paymentId"].as_str().unwrap().to_string();
+    // The charging step is logged before the call, which then takes 1.5 s.
+    let root = nodes[0].user("root").await;
+    wait_for(
+        "the saga to be charging",
+        Duration::from_secs(10),
+        || async {
+            let (_, list) = nodes[0].get("/admin/payments", Some(&root.token)).await;
+            (list["items"][0]["step"] == "charging").then_some(())
+        },
+    )
+    .await;
+    nodes[0].kill();
+    let b = &nodes[1];
+    let (_, p) = b
+        .get(&format!("/api/payments/{id}"), Some(&alice.token))
+        .await;
+    assert_eq!(p["status"], "pending", "node A had not finished it: {p}");
+    // Node B takes the saga once A's lease runs out, and finishes it.
+    let status = wait_for(
+        "node B to finish the saga",
+        Duration::from_secs(30),
+        || async {
+            let (_, p) = b
+                .get(&format!("/api/payments/{id}"), Some(&alice.token))
+                .await;
+            match p["status"].as_str() {
+                Some("pending") | None => None,
+                Some(s) => Some(s.to_string()),
+            }
+        },
+    )
+    .await;
+    assert_eq!(status, "completed");
+    let stats = provider.state.stats();
+    assert_eq!(
+        (stats["charges"].as_u64(), stats["succeeded"].as_u64()),
+        (Some(1), Some(1)),
+        "charged once: {stats}"
+    );
+    let alice_balance = b.get("/api/me", Some(&alice.token)).await.1["balance"].as_i64();
+    let bob_balance = b.get("/api/me", Some(&bob.token)).await.1["balance"].as_i64();
+    assert_eq!((alice_balance, bob_balance), (Some(9_300), Some(10_700)));
+}
