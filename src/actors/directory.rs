@@ -123,34 +123,33 @@ impl Directory {
                         return;
                     }
                 };
-                let status = if act.registry.is_online(&user) { "online" } else { "offline" };
-                let frame = ServerFrame::Presence {
-                    username: user.clone(),
-                    status,
-                    trace_id: trace.trace_id,
-                }
-                .to_text();
-                for contact in contacts.iter().filter(|_| tell_contacts) {
-                    act.registry.for_each_session(contact, |s| {
-                        s.deliver(frame.clone(), trace);
-                    });
+                if tell_contacts {
+                    let online = act.registry.is_online(&user);
+                    act.tell(&contacts, user, online, trace);
                 }
                 if let Some(session) = joined {
-                    for contact in contacts.into_iter().filter(|c| act.registry.is_online(c)) {
-                        let f = ServerFrame::Presence {
-                            username: contact,
-                            status: "online",
-                            trace_id: trace.trace_id,
-                        };
-                        session.deliver(f.to_text(), trace);
-                    }
+                    let online = contacts.into_iter().filter(|c| act.registry.is_online(c));
+                    show_online(&session, online, trace);
                 }
             },
         ));
     }
-}
 
-impl Directory {
+    /// Sends `user`'s status to every session of each of `contacts` on this node.
+    fn tell(&self, contacts: &[Username], user: Username, online: bool, trace: TraceContext) {
+        let frame = ServerFrame::Presence {
+            username: user,
+            status: if online { "online" } else { "offline" },
+            trace_id: trace.trace_id,
+        }
+        .to_text();
+        for contact in contacts {
+            self.registry.for_each_session(contact, |s| {
+                s.deliver(frame.clone(), trace);
+            });
+        }
+    }
+
     /// Tells this node's sessions of `user`'s contacts the status a presence
     /// event announced.
     fn tell_contacts(
@@ -173,17 +172,7 @@ impl Directory {
                         return;
                     }
                 };
-                let frame = ServerFrame::Presence {
-                    username: user,
-                    status: if online { "online" } else { "offline" },
-                    trace_id: trace.trace_id,
-                }
-                .to_text();
-                for contact in &contacts {
-                    act.registry.for_each_session(contact, |s| {
-                        s.deliver(frame.clone(), trace);
-                    });
-                }
+                act.tell(&contacts, user, online, trace);
             },
         ));
     }
@@ -202,16 +191,7 @@ impl Directory {
             .into_actor(self)
             .map(
                 move |res: Result<Vec<Username>, StoreError>, _, _| match res {
-                    Ok(online) => {
-                        for contact in online {
-                            let f = ServerFrame::Presence {
-                                username: contact,
-                                status: "online",
-                                trace_id: trace.trace_id,
-                            };
-                            session.deliver(f.to_text(), trace);
-                        }
-                    }
+                    Ok(online) => show_online(&session, online, trace),
                     Err(e) => tracing::warn!(error = %e, "initial presence not sent"),
                 },
             ),
@@ -238,6 +218,22 @@ impl Directory {
             }
             .into_actor(self),
         );
+    }
+}
+
+/// Tells a new session that each of `online` (its contacts) is online.
+fn show_online(
+    session: &SessionHandle,
+    online: impl IntoIterator<Item = Username>,
+    trace: TraceContext,
+) {
+    for contact in online {
+        let frame = ServerFrame::Presence {
+            username: contact,
+            status: "online",
+            trace_id: trace.trace_id,
+        };
+        session.deliver(frame.to_text(), trace);
     }
 }
 

@@ -88,34 +88,27 @@ impl PaymentRouter {
             .len()
     }
 
-    /// Cluster mode, every few seconds: starts the unfinished sagas that do
-    /// not run here; each actor takes the saga's lease first and stops at
+    /// Cluster mode, three times per lease: starts the unfinished sagas that
+    /// do not run here; each actor takes the saga's lease first and stops at
     /// once if a live node holds it, so only orphans (a dead node's, or
     /// ones that could not start) resume.
     pub async fn sweep(&self) -> Result<(), crate::store::StoreError> {
-        let unfinished = self
-            .inner
-            .deps
-            .store
-            .payments(None, true, self.inner.max_active)
-            .await?;
-        for p in unfinished {
-            let here = self
-                .inner
-                .running
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains_key(&p.id);
-            if !here {
-                tracing::debug!(payment = %p.id, step = p.step.as_str(), "offering an unfinished saga");
-                self.start(p.id);
-            }
-        }
-        Ok(())
+        self.start_unfinished(tracing::Level::DEBUG)
+            .await
+            .map(|_| ())
     }
 
     /// Resumes every unfinished saga from its log (start-up).
     pub async fn resume_all(&self) -> Result<usize, crate::store::StoreError> {
+        self.start_unfinished(tracing::Level::INFO).await
+    }
+
+    /// Starts (if not running here) each unfinished payment, up to
+    /// `max_active`; returns how many there were.
+    async fn start_unfinished(
+        &self,
+        level: tracing::Level,
+    ) -> Result<usize, crate::store::StoreError> {
         let unfinished = self
             .inner
             .deps
@@ -124,7 +117,11 @@ impl PaymentRouter {
             .await?;
         let n = unfinished.len();
         for p in unfinished {
-            tracing::info!(payment = %p.id, step = p.step.as_str(), "resuming saga");
+            if level == tracing::Level::INFO {
+                tracing::info!(payment = %p.id, step = p.step.as_str(), "resuming saga");
+            } else {
+                tracing::debug!(payment = %p.id, step = p.step.as_str(), "offering an unfinished saga");
+            }
             self.start(p.id);
         }
         Ok(n)

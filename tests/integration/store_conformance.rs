@@ -48,6 +48,15 @@ async fn users(store: &Store, names: &[&str]) {
     }
 }
 
+/// Accounts alice and bob and their direct conversation.
+async fn alice_and_bob(store: &Store) -> parley::domain::Conversation {
+    users(store, &["alice", "bob"]).await;
+    store
+        .direct_conversation(u("alice"), u("bob"))
+        .await
+        .unwrap()
+}
+
 /// A fresh SQLite store in its own directory (kept alive with the store).
 async fn sqlite() -> Option<(Store, TempDir)> {
     let dir = tempfile::tempdir().unwrap();
@@ -178,11 +187,7 @@ async fn groups_are_all_or_nothing(store: &Store) {
 }
 
 async fn append_assigns_seq_and_dedups(store: &Store) {
-    users(store, &["alice", "bob"]).await;
-    let c = store
-        .direct_conversation(u("alice"), u("bob"))
-        .await
-        .unwrap();
+    let c = alice_and_bob(store).await;
     let first = store.append(msg(c.id, "alice", "m1", "one")).await.unwrap();
     assert_eq!((first.message.seq, first.duplicate), (1, false));
     let second = store.append(msg(c.id, "alice", "m2", "two")).await.unwrap();
@@ -336,11 +341,7 @@ async fn contacts(store: &Store) {
 }
 
 async fn concurrent_appends_are_gap_free(store: &Store) {
-    users(store, &["alice", "bob"]).await;
-    let c = store
-        .direct_conversation(u("alice"), u("bob"))
-        .await
-        .unwrap();
+    let c = alice_and_bob(store).await;
     let mut tasks = Vec::new();
     for i in 0..400 {
         let store = store.clone();
@@ -363,11 +364,7 @@ async fn concurrent_appends_are_gap_free(store: &Store) {
 }
 
 async fn shutdown_flushes_then_refuses(store: &Store) {
-    users(store, &["alice", "bob"]).await;
-    let c = store
-        .direct_conversation(u("alice"), u("bob"))
-        .await
-        .unwrap();
+    let c = alice_and_bob(store).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for i in 0..50 {
         let tx = tx.clone();
@@ -537,11 +534,7 @@ async fn direct_conversation_is_race_free(store: &Store) {
 /// `append_then` completions run in commit order: forwarded to a mailbox,
 /// they arrive in seq order.
 async fn completions_come_in_seq_order(store: &Store) {
-    users(store, &["alice", "bob"]).await;
-    let c = store
-        .direct_conversation(u("alice"), u("bob"))
-        .await
-        .unwrap();
+    let c = alice_and_bob(store).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for i in 0..200 {
         let tx = tx.clone();

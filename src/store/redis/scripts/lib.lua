@@ -95,3 +95,16 @@ local function payment(id)
   if p then p.id = id end
   return p
 end
+
+-- The group conversation `id` (its hash), or nil and the failure to return:
+-- not found, or a direct conversation (`direct_msg`), whose members are fixed.
+local function group(id, direct_msg)
+  local c = hash(k_conv(id))
+  if not c then
+    return nil, fail('not_found', 'no such conversation')
+  end
+  if c.kind ~= 'group' then
+    return nil, fail('bad_request', direct_msg)
+  end
+  return c
+end

@@ -2,12 +2,9 @@
 -- cluster event (published with the change, so every node applies it in
 -- order with the messages around it).
 local id, name = ARGV[2], ARGV[3]
-local c = hash(k_conv(id))
+local c, err = group(id, 'members of a direct conversation cannot change')
 if not c then
-  return fail('not_found', 'no such conversation')
-end
-if c.kind ~= 'group' then
-  return fail('bad_request', 'members of a direct conversation cannot change')
+  return err
 end
 if redis.call('HEXISTS', k_members(id), name) == 1 then
   return fail('conflict', name .. ' is already a member')

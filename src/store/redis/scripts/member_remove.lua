@@ -1,12 +1,9 @@
 -- ARGV: prefix, conversation id, username, the member_left cluster event
 -- (published with the change: no node delivers a later message to the leaver).
 local id, name = ARGV[2], ARGV[3]
-local c = hash(k_conv(id))
+local c, err = group(id, 'a direct conversation cannot be left')
 if not c then
-  return fail('not_found', 'no such conversation')
-end
-if c.kind ~= 'group' then
-  return fail('bad_request', 'a direct conversation cannot be left')
+  return err
 end
 if redis.call('HDEL', k_members(id), name) == 0 then
   return fail('not_member', 'not a member of this conversation')
