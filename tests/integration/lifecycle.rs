@@ -296,10 +296,7 @@ async fn an_invalid_setting_stops_start_up_naming_it() {
 #[tokio::test]
 async fn the_binary_serves_and_exits_0_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = crate::helpers::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env(
@@ -345,10 +342,7 @@ async fn spans_are_exported_over_otlp_with_the_request_trace_id() {
     // A collector stand-in: accepts OTLP/HTTP JSON on /v1/traces.
     let (collector, bodies) = http_receiver("/v1/traces");
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = crate::helpers::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("PARLEY__STORAGE__SQLITE_PATH", dir.path().join("parley.db"))

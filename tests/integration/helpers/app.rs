@@ -94,10 +94,7 @@ pub async fn spawn_node(
     extra: &[(&str, &str)],
 ) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = super::free_port();
     let mut env: Vec<(String, String)> = [
         ("PARLEY__STORAGE__BACKEND", "redis"),
         ("PARLEY__STORAGE__REDIS_URL", redis_url),

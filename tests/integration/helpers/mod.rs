@@ -13,6 +13,29 @@ pub use redis::RedisServer;
 use std::future::Future;
 use std::time::Duration;
 
+/// A loopback port that was free just now, for a process a test starts
+/// (redis-server, a node), and never handed out before in this test run:
+/// tests run in parallel, and two of them given the same released port
+/// would share one server (the second process fails to bind, and the first
+/// answers its readiness probe).
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    // Keeping each listener until the loop ends makes the OS pick a
+    // different port for the next try.
+    let mut held = Vec::new();
+    loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local addr").port();
+        held.push(listener);
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+        assert!(held.len() < 1000, "no fresh loopback port");
+    }
+}
+
 /// Polls `check` until it yields a value or `timeout` passes.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where

@@ -37,13 +37,6 @@ fn binary() -> Option<PathBuf> {
     found
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// True when a server on `port` answers PING.
 fn answers(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(
@@ -65,7 +58,7 @@ impl RedisServer {
     pub fn start() -> Option<RedisServer> {
         let binary = binary()?;
         let mut server = RedisServer {
-            port: free_port(),
+            port: super::free_port(),
             child: None,
             dir: tempfile::tempdir().expect("temp dir"),
             binary,
