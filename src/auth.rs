@@ -118,6 +118,25 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A turn at argon2 (19 MiB and tens of milliseconds each). At most one
+/// hash per core runs at once; later registrations and logins wait here,
+/// in the async world, instead of each taking a blocking-pool thread and
+/// its own 19 MiB: a burst of logins once left the server holding gigabytes
+/// of freed-but-kept heap. Waiters are bounded by the server's connection
+/// limit.
+pub async fn hashing_turn() -> tokio::sync::SemaphorePermit<'static> {
+    static TURNS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let turns = TURNS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    });
+    // The semaphore is never closed, so acquiring cannot fail.
+    match turns.acquire().await {
+        Ok(permit) => permit,
+        Err(_) => unreachable!("the hashing semaphore is never closed"),
+    }
+}
+
 /// A real hash of nothing anyone knows, verified against when a login names
 /// an unknown user, so both cases take the same time.
 pub fn decoy_hash() -> &'static str {

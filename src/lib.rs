@@ -16,6 +16,8 @@
 //! - `telemetry`: log subscriber and the Prometheus recorder.
 //! - `auth`: argon2 password hashes and signed tokens.
 //! - `app`: build, serve, graceful shutdown.
+//! - `load`: `parley load`, the load-test tool (a client of the server).
+//! - `procstat`: this process's memory and CPU, for `/metrics`.
 //!
 //! Invariants:
 //! - Only `protocol` knows the JSON shape; only `store` knows SQL and Redis keys.
@@ -36,7 +38,9 @@ pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod load;
 pub mod payments;
+pub mod procstat;
 pub mod protocol;
 pub mod provider;
 pub mod resilience;

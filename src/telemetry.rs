@@ -157,6 +157,21 @@ fn describe() {
         "Supervised actor restarts, by actor kind and reason (panic, exit, escalation)."
     );
     describe_gauge!(
+        "process_resident_memory_bytes",
+        Unit::Bytes,
+        "Resident memory of the server process."
+    );
+    describe_gauge!("process_threads", "Threads of the server process.");
+    describe_gauge!(
+        "process_open_fds",
+        "Open file descriptors of the server process."
+    );
+    describe_gauge!(
+        "parley_process_cpu_seconds",
+        Unit::Seconds,
+        "CPU time (user and system) the server process has used; only grows."
+    );
+    describe_gauge!(
         "parley_redis_up",
         "1 while Redis answers this node's heartbeat, 0 while it does not (cluster mode)."
     );

@@ -34,6 +34,7 @@ pub async fn register(
         ));
     }
     let password = body.password;
+    let _turn = auth::hashing_turn().await;
     let password_hash = web::block(move || auth::hash_password(&password))
         .await
         .map_err(|_| ApiError::new(ErrorCode::Internal, "hashing was cancelled", trace))?
@@ -74,6 +75,7 @@ pub async fn login(
         |r| r.password_hash.clone(),
     );
     let password = body.password;
+    let _turn = auth::hashing_turn().await;
     let ok = web::block(move || auth::verify_password(&password, &hash))
         .await
         .map_err(|_| ApiError::new(ErrorCode::Internal, "verification was cancelled", trace))?;

@@ -36,6 +36,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// Prometheus text exposition of every metric (described, so promtool accepts it).
 pub async fn metrics() -> HttpResponse {
+    crate::procstat::export();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(crate::telemetry::metrics().render())

@@ -1,0 +1,653 @@
+//! The chat-shaped scenarios: `chat` (a fixed total rate), `saturate` (a
+//! window of unacknowledged messages per sender) and `chaos` (chat while
+//! faults are injected). Every member of every conversation has a session;
+//! the first `senders` members of each also send. Each message's text starts
+//! with its scheduled send time, so latency is measured from the schedule,
+//! not from when a stalled sender got round to it (coordinated omission).
+//! Loss and duplication are counted from seq: every seq acked to a sender
+//! must reach every member's session exactly once.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::recorder::{end_progress, Batch, Recorder};
+use super::report::Report;
+use super::setup::{self, Room};
+use super::target::{Target, Ws};
+use super::{
+    scan, secs, stopped_before, ChaosArgs, ChatArgs, CommonArgs, LoadError, RoomArgs, SaturateArgs,
+};
+
+/// A paced sender keeps at most this many messages unacknowledged; beyond
+/// it, due messages wait (and their latency grows, as it should).
+const PACED_IN_FLIGHT: usize = 1000;
+/// Highest seq a session tracks (2 MB of bits per session at most).
+const MAX_SEQ: u64 = 1 << 24;
+
+/// How a run ends: sending stops, then every task finishes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Phase {
+    Running,
+    StopSending,
+    Finish,
+}
+
+#[derive(Clone)]
+struct SendPlan {
+    /// Messages per second for this sender; `None`: as fast as the window allows.
+    per_sec: Option<f64>,
+    /// Where this sender's schedule starts within the first interval, so that
+    /// all senders together send evenly spaced, not in bursts.
+    offset: Duration,
+    window: usize,
+    start: Instant,
+    end: Instant,
+    size: usize,
+}
+
+/// Seqs one session has seen.
+#[derive(Default)]
+struct Seen {
+    bits: Vec<u64>,
+    max: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    beyond: u64,
+}
+
+impl Seen {
+    fn insert(&mut self, seq: u64) {
+        if seq == 0 || seq > MAX_SEQ {
+            self.beyond += 1;
+            return;
+        }
+        let (word, bit) = ((seq / 64) as usize, seq % 64);
+        if word >= self.bits.len() {
+            self.bits.resize(word + 1, 0);
+        }
+        if self.bits[word] & (1 << bit) != 0 {
+            self.duplicates += 1;
+            return;
+        }
+        self.bits[word] |= 1 << bit;
+        if seq < self.max {
+            self.out_of_order += 1;
+        }
+        self.max = self.max.max(seq);
+    }
+
+    fn contains(&self, seq: u64) -> bool {
+        let word = (seq / 64) as usize;
+        self.bits
+            .get(word)
+            .is_some_and(|w| w & (1 << (seq % 64)) != 0)
+    }
+}
+
+#[derive(Default)]
+struct MemberResult {
+    seen: Seen,
+    /// Why the session ended before the run did.
+    disconnected: Option<String>,
+    unacked: u64,
+    rejected: BTreeMap<String, u64>,
+}
+
+/// Seqs acked to this room's senders.
+#[derive(Default)]
+struct Ledger {
+    acked: Mutex<Vec<u64>>,
+}
+
+pub async fn run_chat(
+    target: &Target,
+    a: &ChatArgs,
+    stop: watch::Receiver<bool>,
+) -> Result<Report, LoadError> {
+    let params = json!({"conversations": a.rooms.conversations, "members": a.rooms.members, "senders": a.rooms.senders,
+        "rate": a.rate, "size": a.rooms.size, "duration": a.rooms.duration, "drain": a.rooms.drain});
+    let mut report = Report::new("chat", &target.base, params);
+    let outcome = run(
+        target,
+        &a.common,
+        &a.rooms,
+        Some(f64::from(a.rate)),
+        0,
+        stop,
+        None,
+    )
+    .await?;
+    outcome.into_report(&mut report, &a.rooms);
+    Ok(report)
+}
+
+pub async fn run_saturate(
+    target: &Target,
+    a: &SaturateArgs,
+    stop: watch::Receiver<bool>,
+) -> Result<Report, LoadError> {
+    let params = json!({"conversations": a.rooms.conversations, "members": a.rooms.members, "senders": a.rooms.senders,
+        "window": a.window, "size": a.rooms.size, "duration": a.rooms.duration, "drain": a.rooms.drain});
+    let mut report = Report::new("saturate", &target.base, params);
+    let outcome = run(target, &a.common, &a.rooms, None, a.window, stop, None).await?;
+    outcome.into_report(&mut report, &a.rooms);
+    // The rate it sustained: the mean of the full seconds of sending, the
+    // first (ramp-up) left out.
+    let sending: Vec<f64> = report
+        .timeline
+        .iter()
+        .filter(|p| p.t >= 2.0 && p.t <= 1.0 + a.rooms.duration as f64)
+        .map(|p| p.delivered_per_sec)
+        .collect();
+    if !sending.is_empty() {
+        let mean = sending.iter().sum::<f64>() / sending.len() as f64;
+        report.figure(
+            "sustained deliveries/s (ramp-up second excluded)",
+            mean,
+            "/s",
+        );
+        report.figure(
+            "best second",
+            sending.iter().copied().fold(0.0, f64::max),
+            "deliveries",
+        );
+    }
+    Ok(report)
+}
+
+pub async fn run_chaos(
+    target: &Target,
+    a: &ChaosArgs,
+    stop: watch::Receiver<bool>,
+) -> Result<Report, LoadError> {
+    let c = &a.chat;
+    let params = json!({"conversations": c.rooms.conversations, "members": c.rooms.members, "senders": c.rooms.senders,
+        "rate": c.rate, "size": c.rooms.size, "duration": c.rooms.duration, "drain": c.rooms.drain,
+        "faultEveryMs": a.fault_every_ms, "faultTarget": a.fault_target, "faultKind": a.fault_kind});
+    let mut report = Report::new("chaos", &target.base, params);
+    let admin = admin_token(target, &a.admin_user, &a.admin_password).await?;
+    // Check the server takes faults before spending minutes on set-up.
+    probe_faults(target, &admin).await?;
+    let restarts = "parley_actor_restarts_total";
+    let before = target.metric(&[restarts]).await?[0].unwrap_or(0.0);
+    let faults = Faults {
+        token: admin,
+        every: Duration::from_millis(a.fault_every_ms),
+        body: json!({"target": a.fault_target, "kind": a.fault_kind, "count": 1, "delayMs": 200}),
+    };
+    let outcome = run(
+        target,
+        &c.common,
+        &c.rooms,
+        Some(f64::from(c.rate)),
+        0,
+        stop,
+        Some(faults),
+    )
+    .await?;
+    let after = target.metric(&[restarts]).await?[0].unwrap_or(0.0);
+    let (injected, refused) = outcome.faults;
+    outcome.into_report(&mut report, &c.rooms);
+    report.figure("faults injected", injected as f64, "");
+    report.figure("fault injections refused", refused as f64, "");
+    report.figure("actor restarts on the server", after - before, "");
+    report.check(
+        "faults were injected",
+        injected > 0,
+        format!("{injected} injected, {refused} refused"),
+    );
+    Ok(report)
+}
+
+/// Logs in as the admin account, registering it when it does not exist yet.
+async fn admin_token(target: &Target, user: &str, password: &str) -> Result<String, LoadError> {
+    match target.login(user, password).await {
+        Ok(t) => Ok(t),
+        Err(_) => target.account(user, password).await,
+    }
+}
+
+/// A fault with count 0 changes nothing; its answer says whether faults
+/// are enabled and the account is an admin.
+async fn probe_faults(target: &Target, token: &str) -> Result<(), LoadError> {
+    let (status, body) = target
+        .post(
+            "/admin/faults",
+            token,
+            json!({"target": "conversation", "kind": "delay", "count": 0, "delayMs": 1}),
+        )
+        .await?;
+    match status {
+        200..=299 | 400 => Ok(()),
+        _ => Err(LoadError::Setup(format!(
+            "POST /admin/faults answered {status} {body}: the server needs faults.enabled = true and the admin account in auth.admins"
+        ))),
+    }
+}
+
+struct Faults {
+    token: String,
+    every: Duration,
+    body: serde_json::Value,
+}
+
+struct Outcome {
+    interrupted: bool,
+    rec: Arc<Recorder>,
+    results: Vec<(usize, MemberResult)>,
+    ledgers: Vec<Arc<Ledger>>,
+    members_per_room: Vec<usize>,
+    /// Deliveries counted between the start and the end of sending.
+    delivered_in_window: u64,
+    sent: u64,
+    window_secs: f64,
+    faults: (u64, u64),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    target: &Target,
+    common: &CommonArgs,
+    shape: &RoomArgs,
+    rate: Option<f64>,
+    window: usize,
+    mut stop: watch::Receiver<bool>,
+    faults: Option<Faults>,
+) -> Result<Outcome, LoadError> {
+    let prefix = setup::prefix(common);
+    let rooms: Vec<Room> =
+        setup::rooms(target, common, &prefix, shape.conversations, shape.members).await?;
+    let tokens: Vec<&str> = rooms
+        .iter()
+        .flat_map(|r| r.members.iter().map(|(_, t)| t.as_str()))
+        .collect();
+    let sockets = setup::connect_all(target, common, &tokens).await?;
+    let rec = Recorder::new();
+    rec.counters
+        .connected
+        .store(sockets.len() as u64, Ordering::Relaxed);
+    let start = Instant::now() + Duration::from_secs(1);
+    let end = start + secs(shape.duration);
+    let senders = shape.conversations * shape.senders;
+    let (phase_tx, phase_rx) = watch::channel(Phase::Running);
+    let ledgers: Vec<Arc<Ledger>> = rooms.iter().map(|_| Arc::new(Ledger::default())).collect();
+    let mut tasks = Vec::with_capacity(sockets.len());
+    let mut sockets = sockets.into_iter();
+    let mut sender_index = 0usize;
+    for (r, room) in rooms.iter().enumerate() {
+        for m in 0..room.members.len() {
+            let Some(ws) = sockets.next() else { break };
+            let plan = (m < shape.senders).then(|| {
+                sender_index += 1;
+                SendPlan {
+                    per_sec: rate.map(|r| r / senders as f64),
+                    // Sender k of S starts k/rate in: S senders at rate/S each send
+                    // one message every 1/rate seconds between them.
+                    offset: rate
+                        .map(|r| Duration::from_secs_f64((sender_index - 1) as f64 / r))
+                        .unwrap_or_default(),
+                    window,
+                    start,
+                    end,
+                    size: shape.size,
+                }
+            });
+            let task = member(
+                ws,
+                room.id.clone(),
+                plan,
+                ledgers[r].clone(),
+                rec.clone(),
+                phase_rx.clone(),
+            );
+            tasks.push((r, tokio::spawn(task)));
+        }
+    }
+    let label = if rate.is_some() { "chat" } else { "saturate" };
+    let ticker = rec.ticker(
+        label.to_string(),
+        secs(shape.duration) + Duration::from_secs(1),
+        common.quiet,
+    );
+    let injector =
+        faults.map(|f| tokio::spawn(inject(target.base.clone(), f, start, phase_rx.clone())));
+
+    let interrupted_early = stopped_before(&mut stop, start.into()).await;
+    let at_start = rec.counters.delivered.load(Ordering::Relaxed);
+    let interrupted = interrupted_early || stopped_before(&mut stop, end.into()).await;
+    let window_secs = start.elapsed().as_secs_f64().min(shape.duration as f64);
+    let delivered_in_window = rec.counters.delivered.load(Ordering::Relaxed) - at_start;
+    let _ = phase_tx.send(Phase::StopSending);
+    let fault_counts = match injector {
+        Some(j) => j.await.unwrap_or((0, 0)),
+        None => (0, 0),
+    };
+    // Drain: wait until every sent message is answered and every acked one
+    // delivered to every member, or the drain time is up.
+    let members_per_room: Vec<usize> = rooms.iter().map(|r| r.members.len()).collect();
+    let drain_end = Instant::now()
+        + secs(if interrupted {
+            shape.drain.min(3)
+        } else {
+            shape.drain
+        });
+    loop {
+        let c = &rec.counters;
+        let answered = c.acked.load(Ordering::Relaxed) + c.errors.load(Ordering::Relaxed);
+        let expected: u64 = ledgers
+            .iter()
+            .zip(&members_per_room)
+            .map(|(l, m)| l.acked.lock().map(|a| a.len()).unwrap_or(0) as u64 * *m as u64)
+            .sum();
+        let done = answered >= c.sent.load(Ordering::Relaxed)
+            && c.delivered.load(Ordering::Relaxed) >= expected;
+        if done || Instant::now() >= drain_end {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = phase_tx.send(Phase::Finish);
+    let mut results = Vec::with_capacity(tasks.len());
+    for (r, t) in tasks {
+        results.push((r, t.await.unwrap_or_default()));
+    }
+    ticker.abort();
+    end_progress(common.quiet);
+    Ok(Outcome {
+        interrupted,
+        sent: rec.counters.sent.load(Ordering::Relaxed),
+        rec,
+        results,
+        ledgers,
+        members_per_room,
+        delivered_in_window,
+        window_secs,
+        faults: fault_counts,
+    })
+}
+
+impl Outcome {
+    fn into_report(self, report: &mut Report, shape: &RoomArgs) {
+        report.interrupted = self.interrupted;
+        let mut lost = 0u64;
+        let mut lost_disconnected = 0u64;
+        let (mut dups, mut out_of_order, mut unacked, mut beyond, mut disconnected) =
+            (0, 0, 0, 0, 0u64);
+        let mut rejected: BTreeMap<String, u64> = BTreeMap::new();
+        let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+        let acked: Vec<Vec<u64>> = self
+            .ledgers
+            .iter()
+            .map(|l| l.acked.lock().map(|a| a.clone()).unwrap_or_default())
+            .collect();
+        for (room, m) in &self.results {
+            let missing = acked[*room]
+                .iter()
+                .filter(|s| !m.seen.contains(**s))
+                .count() as u64;
+            match &m.disconnected {
+                None => lost += missing,
+                Some(why) => {
+                    lost_disconnected += missing;
+                    disconnected += 1;
+                    *reasons.entry(why.clone()).or_default() += 1;
+                }
+            }
+            dups += m.seen.duplicates;
+            out_of_order += m.seen.out_of_order;
+            beyond += m.seen.beyond;
+            unacked += m.unacked;
+            for (code, n) in &m.rejected {
+                *rejected.entry(code.clone()).or_default() += n;
+            }
+        }
+        let acked_total: u64 = acked.iter().map(|a| a.len() as u64).sum();
+        let c = &self.rec.counters;
+        let w = self.window_secs.max(0.001);
+        report.figure("sessions", self.results.len() as f64, "");
+        report.figure("messages sent", self.sent as f64, "");
+        report.figure("messages acked", acked_total as f64, "");
+        report.figure("acked messages/s", acked_total as f64 / w, "/s");
+        report.figure("deliveries", c.delivered.load(Ordering::Relaxed) as f64, "");
+        report.figure(
+            "deliveries/s while sending",
+            self.delivered_in_window as f64 / w,
+            "/s",
+        );
+        report.figure(
+            "expected deliveries (acked x members)",
+            acked
+                .iter()
+                .zip(&self.members_per_room)
+                .map(|(a, m)| (a.len() * m) as f64)
+                .sum(),
+            "",
+        );
+        report.figure(
+            "lost (acked, not delivered to a connected session)",
+            lost as f64,
+            "",
+        );
+        report.figure("duplicated deliveries", dups as f64, "");
+        report.figure("out-of-order deliveries", out_of_order as f64, "");
+        report.figure("sent, never answered", unacked as f64, "");
+        for (code, n) in &rejected {
+            report.figure(&format!("sends refused: {code}"), *n as f64, "");
+        }
+        if disconnected > 0 {
+            report.figure("sessions closed by the server", disconnected as f64, "");
+            report.figure("missing at closed sessions", lost_disconnected as f64, "");
+            for (why, n) in &reasons {
+                report.figure(&format!("closed: {why}"), *n as f64, "");
+            }
+        }
+        report.latency = Some(self.rec.latency().summary());
+        report.ack_latency = Some(self.rec.ack_latency().summary());
+        report.timeline = self.rec.timeline();
+        report.check(
+            "no acked message lost",
+            lost == 0,
+            format!("{lost} missing deliveries of {acked_total} acked messages"),
+        );
+        report.check(
+            "no duplicate",
+            dups == 0,
+            format!("{dups} duplicated deliveries"),
+        );
+        report.check(
+            "seq order",
+            out_of_order == 0,
+            format!("{out_of_order} deliveries below a seq already seen"),
+        );
+        if beyond > 0 {
+            report.check(
+                "seqs tracked",
+                false,
+                format!("{beyond} seqs above {MAX_SEQ} not tracked"),
+            );
+        }
+        let _ = shape;
+    }
+}
+
+/// One session: reads every frame (deliveries, acks, errors) and, for a
+/// sender, sends on its plan until told to stop.
+async fn member(
+    ws: Ws,
+    conversation: String,
+    plan: Option<SendPlan>,
+    ledger: Arc<Ledger>,
+    rec: Arc<Recorder>,
+    mut phase: watch::Receiver<Phase>,
+) -> MemberResult {
+    let (mut tx, mut rx) = ws.split();
+    let mut out = MemberResult::default();
+    let mut batch = Batch::default();
+    let mut next = 0u64;
+    let mut in_flight = 0usize;
+    let mut sending = plan.is_some();
+    let padding = plan
+        .as_ref()
+        .map(|p| "x".repeat(p.size.saturating_sub(20)))
+        .unwrap_or_default();
+    let tag: u32 = rand::random();
+    loop {
+        let now = Instant::now();
+        let (due, limit) = match &plan {
+            Some(p) => match p.per_sec {
+                Some(r) => (
+                    p.start + p.offset + Duration::from_secs_f64(next as f64 / r),
+                    PACED_IN_FLIGHT,
+                ),
+                None => (now.max(p.start), p.window),
+            },
+            None => (now, 0),
+        };
+        if let Some(p) = &plan {
+            if sending && due >= p.end {
+                sending = false;
+            }
+        }
+        let may_send = sending && in_flight < limit;
+        tokio::select! {
+            biased;
+            changed = phase.changed() => {
+                let p = *phase.borrow();
+                if changed.is_err() || p == Phase::Finish {
+                    break;
+                }
+                sending = false;
+            }
+            frame = rx.next() => match frame {
+                Some(Ok(Message::Text(t))) => on_frame(&t, &mut out, &mut in_flight, &ledger, &rec, &mut batch),
+                Some(Ok(Message::Close(c))) => {
+                    out.disconnected = Some(c.map(|c| format!("{} {}", u16::from(c.code), c.reason)).unwrap_or_else(|| "close".into()));
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => { out.disconnected = Some(e.to_string()); break; }
+                None => { out.disconnected = Some("connection closed".into()); break; }
+            },
+            _ = tokio::time::sleep_until(due.into()), if may_send => {
+                let Some(p) = &plan else { continue };
+                // Everything due by now, as one write.
+                let mut wrote = false;
+                let now = Instant::now();
+                while in_flight < limit {
+                    let due = match p.per_sec {
+                        Some(r) => p.start + p.offset + Duration::from_secs_f64(next as f64 / r),
+                        None => now,
+                    };
+                    if due > now || due >= p.end {
+                        break;
+                    }
+                    let stamp = rec.micros(due);
+                    let frame = format!(
+                        r#"{{"type":"send","conversationId":"{conversation}","text":"{stamp:020}{padding}","clientMsgId":"{tag:x}-{next}-{stamp}","ref":"{next}"}}"#
+                    );
+                    if tx.feed(Message::text(frame)).await.is_err() {
+                        break;
+                    }
+                    wrote = true;
+                    next += 1;
+                    in_flight += 1;
+                    rec.counters.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                if wrote && tx.flush().await.is_err() {
+                    out.disconnected = Some("write failed".into());
+                    break;
+                }
+            }
+        }
+    }
+    batch.finish(&rec);
+    out.unacked = in_flight as u64;
+    let _ = tx.close().await;
+    out
+}
+
+fn on_frame(
+    t: &str,
+    out: &mut MemberResult,
+    in_flight: &mut usize,
+    ledger: &Ledger,
+    rec: &Recorder,
+    batch: &mut Batch,
+) {
+    match scan::kind(t) {
+        Some("message") => {
+            rec.counters.delivered.fetch_add(1, Ordering::Relaxed);
+            if let Some(seq) = scan::number(t, "seq") {
+                out.seen.insert(seq);
+            }
+            let stamp = scan::string(t, "text")
+                .and_then(|s| s.get(..20))
+                .and_then(|s| s.parse::<u64>().ok());
+            if let Some(stamp) = stamp {
+                batch.delivery(rec, rec.now_micros().saturating_sub(stamp));
+            }
+        }
+        Some("ack") => {
+            *in_flight = in_flight.saturating_sub(1);
+            rec.counters.acked.fetch_add(1, Ordering::Relaxed);
+            if let Some(seq) = scan::number(t, "seq") {
+                if let Ok(mut a) = ledger.acked.lock() {
+                    a.push(seq);
+                }
+            }
+            let stamp = scan::string(t, "clientMsgId")
+                .and_then(|id| id.rsplit('-').next())
+                .and_then(|s| s.parse::<u64>().ok());
+            if let Some(stamp) = stamp {
+                batch.ack(rec, rec.now_micros().saturating_sub(stamp));
+            }
+        }
+        // Only answers to our sends carry a `ref`.
+        Some("error") if scan::string(t, "ref").is_some() => {
+            *in_flight = in_flight.saturating_sub(1);
+            rec.counters.errors.fetch_add(1, Ordering::Relaxed);
+            let code = scan::string(t, "code").unwrap_or("unknown").to_string();
+            *out.rejected.entry(code).or_default() += 1;
+        }
+        _ => {}
+    }
+}
+
+/// Injects one fault every `every` while messages are being sent; returns
+/// (accepted, refused).
+async fn inject(
+    base: String,
+    f: Faults,
+    start: Instant,
+    mut phase: watch::Receiver<Phase>,
+) -> (u64, u64) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_default();
+    let (mut ok, mut refused) = (0, 0);
+    let mut tick = tokio::time::interval_at(start.into(), f.every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = phase.wait_for(|p| *p != Phase::Running) => return (ok, refused),
+        }
+        let res = http
+            .post(format!("{base}/admin/faults"))
+            .bearer_auth(&f.token)
+            .json(&f.body)
+            .send()
+            .await;
+        match res {
+            Ok(r) if r.status().is_success() => ok += 1,
+            _ => refused += 1,
+        }
+    }
+}
