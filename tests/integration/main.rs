@@ -10,6 +10,7 @@ mod bad_input;
 mod chat;
 mod cluster;
 mod lifecycle;
+mod load;
 mod metrics;
 mod payments;
 mod store_conformance;
