@@ -8,13 +8,13 @@
 //! must reach every member's session exactly once.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::recorder::{end_progress, Batch, Recorder};
@@ -39,17 +39,84 @@ enum Phase {
     Finish,
 }
 
-#[derive(Clone)]
+/// How a sender decides when to send.
+enum Pace {
+    /// Scheduled send times (µs since the recorder's epoch) handed over by
+    /// the pacer thread as each falls due.
+    Paced(mpsc::Receiver<u64>),
+    /// As fast as `window` unacknowledged messages allow, from `start` to `end`.
+    Window {
+        window: usize,
+        start: Instant,
+        end: Instant,
+    },
+}
+
 struct SendPlan {
-    /// Messages per second for this sender; `None`: as fast as the window allows.
-    per_sec: Option<f64>,
-    /// Where this sender's schedule starts within the first interval, so that
-    /// all senders together send evenly spaced, not in bursts.
-    offset: Duration,
-    window: usize,
+    pace: Pace,
+    size: usize,
+}
+
+impl Pace {
+    /// The next message's stamp; `None` once a paced schedule is over.
+    async fn due(&mut self, rec: &Recorder) -> Option<u64> {
+        match self {
+            Pace::Paced(rx) => rx.recv().await,
+            Pace::Window { start, .. } => {
+                tokio::time::sleep_until((*start).into()).await;
+                Some(rec.now_micros())
+            }
+        }
+    }
+
+    /// Another stamp ready now, for the same write.
+    fn more(&mut self, rec: &Recorder) -> Option<u64> {
+        match self {
+            Pace::Paced(rx) => rx.try_recv().ok(),
+            Pace::Window { end, .. } => (Instant::now() < *end).then(|| rec.now_micros()),
+        }
+    }
+}
+
+/// The schedule of a fixed total rate: message n is due at start + n/rate,
+/// handed to sender n mod S. A thread of its own, sleeping with the OS's
+/// sub-millisecond precision: tokio's timer wheel ticks in whole
+/// milliseconds, which would add up to a millisecond to every latency.
+/// Returns how many messages could not be handed over because their sender
+/// already had a full queue of due messages (it was that far behind).
+fn pacer(
+    senders: Vec<mpsc::Sender<u64>>,
+    rate: f64,
     start: Instant,
     end: Instant,
-    size: usize,
+    rec: Arc<Recorder>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut skipped = 0;
+        for n in 0u64.. {
+            let due = start + Duration::from_secs_f64(n as f64 / rate);
+            if due >= end {
+                break;
+            }
+            // Sleep in slices, so a stop is noticed within 50 ms.
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    return skipped;
+                }
+                let left = due.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(Duration::from_millis(50)));
+            }
+            let to = &senders[(n % senders.len() as u64) as usize];
+            if let Err(mpsc::error::TrySendError::Full(_)) = to.try_send(rec.micros(due)) {
+                skipped += 1;
+            }
+        }
+        skipped
+    })
 }
 
 /// Seqs one session has seen.
@@ -93,6 +160,8 @@ impl Seen {
 
 #[derive(Default)]
 struct MemberResult {
+    /// A session that never read: its deliveries are not counted.
+    stalled: bool,
     seen: Seen,
     /// Why the session ended before the run did.
     disconnected: Option<String>,
@@ -120,6 +189,7 @@ pub async fn run_chat(
         &a.rooms,
         Some(f64::from(a.rate)),
         0,
+        0,
         stop,
         None,
     )
@@ -134,9 +204,14 @@ pub async fn run_saturate(
     stop: watch::Receiver<bool>,
 ) -> Result<Report, LoadError> {
     let params = json!({"conversations": a.rooms.conversations, "members": a.rooms.members, "senders": a.rooms.senders,
-        "window": a.window, "size": a.rooms.size, "duration": a.rooms.duration, "drain": a.rooms.drain});
+        "window": a.window, "stalled": a.stalled, "size": a.rooms.size, "duration": a.rooms.duration, "drain": a.rooms.drain});
     let mut report = Report::new("saturate", &target.base, params);
-    let outcome = run(target, &a.common, &a.rooms, None, a.window, stop, None).await?;
+    let outcome = run(
+        target, &a.common, &a.rooms, None, a.window, a.stalled, stop, None,
+    )
+    .await?;
+    let stalled_total = (a.stalled * a.rooms.conversations) as u64;
+    let closed_slow = outcome.closed_slow();
     outcome.into_report(&mut report, &a.rooms);
     // The rate it sustained: the mean of the full seconds of sending, the
     // first (ramp-up) left out.
@@ -158,6 +233,13 @@ pub async fn run_saturate(
             sending.iter().copied().fold(0.0, f64::max),
             "deliveries",
         );
+    }
+    if stalled_total > 0 {
+        // A figure, not a check: a stalled session is closed only once the
+        // kernel's socket buffers (several MB each way on loopback) and its
+        // outbound queue are full, which a short run may not reach.
+        report.figure("stalled sessions", stalled_total as f64, "");
+        report.figure("stalled sessions the server closed", closed_slow as f64, "");
     }
     Ok(report)
 }
@@ -187,6 +269,7 @@ pub async fn run_chaos(
         &c.common,
         &c.rooms,
         Some(f64::from(c.rate)),
+        0,
         0,
         stop,
         Some(faults),
@@ -239,6 +322,11 @@ struct Faults {
 }
 
 struct Outcome {
+    /// The server's (resident bytes, CPU seconds) before, at the end of
+    /// sending and after the drain, when its /metrics has them.
+    server: [Option<(f64, f64)>; 3],
+    /// Paced messages never sent: their sender had ~1,000 due already.
+    behind: u64,
     interrupted: bool,
     rec: Arc<Recorder>,
     results: Vec<(usize, MemberResult)>,
@@ -258,6 +346,7 @@ async fn run(
     shape: &RoomArgs,
     rate: Option<f64>,
     window: usize,
+    stalled: usize,
     mut stop: watch::Receiver<bool>,
     faults: Option<Faults>,
 ) -> Result<Outcome, LoadError> {
@@ -275,34 +364,37 @@ async fn run(
         .store(sockets.len() as u64, Ordering::Relaxed);
     let start = Instant::now() + Duration::from_secs(1);
     let end = start + secs(shape.duration);
-    let senders = shape.conversations * shape.senders;
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let ledgers: Vec<Arc<Ledger>> = rooms.iter().map(|_| Arc::new(Ledger::default())).collect();
     let mut tasks = Vec::with_capacity(sockets.len());
     let mut sockets = sockets.into_iter();
-    let mut sender_index = 0usize;
+    let mut schedule = Vec::new();
     for (r, room) in rooms.iter().enumerate() {
         for m in 0..room.members.len() {
             let Some(ws) = sockets.next() else { break };
             let plan = (m < shape.senders).then(|| {
-                sender_index += 1;
+                let pace = match rate {
+                    Some(_) => {
+                        let (tx, rx) = mpsc::channel(PACED_IN_FLIGHT);
+                        schedule.push(tx);
+                        Pace::Paced(rx)
+                    }
+                    None => Pace::Window { window, start, end },
+                };
                 SendPlan {
-                    per_sec: rate.map(|r| r / senders as f64),
-                    // Sender k of S starts k/rate in: S senders at rate/S each send
-                    // one message every 1/rate seconds between them.
-                    offset: rate
-                        .map(|r| Duration::from_secs_f64((sender_index - 1) as f64 / r))
-                        .unwrap_or_default(),
-                    window,
-                    start,
-                    end,
+                    pace,
                     size: shape.size,
                 }
             });
+            let role = match plan {
+                Some(p) => Role::Sender(p),
+                None if m < shape.senders + stalled => Role::Stalled,
+                None => Role::Reader,
+            };
             let task = member(
                 ws,
                 room.id.clone(),
-                plan,
+                role,
                 ledgers[r].clone(),
                 rec.clone(),
                 phase_rx.clone(),
@@ -310,6 +402,20 @@ async fn run(
             tasks.push((r, tokio::spawn(task)));
         }
     }
+    // Interleave senders of different rooms, so consecutive messages go to
+    // different conversations.
+    let per_room = shape.senders;
+    let mut interleaved = Vec::with_capacity(schedule.len());
+    for i in 0..per_room {
+        for room in 0..rooms.len() {
+            if let Some(tx) = schedule.get(room * per_room + i) {
+                interleaved.push(tx.clone());
+            }
+        }
+    }
+    drop(schedule);
+    let stop_pacer = Arc::new(AtomicBool::new(false));
+    let paced = rate.map(|r| pacer(interleaved, r, start, end, rec.clone(), stop_pacer.clone()));
     let label = if rate.is_some() { "chat" } else { "saturate" };
     let ticker = rec.ticker(
         label.to_string(),
@@ -321,10 +427,19 @@ async fn run(
 
     let interrupted_early = stopped_before(&mut stop, start.into()).await;
     let at_start = rec.counters.delivered.load(Ordering::Relaxed);
+    let server_before = server_sample(target).await;
     let interrupted = interrupted_early || stopped_before(&mut stop, end.into()).await;
     let window_secs = start.elapsed().as_secs_f64().min(shape.duration as f64);
     let delivered_in_window = rec.counters.delivered.load(Ordering::Relaxed) - at_start;
+    let server_sending = server_sample(target).await;
+    stop_pacer.store(true, Ordering::Relaxed);
     let _ = phase_tx.send(Phase::StopSending);
+    let behind = match paced {
+        Some(p) => tokio::task::spawn_blocking(move || p.join().unwrap_or(0))
+            .await
+            .unwrap_or(0),
+        None => 0,
+    };
     let fault_counts = match injector {
         Some(j) => j.await.unwrap_or((0, 0)),
         None => (0, 0),
@@ -360,7 +475,10 @@ async fn run(
     }
     ticker.abort();
     end_progress(common.quiet);
+    let server_after = server_sample(target).await;
     Ok(Outcome {
+        server: [server_before, server_sending, server_after],
+        behind,
         interrupted,
         sent: rec.counters.sent.load(Ordering::Relaxed),
         rec,
@@ -373,7 +491,30 @@ async fn run(
     })
 }
 
+/// The server's resident bytes and CPU seconds, if it exports them.
+async fn server_sample(target: &Target) -> Option<(f64, f64)> {
+    match target
+        .metric(&[
+            "process_resident_memory_bytes",
+            "parley_process_cpu_seconds",
+        ])
+        .await
+    {
+        Ok(v) => v[0].zip(v[1]),
+        Err(_) => None,
+    }
+}
+
 impl Outcome {
+    /// Stalled sessions the server closed: with 1008, or by dropping the
+    /// connection when even the close frame found no room in the socket.
+    fn closed_slow(&self) -> u64 {
+        self.results
+            .iter()
+            .filter(|(_, m)| m.stalled && m.disconnected.is_some())
+            .count() as u64
+    }
+
     fn into_report(self, report: &mut Report, shape: &RoomArgs) {
         report.interrupted = self.interrupted;
         let mut lost = 0u64;
@@ -387,7 +528,7 @@ impl Outcome {
             .iter()
             .map(|l| l.acked.lock().map(|a| a.clone()).unwrap_or_default())
             .collect();
-        for (room, m) in &self.results {
+        for (room, m) in self.results.iter().filter(|(_, m)| !m.stalled) {
             let missing = acked[*room]
                 .iter()
                 .filter(|s| !m.seen.contains(**s))
@@ -438,6 +579,13 @@ impl Outcome {
         report.figure("duplicated deliveries", dups as f64, "");
         report.figure("out-of-order deliveries", out_of_order as f64, "");
         report.figure("sent, never answered", unacked as f64, "");
+        if self.behind > 0 {
+            report.figure(
+                "not sent: the sender was 1,000 messages behind",
+                self.behind as f64,
+                "",
+            );
+        }
         for (code, n) in &rejected {
             report.figure(&format!("sends refused: {code}"), *n as f64, "");
         }
@@ -447,6 +595,16 @@ impl Outcome {
             for (why, n) in &reasons {
                 report.figure(&format!("closed: {why}"), *n as f64, "");
             }
+        }
+        if let [Some((rss0, cpu0)), Some((_, cpu1)), Some((rss2, _))] = self.server {
+            let mib = |b: f64| b / (1024.0 * 1024.0);
+            report.figure(
+                "server CPU while sending",
+                (cpu1 - cpu0) / w * 100.0,
+                "% of one core",
+            );
+            report.figure("server RSS before", mib(rss0), "MiB");
+            report.figure("server RSS after", mib(rss2), "MiB");
         }
         report.latency = Some(self.rec.latency().summary());
         report.ack_latency = Some(self.rec.ack_latency().summary());
@@ -477,9 +635,64 @@ impl Outcome {
     }
 }
 
+enum Role {
+    Sender(SendPlan),
+    Reader,
+    /// Never reads until the run ends: a client that stopped reading.
+    Stalled,
+}
+
+/// A session that stopped reading: after the run, whether the server
+/// closed it (its close frame is behind whatever the socket still holds).
+async fn stalled(ws: Ws, mut phase: watch::Receiver<Phase>) -> MemberResult {
+    let _ = phase.wait_for(|p| *p == Phase::Finish).await;
+    let (_, mut rx) = ws.split();
+    let mut out = MemberResult::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.next()).await {
+            Ok(Some(Ok(Message::Close(c)))) => {
+                out.disconnected = Some(
+                    c.map(|c| format!("{} {}", u16::from(c.code), c.reason))
+                        .unwrap_or_else(|| "close".into()),
+                );
+                break;
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => {
+                out.disconnected = Some(e.to_string());
+                break;
+            }
+            Ok(None) => {
+                out.disconnected = Some("connection closed".into());
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    out.stalled = true;
+    out
+}
+
 /// One session: reads every frame (deliveries, acks, errors) and, for a
 /// sender, sends on its plan until told to stop.
 async fn member(
+    ws: Ws,
+    conversation: String,
+    role: Role,
+    ledger: Arc<Ledger>,
+    rec: Arc<Recorder>,
+    phase: watch::Receiver<Phase>,
+) -> MemberResult {
+    let plan = match role {
+        Role::Stalled => return stalled(ws, phase).await,
+        Role::Sender(p) => Some(p),
+        Role::Reader => None,
+    };
+    active(ws, conversation, plan, ledger, rec, phase).await
+}
+
+async fn active(
     ws: Ws,
     conversation: String,
     plan: Option<SendPlan>,
@@ -493,25 +706,19 @@ async fn member(
     let mut next = 0u64;
     let mut in_flight = 0usize;
     let mut sending = plan.is_some();
-    let padding = plan
-        .as_ref()
-        .map(|p| "x".repeat(p.size.saturating_sub(20)))
-        .unwrap_or_default();
+    let (mut pace, size) = match plan {
+        Some(p) => (Some(p.pace), p.size),
+        None => (None, 0),
+    };
+    let limit = match &pace {
+        Some(Pace::Window { window, .. }) => *window,
+        _ => PACED_IN_FLIGHT,
+    };
+    let padding = "x".repeat(size.saturating_sub(20));
     let tag: u32 = rand::random();
     loop {
-        let now = Instant::now();
-        let (due, limit) = match &plan {
-            Some(p) => match p.per_sec {
-                Some(r) => (
-                    p.start + p.offset + Duration::from_secs_f64(next as f64 / r),
-                    PACED_IN_FLIGHT,
-                ),
-                None => (now.max(p.start), p.window),
-            },
-            None => (now, 0),
-        };
-        if let Some(p) = &plan {
-            if sending && due >= p.end {
+        if let Some(Pace::Window { end, .. }) = &pace {
+            if Instant::now() >= *end {
                 sending = false;
             }
         }
@@ -535,32 +742,29 @@ async fn member(
                 Some(Err(e)) => { out.disconnected = Some(e.to_string()); break; }
                 None => { out.disconnected = Some("connection closed".into()); break; }
             },
-            _ = tokio::time::sleep_until(due.into()), if may_send => {
-                let Some(p) = &plan else { continue };
+            stamp = async { match pace.as_mut() { Some(p) => p.due(&rec).await, None => None } }, if may_send => {
+                let Some(mut stamp) = stamp else {
+                    // The schedule is over.
+                    sending = false;
+                    continue;
+                };
                 // Everything due by now, as one write.
-                let mut wrote = false;
-                let now = Instant::now();
-                while in_flight < limit {
-                    let due = match p.per_sec {
-                        Some(r) => p.start + p.offset + Duration::from_secs_f64(next as f64 / r),
-                        None => now,
-                    };
-                    if due > now || due >= p.end {
-                        break;
-                    }
-                    let stamp = rec.micros(due);
+                loop {
                     let frame = format!(
                         r#"{{"type":"send","conversationId":"{conversation}","text":"{stamp:020}{padding}","clientMsgId":"{tag:x}-{next}-{stamp}","ref":"{next}"}}"#
                     );
                     if tx.feed(Message::text(frame)).await.is_err() {
                         break;
                     }
-                    wrote = true;
                     next += 1;
                     in_flight += 1;
                     rec.counters.sent.fetch_add(1, Ordering::Relaxed);
+                    match pace.as_mut().and_then(|p| if in_flight < limit { p.more(&rec) } else { None }) {
+                        Some(s) => stamp = s,
+                        None => break,
+                    }
                 }
-                if wrote && tx.flush().await.is_err() {
+                if tx.flush().await.is_err() {
                     out.disconnected = Some("write failed".into());
                     break;
                 }

@@ -116,6 +116,10 @@ pub struct SaturateArgs {
     /// Unacknowledged messages each sender keeps in flight.
     #[arg(long, default_value_t = 32)]
     pub window: usize,
+    /// Members per conversation (besides the senders) whose sessions never
+    /// read: the server should close them as slow consumers, not buffer for them.
+    #[arg(long, default_value_t = 0)]
+    pub stalled: usize,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -255,6 +259,9 @@ fn check_bounds(s: &Scenario) -> Result<(), LoadError> {
             rooms(&a.rooms)?;
             if !(1..=10_000).contains(&a.window) {
                 return bad("--window must be 1..=10000".into());
+            }
+            if a.stalled + a.rooms.senders > a.rooms.members {
+                return bad("--stalled plus --senders must not exceed --members".into());
             }
         }
         Scenario::Chaos(a) => {

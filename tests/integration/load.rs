@@ -32,8 +32,24 @@ async fn chat_delivers_every_acked_message_once_and_writes_both_reports() {
     let target = app.url("");
     let out_dir = out.path().to_string_lossy().to_string();
     let report = run(&[
-        "chat", "--target", &target, "--conversations", "2", "--members", "5", "--senders", "2",
-        "--rate", "40", "--duration", "2", "--drain", "10", "--out", &out_dir, "--quiet",
+        "chat",
+        "--target",
+        &target,
+        "--conversations",
+        "2",
+        "--members",
+        "5",
+        "--senders",
+        "2",
+        "--rate",
+        "40",
+        "--duration",
+        "2",
+        "--drain",
+        "10",
+        "--out",
+        &out_dir,
+        "--quiet",
     ])
     .await
     .expect("chat run");
@@ -41,24 +57,55 @@ async fn chat_delivers_every_acked_message_once_and_writes_both_reports() {
     let acked = figure(&report, "messages acked");
     assert!(acked >= 60.0, "40/s for 2 s: {}", report.table());
     assert_eq!(figure(&report, "messages sent"), acked);
-    assert_eq!(figure(&report, "deliveries"), acked * 5.0, "every member got every message");
-    assert_eq!(figure(&report, "lost (acked, not delivered to a connected session)"), 0.0);
+    assert_eq!(
+        figure(&report, "deliveries"),
+        acked * 5.0,
+        "every member got every message"
+    );
+    assert_eq!(
+        figure(
+            &report,
+            "lost (acked, not delivered to a connected session)"
+        ),
+        0.0
+    );
     let latency = report.latency.as_ref().expect("latency");
     assert_eq!(latency.count as f64, acked * 5.0);
-    assert!(latency.p50_ms > 0.0 && latency.p50_ms <= latency.p99_ms && latency.p99_ms <= latency.max_ms);
+    assert!(
+        latency.p50_ms > 0.0
+            && latency.p50_ms <= latency.p99_ms
+            && latency.p99_ms <= latency.max_ms
+    );
     assert!(!report.timeline.is_empty());
 
-    let files: Vec<_> = std::fs::read_dir(out.path()).expect("reports").flatten().map(|e| e.path()).collect();
-    let json = files.iter().find(|p| p.extension().is_some_and(|e| e == "json")).expect("json report");
-    let parsed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).expect("read")).expect("json");
+    let files: Vec<_> = std::fs::read_dir(out.path())
+        .expect("reports")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let json = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("json report");
+    let parsed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).expect("read")).expect("json");
     assert_eq!(parsed["scenario"], "chat");
     assert_eq!(parsed["parameters"]["rate"], 40);
     assert!(parsed["timeline"].as_array().is_some_and(|t| !t.is_empty()));
-    let html = files.iter().find(|p| p.extension().is_some_and(|e| e == "html")).expect("html report");
+    let html = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "html"))
+        .expect("html report");
     let page = std::fs::read_to_string(html).expect("read");
-    assert!(page.contains("<svg") && page.contains("polyline"), "plots are inline SVG");
+    assert!(
+        page.contains("<svg") && page.contains("polyline"),
+        "plots are inline SVG"
+    );
     for fetches in ["<script", " src=", " href=", "@import", "url("] {
-        assert!(!page.contains(fetches), "the page fetches nothing: found {fetches}");
+        assert!(
+            !page.contains(fetches),
+            "the page fetches nothing: found {fetches}"
+        );
     }
 }
 
@@ -67,8 +114,21 @@ async fn saturate_keeps_a_window_in_flight_without_loss() {
     let app = spawn_app_with(|_| {}).await;
     let target = app.url("");
     let report = run(&[
-        "saturate", "--target", &target, "--conversations", "2", "--members", "4", "--senders", "2",
-        "--window", "8", "--duration", "2", "--no-report", "--quiet",
+        "saturate",
+        "--target",
+        &target,
+        "--conversations",
+        "2",
+        "--members",
+        "4",
+        "--senders",
+        "2",
+        "--window",
+        "8",
+        "--duration",
+        "2",
+        "--no-report",
+        "--quiet",
     ])
     .await
     .expect("saturate run");
@@ -83,33 +143,75 @@ async fn saturate_keeps_a_window_in_flight_without_loss() {
 async fn chaos_panics_conversations_under_load_and_nothing_is_lost_or_doubled() {
     let app = spawn_app_with(|s| {
         s.faults_enabled = true;
-        s.auth.admins.insert(parley::domain::Username::parse("chaosadmin").expect("name"));
+        s.auth
+            .admins
+            .insert(parley::domain::Username::parse("chaosadmin").expect("name"));
     })
     .await;
     let target = app.url("");
     let report = run(&[
-        "chaos", "--target", &target, "--conversations", "2", "--members", "4", "--senders", "2",
-        "--rate", "50", "--duration", "3", "--drain", "10", "--fault-every-ms", "250",
-        "--admin-user", "chaosadmin", "--no-report", "--quiet",
+        "chaos",
+        "--target",
+        &target,
+        "--conversations",
+        "2",
+        "--members",
+        "4",
+        "--senders",
+        "2",
+        "--rate",
+        "50",
+        "--duration",
+        "3",
+        "--drain",
+        "10",
+        "--fault-every-ms",
+        "250",
+        "--admin-user",
+        "chaosadmin",
+        "--no-report",
+        "--quiet",
     ])
     .await
     .expect("chaos run");
     assert!(report.passed(), "{}", report.table());
-    assert!(figure(&report, "faults injected") >= 5.0, "{}", report.table());
-    assert!(figure(&report, "actor restarts on the server") >= 1.0, "{}", report.table());
+    assert!(
+        figure(&report, "faults injected") >= 5.0,
+        "{}",
+        report.table()
+    );
+    assert!(
+        figure(&report, "actor restarts on the server") >= 1.0,
+        "{}",
+        report.table()
+    );
     let acked = figure(&report, "messages acked");
     assert!(acked > 0.0);
     assert_eq!(figure(&report, "duplicated deliveries"), 0.0);
-    assert_eq!(figure(&report, "lost (acked, not delivered to a connected session)"), 0.0);
+    assert_eq!(
+        figure(
+            &report,
+            "lost (acked, not delivered to a connected session)"
+        ),
+        0.0
+    );
 }
 
 #[tokio::test]
 async fn chaos_says_what_the_server_needs_when_faults_are_off() {
     let app = spawn_app_with(|_| {}).await;
     let target = app.url("");
-    let err = run(&["chaos", "--target", &target, "--admin-user", "root", "--no-report", "--quiet"])
-        .await
-        .expect_err("faults are disabled");
+    let err = run(&[
+        "chaos",
+        "--target",
+        &target,
+        "--admin-user",
+        "root",
+        "--no-report",
+        "--quiet",
+    ])
+    .await
+    .expect_err("faults are disabled");
     assert!(err.to_string().contains("faults.enabled"), "{err}");
 }
 
@@ -118,8 +220,19 @@ async fn payments_finish_and_the_payers_money_adds_up() {
     let app = spawn_app_with(|_| {}).await;
     let target = app.url("");
     let report = run(&[
-        "payments", "--target", &target, "--payers", "4", "--rate", "10", "--duration", "2",
-        "--amount", "3", "--no-report", "--quiet",
+        "payments",
+        "--target",
+        &target,
+        "--payers",
+        "4",
+        "--rate",
+        "10",
+        "--duration",
+        "2",
+        "--amount",
+        "3",
+        "--no-report",
+        "--quiet",
     ])
     .await
     .expect("payments run");
@@ -138,8 +251,21 @@ async fn idle_reports_memory_per_session_from_the_servers_metrics() {
     let app = spawn_app_with(|_| {}).await;
     let target = app.url("");
     let report = run(&[
-        "idle", "--target", &target, "--sessions", "30", "--members", "5", "--sessions-per-user", "2",
-        "--duration", "1", "--settle", "0", "--no-report", "--quiet",
+        "idle",
+        "--target",
+        &target,
+        "--sessions",
+        "30",
+        "--members",
+        "5",
+        "--sessions-per-user",
+        "2",
+        "--duration",
+        "1",
+        "--settle",
+        "0",
+        "--no-report",
+        "--quiet",
     ])
     .await
     .expect("idle run");
@@ -156,8 +282,12 @@ async fn targets_beyond_loopback_and_unbounded_runs_are_refused() {
         .await
         .expect_err("not loopback");
     assert!(matches!(err, LoadError::NotLoopback(_)), "{err}");
-    let err = run(&["chat", "--duration", "0", "--quiet"]).await.expect_err("zero duration");
+    let err = run(&["chat", "--duration", "0", "--quiet"])
+        .await
+        .expect_err("zero duration");
     assert!(err.to_string().contains("--duration"), "{err}");
-    let err = run(&["saturate", "--window", "0", "--quiet"]).await.expect_err("no window");
+    let err = run(&["saturate", "--window", "0", "--quiet"])
+        .await
+        .expect_err("no window");
     assert!(err.to_string().contains("--window"), "{err}");
 }
