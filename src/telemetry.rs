@@ -156,6 +156,15 @@ fn describe() {
         "parley_actor_restarts_total",
         "Supervised actor restarts, by actor kind and reason (panic, exit, escalation)."
     );
+    describe_histogram!(
+        "parley_store_checkpoint_seconds",
+        Unit::Seconds,
+        "SQLite WAL checkpoints that copied pages, by duration (off the writer's path)."
+    );
+    describe_gauge!(
+        "parley_store_wal_pages",
+        "Pages in the SQLite WAL at the last checkpoint."
+    );
     describe_gauge!(
         "process_resident_memory_bytes",
         Unit::Bytes,

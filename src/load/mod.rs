@@ -85,7 +85,7 @@ pub struct RoomArgs {
     /// Members of each conversation that send.
     #[arg(long, default_value_t = 5)]
     pub senders: usize,
-    /// Bytes of message text (at least 24: it carries the scheduled send time).
+    /// Bytes of message text (at least 28: it carries the scheduled send time and the sender's tag).
     #[arg(long, default_value_t = 64)]
     pub size: usize,
     /// Seconds of sending.
@@ -113,7 +113,8 @@ pub struct SaturateArgs {
     pub common: CommonArgs,
     #[command(flatten)]
     pub rooms: RoomArgs,
-    /// Unacknowledged messages each sender keeps in flight.
+    /// Messages each sender keeps in flight: sent and not yet delivered back
+    /// to its own session (which also means not yet acknowledged).
     #[arg(long, default_value_t = 32)]
     pub window: usize,
     /// Members per conversation (besides the senders) whose sessions never
@@ -243,8 +244,8 @@ fn check_bounds(s: &Scenario) -> Result<(), LoadError> {
                 sessions_allowed()
             ));
         }
-        if !(24..=4096).contains(&r.size) {
-            return bad("--size must be 24..=4096 bytes".into());
+        if !(28..=4096).contains(&r.size) {
+            return bad("--size must be 28..=4096 bytes".into());
         }
         Ok(())
     };

@@ -1,6 +1,7 @@
 //! The embedded backend: SQLite in WAL mode, one writer thread with group
 //! commit, a small pool of read-only connections used from the blocking pool.
 
+mod checkpoint;
 mod payments;
 mod queries;
 mod reads;
@@ -50,7 +51,12 @@ impl From<&StorageSettings> for SqliteOptions {
 pub struct SqliteStore {
     writes: mpsc::Sender<WriteOp>,
     readers: Arc<ReadPool>,
+    _checkpointer: Arc<checkpoint::Checkpointer>,
 }
+
+/// How often the checkpoint thread moves committed WAL pages into the
+/// database file: often enough that the WAL stays a few MB at full speed.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// Read-only connections; the semaphore bounds how many reads run at once,
 /// the rest wait for a permit (they do not pile up on the blocking pool).
@@ -74,6 +80,7 @@ impl SqliteStore {
         let conn = Connection::open(path)?;
         schema::configure_writer(&conn, options.synchronous)?;
         schema::migrate(&conn)?;
+        let checkpointer = checkpoint::spawn(path, CHECKPOINT_EVERY)?;
         let mut readers = Vec::with_capacity(options.read_connections);
         for _ in 0..options.read_connections {
             readers.push(open_reader(path)?);
@@ -93,6 +100,7 @@ impl SqliteStore {
                 connections: Mutex::new(readers),
                 path: path.to_path_buf(),
             }),
+            _checkpointer: Arc::new(checkpointer),
         })
     }
 

@@ -22,8 +22,12 @@ pub fn configure_writer(conn: &Connection, synchronous: Synchronous) -> Result<(
         Synchronous::Normal => "NORMAL",
     };
     // temp_store: statement and savepoint journals stay in memory.
+    // wal_autocheckpoint = 0: commits never checkpoint (the checkpoint thread
+    // does, see checkpoint.rs); journal_size_limit: a WAL that grew during a
+    // burst is cut back to 64 MiB when it restarts.
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;"
     ))?;
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(())
