@@ -159,7 +159,7 @@ fn describe() {
     describe_histogram!(
         "parley_store_checkpoint_seconds",
         Unit::Seconds,
-        "SQLite WAL checkpoints that copied pages, by duration (off the writer's path)."
+        "SQLite WAL checkpoint passes (every 250 ms, off the writer's path), by duration."
     );
     describe_gauge!(
         "parley_store_wal_pages",

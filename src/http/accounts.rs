@@ -34,11 +34,16 @@ pub async fn register(
         ));
     }
     let password = body.password;
-    let _turn = auth::hashing_turn().await;
-    let password_hash = web::block(move || auth::hash_password(&password))
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::Internal, "hashing was cancelled", trace))?
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string(), trace))?;
+    // The turn moves into the closure: a client that hangs up does not
+    // free it while its hash still runs.
+    let turn = auth::hashing_turn().await;
+    let password_hash = web::block(move || {
+        let _turn = turn;
+        auth::hash_password(&password)
+    })
+    .await
+    .map_err(|_| ApiError::new(ErrorCode::Internal, "hashing was cancelled", trace))?
+    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string(), trace))?;
     state
         .deps
         .store
@@ -75,10 +80,13 @@ pub async fn login(
         |r| r.password_hash.clone(),
     );
     let password = body.password;
-    let _turn = auth::hashing_turn().await;
-    let ok = web::block(move || auth::verify_password(&password, &hash))
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::Internal, "verification was cancelled", trace))?;
+    let turn = auth::hashing_turn().await;
+    let ok = web::block(move || {
+        let _turn = turn;
+        auth::verify_password(&password, &hash)
+    })
+    .await
+    .map_err(|_| ApiError::new(ErrorCode::Internal, "verification was cancelled", trace))?;
     let record = record.filter(|_| ok).ok_or_else(refused)?;
     let (token, expires) = state.tokens.issue(&record.username, now_ms());
     Ok(HttpResponse::Ok().json(json!({ "token": token, "expiresAt": rfc3339_ms(expires) })))

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::recorder::{end_progress, Batch, Recorder};
 use super::report::Report;
 use super::setup::{self, Room};
-use super::target::{Target, Ws};
+use super::target::{close_reason, Target, Ws};
 use super::{
     scan, secs, stopped_before, ChaosArgs, ChatArgs, CommonArgs, LoadError, RoomArgs, SaturateArgs,
 };
@@ -158,6 +158,11 @@ impl Seen {
     }
 }
 
+/// Acked seqs a session never saw.
+fn missing(acked: &[u64], seen: &Seen) -> u64 {
+    acked.iter().filter(|s| !seen.contains(**s)).count() as u64
+}
+
 #[derive(Default)]
 struct MemberResult {
     /// A session that never read: its deliveries are not counted.
@@ -166,6 +171,8 @@ struct MemberResult {
     /// Why the session ended before the run did.
     disconnected: Option<String>,
     unacked: u64,
+    /// Scheduled messages still queued for this sender when it stopped.
+    not_sent: u64,
     rejected: BTreeMap<String, u64>,
 }
 
@@ -194,7 +201,7 @@ pub async fn run_chat(
         None,
     )
     .await?;
-    outcome.into_report(&mut report, &a.rooms);
+    outcome.into_report(&mut report);
     Ok(report)
 }
 
@@ -212,13 +219,15 @@ pub async fn run_saturate(
     .await?;
     let stalled_total = (a.stalled * a.rooms.conversations) as u64;
     let closed_slow = outcome.closed_slow();
-    outcome.into_report(&mut report, &a.rooms);
+    outcome.into_report(&mut report);
     // The rate it sustained: the mean of the full seconds of sending, the
     // first (ramp-up) left out.
     let sending: Vec<f64> = report
         .timeline
         .iter()
-        .filter(|p| p.t >= 2.0 && p.t <= 1.0 + a.rooms.duration as f64)
+        // The ticker starts a second before sending: point t = 2 is the
+        // first second of sending (the ramp-up), t = 1 + duration the last.
+        .filter(|p| p.t >= 3.0 && p.t <= 1.0 + a.rooms.duration as f64)
         .map(|p| p.delivered_per_sec)
         .collect();
     if !sending.is_empty() {
@@ -277,7 +286,7 @@ pub async fn run_chaos(
     .await?;
     let after = target.metric(&[restarts]).await?[0].unwrap_or(0.0);
     let (injected, refused) = outcome.faults;
-    outcome.into_report(&mut report, &c.rooms);
+    outcome.into_report(&mut report);
     report.figure("faults injected", injected as f64, "");
     report.figure("fault injections refused", refused as f64, "");
     report.figure("actor restarts on the server", after - before, "");
@@ -427,11 +436,11 @@ async fn run(
 
     let interrupted_early = stopped_before(&mut stop, start.into()).await;
     let at_start = rec.counters.delivered.load(Ordering::Relaxed);
-    let server_before = server_sample(target).await;
+    let server_before = target.server_stats().await.ok();
     let interrupted = interrupted_early || stopped_before(&mut stop, end.into()).await;
     let window_secs = start.elapsed().as_secs_f64().min(shape.duration as f64);
     let delivered_in_window = rec.counters.delivered.load(Ordering::Relaxed) - at_start;
-    let server_sending = server_sample(target).await;
+    let server_sending = target.server_stats().await.ok();
     stop_pacer.store(true, Ordering::Relaxed);
     let _ = phase_tx.send(Phase::StopSending);
     let behind = match paced {
@@ -446,7 +455,11 @@ async fn run(
     };
     // Drain: wait until every sent message is answered and every acked one
     // delivered to every member, or the drain time is up.
-    let members_per_room: Vec<usize> = rooms.iter().map(|r| r.members.len()).collect();
+    // Stalled members count nothing, so they are not waited for.
+    let members_per_room: Vec<usize> = rooms
+        .iter()
+        .map(|r| r.members.len().saturating_sub(stalled))
+        .collect();
     let drain_end = Instant::now()
         + secs(if interrupted {
             shape.drain.min(3)
@@ -469,13 +482,26 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = phase_tx.send(Phase::Finish);
+    // A task stuck in a write to a server that stopped reading would never
+    // see Finish: give all ten seconds, then abort the rest.
+    let join_by = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut results = Vec::with_capacity(tasks.len());
-    for (r, t) in tasks {
-        results.push((r, t.await.unwrap_or_default()));
+    for (r, mut t) in tasks {
+        let result = match tokio::time::timeout_at(join_by, &mut t).await {
+            Ok(done) => done.unwrap_or_default(),
+            Err(_) => {
+                t.abort();
+                MemberResult {
+                    disconnected: Some("stuck writing to the server".into()),
+                    ..MemberResult::default()
+                }
+            }
+        };
+        results.push((r, result));
     }
     ticker.abort();
     end_progress(common.quiet);
-    let server_after = server_sample(target).await;
+    let server_after = target.server_stats().await.ok();
     Ok(Outcome {
         server: [server_before, server_sending, server_after],
         behind,
@@ -491,20 +517,6 @@ async fn run(
     })
 }
 
-/// The server's resident bytes and CPU seconds, if it exports them.
-async fn server_sample(target: &Target) -> Option<(f64, f64)> {
-    match target
-        .metric(&[
-            "process_resident_memory_bytes",
-            "parley_process_cpu_seconds",
-        ])
-        .await
-    {
-        Ok(v) => v[0].zip(v[1]),
-        Err(_) => None,
-    }
-}
-
 impl Outcome {
     /// Stalled sessions the server closed: with 1008, or by dropping the
     /// connection when even the close frame found no room in the socket.
@@ -515,10 +527,11 @@ impl Outcome {
             .count() as u64
     }
 
-    fn into_report(self, report: &mut Report, shape: &RoomArgs) {
+    fn into_report(self, report: &mut Report) {
         report.interrupted = self.interrupted;
         let mut lost = 0u64;
         let mut lost_disconnected = 0u64;
+        let mut not_sent = 0u64;
         let (mut dups, mut out_of_order, mut unacked, mut beyond, mut disconnected) =
             (0, 0, 0, 0, 0u64);
         let mut rejected: BTreeMap<String, u64> = BTreeMap::new();
@@ -529,10 +542,7 @@ impl Outcome {
             .map(|l| l.acked.lock().map(|a| a.clone()).unwrap_or_default())
             .collect();
         for (room, m) in self.results.iter().filter(|(_, m)| !m.stalled) {
-            let missing = acked[*room]
-                .iter()
-                .filter(|s| !m.seen.contains(**s))
-                .count() as u64;
+            let missing = missing(&acked[*room], &m.seen);
             match &m.disconnected {
                 None => lost += missing,
                 Some(why) => {
@@ -545,6 +555,7 @@ impl Outcome {
             out_of_order += m.seen.out_of_order;
             beyond += m.seen.beyond;
             unacked += m.unacked;
+            not_sent += m.not_sent;
             for (code, n) in &m.rejected {
                 *rejected.entry(code.clone()).or_default() += n;
             }
@@ -579,6 +590,9 @@ impl Outcome {
         report.figure("duplicated deliveries", dups as f64, "");
         report.figure("out-of-order deliveries", out_of_order as f64, "");
         report.figure("sent, never answered", unacked as f64, "");
+        if not_sent > 0 {
+            report.figure("due but not sent when sending stopped", not_sent as f64, "");
+        }
         if self.behind > 0 {
             report.figure(
                 "not sent: the sender was 1,000 messages behind",
@@ -622,6 +636,13 @@ impl Outcome {
         // A session the server closed (a slow consumer: the load generator
         // fell behind) missed the live stream; the run's rates then do not
         // describe delivery to every member.
+        if !self.interrupted {
+            report.check(
+                "every send was answered (ack or error)",
+                unacked == 0,
+                format!("{unacked} sends without an answer"),
+            );
+        }
         report.check(
             "every reading session stayed connected",
             disconnected == 0,
@@ -639,7 +660,6 @@ impl Outcome {
                 format!("{beyond} seqs above {MAX_SEQ} not tracked"),
             );
         }
-        let _ = shape;
     }
 }
 
@@ -660,10 +680,7 @@ async fn stalled(ws: Ws, mut phase: watch::Receiver<Phase>) -> MemberResult {
     loop {
         match tokio::time::timeout_at(deadline, rx.next()).await {
             Ok(Some(Ok(Message::Close(c)))) => {
-                out.disconnected = Some(
-                    c.map(|c| format!("{} {}", u16::from(c.code), c.reason))
-                        .unwrap_or_else(|| "close".into()),
-                );
+                out.disconnected = Some(close_reason(c));
                 break;
             }
             Ok(Some(Ok(_))) => {}
@@ -747,7 +764,7 @@ async fn active(
             frame = rx.next() => match frame {
                 Some(Ok(Message::Text(t))) => on_frame(&t, &mut out, &mut flight, &ledger, &rec, &mut batch),
                 Some(Ok(Message::Close(c))) => {
-                    out.disconnected = Some(c.map(|c| format!("{} {}", u16::from(c.code), c.reason)).unwrap_or_else(|| "close".into()));
+                    out.disconnected = Some(close_reason(c));
                     break;
                 }
                 Some(Ok(_)) => {}
@@ -786,6 +803,11 @@ async fn active(
     }
     batch.finish(&rec);
     out.unacked = flight.sent.saturating_sub(flight.answered);
+    // Stamps already due but never sent (the run stopped, or the sender
+    // was at its window): counted, so they do not vanish from the figures.
+    if let Some(Pace::Paced(rx)) = &pace {
+        out.not_sent = rx.len() as u64;
+    }
     let _ = tx.close().await;
     out
 }
@@ -883,5 +905,28 @@ async fn inject(
             Ok(r) if r.status().is_success() => ok += 1,
             _ => refused += 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{missing, Seen};
+
+    #[test]
+    fn seen_counts_gaps_duplicates_and_disorder() {
+        let mut seen = Seen::default();
+        for seq in [1, 2, 4, 3, 4, 70, 0] {
+            seen.insert(seq);
+        }
+        assert_eq!(seen.duplicates, 1, "4 twice");
+        assert_eq!(seen.out_of_order, 1, "3 after 4");
+        assert_eq!(seen.beyond, 1, "seq 0 is not a seq");
+        assert!(seen.contains(70) && !seen.contains(5) && !seen.contains(1000));
+        assert_eq!(
+            missing(&[1, 2, 3, 4, 5, 6, 70], &seen),
+            2,
+            "5 and 6 never arrived"
+        );
+        assert_eq!(missing(&[], &seen), 0);
     }
 }

@@ -18,9 +18,6 @@ use super::setup;
 use super::target::{Target, Ws};
 use super::{secs, stopped_before, IdleArgs, LoadError};
 
-const RSS: &str = "process_resident_memory_bytes";
-const CPU: &str = "parley_process_cpu_seconds";
-
 pub async fn run(
     target: &Target,
     a: &IdleArgs,
@@ -40,7 +37,7 @@ pub async fn run(
         .flat_map(|t| std::iter::repeat_n(t, a.sessions_per_user))
         .take(a.sessions)
         .collect();
-    let (rss_before, _) = sample(target).await?;
+    let (rss_before, _) = target.server_stats().await?;
     let client_before = crate::procstat::read().unwrap_or_default();
     let began = Instant::now();
     let sockets = setup::connect_all(target, &a.common, &tokens).await?;
@@ -56,11 +53,11 @@ pub async fn run(
         .map(|ws| tokio::spawn(hold(ws, rec.clone(), finish_rx.clone())))
         .collect();
     let settled = stopped_before(&mut stop, (Instant::now() + secs(a.settle)).into()).await;
-    let (rss_connected, cpu_start) = sample(target).await?;
+    let (rss_connected, cpu_start) = target.server_stats().await?;
     let idle_from = Instant::now();
     let interrupted =
         settled || stopped_before(&mut stop, (idle_from + secs(a.duration)).into()).await;
-    let (rss_end, cpu_end) = sample(target).await?;
+    let (rss_end, cpu_end) = target.server_stats().await?;
     let idle_secs = idle_from.elapsed().as_secs_f64();
     let client_after = crate::procstat::read().unwrap_or_default();
     let still_open = rec.counters.connected.load(Ordering::Relaxed);
@@ -103,17 +100,6 @@ pub async fn run(
         format!("{still_open} of {} open at the end", a.sessions),
     );
     Ok(report)
-}
-
-/// The server's resident bytes and CPU seconds.
-async fn sample(target: &Target) -> Result<(f64, f64), LoadError> {
-    let v = target.metric(&[RSS, CPU]).await?;
-    match (v[0], v[1]) {
-        (Some(rss), Some(cpu)) => Ok((rss, cpu)),
-        _ => Err(LoadError::Setup(format!(
-            "the server's /metrics has no {RSS} or {CPU}: the idle scenario needs a Parley server on Linux"
-        ))),
-    }
 }
 
 /// Keeps one session open, reading (so pings are answered) until told to finish.

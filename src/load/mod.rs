@@ -221,6 +221,9 @@ pub async fn run(scenario: Scenario) -> Result<Report, LoadError> {
 
 fn check_bounds(s: &Scenario) -> Result<(), LoadError> {
     let bad = |m: String| Err(LoadError::Argument(m));
+    if !(1..=1024).contains(&s.common().setup_concurrency) {
+        return bad("--setup-concurrency must be 1..=1024".into());
+    }
     let seconds = |d: u64, name: &str| -> Result<(), LoadError> {
         if d == 0 || d > MAX_SECS {
             return bad(format!("--{name} must be 1..={MAX_SECS} seconds"));
@@ -237,7 +240,8 @@ fn check_bounds(s: &Scenario) -> Result<(), LoadError> {
                 "need at least one conversation, one member and 1..=members senders".into(),
             );
         }
-        if r.conversations * r.members > sessions_allowed() {
+        let sessions = r.conversations.saturating_mul(r.members);
+        if sessions > sessions_allowed() {
             return bad(format!(
                 "{} sessions exceed what this process may open ({}; see ulimit -n)",
                 r.conversations * r.members,
@@ -261,18 +265,24 @@ fn check_bounds(s: &Scenario) -> Result<(), LoadError> {
             if !(1..=10_000).contains(&a.window) {
                 return bad("--window must be 1..=10000".into());
             }
-            if a.stalled + a.rooms.senders > a.rooms.members {
+            if a.stalled.saturating_add(a.rooms.senders) > a.rooms.members {
                 return bad("--stalled plus --senders must not exceed --members".into());
             }
         }
         Scenario::Chaos(a) => {
             rooms(&a.chat.rooms)?;
+            if a.chat.rate == 0 {
+                return bad("--rate must be at least 1".into());
+            }
             if a.fault_every_ms < 10 {
                 return bad("--fault-every-ms must be at least 10".into());
             }
         }
         Scenario::Idle(a) => {
             seconds(a.duration, "duration")?;
+            if a.settle > MAX_SECS {
+                return bad(format!("--settle must be at most {MAX_SECS} seconds"));
+            }
             if a.sessions == 0 || a.members == 0 || a.sessions_per_user == 0 {
                 return bad(
                     "--sessions, --members and --sessions-per-user must be positive".into(),
@@ -288,6 +298,9 @@ fn check_bounds(s: &Scenario) -> Result<(), LoadError> {
         }
         Scenario::Payments(a) => {
             seconds(a.duration, "duration")?;
+            if a.drain > MAX_SECS {
+                return bad(format!("--drain must be at most {MAX_SECS} seconds"));
+            }
             if a.payers < 2 || a.rate == 0 || a.amount <= 0 {
                 return bad("need at least 2 payers, a positive --rate and --amount".into());
             }

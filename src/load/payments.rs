@@ -49,6 +49,7 @@ pub async fn run(
     let start = Instant::now() + Duration::from_secs(1);
     let end = start + secs(a.duration);
     let per_payer = f64::from(a.rate) / a.payers as f64;
+    let nonce: u32 = rand::random();
     let (phase_tx, phase_rx) = watch::channel(0u8);
     let names = Arc::new(names);
     let tasks: Vec<_> = sockets
@@ -58,6 +59,7 @@ pub async fn run(
             // Payer i starts i/rate in, so payments are evenly spaced.
             let start = start + Duration::from_secs_f64(i as f64 / f64::from(a.rate));
             let plan = Plan {
+                nonce,
                 me: i,
                 per_sec: per_payer,
                 start,
@@ -76,6 +78,10 @@ pub async fn run(
         .collect();
     let ticker = rec.ticker("payments".into(), secs(a.duration + 1), a.common.quiet);
     let interrupted = stopped_before(&mut stop, end.into()).await;
+    let paying_secs = start
+        .elapsed()
+        .as_secs_f64()
+        .clamp(0.001, a.duration as f64);
     let _ = phase_tx.send(1);
     // Drain: until every payment has a final status, or the drain time is up.
     let drain_end = Instant::now() + secs(if interrupted { a.drain.min(3) } else { a.drain });
@@ -91,8 +97,20 @@ pub async fn run(
     let _ = phase_tx.send(2);
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     let (mut pending, mut disconnected) = (0, 0);
-    for t in tasks {
-        let r = t.await.unwrap_or_default();
+    // A payer stuck writing to a server that stopped reading never sees the
+    // end: ten seconds for all, then the rest are aborted.
+    let join_by = tokio::time::Instant::now() + Duration::from_secs(10);
+    for mut t in tasks {
+        let r = match tokio::time::timeout_at(join_by, &mut t).await {
+            Ok(done) => done.unwrap_or_default(),
+            Err(_) => {
+                t.abort();
+                PayerResult {
+                    disconnected: true,
+                    ..PayerResult::default()
+                }
+            }
+        };
         for (k, n) in r.outcomes {
             *outcomes.entry(k).or_default() += n;
         }
@@ -107,7 +125,7 @@ pub async fn run(
     let sent = rec.counters.sent.load(Ordering::Relaxed);
     report.figure("payers", a.payers as f64, "");
     report.figure("payments requested", sent as f64, "");
-    report.figure("requested/s", sent as f64 / a.duration as f64, "/s");
+    report.figure("requested/s", sent as f64 / paying_secs, "/s");
     for (k, n) in &outcomes {
         report.figure(k, *n as f64, "");
     }
@@ -143,6 +161,8 @@ async fn total_balance(target: &Target, tokens: &[String]) -> Result<i64, LoadEr
 }
 
 struct Plan {
+    /// Random per run: a reused --prefix must not replay an earlier run's payments.
+    nonce: u32,
     me: usize,
     per_sec: f64,
     start: Instant,
@@ -188,7 +208,7 @@ async fn payer(
                 let mut to = rand::random::<usize>() % (names.len() - 1);
                 if to >= p.me { to += 1; }
                 let frame = json!({"type": "pay", "to": names[to], "amount": p.amount,
-                    "idempotencyKey": format!("{}-{}-{next}", p.prefix, p.me), "ref": next.to_string()});
+                    "idempotencyKey": format!("{}-{:08x}-{}-{next}", p.prefix, p.nonce, p.me), "ref": next.to_string()});
                 if tx.send(Message::text(frame.to_string())).await.is_err() {
                     out.disconnected = true;
                     break;

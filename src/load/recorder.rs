@@ -124,6 +124,10 @@ impl Recorder {
                 (start + Duration::from_secs(1)).into(),
                 Duration::from_secs(1),
             );
+            // After a stall, tick late rather than in a burst of near-empty
+            // seconds; rates divide by the time that really passed.
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_at = start;
             let mut printed = 0u64;
             loop {
                 tick.tick().await;
@@ -135,7 +139,12 @@ impl Recorder {
                     c.errors.load(Ordering::Relaxed),
                 ];
                 let prev = std::mem::replace(&mut last, now);
-                let d = |i: usize| now[i].saturating_sub(prev[i]) as f64;
+                let at = Instant::now();
+                let elapsed = at
+                    .duration_since(std::mem::replace(&mut last_at, at))
+                    .as_secs_f64()
+                    .max(0.001);
+                let d = |i: usize| now[i].saturating_sub(prev[i]) as f64 / elapsed;
                 let second = std::mem::take(&mut me.histograms().second);
                 let ms = |us: u64| us as f64 / 1000.0;
                 let point = Point {

@@ -245,4 +245,24 @@ impl Target {
             .map(|n| super::scan::metric_sum(&text, n))
             .collect())
     }
+
+    /// The server's resident memory (bytes) and CPU time so far (seconds),
+    /// from its `/metrics` (a Parley server on Linux exports both).
+    pub async fn server_stats(&self) -> Result<(f64, f64), LoadError> {
+        const RSS: &str = "process_resident_memory_bytes";
+        const CPU: &str = "parley_process_cpu_seconds";
+        match self.metric(&[RSS, CPU]).await?[..] {
+            [Some(rss), Some(cpu)] => Ok((rss, cpu)),
+            _ => Err(LoadError::Setup(format!(
+                "the server's /metrics has no {RSS} or {CPU} (a Parley server on Linux exports both)"
+            ))),
+        }
+    }
+}
+
+/// A close frame as the reports name it: "1008 slow consumer".
+pub fn close_reason(frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> String {
+    frame
+        .map(|c| format!("{} {}", u16::from(c.code), c.reason))
+        .unwrap_or_else(|| "close".into())
 }

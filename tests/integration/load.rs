@@ -272,8 +272,10 @@ async fn idle_reports_memory_per_session_from_the_servers_metrics() {
     assert!(report.passed(), "{}", report.table());
     assert_eq!(figure(&report, "sessions"), 30.0);
     assert_eq!(figure(&report, "accounts"), 15.0);
-    assert!(figure(&report, "server RSS connected") > 0.0);
-    assert!(figure(&report, "server idle CPU").is_finite());
+    // Present (the server exports its memory and CPU); their size is for BENCHMARKS.md.
+    figure(&report, "server memory per session");
+    figure(&report, "server idle CPU");
+    assert!(figure(&report, "idle window") >= 1.0);
 }
 
 #[tokio::test]

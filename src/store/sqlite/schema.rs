@@ -22,12 +22,15 @@ pub fn configure_writer(conn: &Connection, synchronous: Synchronous) -> Result<(
         Synchronous::Normal => "NORMAL",
     };
     // temp_store: statement and savepoint journals stay in memory.
-    // wal_autocheckpoint = 0: commits never checkpoint (the checkpoint thread
-    // does, see checkpoint.rs); journal_size_limit: a WAL that grew during a
-    // burst is cut back to 64 MiB when it restarts.
+    // wal_autocheckpoint = 16384 pages (64 MiB): commits leave checkpoints to
+    // the checkpoint thread (see checkpoint.rs) unless the WAL outgrows that,
+    // which only sustained writes racing every background pass can cause (a
+    // WAL restarts only when a checkpoint has caught up as a write begins);
+    // then the writer checkpoints between commits, as SQLite does by default.
+    // journal_size_limit: a WAL that grew is cut back to 64 MiB at restart.
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
-         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;"
+         PRAGMA wal_autocheckpoint = 16384; PRAGMA journal_size_limit = 67108864;"
     ))?;
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(())
