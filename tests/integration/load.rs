@@ -14,8 +14,9 @@ struct Cli {
     scenario: Scenario,
 }
 
-async fn run(args: &[&str]) -> Result<Report, LoadError> {
-    let cli = Cli::try_parse_from(std::iter::once("load").chain(args.iter().copied()))
+/// Runs `parley load` with these whitespace-separated arguments.
+async fn run(args: &str) -> Result<Report, LoadError> {
+    let cli = Cli::try_parse_from(std::iter::once("load").chain(args.split_whitespace()))
         .unwrap_or_else(|e| panic!("arguments {args:?}: {e}"));
     parley::load::run(cli.scenario).await
 }
@@ -31,26 +32,7 @@ async fn chat_delivers_every_acked_message_once_and_writes_both_reports() {
     let out = tempfile::tempdir().expect("temp dir");
     let target = app.url("");
     let out_dir = out.path().to_string_lossy().to_string();
-    let report = run(&[
-        "chat",
-        "--target",
-        &target,
-        "--conversations",
-        "2",
-        "--members",
-        "5",
-        "--senders",
-        "2",
-        "--rate",
-        "40",
-        "--duration",
-        "2",
-        "--drain",
-        "10",
-        "--out",
-        &out_dir,
-        "--quiet",
-    ])
+    let report = run(&format!("chat --target {target} --conversations 2 --members 5 --senders 2 --rate 40 --duration 2 --drain 10 --out {out_dir} --quiet"))
     .await
     .expect("chat run");
     assert!(report.passed(), "{}", report.table());
@@ -113,23 +95,7 @@ async fn chat_delivers_every_acked_message_once_and_writes_both_reports() {
 async fn saturate_keeps_a_window_in_flight_without_loss() {
     let app = spawn_app_with(|_| {}).await;
     let target = app.url("");
-    let report = run(&[
-        "saturate",
-        "--target",
-        &target,
-        "--conversations",
-        "2",
-        "--members",
-        "4",
-        "--senders",
-        "2",
-        "--window",
-        "8",
-        "--duration",
-        "2",
-        "--no-report",
-        "--quiet",
-    ])
+    let report = run(&format!("saturate --target {target} --conversations 2 --members 4 --senders 2 --window 8 --duration 2 --no-report --quiet"))
     .await
     .expect("saturate run");
     assert!(report.passed(), "{}", report.table());
@@ -149,29 +115,7 @@ async fn chaos_panics_conversations_under_load_and_nothing_is_lost_or_doubled() 
     })
     .await;
     let target = app.url("");
-    let report = run(&[
-        "chaos",
-        "--target",
-        &target,
-        "--conversations",
-        "2",
-        "--members",
-        "4",
-        "--senders",
-        "2",
-        "--rate",
-        "50",
-        "--duration",
-        "3",
-        "--drain",
-        "10",
-        "--fault-every-ms",
-        "250",
-        "--admin-user",
-        "chaosadmin",
-        "--no-report",
-        "--quiet",
-    ])
+    let report = run(&format!("chaos --target {target} --conversations 2 --members 4 --senders 2 --rate 50 --duration 3 --drain 10 --fault-every-ms 250 --admin-user chaosadmin --no-report --quiet"))
     .await
     .expect("chaos run");
     assert!(report.passed(), "{}", report.table());
@@ -201,15 +145,9 @@ async fn chaos_panics_conversations_under_load_and_nothing_is_lost_or_doubled() 
 async fn chaos_says_what_the_server_needs_when_faults_are_off() {
     let app = spawn_app_with(|_| {}).await;
     let target = app.url("");
-    let err = run(&[
-        "chaos",
-        "--target",
-        &target,
-        "--admin-user",
-        "root",
-        "--no-report",
-        "--quiet",
-    ])
+    let err = run(&format!(
+        "chaos --target {target} --admin-user root --no-report --quiet"
+    ))
     .await
     .expect_err("faults are disabled");
     assert!(err.to_string().contains("faults.enabled"), "{err}");
@@ -219,21 +157,7 @@ async fn chaos_says_what_the_server_needs_when_faults_are_off() {
 async fn payments_finish_and_the_payers_money_adds_up() {
     let app = spawn_app_with(|_| {}).await;
     let target = app.url("");
-    let report = run(&[
-        "payments",
-        "--target",
-        &target,
-        "--payers",
-        "4",
-        "--rate",
-        "10",
-        "--duration",
-        "2",
-        "--amount",
-        "3",
-        "--no-report",
-        "--quiet",
-    ])
+    let report = run(&format!("payments --target {target} --payers 4 --rate 10 --duration 2 --amount 3 --no-report --quiet"))
     .await
     .expect("payments run");
     assert!(report.passed(), "{}", report.table());
@@ -250,23 +174,7 @@ async fn payments_finish_and_the_payers_money_adds_up() {
 async fn idle_reports_memory_per_session_from_the_servers_metrics() {
     let app = spawn_app_with(|_| {}).await;
     let target = app.url("");
-    let report = run(&[
-        "idle",
-        "--target",
-        &target,
-        "--sessions",
-        "30",
-        "--members",
-        "5",
-        "--sessions-per-user",
-        "2",
-        "--duration",
-        "1",
-        "--settle",
-        "0",
-        "--no-report",
-        "--quiet",
-    ])
+    let report = run(&format!("idle --target {target} --sessions 30 --members 5 --sessions-per-user 2 --duration 1 --settle 0 --no-report --quiet"))
     .await
     .expect("idle run");
     assert!(report.passed(), "{}", report.table());
@@ -280,15 +188,15 @@ async fn idle_reports_memory_per_session_from_the_servers_metrics() {
 
 #[tokio::test]
 async fn targets_beyond_loopback_and_unbounded_runs_are_refused() {
-    let err = run(&["chat", "--target", "http://10.1.2.3:8080", "--quiet"])
+    let err = run("chat --target http://10.1.2.3:8080 --quiet")
         .await
         .expect_err("not loopback");
     assert!(matches!(err, LoadError::NotLoopback(_)), "{err}");
-    let err = run(&["chat", "--duration", "0", "--quiet"])
+    let err = run("chat --duration 0 --quiet")
         .await
         .expect_err("zero duration");
     assert!(err.to_string().contains("--duration"), "{err}");
-    let err = run(&["saturate", "--window", "0", "--quiet"])
+    let err = run("saturate --window 0 --quiet")
         .await
         .expect_err("no window");
     assert!(err.to_string().contains("--window"), "{err}");
