@@ -1,7 +1,9 @@
 //! This process's resident memory and CPU time, read from /proc (Linux).
-//! The server exports them on `/metrics` under the Prometheus process
-//! collector's names, so `parley load idle` (or any scraper) can tell the
-//! memory per session and the idle CPU of a server in another process.
+//! The server exports them on `/metrics` (memory, threads and descriptors
+//! under the Prometheus process collector's names, CPU as
+//! `parley_process_cpu_seconds`), so `parley load idle` (or any scraper)
+//! can tell the memory per session and the idle CPU of a server in another
+//! process.
 
 use std::sync::OnceLock;
 
