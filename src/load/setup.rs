@@ -66,7 +66,11 @@ pub async fn rooms(
     let mut pairs = names.into_iter().zip(tokens);
     for r in 0..count {
         let members: Vec<(String, String)> = pairs.by_ref().take(members).collect();
-        let (_, creator) = &members[0];
+        let Some((_, creator)) = members.first() else {
+            return Err(LoadError::Setup(
+                "a conversation needs at least one member".into(),
+            ));
+        };
         let names: Vec<String> = members.iter().map(|(n, _)| n.clone()).collect();
         let id = target
             .group(creator, &format!("{prefix} room {r}"), &names)
