@@ -802,6 +802,9 @@ async fn active(
         }
     }
     batch.finish(&rec);
+    if out.disconnected.is_some() {
+        rec.counters.connected.fetch_sub(1, Ordering::Relaxed);
+    }
     out.unacked = flight.sent.saturating_sub(flight.answered);
     // Stamps already due but never sent (the run stopped, or the sender
     // was at its window): counted, so they do not vanish from the figures.

@@ -220,6 +220,9 @@ async fn payer(
         }
     }
     batch.finish(&rec);
+    if out.disconnected {
+        rec.counters.connected.fetch_sub(1, Ordering::Relaxed);
+    }
     out.pending = open.len() as u64;
     let _ = tx.close().await;
     out
