@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Unacknowledged messages each sender keeps in flight.
@@ -98,16 +97,7 @@ async fn sender(
     start_at: Instant,
     seconds: u64,
 ) {
-    let mut req = format!("ws://127.0.0.1:{port}/ws")
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    let (ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("connect");
+    let ws = common::connect(port, &token).await;
     let (mut tx, mut rx) = ws.split();
     tokio::time::sleep_until(start_at.into()).await;
     let end = start_at + Duration::from_secs(seconds);

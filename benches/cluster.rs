@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use parley::config::StorageBackend;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 mod common;
@@ -159,7 +158,7 @@ async fn phase(
     let mut receivers = Vec::new();
     for (_, tokens) in rooms {
         for t in &tokens[SENDERS..] {
-            let ws = connect(port_b, t).await;
+            let ws = common::connect(port_b, t).await;
             receivers.push(tokio::spawn(receive(
                 ws,
                 epoch,
@@ -173,7 +172,7 @@ async fn phase(
     let mut senders = Vec::new();
     for (id, tokens) in rooms {
         for t in &tokens[..SENDERS] {
-            let ws = connect(port_a, t).await;
+            let ws = common::connect(port_a, t).await;
             senders.push(tokio::spawn(send(
                 ws,
                 id.clone(),
@@ -199,27 +198,10 @@ async fn phase(
     ((after - before) as f64 / seconds as f64, lat)
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(port: u16, token: &str) -> Ws {
-    let mut req = format!("ws://127.0.0.1:{port}/ws")
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    tokio_tungstenite::connect_async(req)
-        .await
-        .expect("connect")
-        .0
-}
-
 /// Sends until `end`: paced at `per_second` (each message stamped with its
 /// scheduled time), or as fast as `WINDOW` unacked messages allow.
 async fn send(
-    ws: Ws,
+    ws: common::Ws,
     id: String,
     epoch: Instant,
     start: Instant,
@@ -272,7 +254,7 @@ async fn send(
 
 /// Counts message frames until a second after `end`, with their latency.
 async fn receive(
-    ws: Ws,
+    ws: common::Ws,
     epoch: Instant,
     end: Instant,
     delivered: Arc<AtomicU64>,

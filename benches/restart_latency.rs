@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 fn main() {
@@ -58,10 +57,7 @@ fn main() {
             assert_eq!(res.status().as_u16(), 201);
             ids.push(id);
         }
-        let mut req = format!("ws://127.0.0.1:{port}/ws").into_client_request().expect("request");
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {alice}").parse().expect("header"));
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("connect");
+        let ws = common::connect(port, &alice).await;
         let (mut tx, mut rx) = ws.split();
         let mut gaps = Vec::with_capacity(count);
         for id in &ids {

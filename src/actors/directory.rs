@@ -112,27 +112,35 @@ impl Directory {
         trace: TraceContext,
         ctx: &mut Context<Self>,
     ) {
+        ctx.spawn(self.with_contacts(user, move |act, user, contacts| {
+            if tell_contacts {
+                let online = act.registry.is_online(&user);
+                act.tell(&contacts, user, online, trace);
+            }
+            if let Some(session) = joined {
+                let online = contacts.into_iter().filter(|c| act.registry.is_online(c));
+                show_online(&session, online, trace);
+            }
+        }));
+    }
+
+    /// Reads `user`'s contacts, then runs `then` on the actor with them; a
+    /// store that cannot answer is logged and no presence is sent.
+    fn with_contacts(
+        &self,
+        user: Username,
+        then: impl FnOnce(&mut Self, Username, Vec<Username>) + 'static,
+    ) -> impl ActorFuture<Self, Output = ()> {
         let store = self.store.clone();
         let who = user.clone();
-        ctx.spawn(async move { store.contacts_of(who).await }.into_actor(self).map(
-            move |res, act, _| {
-                let contacts = match res {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, user = %user, "presence not sent: contacts unavailable");
-                        return;
-                    }
-                };
-                if tell_contacts {
-                    let online = act.registry.is_online(&user);
-                    act.tell(&contacts, user, online, trace);
+        async move { store.contacts_of(who).await }
+            .into_actor(self)
+            .map(move |res, act, _| match res {
+                Ok(contacts) => then(act, user, contacts),
+                Err(e) => {
+                    tracing::warn!(error = %e, user = %user, "presence not sent: contacts unavailable")
                 }
-                if let Some(session) = joined {
-                    let online = contacts.into_iter().filter(|c| act.registry.is_online(c));
-                    show_online(&session, online, trace);
-                }
-            },
-        ));
+            })
     }
 
     /// Sends `user`'s status to every session of each of `contacts` on this node.
@@ -159,22 +167,11 @@ impl Directory {
         trace: TraceContext,
         ctx: &mut Context<Self>,
     ) {
-        let store = self.store.clone();
-        let who = user.clone();
         // One event at a time, in channel order, so an online/offline pair
         // is told in the order it happened.
-        ctx.wait(async move { store.contacts_of(who).await }.into_actor(self).map(
-            move |res, act, _| {
-                let contacts = match res {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, user = %user, "presence not sent: contacts unavailable");
-                        return;
-                    }
-                };
-                act.tell(&contacts, user, online, trace);
-            },
-        ));
+        ctx.wait(self.with_contacts(user, move |act, user, contacts| {
+            act.tell(&contacts, user, online, trace);
+        }));
     }
 
     /// Tells a new session which of its contacts are online anywhere.

@@ -52,6 +52,24 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
+impl HistoryPage {
+    /// A page from up to `limit + 1` messages read in seq order: the extra
+    /// one, if it came, only says that more follow.
+    pub fn from_overfetch(
+        conversation: Conversation,
+        mut messages: Vec<StoredMessage>,
+        limit: u32,
+    ) -> Self {
+        let has_more = messages.len() > limit as usize;
+        messages.truncate(limit as usize);
+        HistoryPage {
+            conversation,
+            messages,
+            has_more,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConversationSummary {
     pub conversation: Conversation,

@@ -84,13 +84,7 @@ fn history_in_tx(
     while let Some(row) = rows.next()? {
         messages.push(queries::message(row)?);
     }
-    let has_more = messages.len() > limit as usize;
-    messages.truncate(limit as usize);
-    Ok(HistoryPage {
-        conversation,
-        messages,
-        has_more,
-    })
+    Ok(HistoryPage::from_overfetch(conversation, messages, limit))
 }
 
 pub fn contacts_of(conn: &Connection, user: &Username) -> Result<Vec<Username>, StoreError> {

@@ -151,18 +151,12 @@ impl RedisStore {
             .eval_some(TraceContext::random(), &HISTORY, args)
             .await?;
         let conversation = page.conv.into_conversation()?;
-        let mut messages = page
+        let messages = page
             .msgs
             .0
             .into_iter()
             .map(|w| w.into_message(id))
             .collect::<Result<Vec<_>, _>>()?;
-        let has_more = messages.len() > limit as usize;
-        messages.truncate(limit as usize);
-        Ok(HistoryPage {
-            conversation,
-            messages,
-            has_more,
-        })
+        Ok(HistoryPage::from_overfetch(conversation, messages, limit))
     }
 }
