@@ -22,7 +22,8 @@ use super::report::Report;
 use super::setup::{self, Room};
 use super::target::{close_reason, Target, Ws};
 use super::{
-    scan, secs, stopped_before, ChaosArgs, ChatArgs, CommonArgs, LoadError, RoomArgs, SaturateArgs,
+    join_within, scan, secs, stopped_before, ChaosArgs, ChatArgs, CommonArgs, LoadError, RoomArgs,
+    SaturateArgs,
 };
 
 /// A paced sender keeps at most this many messages unacknowledged; beyond
@@ -482,23 +483,15 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = phase_tx.send(Phase::Finish);
-    // A task stuck in a write to a server that stopped reading would never
-    // see Finish: give all ten seconds, then abort the rest.
-    let join_by = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut results = Vec::with_capacity(tasks.len());
-    for (r, mut t) in tasks {
-        let result = match tokio::time::timeout_at(join_by, &mut t).await {
-            Ok(done) => done.unwrap_or_default(),
-            Err(_) => {
-                t.abort();
-                MemberResult {
-                    disconnected: Some("stuck writing to the server".into()),
-                    ..MemberResult::default()
-                }
-            }
-        };
-        results.push((r, result));
-    }
+    let (rooms_of, handles): (Vec<usize>, Vec<_>) = tasks.into_iter().unzip();
+    let stuck = || MemberResult {
+        disconnected: Some("stuck writing to the server".into()),
+        ..MemberResult::default()
+    };
+    let results: Vec<(usize, MemberResult)> = rooms_of
+        .into_iter()
+        .zip(join_within(handles, stuck).await)
+        .collect();
     ticker.abort();
     end_progress(common.quiet);
     let server_after = target.server_stats().await.ok();

@@ -356,6 +356,28 @@ async fn stopped_before(
     }
 }
 
+/// Joins every task, all within ten seconds from now. A task still running
+/// then (stuck writing to a server that stopped reading, it never sees the
+/// end of the run) is aborted and `stuck()` stands for its result; a task
+/// that panicked gives the default.
+async fn join_within<T: Default>(
+    tasks: Vec<tokio::task::JoinHandle<T>>,
+    stuck: impl Fn() -> T,
+) -> Vec<T> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut results = Vec::with_capacity(tasks.len());
+    for mut t in tasks {
+        results.push(match tokio::time::timeout_at(deadline, &mut t).await {
+            Ok(done) => done.unwrap_or_default(),
+            Err(_) => {
+                t.abort();
+                stuck()
+            }
+        });
+    }
+    results
+}
+
 fn secs(d: u64) -> Duration {
     Duration::from_secs(d)
 }

@@ -17,7 +17,7 @@ use super::recorder::{end_progress, Batch, Recorder};
 use super::report::Report;
 use super::setup;
 use super::target::{Target, Ws};
-use super::{scan, secs, stopped_before, LoadError, PaymentArgs};
+use super::{join_within, scan, secs, stopped_before, LoadError, PaymentArgs};
 
 /// Payments one payer keeps unfinished at most; beyond, due ones wait.
 const MAX_PENDING: usize = 1000;
@@ -97,20 +97,11 @@ pub async fn run(
     let _ = phase_tx.send(2);
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     let (mut pending, mut disconnected) = (0, 0);
-    // A payer stuck writing to a server that stopped reading never sees the
-    // end: ten seconds for all, then the rest are aborted.
-    let join_by = tokio::time::Instant::now() + Duration::from_secs(10);
-    for mut t in tasks {
-        let r = match tokio::time::timeout_at(join_by, &mut t).await {
-            Ok(done) => done.unwrap_or_default(),
-            Err(_) => {
-                t.abort();
-                PayerResult {
-                    disconnected: true,
-                    ..PayerResult::default()
-                }
-            }
-        };
+    let stuck = || PayerResult {
+        disconnected: true,
+        ..PayerResult::default()
+    };
+    for r in join_within(tasks, stuck).await {
         for (k, n) in r.outcomes {
             *outcomes.entry(k).or_default() += n;
         }
