@@ -301,7 +301,7 @@ impl Default for RawAlerts {
         RawAlerts {
             rules: vec![
                 "error_rate|errors|rate|60|>|5|60|warning".into(),
-                "slow_delivery|delivery_ms|max|60|>|100|30|warning".into(),
+                "slow_delivery|delivery_p99_ms|max|60|>|100|30|warning".into(),
                 "restart_storm|actor_restarts|sum|60|>|20|0|critical".into(),
                 "breaker_open|breaker_open|sum|30|>|0|0|critical".into(),
                 "payment_failures|payments_failed|sum|300|>|10|60|warning".into(),

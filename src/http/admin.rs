@@ -159,6 +159,15 @@ pub struct FaultBody {
     delay_ms: Option<u64>,
 }
 
+/// `GET /admin/faults` (extension): whether fault injection is enabled, so
+/// the admin console shows its form only when it can work.
+pub async fn faults_status(
+    state: web::Data<AppState>,
+    AdminUser(_admin): AdminUser,
+) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "enabled": state.deps.settings.faults_enabled }))
+}
+
 /// `POST /admin/faults`: arms a fault (only with `faults.enabled`).
 pub async fn faults(
     state: web::Data<AppState>,

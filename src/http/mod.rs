@@ -7,6 +7,7 @@ mod chat;
 mod error;
 mod extract;
 mod health;
+mod pages;
 mod payments;
 mod ws;
 
@@ -35,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/ws", web::get().to(ws::upgrade))
+        .configure(pages::routes)
         .service(
             web::scope("/api")
                 .route("/register", web::post().to(accounts::register))
@@ -49,10 +51,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::scope("/admin")
+                .route("/ui", web::get().to(pages::admin_page))
                 .route("/sessions", web::get().to(admin::sessions))
                 .route("/sessions/{id}", web::delete().to(admin::disconnect))
                 .route("/conversations", web::get().to(admin::conversations))
                 .route("/supervision", web::get().to(admin::supervision))
+                .route("/faults", web::get().to(admin::faults_status))
                 .route("/faults", web::post().to(admin::faults))
                 .route("/payments", web::get().to(payments::list))
                 .route(

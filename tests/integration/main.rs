@@ -16,3 +16,4 @@ mod payments;
 mod store_conformance;
 mod supervision;
 mod traces;
+mod web_ui;

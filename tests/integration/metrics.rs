@@ -3,10 +3,11 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app_with, TestClient};
+use crate::helpers::{spawn_app_with, wait_for, TestClient};
 
 #[tokio::test]
 async fn promtool_accepts_the_metrics() {
@@ -131,6 +132,20 @@ async fn per_second_series_fill_from_live_traffic() {
         p["min"].as_f64().unwrap() <= p["max"].as_f64().unwrap(),
         "{delivery}"
     );
+    // Each finished second's p99 becomes one point (the current second's is
+    // not known until it ends).
+    let p99 = wait_for("a p99 point", Duration::from_secs(5), || async {
+        let (_, v) = app
+            .get(
+                "/admin/metrics/series?name=delivery_p99_ms&seconds=60",
+                Some(&root.token),
+            )
+            .await;
+        v["points"].get(0).cloned()
+    })
+    .await;
+    assert_eq!(p99["count"], 1, "{p99}");
+    assert!(p99["max"].as_f64().unwrap_or(-1.0) > 0.0, "{p99}");
     assert_eq!(
         app.get("/admin/metrics/series?name=nope", Some(&root.token))
             .await

@@ -1,10 +1,12 @@
 mod app;
+mod browser;
 mod client;
 mod provider;
 mod receiver;
 mod redis;
 
 pub use app::{spawn_app, spawn_app_with, spawn_node, TestApp};
+pub use browser::{Browser, Chromedriver};
 pub use client::{Frame, TestClient};
 pub use provider::TestProvider;
 pub use receiver::{http_receiver, Inbox};

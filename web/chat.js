@@ -1,0 +1,1580 @@
+'use strict';
+
+/*
+ * Parley chat client.
+ *
+ * After login, one WebSocket carries everything. The page keeps just enough
+ * state to re-render from it, and is written so that a dropped connection
+ * loses nothing: messages are kept by seq (delivery is at least once), a
+ * reconnect asks each loaded conversation for what came after the highest
+ * seq it has, and unacknowledged sends are replayed with the same
+ * clientMsgId (the server deduplicates them).
+ */
+
+const TOKEN_KEY = 'parley.token';
+const OUTBOX_KEY = 'parley.outbox.';
+const PAYMENTS_KEY = 'parley.payments.';
+const PAGE_SIZE = 50;
+const CATCHUP_LIMIT = 200;
+const TYPING_SEND_MS = 2000;
+const TYPING_SHOW_MS = 4000;
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 10000;
+const NEAR_TOP_PX = 60;
+const NEAR_BOTTOM_PX = 80;
+const USERNAME_RE = /^[a-z0-9_]{3,32}$/;
+const AMOUNT_RE = /^(\d{1,10})(?:\.(\d{1,2}))?$/;
+const MAX_TEXT_CHARS = 4096;
+const KEPT_PAYMENTS = 30;
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  token: null,
+  expiresAt: 0,
+  expiryTimer: 0,
+  me: '',
+  balance: null,
+
+  // Connection. `wanted` is false once logged out: nothing reconnects then.
+  wanted: false,
+  ws: null,
+  helloSeen: false,
+  attempt: 0,
+  reconnectTimer: 0,
+  heartbeatSecs: 20,
+  pingTimer: 0,
+  lastFrameAt: 0,
+
+  convs: new Map(),          // conversationId -> conversation (see newConv)
+  openId: null,              // the open conversation, or null
+  draftTo: null,             // username of a direct chat not created yet
+  outbox: new Map(),         // clientMsgId -> unacked send
+  pendingEls: new Map(),     // clientMsgId -> its element
+  refs: new Map(),           // ref -> what the frame was for
+  refSeq: 0,
+  convRequest: null,         // ref of the `conversations` request in flight
+  convRequestAgain: false,
+  presence: new Map(),       // username -> 'online' | 'offline'
+  payments: new Map(),       // paymentId -> payment
+  payOutbox: new Map(),      // idempotencyKey -> pay not yet answered
+  lastTypingAt: 0,
+};
+
+/* ---------- small helpers ---------- */
+
+function h(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value == null || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = value;
+    else node.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+}
+
+// crypto.randomUUID exists only in secure contexts; a plain-http deployment
+// reached by IP address is not one, and must still get unique ids.
+function uuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const x = [...b].map((v) => v.toString(16).padStart(2, '0')).join('');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
+function formatMoney(minor) {
+  if (typeof minor !== 'number' || !Number.isFinite(minor)) return '–';
+  const sign = minor < 0 ? '-' : '';
+  const abs = Math.abs(minor);
+  return `${sign}${Math.floor(abs / 100)}.${String(abs % 100).padStart(2, '0')}`;
+}
+
+/** "1.50" -> 150; null when the text is not a positive amount with at most two decimals. */
+function parseAmount(text) {
+  const m = AMOUNT_RE.exec(text.trim());
+  if (!m) return null;
+  const cents = Number(m[1]) * 100 + Number((m[2] || '0').padEnd(2, '0'));
+  return cents > 0 ? cents : null;
+}
+
+function formatTime(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+function charCount(text) {
+  return [...text].length;
+}
+
+function readJson(key) {
+  try {
+    return JSON.parse(localStorage.getItem(key));
+  } catch {
+    return null;
+  }
+}
+
+function writeJson(key, value) {
+  try {
+    localStorage.setItem(key, JSON.stringify(value));
+  } catch {
+    // Storage full or disabled: the page still works, it just forgets on reload.
+  }
+}
+
+let toastTimer = 0;
+function toast(text) {
+  const box = $('toasts');
+  const item = h('p', { class: 'toast', text });
+  box.append(item);
+  while (box.children.length > 3) box.firstElementChild.remove();
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => box.replaceChildren(), 6000);
+}
+
+/* ---------- HTTP ---------- */
+
+async function api(path, { method = 'GET', body, auth = true } = {}) {
+  const headers = {};
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (auth) headers.Authorization = `Bearer ${state.token}`;
+  const res = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    data = null;
+  }
+  if (!res.ok) {
+    const err = new Error((data && data.error && data.error.message) || `HTTP ${res.status}`);
+    err.status = res.status;
+    err.code = data && data.error && data.error.code;
+    if (auth && res.status === 401) logout('Your session has ended. Please log in again.');
+    throw err;
+  }
+  return data;
+}
+
+/* ---------- login, register, logout ---------- */
+
+function loadStoredToken() {
+  const raw = localStorage.getItem(TOKEN_KEY);
+  if (!raw) return null;
+  const parsed = readJson(TOKEN_KEY);
+  if (parsed && typeof parsed.token === 'string') return parsed;
+  return { token: raw };
+}
+
+function tokenExpired() {
+  return state.expiresAt > 0 && Date.now() >= state.expiresAt;
+}
+
+function scheduleExpiry() {
+  clearTimeout(state.expiryTimer);
+  if (!state.expiresAt) return;
+  // setTimeout overflows past ~24.8 days; re-check then instead.
+  const wait = Math.min(state.expiresAt - Date.now(), 2 ** 31 - 1);
+  state.expiryTimer = setTimeout(() => {
+    if (tokenExpired()) logout('Your session has expired. Please log in again.');
+    else scheduleExpiry();
+  }, Math.max(wait, 0));
+}
+
+function authInput() {
+  return { username: $('username').value.trim().toLowerCase(), password: $('password').value };
+}
+
+// Checked here too so that obvious mistakes never reach the server (and
+// never show up as failed requests in the console).
+function validateAuth({ username, password }) {
+  if (!USERNAME_RE.test(username)) return 'Usernames are 3–32 characters: a–z, 0–9 or _.';
+  if (charCount(password) < 8 || charCount(password) > 128) return 'Passwords have 8 to 128 characters.';
+  return '';
+}
+
+function setAuthBusy(busy) {
+  $('login-btn').disabled = busy;
+  $('register-btn').disabled = busy;
+}
+
+async function doLogin(creds) {
+  const data = await api('/api/login', { method: 'POST', body: creds, auth: false });
+  const stored = { token: data.token, expiresAt: data.expiresAt, username: creds.username };
+  writeJson(TOKEN_KEY, stored);
+  $('password').value = '';
+  startApp(stored);
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  const creds = authInput();
+  const problem = validateAuth(creds);
+  $('auth-error').textContent = problem;
+  if (problem) return;
+  setAuthBusy(true);
+  try {
+    await doLogin(creds);
+  } catch (err) {
+    $('auth-error').textContent = err.status === 401 ? 'Wrong username or password.' : err.message;
+  } finally {
+    setAuthBusy(false);
+  }
+}
+
+async function onRegister() {
+  const creds = authInput();
+  const problem = validateAuth(creds);
+  $('auth-error').textContent = problem;
+  if (problem) return;
+  setAuthBusy(true);
+  try {
+    await api('/api/register', { method: 'POST', body: creds, auth: false });
+    await doLogin(creds);
+  } catch (err) {
+    $('auth-error').textContent = err.status === 409 ? 'That username is taken.' : err.message;
+  } finally {
+    setAuthBusy(false);
+  }
+}
+
+function showApp(loggedIn) {
+  $('auth').hidden = loggedIn;
+  $('app').hidden = !loggedIn;
+}
+
+async function startApp(stored) {
+  state.token = stored.token;
+  state.expiresAt = stored.expiresAt ? Date.parse(stored.expiresAt) || 0 : 0;
+  state.me = stored.username || '';
+  if (tokenExpired()) {
+    logout('Your session has expired. Please log in again.');
+    return;
+  }
+  state.wanted = true;
+  scheduleExpiry();
+  showApp(true);
+  renderAccount();
+  try {
+    await refreshMe();
+  } catch (err) {
+    if (err.status === 401) return; // api() already logged out
+  }
+  if (!state.wanted) return;
+  restoreLocal();
+  connect();
+  refreshStoredPayments();
+}
+
+function logout(message = '') {
+  state.wanted = false;
+  clearTimeout(state.expiryTimer);
+  clearTimeout(state.reconnectTimer);
+  stopHeartbeat();
+  const ws = state.ws;
+  state.ws = null;
+  state.helloSeen = false;
+  if (ws) ws.close(1000, 'logout');
+  localStorage.removeItem(TOKEN_KEY);
+  resetState();
+  setConn('closed', 'Offline');
+  showApp(false);
+  $('auth-error').textContent = message;
+}
+
+function resetState() {
+  for (const conv of state.convs.values()) clearTypingTimers(conv);
+  Object.assign(state, {
+    token: null, expiresAt: 0, me: '', balance: null, attempt: 0,
+    openId: null, draftTo: null, convRequest: null, convRequestAgain: false, lastTypingAt: 0,
+  });
+  state.convs.clear();
+  state.outbox.clear();
+  state.pendingEls.clear();
+  state.refs.clear();
+  state.presence.clear();
+  state.payments.clear();
+  state.payOutbox.clear();
+  $('conversation-list').replaceChildren();
+  $('messages').replaceChildren();
+  $('payments').replaceChildren();
+  for (const id of ['pay-error', 'new-error', 'conv-error']) $(id).textContent = '';
+  renderAll();
+}
+
+async function refreshMe() {
+  const me = await api('/api/me');
+  state.me = me.username;
+  state.balance = me.balance;
+  renderAccount();
+}
+
+function refreshBalance() {
+  refreshMe().catch(() => {});
+}
+
+/* ---------- what survives a reload ---------- */
+
+function restoreLocal() {
+  const saved = readJson(OUTBOX_KEY + state.me);
+  if (Array.isArray(saved)) {
+    for (const e of saved) {
+      if (e && e.clientMsgId && e.text && !state.outbox.has(e.clientMsgId)) {
+        state.outbox.set(e.clientMsgId, { ...e, status: e.status === 'failed' ? 'failed' : 'pending' });
+      }
+    }
+  }
+  const payments = readJson(PAYMENTS_KEY + state.me);
+  if (Array.isArray(payments)) {
+    for (const p of payments) if (p && p.paymentId) state.payments.set(p.paymentId, p);
+  }
+  renderPayments();
+}
+
+function saveOutbox() {
+  if (!state.me) return;
+  const items = [...state.outbox.values()].map(({ clientMsgId, conversationId, to, text, status, error }) =>
+    ({ clientMsgId, conversationId, to, text, status, error }));
+  writeJson(OUTBOX_KEY + state.me, items);
+}
+
+function savePayments() {
+  if (!state.me) return;
+  const newestFirst = [...state.payments.values()].sort(byPaymentNewest).slice(0, KEPT_PAYMENTS);
+  writeJson(PAYMENTS_KEY + state.me, newestFirst);
+}
+
+// Payments still pending when the page was last open may have finished since.
+async function refreshStoredPayments() {
+  for (const p of [...state.payments.values()]) {
+    if (p.status !== 'pending') continue;
+    try {
+      upsertPayment(await api(`/api/payments/${encodeURIComponent(p.paymentId)}`));
+    } catch {
+      // Unknown to this server (or no longer ours): keep what we knew.
+    }
+  }
+}
+
+/* ---------- WebSocket: connect, heartbeat, reconnect ---------- */
+
+function setConn(connState, text) {
+  const el = $('conn-status');
+  el.dataset.state = connState;
+  el.textContent = text;
+}
+
+function isOpen() {
+  return !!state.ws && state.helloSeen && state.ws.readyState === WebSocket.OPEN;
+}
+
+function connect() {
+  clearTimeout(state.reconnectTimer);
+  if (!state.wanted || !state.token) return;
+  if (tokenExpired()) {
+    logout('Your session has expired. Please log in again.');
+    return;
+  }
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(state.token)}`);
+  state.ws = ws;
+  state.helloSeen = false;
+  setConn('connecting', 'Connecting…');
+  ws.addEventListener('message', (ev) => {
+    if (state.ws === ws) onFrameText(ev.data);
+  });
+  ws.addEventListener('close', () => {
+    if (state.ws === ws) onSocketGone();
+  });
+}
+
+/** The socket closed (or was given up on): reset what was in flight and retry. */
+function onSocketGone() {
+  const hadHello = state.helloSeen;
+  state.ws = null;
+  state.helloSeen = false;
+  stopHeartbeat();
+  state.convRequest = null;
+  for (const conv of state.convs.values()) {
+    conv.loadingLatest = false;
+    conv.loadingOlder = false;
+  }
+  state.refs.clear();
+  renderAll();
+  if (!state.wanted) return;
+  if (hadHello) scheduleReconnect();
+  else checkAuthThenReconnect();
+}
+
+// A browser cannot see the HTTP status of a refused upgrade, so a socket
+// that closes before `hello` may mean the token is no longer accepted.
+async function checkAuthThenReconnect() {
+  try {
+    await api('/api/me');
+  } catch (err) {
+    if (err.status === 401 || !state.wanted) return;
+  }
+  scheduleReconnect();
+}
+
+function scheduleReconnect() {
+  if (!state.wanted) return;
+  clearTimeout(state.reconnectTimer);
+  const base = BACKOFF_FIRST_MS * 2 ** Math.min(state.attempt, 10);
+  // Jitter (up to half the base) spreads out clients that were all dropped
+  // at the same moment; the first retry still waits at least 0.5 s.
+  const delay = Math.round(Math.min(BACKOFF_MAX_MS, base + Math.random() * base / 2));
+  state.attempt += 1;
+  const secs = Math.max(1, Math.round(delay / 1000));
+  setConn('closed', `Offline · reconnecting in ${secs} s`);
+  state.reconnectTimer = setTimeout(connect, delay);
+}
+
+function reconnectNow() {
+  if (state.wanted && !state.ws) {
+    state.attempt = 0;
+    connect();
+  }
+}
+
+function startHeartbeat() {
+  stopHeartbeat();
+  const every = Math.max(1000, state.heartbeatSecs * 500);
+  state.pingTimer = setInterval(() => {
+    // Nothing heard for two heartbeats: the link is dead even if the browser
+    // has not noticed yet, so drop it and reconnect.
+    if (Date.now() - state.lastFrameAt > state.heartbeatSecs * 2000 + every) {
+      const ws = state.ws;
+      onSocketGone();
+      if (ws) ws.close(4000, 'no answer');
+      return;
+    }
+    sendFrame({ type: 'ping' }, { kind: 'ping' });
+    pruneRefs();
+  }, every);
+}
+
+function stopHeartbeat() {
+  clearInterval(state.pingTimer);
+  state.pingTimer = 0;
+}
+
+/**
+ * Sends one frame with a fresh `ref`, remembering `ctx` so that the reply
+ * or an `error` can be tied back to what the user did. Returns the ref, or
+ * null when there is no open session (the caller decides what waits).
+ */
+function sendFrame(frame, ctx) {
+  if (!isOpen()) return null;
+  state.refSeq += 1;
+  const ref = `r${state.refSeq}`;
+  if (ctx) state.refs.set(ref, { ...ctx, at: Date.now() });
+  state.ws.send(JSON.stringify({ ...frame, ref }));
+  return ref;
+}
+
+function takeRef(ref) {
+  if (!ref) return null;
+  const ctx = state.refs.get(ref) || null;
+  state.refs.delete(ref);
+  return ctx;
+}
+
+// read, typing and ping get no reply on success, so their refs are dropped by age.
+function pruneRefs() {
+  const old = Date.now() - 120000;
+  for (const [ref, ctx] of state.refs) if (ctx.at < old) state.refs.delete(ref);
+}
+
+/* ---------- incoming frames ---------- */
+
+function onFrameText(text) {
+  state.lastFrameAt = Date.now();
+  let frame;
+  try {
+    frame = JSON.parse(text);
+  } catch {
+    return;
+  }
+  const handler = frame && HANDLERS[frame.type];
+  if (handler) handler(frame);
+}
+
+const HANDLERS = {
+  hello: onHello,
+  ack: onAck,
+  message: onMessage,
+  history: onHistory,
+  conversations: onConversations,
+  created: onCreated,
+  invited: onInvited,
+  member_joined: onMemberJoined,
+  left: onLeft,
+  member_left: onMemberLeft,
+  read: onRead,
+  typing: onTyping,
+  presence: onPresence,
+  payment: onPayment,
+  pong: (f) => takeRef(f.ref),
+  error: onError,
+};
+
+function onHello(f) {
+  state.helloSeen = true;
+  state.attempt = 0;
+  state.heartbeatSecs = Number(f.heartbeatSecs) > 0 ? Number(f.heartbeatSecs) : 20;
+  if (f.username) state.me = f.username;
+  startHeartbeat();
+  setConn('open', 'Connected');
+  // Presence is pushed only on change, and the server now re-announces who
+  // is online: anything remembered from before may be stale.
+  state.presence.clear();
+  requestConversations();
+  catchUp();
+  for (const entry of state.outbox.values()) if (entry.status === 'pending') transmit(entry);
+  for (const [key, pay] of state.payOutbox) sendPay(key, pay);
+  refreshBalance();
+  renderAll();
+}
+
+/** Asks every conversation the page holds for what came after its highest seq. */
+function catchUp() {
+  for (const conv of state.convs.values()) {
+    if (conv.id === state.openId && !conv.loaded) {
+      loadLatest(conv); // its continuation pages bring it up to date too
+    } else if (conv.messages.size > 0) {
+      requestHistory(conv, 'fill', maxSeq(conv), CATCHUP_LIMIT);
+    }
+  }
+}
+
+function onAck(f) {
+  takeRef(f.ref);
+  const entry = state.outbox.get(f.clientMsgId);
+  if (!entry) return; // a repeated ack for a send already settled
+  state.outbox.delete(f.clientMsgId);
+  state.pendingEls.delete(f.clientMsgId);
+  saveOutbox();
+  const conv = ensureConv(f.conversationId, { sender: state.me, receiver: entry.to });
+  // Rendered from the ack right away; the `message` frame that follows has
+  // the same seq and is dropped as a duplicate.
+  addMessage(conv, {
+    conversationId: f.conversationId, messageId: f.messageId, seq: f.seq, sender: state.me,
+    text: entry.text, kind: 'text', sentAt: f.sentAt,
+  });
+  if (entry.to) {
+    for (const other of state.outbox.values()) {
+      if (!other.conversationId && other.to === entry.to) other.conversationId = conv.id;
+    }
+    if (state.draftTo === entry.to) {
+      openConversation(conv.id);
+      return;
+    }
+  }
+  afterMessagesChanged(conv, { stick: 'bottom' });
+}
+
+function onMessage(f) {
+  const conv = ensureConv(f.conversationId, f);
+  if (!addMessage(conv, f)) return;
+  afterMessagesChanged(conv);
+}
+
+function onHistory(f) {
+  const ctx = takeRef(f.ref) || { purpose: 'fill' };
+  const conv = state.convs.get(f.conversationId);
+  if (!conv) return;
+  const messages = Array.isArray(f.messages) ? f.messages : [];
+  for (const m of messages) addMessage(conv, m);
+  if (ctx.purpose === 'latest') {
+    conv.loadingLatest = false;
+    conv.loaded = true;
+  } else if (ctx.purpose === 'older') {
+    conv.loadingOlder = false;
+  }
+  // Keep going from the end of this page (not from the highest seq held: a
+  // live message may already sit past a gap that this page is filling).
+  if (ctx.purpose !== 'older' && f.hasMore && messages.length > 0) {
+    requestHistory(conv, ctx.purpose === 'latest' ? 'fill' : ctx.purpose,
+      messages[messages.length - 1].seq, CATCHUP_LIMIT);
+  }
+  let stick;
+  if (ctx.purpose === 'older') stick = 'keep';
+  else if (ctx.purpose === 'latest') stick = 'bottom';
+  afterMessagesChanged(conv, { stick });
+  if (ctx.purpose === 'latest' && conv.id === state.openId) fillViewport(conv);
+}
+
+function onConversations(f) {
+  const ctx = takeRef(f.ref);
+  if (ctx && ctx.kind === 'conversations') state.convRequest = null;
+  const items = Array.isArray(f.items) ? f.items : [];
+  const seen = new Set();
+  items.forEach((item, index) => {
+    const conv = upsertConv(item);
+    conv.order = index;
+    conv.listed = true;
+    seen.add(conv.id);
+  });
+  // A conversation that was in an earlier list and is missing now was left
+  // from another session. One known only from a frame (`created`, a message)
+  // may be newer than this list, so it stays.
+  for (const conv of [...state.convs.values()]) {
+    if (!seen.has(conv.id) && conv.listed) removeConv(conv.id);
+  }
+  if (state.draftTo) {
+    const direct = findDirect(state.draftTo);
+    if (direct && !hasDraftSends(state.draftTo)) openConversation(direct.id);
+  }
+  const stubs = [...state.convs.values()].filter((c) => c.stub && c.stubTries < 5);
+  for (const stub of stubs) stub.stubTries += 1;
+  if (state.convRequestAgain || stubs.length > 0) {
+    state.convRequestAgain = false;
+    setTimeout(requestConversations, stubs.length > 0 ? 500 : 0);
+  }
+  renderAll();
+}
+
+function onCreated(f) {
+  const ctx = takeRef(f.ref);
+  const conv = upsertConv(f.conversation);
+  if (conv.lastSeq === 0) conv.loaded = true; // nothing to fetch
+  if (ctx && ctx.kind === 'create') {
+    $('new-group-name').value = '';
+    $('new-group-members').value = '';
+    $('new-error').textContent = '';
+    openConversation(conv.id);
+  } else {
+    renderAll();
+  }
+}
+
+function onInvited(f) {
+  takeRef(f.ref);
+  $('invite-user').value = '';
+  $('conv-error').textContent = '';
+  addMember(f.conversationId, f.username);
+  toast(`Invited ${f.username}.`);
+}
+
+function onMemberJoined(f) {
+  if (!state.convs.has(f.conversationId)) {
+    requestConversations();
+    return;
+  }
+  addMember(f.conversationId, f.username);
+}
+
+function onLeft(f) {
+  takeRef(f.ref);
+  removeConv(f.conversationId);
+  renderAll();
+}
+
+function onMemberLeft(f) {
+  if (f.username === state.me) {
+    removeConv(f.conversationId);
+  } else {
+    const conv = state.convs.get(f.conversationId);
+    if (!conv) return;
+    conv.members = conv.members.filter((m) => m !== f.username);
+    conv.reads.delete(f.username);
+    stopTyping(conv, f.username);
+  }
+  renderAll();
+}
+
+function onRead(f) {
+  const conv = state.convs.get(f.conversationId);
+  if (!conv || f.username === state.me) return;
+  const seq = Number(f.seq) || 0;
+  if (seq > (conv.reads.get(f.username) || 0)) conv.reads.set(f.username, seq);
+  inferOnline(f.username);
+  if (conv.id === state.openId) {
+    renderMessages();
+    renderReadState();
+  }
+}
+
+function onTyping(f) {
+  const conv = state.convs.get(f.conversationId);
+  if (!conv || f.username === state.me) return;
+  clearTimeout(conv.typing.get(f.username));
+  conv.typing.set(f.username, setTimeout(() => stopTyping(conv, f.username), TYPING_SHOW_MS));
+  if (conv.id === state.openId) renderTyping();
+  inferOnline(f.username);
+}
+
+/**
+ * The server pushes presence only on connect and disconnect, so two users
+ * who became contacts while both were connected hear nothing of each other.
+ * Typing and read receipts come only from a live session, so they prove the
+ * user online; and their going offline will be pushed, as they are contacts
+ * now. An explicit status from the server is never overridden.
+ */
+function inferOnline(username) {
+  if (state.presence.has(username)) return;
+  state.presence.set(username, 'online');
+  renderConvList();
+  renderConversationHeader();
+}
+
+function onPresence(f) {
+  if (!f.username) return;
+  state.presence.set(f.username, f.status === 'online' ? 'online' : 'offline');
+  renderConvList();
+  renderConversationHeader();
+}
+
+function onPayment(f) {
+  const ctx = takeRef(f.ref);
+  if (ctx && ctx.kind === 'pay') {
+    state.payOutbox.delete(ctx.key);
+    $('pay-error').textContent = '';
+    $('pay-amount').value = '';
+  }
+  const { type, ref, ...payment } = f;
+  upsertPayment(payment);
+  refreshBalance();
+}
+
+function onError(f) {
+  const ctx = takeRef(f.ref);
+  const message = f.message || f.code || 'Something went wrong';
+  if (!ctx) {
+    toast(message);
+    return;
+  }
+  switch (ctx.kind) {
+    case 'send':
+      failSend(ctx.clientMsgId, message);
+      break;
+    case 'history': {
+      const conv = state.convs.get(ctx.conversationId);
+      if (conv) {
+        if (ctx.purpose === 'latest') conv.loadingLatest = false;
+        if (ctx.purpose === 'older') conv.loadingOlder = false;
+      }
+      toast(`Could not load messages: ${message}`);
+      break;
+    }
+    case 'conversations':
+      state.convRequest = null;
+      toast(`Could not load conversations: ${message}`);
+      break;
+    case 'pay':
+      state.payOutbox.delete(ctx.key);
+      $('pay-error').textContent = payErrorText(f.code, message);
+      break;
+    case 'create':
+      $('new-error').textContent = message;
+      break;
+    case 'invite':
+    case 'leave':
+      $('conv-error').textContent = message;
+      break;
+    default:
+      // read, typing and ping failures change nothing the user can act on.
+      break;
+  }
+}
+
+function payErrorText(code, message) {
+  if (code === 'insufficient_funds') return 'Not enough money for this payment.';
+  if (code === 'not_found') return 'No such user.';
+  if (code === 'unavailable') return 'Payments are unavailable right now; try again later.';
+  return message;
+}
+
+/* ---------- conversations ---------- */
+
+function newConv(id) {
+  return {
+    id,
+    kind: 'group',
+    name: '',
+    members: [],
+    lastSeq: 0,
+    lastReadSeq: 0,
+    messages: new Map(),   // seq -> message
+    els: new Map(),        // seq -> element, kept so re-renders move nodes, not rebuild them
+    reads: new Map(),      // other member -> highest seq they have read
+    typing: new Map(),     // other member -> timer hiding their indicator
+    loaded: false,         // the latest page has arrived (older pages come on scroll)
+    loadingLatest: false,
+    loadingOlder: false,
+    stub: false,           // known from a frame, not yet from a conversation list
+    stubTries: 0,
+    listed: false,         // has appeared in a `conversations` answer
+    order: -1,
+    activity: 0,
+    li: null,
+  };
+}
+
+function upsertConv(item) {
+  let conv = state.convs.get(item.conversationId);
+  if (!conv) {
+    conv = newConv(item.conversationId);
+    state.convs.set(conv.id, conv);
+  }
+  conv.kind = item.kind === 'direct' ? 'direct' : 'group';
+  conv.name = item.name || '';
+  conv.members = Array.isArray(item.members) ? [...item.members] : [];
+  // The list may have been read before a message we already hold was committed.
+  conv.lastSeq = Math.max(conv.lastSeq, Number(item.lastSeq) || 0);
+  conv.lastReadSeq = Math.max(conv.lastReadSeq, Number(item.lastReadSeq) || 0);
+  conv.stub = false;
+  return conv;
+}
+
+/** The conversation a frame names; if unknown, a placeholder while the list is fetched again. */
+function ensureConv(id, hint = {}) {
+  let conv = state.convs.get(id);
+  if (conv) return conv;
+  conv = newConv(id);
+  conv.stub = true;
+  if (hint.receiver && hint.sender) {
+    conv.kind = 'direct';
+    conv.members = [hint.sender, hint.receiver].sort();
+  }
+  state.convs.set(id, conv);
+  requestConversations();
+  return conv;
+}
+
+function removeConv(id) {
+  const conv = state.convs.get(id);
+  if (!conv) return;
+  clearTypingTimers(conv);
+  if (conv.li) conv.li.remove();
+  state.convs.delete(id);
+  if (state.openId === id) closeConversation();
+}
+
+function addMember(conversationId, username) {
+  const conv = state.convs.get(conversationId);
+  if (!conv || conv.members.includes(username)) return;
+  conv.members = [...conv.members, username].sort();
+  renderAll();
+}
+
+function requestConversations() {
+  if (state.convRequest) {
+    state.convRequestAgain = true;
+    return;
+  }
+  state.convRequest = sendFrame({ type: 'conversations' }, { kind: 'conversations' });
+}
+
+function requestHistory(conv, purpose, afterSeq, limit) {
+  return sendFrame(
+    { type: 'history', conversationId: conv.id, afterSeq, limit },
+    { kind: 'history', conversationId: conv.id, purpose },
+  );
+}
+
+function loadLatest(conv) {
+  if (conv.loadingLatest) return;
+  const afterSeq = Math.max(0, conv.lastSeq - PAGE_SIZE);
+  if (requestHistory(conv, 'latest', afterSeq, PAGE_SIZE)) conv.loadingLatest = true;
+}
+
+function loadOlder(conv) {
+  if (!conv.loaded || conv.loadingOlder) return;
+  const oldest = minSeq(conv);
+  if (!oldest || oldest <= 1) return;
+  // Seqs have no gaps, so the page before `oldest` is exactly known.
+  const afterSeq = Math.max(0, oldest - 1 - PAGE_SIZE);
+  const limit = oldest - 1 - afterSeq;
+  if (requestHistory(conv, 'older', afterSeq, limit)) {
+    conv.loadingOlder = true;
+    renderMessages();
+  }
+}
+
+/** A short latest page may not fill the pane, and then there is nothing to scroll. */
+function fillViewport(conv) {
+  const list = $('messages');
+  if (list.scrollHeight <= list.clientHeight + NEAR_TOP_PX) loadOlder(conv);
+}
+
+function addMessage(conv, m) {
+  const seq = Number(m.seq);
+  if (!Number.isInteger(seq) || seq < 1 || conv.messages.has(seq)) return false;
+  conv.messages.set(seq, m);
+  conv.lastSeq = Math.max(conv.lastSeq, seq);
+  const t = Date.parse(m.sentAt);
+  if (t > conv.activity) conv.activity = t;
+  if (m.sender !== state.me) stopTyping(conv, m.sender, false);
+  return true;
+}
+
+function afterMessagesChanged(conv, opts = {}) {
+  if (conv.id === state.openId) {
+    renderMessages(opts);
+    renderTyping();
+    renderReadState();
+    markRead();
+  }
+  renderConvList();
+}
+
+function maxSeq(conv) {
+  let max = 0;
+  for (const seq of conv.messages.keys()) if (seq > max) max = seq;
+  return max;
+}
+
+function minSeq(conv) {
+  let min = 0;
+  for (const seq of conv.messages.keys()) if (!min || seq < min) min = seq;
+  return min;
+}
+
+function openConv() {
+  return state.openId ? state.convs.get(state.openId) || null : null;
+}
+
+function otherMember(conv) {
+  return conv.members.find((m) => m !== state.me) || conv.members[0] || '';
+}
+
+function convTitle(conv) {
+  if (conv.kind === 'direct') return otherMember(conv) || conv.name || 'Direct chat';
+  return conv.name || (conv.stub ? 'New group…' : 'Group');
+}
+
+function findDirect(username) {
+  for (const conv of state.convs.values()) {
+    if (conv.kind === 'direct' && conv.members.includes(username) &&
+        (username !== state.me || conv.members.length === 1)) return conv;
+  }
+  return null;
+}
+
+function hasDraftSends(username) {
+  for (const e of state.outbox.values()) if (!e.conversationId && e.to === username) return true;
+  return false;
+}
+
+function unread(conv) {
+  return Math.max(0, conv.lastSeq - conv.lastReadSeq);
+}
+
+function openConversation(id) {
+  const conv = state.convs.get(id);
+  if (!conv) return;
+  state.openId = id;
+  state.draftTo = null;
+  $('conv-error').textContent = '';
+  $('messages').replaceChildren();
+  if (!conv.loaded) loadLatest(conv);
+  renderAll({ stick: 'bottom' });
+  markRead();
+}
+
+function openDraft(username) {
+  state.openId = null;
+  state.draftTo = username;
+  $('conv-error').textContent = '';
+  $('messages').replaceChildren();
+  renderAll({ stick: 'bottom' });
+  $('message-input').focus();
+}
+
+function closeConversation() {
+  state.openId = null;
+  state.draftTo = null;
+  $('messages').replaceChildren();
+}
+
+/**
+ * Tells the server (and so our other devices and the unread counts) that
+ * the open conversation has been seen up to its newest message. Only while
+ * the page is actually visible: a message that arrives into a background
+ * tab is not read.
+ */
+function markRead() {
+  const conv = openConv();
+  if (!conv || document.visibilityState !== 'visible') return;
+  const top = maxSeq(conv);
+  if (top <= conv.lastReadSeq) return;
+  if (sendFrame({ type: 'read', conversationId: conv.id, seq: top }, { kind: 'read' })) {
+    conv.lastReadSeq = top;
+    renderConvList();
+  }
+}
+
+function stopTyping(conv, username, render = true) {
+  if (!conv.typing.has(username)) return;
+  clearTimeout(conv.typing.get(username));
+  conv.typing.delete(username);
+  if (render && conv.id === state.openId) renderTyping();
+}
+
+function clearTypingTimers(conv) {
+  for (const timer of conv.typing.values()) clearTimeout(timer);
+  conv.typing.clear();
+}
+
+/* ---------- sending ---------- */
+
+function transmit(entry) {
+  const frame = { type: 'send', text: entry.text, clientMsgId: entry.clientMsgId };
+  if (entry.conversationId) frame.conversationId = entry.conversationId;
+  else frame.to = entry.to;
+  sendFrame(frame, { kind: 'send', clientMsgId: entry.clientMsgId });
+}
+
+function onComposerSubmit(event) {
+  event.preventDefault();
+  const input = $('message-input');
+  const text = input.value.trim();
+  if (!text) return;
+  if (charCount(text) > MAX_TEXT_CHARS) {
+    toast(`Messages are at most ${MAX_TEXT_CHARS} characters.`);
+    return;
+  }
+  const conv = openConv();
+  if (!conv && !state.draftTo) return;
+  const entry = {
+    clientMsgId: uuid(),
+    conversationId: conv ? conv.id : null,
+    to: conv ? null : state.draftTo,
+    text,
+    status: 'pending',
+    error: null,
+  };
+  state.outbox.set(entry.clientMsgId, entry);
+  saveOutbox();
+  transmit(entry);
+  input.value = '';
+  renderMessages({ stick: 'bottom' });
+}
+
+function failSend(clientMsgId, message) {
+  const entry = state.outbox.get(clientMsgId);
+  if (!entry) return;
+  entry.status = 'failed';
+  entry.error = message;
+  saveOutbox();
+  renderMessages();
+}
+
+function retrySend(clientMsgId) {
+  const entry = state.outbox.get(clientMsgId);
+  if (!entry) return;
+  entry.status = 'pending';
+  entry.error = null;
+  saveOutbox();
+  transmit(entry);
+  renderMessages();
+}
+
+function discardSend(clientMsgId) {
+  state.outbox.delete(clientMsgId);
+  state.pendingEls.delete(clientMsgId);
+  saveOutbox();
+  renderMessages();
+}
+
+function onComposerInput() {
+  const conv = openConv();
+  if (!conv || !$('message-input').value) return;
+  const now = Date.now();
+  if (now - state.lastTypingAt < TYPING_SEND_MS) return;
+  if (sendFrame({ type: 'typing', conversationId: conv.id }, { kind: 'typing' })) state.lastTypingAt = now;
+}
+
+function parseUsername(text) {
+  const name = text.trim().toLowerCase();
+  return USERNAME_RE.test(name) ? name : null;
+}
+
+function onNewDirect(event) {
+  event.preventDefault();
+  const name = parseUsername($('new-direct-user').value);
+  const err = $('new-error');
+  if (!name) {
+    err.textContent = 'Enter a username (3–32 characters: a–z, 0–9 or _).';
+    return;
+  }
+  if (name === state.me) {
+    err.textContent = 'That is you. Pick someone else.';
+    return;
+  }
+  err.textContent = '';
+  $('new-direct-user').value = '';
+  const existing = findDirect(name);
+  if (existing) openConversation(existing.id);
+  else openDraft(name);
+}
+
+function onNewGroup(event) {
+  event.preventDefault();
+  const err = $('new-error');
+  const name = $('new-group-name').value.trim();
+  if (!name || charCount(name) > 128) {
+    err.textContent = 'Give the group a name (up to 128 characters).';
+    return;
+  }
+  const members = [...new Set($('new-group-members').value.split(/[\s,]+/)
+    .map((m) => m.trim().toLowerCase()).filter(Boolean))];
+  const bad = members.find((m) => !USERNAME_RE.test(m));
+  if (bad) {
+    err.textContent = `"${bad}" is not a valid username.`;
+    return;
+  }
+  if (!sendFrame({ type: 'create', name, members: members.filter((m) => m !== state.me) }, { kind: 'create' })) {
+    err.textContent = 'Not connected. Try again when the connection is back.';
+    return;
+  }
+  err.textContent = '';
+}
+
+function onInvite(event) {
+  event.preventDefault();
+  const conv = openConv();
+  if (!conv || conv.kind !== 'group') return;
+  const name = parseUsername($('invite-user').value);
+  if (!name) {
+    $('conv-error').textContent = 'Enter a username to invite.';
+    return;
+  }
+  const ok = sendFrame({ type: 'invite', conversationId: conv.id, username: name }, { kind: 'invite' });
+  $('conv-error').textContent = ok ? '' : 'Not connected. Try again when the connection is back.';
+}
+
+function onLeave() {
+  const conv = openConv();
+  if (!conv || conv.kind !== 'group') return;
+  const ok = sendFrame({ type: 'leave', conversationId: conv.id }, { kind: 'leave' });
+  $('conv-error').textContent = ok ? '' : 'Not connected. Try again when the connection is back.';
+}
+
+/* ---------- payments ---------- */
+
+function onPay(event) {
+  event.preventDefault();
+  const err = $('pay-error');
+  const to = parseUsername($('pay-to').value);
+  if (!to) {
+    err.textContent = 'Enter the username to pay.';
+    return;
+  }
+  if (to === state.me) {
+    err.textContent = 'You cannot pay yourself.';
+    return;
+  }
+  const amount = parseAmount($('pay-amount').value);
+  if (amount === null) {
+    err.textContent = 'Enter an amount like 1.50 (more than 0, at most two decimals).';
+    return;
+  }
+  if (!isOpen()) {
+    err.textContent = 'Not connected. Try again when the connection is back.';
+    return;
+  }
+  // One payment at a time, so a double click cannot pay twice.
+  if (state.payOutbox.size > 0) {
+    err.textContent = 'The previous payment is still being sent.';
+    return;
+  }
+  err.textContent = '';
+  const key = uuid();
+  const pay = { to, amount };
+  // Kept until the server answers: if the connection drops first, the same
+  // key is sent again after reconnecting, and the server never pays twice.
+  state.payOutbox.set(key, pay);
+  sendPay(key, pay);
+}
+
+function sendPay(key, pay) {
+  sendFrame({ type: 'pay', to: pay.to, amount: pay.amount, idempotencyKey: key }, { kind: 'pay', key });
+}
+
+function upsertPayment(p) {
+  if (!p || !p.paymentId) return;
+  const known = state.payments.get(p.paymentId);
+  // Frames can cross: never let an older `pending` overwrite a final status.
+  if (known && known.status !== 'pending' && p.status === 'pending') return;
+  state.payments.set(p.paymentId, { ...known, ...p });
+  savePayments();
+  renderPayments();
+}
+
+function byPaymentNewest(a, b) {
+  return String(b.paymentId).localeCompare(String(a.paymentId));
+}
+
+/* ---------- rendering ---------- */
+
+function renderAll(opts) {
+  renderAccount();
+  renderConvList();
+  renderConversation(opts);
+  renderPayments();
+}
+
+function renderAccount() {
+  $('me').textContent = state.me;
+  const balance = $('balance');
+  balance.textContent = formatMoney(state.balance);
+  if (typeof state.balance === 'number') balance.dataset.amount = String(state.balance);
+  else delete balance.dataset.amount;
+}
+
+function presenceDot(username) {
+  const online = state.presence.get(username) === 'online';
+  // Presence is pushed only on change: "offline" here may also mean "not heard of yet".
+  return h('span', {
+    class: 'presence',
+    'data-online': String(online),
+    title: online ? `${username} is online` : `${username} is not known to be online`,
+    'aria-label': online ? 'online' : 'offline',
+    role: 'img',
+  });
+}
+
+function byActivity(a, b) {
+  if (a.activity !== b.activity) return b.activity - a.activity;
+  return b.order - a.order;
+}
+
+function renderConvList() {
+  const ul = $('conversation-list');
+  const convs = [...state.convs.values()].sort(byActivity);
+  let cursor = ul.firstChild;
+  for (const conv of convs) {
+    const li = conv.li || (conv.li = convItem(conv));
+    updateConvItem(conv, li);
+    if (li === cursor) cursor = cursor.nextSibling;
+    else ul.insertBefore(li, cursor);
+  }
+  while (cursor) {
+    const next = cursor.nextSibling;
+    cursor.remove();
+    cursor = next;
+  }
+  $('no-conversations').hidden = convs.length > 0;
+  const total = convs.reduce((n, c) => n + unread(c), 0);
+  document.title = total > 0 ? `(${total}) Parley` : 'Parley';
+}
+
+function convItem(conv) {
+  const li = h('li', { 'data-conversation-id': conv.id, class: 'conv' });
+  const button = h('button', { type: 'button', class: 'conv-open' },
+    h('span', { class: 'conv-name' }),
+    h('span', { class: 'unread', 'data-count': '0' }));
+  li.append(button);
+  li.addEventListener('click', () => openConversation(conv.id));
+  return li;
+}
+
+function updateConvItem(conv, li) {
+  const button = li.firstElementChild;
+  let dot = button.querySelector('.presence');
+  if (conv.kind === 'direct') {
+    const fresh = presenceDot(otherMember(conv));
+    if (dot) dot.replaceWith(fresh);
+    else button.prepend(fresh);
+  } else if (dot) {
+    dot.remove();
+  }
+  button.querySelector('.conv-name').textContent = convTitle(conv);
+  const count = unread(conv);
+  const badge = button.querySelector('.unread');
+  badge.dataset.count = String(count);
+  badge.textContent = String(count);
+  badge.hidden = count === 0;
+  badge.setAttribute('aria-label', `${count} unread`);
+  li.classList.toggle('has-unread', count > 0);
+  li.classList.toggle('group', conv.kind === 'group');
+  if (conv.id === state.openId) li.setAttribute('aria-current', 'true');
+  else li.removeAttribute('aria-current');
+}
+
+function renderConversation(opts) {
+  const conv = openConv();
+  const open = !!conv || !!state.draftTo;
+  $('conversation').hidden = !open;
+  $('no-conversation').hidden = open;
+  document.body.classList.toggle('show-conversation', open);
+  if (!open) return;
+  renderConversationHeader();
+  renderMessages(opts);
+  renderTyping();
+  renderReadState();
+}
+
+function renderConversationHeader() {
+  const conv = openConv();
+  if (!conv && !state.draftTo) return;
+  const title = conv ? convTitle(conv) : state.draftTo;
+  $('conversation-title').textContent = title;
+  const sub = $('conversation-sub');
+  const members = $('members');
+  members.replaceChildren();
+  const isGroup = !!conv && conv.kind === 'group';
+  if (isGroup) {
+    sub.replaceChildren(`Group · ${conv.members.length} member${conv.members.length === 1 ? '' : 's'}`);
+    for (const name of conv.members) {
+      const self = name === state.me;
+      members.append(h('li', { class: 'member' },
+        self ? null : presenceDot(name),
+        h('span', { text: self ? `${name} (you)` : name })));
+    }
+  } else {
+    // One other person: their presence goes in the subtitle, and the
+    // member list holds just them.
+    const other = conv ? otherMember(conv) : state.draftTo;
+    const online = state.presence.get(other) === 'online';
+    let text = online ? 'online' : 'not seen online yet';
+    if (!conv) text = `new conversation · ${text}`;
+    sub.replaceChildren(presenceDot(other), h('span', { text }));
+    members.append(h('li', { class: 'member' }, presenceDot(other), h('span', { text: other })));
+  }
+  members.hidden = !isGroup;
+  $('group-tools').hidden = !isGroup;
+  $('invite-user').disabled = !isGroup;
+  $('invite-btn').disabled = !isGroup;
+  $('leave-btn').disabled = !isGroup;
+}
+
+function messageEl(m) {
+  const own = m.sender === state.me;
+  const classes = ['message'];
+  if (own) classes.push('own');
+  if (m.kind === 'payment') classes.push('payment');
+  const el = h('li', {
+    class: classes.join(' '),
+    'data-seq': m.seq,
+    'data-sender': m.sender,
+    'data-message-id': m.messageId,
+  });
+  const meta = h('div', { class: 'meta' },
+    h('span', { class: 'sender', text: m.sender }),
+    h('time', { class: 'time', datetime: m.sentAt, title: new Date(m.sentAt).toLocaleString(), text: formatTime(m.sentAt) }));
+  if (m.kind === 'payment') meta.append(h('span', { class: 'pay-badge', text: paymentBadge(m.text) }));
+  el.append(meta, h('div', { class: 'text', text: m.text }));
+  return el;
+}
+
+// The server writes payment messages as "paid <minor units> to <user>".
+function paymentBadge(text) {
+  const m = /^paid (\d+) to /.exec(text || '');
+  return m ? `Payment · ${formatMoney(Number(m[1]))}` : 'Payment';
+}
+
+function pendingEl(entry) {
+  let el = state.pendingEls.get(entry.clientMsgId);
+  if (!el) {
+    el = h('li', { class: 'message own pending', 'data-client-msg-id': entry.clientMsgId },
+      h('div', { class: 'meta' },
+        h('span', { class: 'sender', text: state.me }),
+        h('span', { class: 'time' })),
+      h('div', { class: 'text', text: entry.text }),
+      h('div', { class: 'pending-actions' }));
+    state.pendingEls.set(entry.clientMsgId, el);
+  }
+  const failed = entry.status === 'failed';
+  el.classList.toggle('failed', failed);
+  let status = 'waiting for connection';
+  if (failed) status = 'not sent';
+  else if (isOpen()) status = 'sending…';
+  el.querySelector('.time').textContent = status;
+  const actions = el.querySelector('.pending-actions');
+  actions.hidden = !failed;
+  if (failed && !actions.firstChild) {
+    const retry = h('button', { type: 'button', class: 'retry-btn quiet', text: 'Retry' });
+    retry.addEventListener('click', () => retrySend(entry.clientMsgId));
+    const drop = h('button', { type: 'button', class: 'discard-btn quiet', text: 'Discard' });
+    drop.addEventListener('click', () => discardSend(entry.clientMsgId));
+    actions.append(h('span', { class: 'send-error' }), retry, drop);
+  }
+  if (failed) actions.firstChild.textContent = entry.error || 'Not sent.';
+  return el;
+}
+
+function pendingFor(conv) {
+  const out = [];
+  for (const e of state.outbox.values()) {
+    const mine = conv
+      ? e.conversationId === conv.id ||
+        (!e.conversationId && conv.kind === 'direct' && conv.members.includes(e.to))
+      : !e.conversationId && e.to === state.draftTo;
+    if (mine) out.push(e);
+  }
+  return out;
+}
+
+function topMarker(conv) {
+  const marker = $('messages-top') || h('li', { id: 'messages-top', class: 'messages-top' });
+  let text = '';
+  if (!conv) text = 'No messages yet.';
+  else if (conv.loadingOlder || (conv.loadingLatest && conv.messages.size === 0)) text = 'Loading messages…';
+  else if (!conv.loaded) text = '';
+  else if (conv.messages.size === 0) text = 'No messages yet. Say hello.';
+  else if (minSeq(conv) <= 1) text = 'Start of the conversation.';
+  else text = 'Scroll up for earlier messages.';
+  marker.textContent = text;
+  return marker;
+}
+
+/**
+ * Brings #messages in line with the open conversation. Existing nodes are
+ * moved, never rebuilt, so prepending an older page or appending a live
+ * message touches only what changed. `stick`: 'bottom' scrolls to the end,
+ * 'keep' holds the visible messages still while older ones are prepended;
+ * by default the view follows new messages only if it was at the end.
+ */
+function renderMessages({ stick } = {}) {
+  const conv = openConv();
+  if (!conv && !state.draftTo) return;
+  const list = $('messages');
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < NEAR_BOTTOM_PX;
+  const prevHeight = list.scrollHeight;
+  const prevTop = list.scrollTop;
+
+  const wanted = [topMarker(conv)];
+  if (conv) {
+    const readUpTo = Math.max(0, ...conv.reads.values());
+    const seqs = [...conv.messages.keys()].sort((a, b) => a - b);
+    for (const seq of seqs) {
+      let el = conv.els.get(seq);
+      if (!el) {
+        el = messageEl(conv.messages.get(seq));
+        conv.els.set(seq, el);
+      }
+      if (el.classList.contains('own')) el.classList.toggle('read', seq <= readUpTo);
+      wanted.push(el);
+    }
+  }
+  for (const entry of pendingFor(conv)) wanted.push(pendingEl(entry));
+
+  let cursor = list.firstChild;
+  for (const el of wanted) {
+    if (el === cursor) cursor = cursor.nextSibling;
+    else list.insertBefore(el, cursor);
+  }
+  while (cursor) {
+    const next = cursor.nextSibling;
+    cursor.remove();
+    cursor = next;
+  }
+
+  if (stick === 'keep') list.scrollTop = prevTop + (list.scrollHeight - prevHeight);
+  else if (stick === 'bottom' || atBottom) list.scrollTop = list.scrollHeight;
+}
+
+function renderTyping() {
+  const conv = openConv();
+  const el = $('typing');
+  const names = conv ? [...conv.typing.keys()] : [];
+  let text = '';
+  if (names.length === 1) text = `${names[0]} is typing…`;
+  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+  else if (names.length > 2) text = 'Several people are typing…';
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+function renderReadState() {
+  const conv = openConv();
+  const el = $('read-state');
+  if (!conv || conv.messages.size === 0) {
+    el.textContent = '';
+    return;
+  }
+  const latest = maxSeq(conv);
+  const sender = conv.messages.get(latest).sender;
+  const readers = [...conv.reads]
+    .filter(([name, seq]) => seq >= latest && name !== sender && name !== state.me)
+    .map(([name]) => name)
+    .sort();
+  el.textContent = readers.length ? `Seen by ${readers.join(', ')}` : '';
+}
+
+function renderPayments() {
+  const ul = $('payments');
+  const items = [...state.payments.values()].sort(byPaymentNewest);
+  const known = new Map([...ul.children].map((li) => [li.dataset.paymentId, li]));
+  let cursor = ul.firstChild;
+  for (const p of items) {
+    const li = known.get(p.paymentId) || paymentItem(p);
+    updatePaymentItem(li, p);
+    if (li === cursor) cursor = cursor.nextSibling;
+    else ul.insertBefore(li, cursor);
+  }
+  while (cursor) {
+    const next = cursor.nextSibling;
+    cursor.remove();
+    cursor = next;
+  }
+  $('no-payments').hidden = items.length > 0;
+}
+
+function paymentItem(p) {
+  return h('li', { 'data-payment-id': p.paymentId, class: 'payment-item' },
+    h('span', { class: 'pay-who' }),
+    h('span', { class: 'pay-amount' }),
+    h('span', { class: 'status' }),
+    h('span', { class: 'pay-reason' }));
+}
+
+function updatePaymentItem(li, p) {
+  const outgoing = p.from === state.me;
+  li.querySelector('.pay-who').textContent = outgoing ? `To ${p.to}` : `From ${p.from}`;
+  li.querySelector('.pay-amount').textContent = `${outgoing ? '−' : '+'}${formatMoney(p.amount)}`;
+  const status = li.querySelector('.status');
+  status.textContent = p.status;
+  status.dataset.status = p.status;
+  li.querySelector('.pay-reason').textContent = p.reason ? `(${p.reason})` : '';
+  li.title = p.updatedAt ? `Updated ${new Date(p.updatedAt).toLocaleString()}` : '';
+}
+
+/* ---------- wiring ---------- */
+
+function onMessagesScroll() {
+  const conv = openConv();
+  if (conv && $('messages').scrollTop < NEAR_TOP_PX) loadOlder(conv);
+}
+
+function init() {
+  $('auth-form').addEventListener('submit', onLogin);
+  $('register-btn').addEventListener('click', onRegister);
+  $('logout-btn').addEventListener('click', () => logout());
+  $('new-direct-form').addEventListener('submit', onNewDirect);
+  $('new-group-form').addEventListener('submit', onNewGroup);
+  $('invite-form').addEventListener('submit', onInvite);
+  $('leave-btn').addEventListener('click', onLeave);
+  $('composer').addEventListener('submit', onComposerSubmit);
+  $('message-input').addEventListener('input', onComposerInput);
+  $('pay-form').addEventListener('submit', onPay);
+  $('messages').addEventListener('scroll', onMessagesScroll, { passive: true });
+  $('back-btn').addEventListener('click', () => {
+    closeConversation();
+    renderAll();
+  });
+  document.addEventListener('visibilitychange', markRead);
+  window.addEventListener('online', reconnectNow);
+  window.addEventListener('storage', (ev) => {
+    // Logged out in another tab: follow it.
+    if (ev.key === TOKEN_KEY && !ev.newValue && state.wanted) logout();
+  });
+
+  const stored = loadStoredToken();
+  if (stored) startApp(stored);
+  else showApp(false);
+}
+
+init();
