@@ -495,3 +495,83 @@ async fn both_pages_fit_a_phone_sized_window() {
     assert_no_console_errors(&admin).await;
     admin.quit().await;
 }
+
+#[tokio::test]
+async fn older_history_loads_on_scroll_and_a_payment_shows_its_status() {
+    let Some(driver) = Chromedriver::start().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    app.user("alice").await;
+    let bob = app.user("bob").await.token;
+    let (status, conv) = app
+        .post(
+            "/api/conversations",
+            Some(&bob),
+            json!({"name": "long", "members": ["alice"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{conv}");
+    let id = conv["conversationId"].as_str().unwrap_or_default();
+    for n in 1..=130 {
+        let (status, ack) = app
+            .post(
+                &format!("/api/conversations/{id}/messages"),
+                Some(&bob),
+                json!({"text": format!("line {n}"), "clientMsgId": format!("l{n}")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{ack}");
+    }
+
+    let alice = driver.browser("history-alice", 1280, 800).await;
+    sign_in(&alice, &app, "alice", false).await;
+    alice
+        .click(&format!(
+            "#conversation-list li[data-conversation-id='{id}']"
+        ))
+        .await;
+    // The latest page first, then older pages each time the list is
+    // scrolled to its top, until the first message.
+    wait_shown(&alice, "the latest page", |m| {
+        m.last().map(|l| l.0) == Some(130)
+    })
+    .await;
+    assert!(shown(&alice).await.len() < 130, "everything loaded at once");
+    wait_for("every older page", Duration::from_secs(30), || async {
+        alice
+            .script(
+                "document.querySelector('#messages').scrollTop = 0;",
+                json!([]),
+            )
+            .await;
+        let seqs: Vec<u64> = shown(&alice).await.iter().map(|m| m.0).collect();
+        (seqs == (1..=130).collect::<Vec<_>>()).then_some(())
+    })
+    .await;
+    alice.screenshot("top-of-history").await;
+
+    // A payment: pending at once, then completed, and the balance follows.
+    alice.type_into("#pay-to", "bob").await;
+    alice.type_into("#pay-amount", "1.50").await;
+    alice.click("#pay-btn").await;
+    alice
+        .wait_js(
+            "the payment to complete",
+            "const s = document.querySelector('#payments li[data-payment-id] .status');
+             return s && s.dataset.status === 'completed';",
+        )
+        .await;
+    let token = app.login("alice").await.token;
+    let (_, me) = app.get("/api/me", Some(&token)).await;
+    assert_eq!(me["balance"], 10_000 - 150, "{me}");
+    alice
+        .wait_js(
+            "the balance to follow",
+            "return (document.querySelector('#balance')?.textContent || '').includes('98.50');",
+        )
+        .await;
+    alice.screenshot("payment").await;
+    assert_no_console_errors(&alice).await;
+    alice.quit().await;
+}
