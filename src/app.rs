@@ -23,6 +23,7 @@ use crate::cluster::ClusterLink;
 use crate::config::{Settings, StorageBackend};
 use crate::domain::TraceContext;
 use crate::http::{self, AppState};
+use crate::limits::LoginThrottle;
 use crate::payments::saga::SagaDeps;
 use crate::payments::{PaymentRouter, ProviderClient};
 use crate::provider::{self, ProviderOptions, ProviderState};
@@ -221,6 +222,12 @@ impl Application {
         let state = web::Data::new(AppState {
             deps: deps.clone(),
             tokens: Tokens::new(settings.auth.token_secret.clone(), settings.auth.token_ttl),
+            logins: LoginThrottle::new(
+                settings.limits.login_failures_per_address,
+                settings.limits.login_failures_per_account,
+                settings.limits.login_window,
+                settings.limits.login_tracker_capacity,
+            ),
         });
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("binding {}", settings.server.listen))?;

@@ -211,6 +211,14 @@ struct RawLimits {
     history_default_limit: u64,
     max_group_members: u64,
     max_http_body_bytes: u64,
+    frames_per_sec: u64,
+    frame_burst: u64,
+    rate_limited_close_after: u64,
+    login_failures_per_address: u64,
+    login_failures_per_account: u64,
+    login_window_secs: u64,
+    login_tracker_capacity: u64,
+    max_connections: u64,
 }
 
 impl Default for RawLimits {
@@ -219,6 +227,14 @@ impl Default for RawLimits {
             history_default_limit: 100,
             max_group_members: 1000,
             max_http_body_bytes: 65_536,
+            frames_per_sec: 50,
+            frame_burst: 200,
+            rate_limited_close_after: 50,
+            login_failures_per_address: 20,
+            login_failures_per_account: 5,
+            login_window_secs: 300,
+            login_tracker_capacity: 100_000,
+            max_connections: 20_000,
         }
     }
 }
@@ -477,6 +493,18 @@ pub struct LimitSettings {
     pub history_default_limit: u32,
     pub max_group_members: usize,
     pub max_http_body_bytes: usize,
+    /// Client frames per second per session (token bucket rate); 0: no limit.
+    pub frames_per_sec: u32,
+    pub frame_burst: u32,
+    /// Refused frames, without a second's pause, before the session is closed.
+    pub rate_limited_close_after: u32,
+    /// Failed logins per window before 429; 0: not counted.
+    pub login_failures_per_address: u32,
+    pub login_failures_per_account: u32,
+    pub login_window: Duration,
+    pub login_tracker_capacity: usize,
+    /// WebSocket sessions on this node; an upgrade beyond gets 503.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -643,6 +671,13 @@ fn positive(key: &str, v: u64) -> Result<usize, ConfigError> {
         return Err(invalid(key, "must be greater than 0"));
     }
     usize::try_from(v).map_err(|_| invalid(key, "is too large"))
+}
+
+fn at_most(key: &str, v: u64, max: u32) -> Result<u32, ConfigError> {
+    u32::try_from(v)
+        .ok()
+        .filter(|v| *v <= max)
+        .ok_or_else(|| invalid(key, format!("must be at most {max}")))
 }
 
 fn validate(raw: Raw) -> Result<Settings, ConfigError> {
@@ -825,6 +860,47 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
                 "limits.max_http_body_bytes",
                 raw.limits.max_http_body_bytes,
             )?,
+            frames_per_sec: at_most(
+                "limits.frames_per_sec",
+                raw.limits.frames_per_sec,
+                1_000_000,
+            )?,
+            frame_burst: at_most(
+                "limits.frame_burst",
+                positive("limits.frame_burst", raw.limits.frame_burst)? as u64,
+                1_000_000,
+            )?,
+            rate_limited_close_after: at_most(
+                "limits.rate_limited_close_after",
+                positive(
+                    "limits.rate_limited_close_after",
+                    raw.limits.rate_limited_close_after,
+                )? as u64,
+                1_000_000,
+            )?,
+            login_failures_per_address: at_most(
+                "limits.login_failures_per_address",
+                raw.limits.login_failures_per_address,
+                1_000_000,
+            )?,
+            login_failures_per_account: at_most(
+                "limits.login_failures_per_account",
+                raw.limits.login_failures_per_account,
+                1_000_000,
+            )?,
+            login_window: Duration::from_secs(
+                at_most(
+                    "limits.login_window_secs",
+                    positive("limits.login_window_secs", raw.limits.login_window_secs)? as u64,
+                    86_400,
+                )?
+                .into(),
+            ),
+            login_tracker_capacity: positive(
+                "limits.login_tracker_capacity",
+                raw.limits.login_tracker_capacity,
+            )?,
+            max_connections: positive("limits.max_connections", raw.limits.max_connections)?,
         },
         payments: PaymentSettings {
             provider_url: Some(raw.payments.provider_url).filter(|u| !u.trim().is_empty()),

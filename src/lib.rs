@@ -38,6 +38,7 @@ pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod limits;
 pub mod load;
 pub mod payments;
 pub mod procstat;

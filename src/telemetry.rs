@@ -219,6 +219,10 @@ fn describe() {
         "Error answers sent, by code and via (ws, http)."
     );
     describe_counter!(
+        "parley_rate_limited_total",
+        "Requests refused by an abuse limit: frame (over a session's frames per second), session_closed (closed for sustained abuse), login (throttled failed logins), connection (upgrade over the node's cap)."
+    );
+    describe_counter!(
         "parley_http_requests_total",
         "HTTP requests by route pattern and status."
     );

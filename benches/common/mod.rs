@@ -23,6 +23,9 @@ pub fn start(tweak: impl FnOnce(&mut Settings)) -> Server {
     let mut settings = Settings::from_sources("", &[]).expect("settings");
     settings.server.listen = "127.0.0.1:0".parse().expect("addr");
     settings.storage.sqlite_path = dir.path().join("bench.db");
+    // A benchmark's few sessions send as fast as the server goes: the
+    // per-session frame limit (an abuse guard) is off, as for `parley load`.
+    settings.limits.frames_per_sec = 0;
     tweak(&mut settings);
     let (port_tx, port_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -6,6 +6,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::domain::{SessionId, Username};
@@ -19,12 +20,16 @@ type Shard = RwLock<HashMap<Username, Vec<SessionHandle>>>;
 #[derive(Clone)]
 pub struct SessionRegistry {
     shards: Arc<Vec<Shard>>,
+    /// Sessions in all shards, kept with them so the connection cap costs
+    /// one load per upgrade, not a walk of every shard.
+    count: Arc<AtomicUsize>,
 }
 
 impl Default for SessionRegistry {
     fn default() -> Self {
         SessionRegistry {
             shards: Arc::new((0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect()),
+            count: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
@@ -68,16 +73,7 @@ impl SessionRegistry {
     }
 
     pub fn total(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| {
-                s.read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .values()
-                    .map(Vec::len)
-                    .sum::<usize>()
-            })
-            .sum()
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Adds (or replaces) a session; returns how many the user now has and
@@ -96,6 +92,8 @@ impl SessionRegistry {
             }
             None => {
                 list.push(handle);
+                // Under the shard's lock, so count and maps agree when quiet.
+                self.count.fetch_add(1, Ordering::Relaxed);
                 true
             }
         };
@@ -111,6 +109,7 @@ impl SessionRegistry {
         if list.len() == before {
             return None;
         }
+        self.count.fetch_sub(before - list.len(), Ordering::Relaxed);
         let left = list.len();
         if left == 0 {
             shard.remove(user);

@@ -1,6 +1,8 @@
 //! Accounts: register, login, me.
 
-use actix_web::{web, HttpResponse};
+use std::time::Instant;
+
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -60,10 +62,27 @@ pub async fn register(
 
 pub async fn login(
     state: web::Data<AppState>,
+    req: HttpRequest,
     RequestTrace(trace): RequestTrace,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let refused = || ApiError::new(ErrorCode::Unauthorized, "wrong username or password", trace);
+    // Throttled before any hashing: a guesser costs the server nothing more.
+    let address = req.peer_addr().map(|a| a.ip());
+    // Only well-formed names are counted: the key stays small, and a name
+    // that cannot exist has no account to protect.
+    let account = Username::parse(&body.username).ok().map(|u| u.to_string());
+    let account = account.as_deref();
+    if let Some(wait) = state.logins.retry_after(address, account, Instant::now()) {
+        metrics::counter!("parley_rate_limited_total", "what" => "login").increment(1);
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!("too many failed logins; retry in {secs} s"),
+            trace,
+        )
+        .retry_after(secs));
+    }
     let record = match Username::parse(&body.username) {
         Ok(u) => state
             .deps
@@ -87,7 +106,11 @@ pub async fn login(
     })
     .await
     .map_err(|_| ApiError::new(ErrorCode::Internal, "verification was cancelled", trace))?;
-    let record = record.filter(|_| ok).ok_or_else(refused)?;
+    let Some(record) = record.filter(|_| ok) else {
+        state.logins.failed(address, account, Instant::now());
+        return Err(refused());
+    };
+    state.logins.succeeded(&record.username.to_string());
     let (token, expires) = state.tokens.issue(&record.username, now_ms());
     Ok(HttpResponse::Ok().json(json!({ "token": token, "expiresAt": rfc3339_ms(expires) })))
 }

@@ -16,6 +16,9 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub trace_id: TraceId,
+    /// For `rate_limited`: seconds until a retry can succeed, sent as
+    /// `Retry-After` and `retryAfterSecs`.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -24,7 +27,13 @@ impl ApiError {
             code,
             message: message.into(),
             trace_id,
+            retry_after_secs: None,
         }
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
 
     pub fn chat(e: ChatError, trace_id: TraceId) -> Self {
@@ -45,13 +54,17 @@ impl ResponseError for ApiError {
         metrics::counter!("parley_errors_total", "code" => self.code.as_str(), "via" => "http")
             .increment(1);
         crate::series::record("errors", 1.0);
-        HttpResponse::build(self.status_code()).json(json!({
-            "error": {
-                "code": self.code.as_str(),
-                "message": self.message,
-                "traceId": self.trace_id.to_string(),
-            }
-        }))
+        let mut error = json!({
+            "code": self.code.as_str(),
+            "message": self.message,
+            "traceId": self.trace_id.to_string(),
+        });
+        let mut res = HttpResponse::build(self.status_code());
+        if let Some(secs) = self.retry_after_secs {
+            error["retryAfterSecs"] = json!(secs);
+            res.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        res.json(json!({ "error": error }))
     }
 }
 

@@ -29,6 +29,8 @@ use crate::protocol::ErrorCode;
 pub struct AppState {
     pub deps: Deps,
     pub tokens: Tokens,
+    /// Failed logins per address and per account (`limits.login_*`).
+    pub logins: crate::limits::LoginThrottle,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -15,6 +15,17 @@ pub async fn upgrade(
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     let deps = &state.deps;
+    // Checked before the upgrade, so concurrent upgrades can pass it
+    // together: the cap may be exceeded by at most the upgrades in flight.
+    let cap = deps.settings.limits.max_connections;
+    if deps.registry.total() >= cap {
+        metrics::counter!("parley_rate_limited_total", "what" => "connection").increment(1);
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!("this node serves at most {cap} sessions; try again later or another node"),
+            user.trace,
+        ));
+    }
     let max = deps.settings.session.sessions_per_user;
     if deps.registry.session_count(&user.username) >= max {
         return Err(ApiError::new(

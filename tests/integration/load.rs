@@ -93,7 +93,9 @@ async fn chat_delivers_every_acked_message_once_and_writes_both_reports() {
 
 #[tokio::test]
 async fn saturate_keeps_a_window_in_flight_without_loss() {
-    let app = spawn_app_with(|_| {}).await;
+    // Saturation runs against a server without the per-session frame limit
+    // (README, Load testing): each sender goes as fast as it is acked.
+    let app = spawn_app_with(|s| s.limits.frames_per_sec = 0).await;
     let target = app.url("");
     let report = run(&format!("saturate --target {target} --conversations 2 --members 4 --senders 2 --window 8 --duration 2 --no-report --quiet"))
     .await

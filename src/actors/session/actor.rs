@@ -15,6 +15,7 @@ use super::heartbeat::Heartbeat;
 use crate::actors::directory::{Joined, Left};
 use crate::actors::Deps;
 use crate::domain::{SessionId, TraceContext, Username};
+use crate::limits::{FrameLimiter, Verdict};
 use crate::protocol::{ErrorCode, ServerFrame};
 use crate::supervision::{Envelope, Msg};
 
@@ -84,6 +85,8 @@ pub struct SessionActor {
     /// The client frame being handled (its ref and trace), so a failure
     /// while handling it is answered with `internal`.
     pub(super) current: Option<(Option<String>, TraceContext)>,
+    /// Frames per second (`limits.frames_per_sec`); kept across restarts.
+    limiter: FrameLimiter,
 }
 
 impl SessionActor {
@@ -100,6 +103,13 @@ impl SessionActor {
     ) -> Self {
         let heartbeat = Heartbeat::new(Instant::now(), deps.settings.session.heartbeat_timeout);
         let direct = DirectCache::new(deps.settings.session.direct_cache);
+        let l = &deps.settings.limits;
+        let limiter = FrameLimiter::new(
+            l.frames_per_sec,
+            l.frame_burst,
+            l.rate_limited_close_after,
+            Instant::now(),
+        );
         SessionActor {
             id,
             user,
@@ -115,6 +125,7 @@ impl SessionActor {
             closing: false,
             incarnation: 0,
             current: None,
+            limiter,
         }
     }
 
@@ -257,7 +268,22 @@ impl Handler<Envelope<Inbound>> for SessionActor {
         if self.closing {
             return;
         }
-        self.heartbeat.heard(Instant::now());
+        let now = Instant::now();
+        self.heartbeat.heard(now);
+        if matches!(
+            env.msg,
+            Inbound::Text(_) | Inbound::Binary | Inbound::Ping(_)
+        ) {
+            match self.limiter.check(now) {
+                Verdict::Allow => {}
+                Verdict::Refuse => return self.refuse_rate(&env.msg, env.trace),
+                Verdict::Close => {
+                    metrics::counter!("parley_rate_limited_total", "what" => "session_closed")
+                        .increment(1);
+                    return self.close(ctx, CloseCode::Policy, "rate limit exceeded");
+                }
+            }
+        }
         let scope = env.enter("session");
         if scope.poisoned() {
             if let Inbound::Text(text) = &env.msg {

@@ -116,6 +116,29 @@ impl SessionActor {
         self.current = None;
     }
 
+    /// A frame over the session's rate: answered `rate_limited` (with the
+    /// frame's ref and trace when it parses) and not handled.
+    pub(super) fn refuse_rate(&mut self, msg: &super::actor::Inbound, trace: TraceContext) {
+        metrics::counter!("parley_rate_limited_total", "what" => "frame").increment(1);
+        let (reference, trace_id) = match msg {
+            super::actor::Inbound::Text(text) => {
+                match parse_client_frame(text, self.deps.settings.limits.history_default_limit) {
+                    Ok(f) => (f.reference, f.trace_id),
+                    Err(e) => (e.reference, e.trace_id),
+                }
+            }
+            _ => (None, trace.trace_id),
+        };
+        let rate = self.deps.settings.limits.frames_per_sec;
+        let f = ServerFrame::error(
+            ErrorCode::RateLimited,
+            format!("more than {rate} frames a second; this frame was not handled"),
+            reference,
+            trace_id,
+        );
+        self.push(&f, TraceContext::new(trace_id));
+    }
+
     /// A frame that crashed this session repeatedly: answered, not handled.
     pub(super) fn refuse_poison(&mut self, text: &str) {
         tracing::warn!(session = %self.id, "refusing a poison frame");

@@ -7,6 +7,7 @@
 //! Screenshots are test artifacts: they are written to
 //! `target/tmp/browser-artifacts/<test>-<label>.png` and kept after the run.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -55,7 +56,11 @@ impl Chromedriver {
     pub async fn start() -> Option<Chromedriver> {
         let (_, driver) = binaries()?;
         let port = super::free_port();
+        // A process group of its own: the browsers it starts are in it too,
+        // so dropping the driver kills them even when a test panicked
+        // before it could end its sessions.
         let child = Command::new(driver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::null())
@@ -131,9 +136,13 @@ impl Chromedriver {
 
 impl Drop for Chromedriver {
     fn drop(&mut self) {
-        // Killing the driver leaves its browsers orphaned; `Browser::quit`
-        // closes them first, and chromedriver's own exit handler kills the rest.
-        let _ = self.child.kill();
+        // The whole group: the driver and every browser it started.
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) on our own child's process group; no memory is touched.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
         let _ = self.child.wait();
     }
 }

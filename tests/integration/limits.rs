@@ -1,0 +1,124 @@
+//! Abuse limits (config `[limits]`): frames per second per session, failed
+//! logins per address and per account, and the node's connection cap.
+
+use serde_json::json;
+
+use crate::helpers::{spawn_app_with, wait_for, Frame, TestClient};
+
+#[tokio::test]
+async fn frames_over_the_rate_are_refused_then_sustained_abuse_closes_the_session() {
+    let app = spawn_app_with(|s| {
+        s.limits.frames_per_sec = 1;
+        s.limits.frame_burst = 5;
+        s.limits.rate_limited_close_after = 10;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    // Ten frames at once: the burst of five is handled, at least four of
+    // the rest (one token a second) are refused with their ref.
+    for i in 0..10 {
+        a.send(json!({"type": "ping", "ref": format!("p{i}")}))
+            .await;
+    }
+    let (mut pongs, mut refused) = (0, Vec::new());
+    while pongs + refused.len() < 10 {
+        match a.recv().await {
+            Frame::Pong { .. } => pongs += 1,
+            Frame::Error {
+                code, reference, ..
+            } => {
+                assert_eq!(code, "rate_limited");
+                refused.push(reference.unwrap_or_default());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(pongs >= 5, "{pongs} pongs");
+    assert!(refused.len() >= 4, "{refused:?}");
+    assert!(refused.iter().all(|r| r.starts_with('p')), "{refused:?}");
+    // Keeping on without a pause: closed with 1008.
+    for i in 0..30 {
+        a.send(json!({"type": "ping", "ref": format!("q{i}")}))
+            .await;
+    }
+    let (code, reason) = a.expect_close().await;
+    assert_eq!((code, reason.as_str()), (1008, "rate limit exceeded"));
+}
+
+async fn login(app: &crate::helpers::TestApp, user: &str, password: &str) -> reqwest::Response {
+    app.http
+        .post(app.url("/api/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .expect("login request")
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_account_with_a_retry_time() {
+    let app = spawn_app_with(|s| {
+        s.limits.login_failures_per_account = 3;
+        s.limits.login_failures_per_address = 100;
+    })
+    .await;
+    app.user("alice").await;
+    app.user("bob").await;
+    for _ in 0..3 {
+        assert_eq!(login(&app, "alice", "wrong-password").await.status(), 401);
+    }
+    // Now even the right password waits: the guesser cannot tell.
+    let res = login(&app, "alice", "password123").await;
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After header in seconds");
+    assert!((1..=300).contains(&retry), "{retry}");
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(body["error"]["retryAfterSecs"], retry);
+    // Another account from the same address is not affected.
+    assert_eq!(login(&app, "bob", "password123").await.status(), 200);
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_address_across_accounts() {
+    let app = spawn_app_with(|s| {
+        s.limits.login_failures_per_account = 100;
+        s.limits.login_failures_per_address = 3;
+    })
+    .await;
+    app.user("carol").await;
+    // Guessing at several accounts (one of them not existing) from one address.
+    for user in ["carol", "dave", "erin"] {
+        assert_eq!(login(&app, user, "wrong-password").await.status(), 401);
+    }
+    assert_eq!(login(&app, "carol", "password123").await.status(), 429);
+}
+
+#[tokio::test]
+async fn upgrades_beyond_the_connection_cap_get_503() {
+    let app = spawn_app_with(|s| s.limits.max_connections = 2).await;
+    let alice = app.user("alice").await;
+    let first = TestClient::connect(&app, &alice.token).await;
+    let _second = TestClient::connect(&app, &alice.token).await;
+    let (status, body) = app.get("/ws", Some(&alice.token)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    // A place freed is a place taken again.
+    first.close().await;
+    wait_for(
+        "a freed connection slot",
+        std::time::Duration::from_secs(10),
+        || async {
+            let (status, _) = app.get("/ws", Some(&alice.token)).await;
+            // Without upgrade headers a request under the cap gets 400.
+            (status == 400).then_some(())
+        },
+    )
+    .await;
+    TestClient::connect(&app, &alice.token).await;
+}
