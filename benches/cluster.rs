@@ -90,6 +90,11 @@ fn main() {
     let node = |name: &'static str| {
         common::start(move |s| {
             s.storage.backend = StorageBackend::Redis;
+            // Both nodes sign and check the same tokens.
+            s.auth.token_secret =
+                parley::config::Secret::new(b"bench-cluster-secret-of-at-least-32-bytes".to_vec())
+                    .expect("a 32-byte secret");
+            s.auth.secret_from_data_dir = false;
             s.storage.redis_url = format!("redis://127.0.0.1:{port}/");
             s.server.node_id = name.into();
         })

@@ -52,10 +52,24 @@ pub struct Application {
 impl Application {
     /// Binds the listener and starts everything; must run inside an actix
     /// `System`. With port 0 the OS picks a free port (tests).
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
         if settings.auth.using_dev_secret {
-            tracing::warn!("auth.token_secret is empty: using the development secret; set PARLEY__AUTH__TOKEN_SECRET in production");
+            tracing::warn!("auth.allow_dev_secret is on: tokens are signed with the published development secret; never in production");
         }
+        if settings.auth.secret_from_data_dir {
+            anyhow::ensure!(
+                settings.storage.backend == StorageBackend::Sqlite,
+                "auth.token_secret must be set for a cluster (storage.backend = \"redis\")"
+            );
+            let path = crate::auth::secret_path(&settings.storage.sqlite_path);
+            settings.auth.token_secret = crate::auth::data_dir_secret(&path)
+                .with_context(|| format!("the token secret in {}", path.display()))?;
+            tracing::info!(path = %path.display(), "auth.token_secret is empty: signing tokens with this node's own secret");
+        }
+        anyhow::ensure!(
+            settings.auth.token_secret.expose().len() >= 32,
+            "auth.token_secret must be at least 32 bytes long"
+        );
         let settings = Arc::new(settings);
         install_panic_hook();
         crate::telemetry::metrics();

@@ -29,6 +29,48 @@ pub enum AuthError {
     Hashing,
 }
 
+/// Where a node without a configured secret keeps its own: beside its database.
+pub fn secret_path(sqlite_path: &std::path::Path) -> std::path::PathBuf {
+    sqlite_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .join("token_secret")
+}
+
+/// Reads this node's token secret, or creates it (32 random bytes, hex,
+/// readable by the owner only) on first start, so tokens survive restarts.
+/// Created with `create_new`: two processes starting at once cannot both
+/// write one.
+pub fn data_dir_secret(path: &std::path::Path) -> std::io::Result<Secret> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8(bytes).map_err(|_| bad("not text"))?;
+            return Secret::new(text.trim().as_bytes().to_vec())
+                .ok_or_else(|| bad("shorter than 32 bytes"));
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut raw = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(hex.as_bytes())?;
+    file.sync_all()?;
+    Secret::new(hex.into_bytes()).ok_or_else(|| bad("generated secret too short"))
+}
+
 const PREFIX: &str = "v1";
 
 #[derive(Serialize, Deserialize)]
@@ -149,8 +191,28 @@ mod tests {
     use super::*;
 
     fn tokens() -> Tokens {
-        let s = crate::config::Settings::from_sources("", &[]).unwrap();
+        let s = crate::config::Settings::from_sources("[auth]\nallow_dev_secret = true\n", &[])
+            .unwrap();
         Tokens::new(s.auth.token_secret, Duration::from_secs(60))
+    }
+
+    #[test]
+    fn a_node_keeps_its_generated_secret_across_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = secret_path(&dir.path().join("data").join("parley.db"));
+        let first = data_dir_secret(&path).unwrap();
+        assert_eq!(first.expose().len(), 64);
+        assert_eq!(data_dir_secret(&path).unwrap().expose(), first.expose());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A file too short to be a secret is an error, not a weak key.
+        std::fs::write(&path, "short").unwrap();
+        assert!(data_dir_secret(&path).is_err());
+        assert_eq!(
+            secret_path(std::path::Path::new("parley.db")),
+            std::path::Path::new("./token_secret")
+        );
     }
 
     #[test]

@@ -141,6 +141,7 @@ impl Default for RawStorage {
 #[serde(deny_unknown_fields, default)]
 struct RawAuth {
     token_secret: String,
+    allow_dev_secret: bool,
     token_ttl_secs: u64,
     admins: Vec<String>,
 }
@@ -149,6 +150,7 @@ impl Default for RawAuth {
     fn default() -> Self {
         RawAuth {
             token_secret: String::new(),
+            allow_dev_secret: false,
             token_ttl_secs: 86_400,
             admins: Vec::new(),
         }
@@ -394,6 +396,11 @@ impl Default for RawTelemetry {
 pub struct Secret(Vec<u8>);
 
 impl Secret {
+    /// A secret of at least 32 bytes (None: too short to sign tokens).
+    pub fn new(bytes: Vec<u8>) -> Option<Secret> {
+        (bytes.len() >= 32).then_some(Secret(bytes))
+    }
+
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
@@ -462,7 +469,11 @@ pub enum StorageBackend {
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     pub token_secret: Secret,
+    /// The published development secret (`auth.allow_dev_secret`).
     pub using_dev_secret: bool,
+    /// No secret given, one node with SQLite: the secret is read from (or
+    /// first written to) `token_secret` beside the database at start-up.
+    pub secret_from_data_dir: bool,
     pub token_ttl: Duration,
     pub admins: BTreeSet<Username>,
 }
@@ -741,15 +752,36 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             ))
         }
     };
-    let (token_secret, using_dev_secret) = if raw.auth.token_secret.is_empty() {
-        (Secret(DEV_SECRET.to_vec()), true)
-    } else if raw.auth.token_secret.len() < 32 {
+    // Nobody runs with a secret anyone can read in this repository unless
+    // they ask for it: without a secret, one node generates its own and
+    // keeps it with its data; a cluster must be given one.
+    let dev_allowed = raw.auth.allow_dev_secret;
+    let given = raw.auth.token_secret;
+    let (token_secret, using_dev_secret, secret_from_data_dir) = if given.is_empty() {
+        if dev_allowed {
+            (Secret(DEV_SECRET.to_vec()), true, false)
+        } else if backend == StorageBackend::Sqlite {
+            (Secret(Vec::new()), false, true)
+        } else {
+            return Err(invalid(
+                "auth.token_secret",
+                "must be set with storage.backend = \"redis\": every node signs and checks the same \
+                 tokens (or set auth.allow_dev_secret = true for development)",
+            ));
+        }
+    } else if given.as_bytes() == DEV_SECRET && !dev_allowed {
+        return Err(invalid(
+            "auth.token_secret",
+            "is the published development secret; choose your own (or set \
+             auth.allow_dev_secret = true for development)",
+        ));
+    } else if given.len() < 32 {
         return Err(invalid(
             "auth.token_secret",
             "must be at least 32 bytes long",
         ));
     } else {
-        (Secret(raw.auth.token_secret.into_bytes()), false)
+        (Secret(given.into_bytes()), false, false)
     };
     let admins = raw
         .auth
@@ -817,6 +849,7 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
         auth: AuthSettings {
             token_secret,
             using_dev_secret,
+            secret_from_data_dir,
             token_ttl: Duration::from_secs(
                 positive("auth.token_ttl_secs", raw.auth.token_ttl_secs)? as u64,
             ),
@@ -1141,8 +1174,30 @@ mod tests {
         assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.storage.sqlite_path, PathBuf::from("data/parley.db"));
         assert_eq!(s.payments.initial_balance, 10_000);
-        assert!(s.auth.using_dev_secret);
+        assert!(!s.auth.using_dev_secret);
+        assert!(s.auth.secret_from_data_dir);
         assert!(!s.faults_enabled);
+    }
+
+    #[test]
+    fn the_development_secret_is_used_only_when_allowed() {
+        let s = Settings::from_sources("[auth]\nallow_dev_secret = true\n", &[]).unwrap();
+        assert!(s.auth.using_dev_secret && !s.auth.secret_from_data_dir);
+        let dev = String::from_utf8(DEV_SECRET.to_vec()).unwrap();
+        let e = Settings::from_sources(&format!("[auth]\ntoken_secret = \"{dev}\"\n"), &[])
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("published development secret"),
+            "{e}"
+        );
+        let e = Settings::from_sources("[storage]\nbackend = \"redis\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("auth.token_secret"), "{e}");
+        let s = Settings::from_sources(
+            "[storage]\nbackend = \"redis\"\n[auth]\ntoken_secret = \"0123456789abcdef0123456789abcdef\"\n",
+            &[],
+        )
+        .unwrap();
+        assert!(!s.auth.using_dev_secret && !s.auth.secret_from_data_dir);
     }
 
     #[test]

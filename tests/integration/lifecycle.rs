@@ -404,3 +404,29 @@ async fn spans_are_exported_over_otlp_with_the_request_trace_id() {
         "the HTTP request's span: {exported}"
     );
 }
+
+#[tokio::test]
+async fn a_known_or_missing_token_secret_is_refused_where_it_would_be_unsafe() {
+    let refuse = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_parley"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .env_remove("PARLEY__AUTH__TOKEN_SECRET")
+            .env_remove("PARLEY__AUTH__ALLOW_DEV_SECRET")
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("running parley");
+        assert!(!out.status.success(), "{env:?} started");
+        String::from_utf8_lossy(&out.stderr).to_lowercase()
+    };
+    // A cluster without a shared secret: nodes would not accept each other's tokens.
+    let err = refuse(&[("PARLEY__STORAGE__BACKEND", "redis")]);
+    assert!(err.contains("token_secret"), "{err}");
+    // The secret published in the repository, without the development flag.
+    let err = refuse(&[(
+        "PARLEY__AUTH__TOKEN_SECRET",
+        "parley-development-secret-do-not-use-in-production",
+    )]);
+    assert!(err.contains("published development secret"), "{err}");
+}
