@@ -221,6 +221,7 @@ struct RawLimits {
     login_window_secs: u64,
     login_tracker_capacity: u64,
     max_connections: u64,
+    max_conversations_per_user: u64,
 }
 
 impl Default for RawLimits {
@@ -237,6 +238,7 @@ impl Default for RawLimits {
             login_window_secs: 300,
             login_tracker_capacity: 100_000,
             max_connections: 20_000,
+            max_conversations_per_user: 5_000,
         }
     }
 }
@@ -516,6 +518,8 @@ pub struct LimitSettings {
     pub login_tracker_capacity: usize,
     /// WebSocket sessions on this node; an upgrade beyond gets 503.
     pub max_connections: usize,
+    /// A user in this many conversations may not start another.
+    pub max_conversations_per_user: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -934,6 +938,10 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
                 raw.limits.login_tracker_capacity,
             )?,
             max_connections: positive("limits.max_connections", raw.limits.max_connections)?,
+            max_conversations_per_user: positive(
+                "limits.max_conversations_per_user",
+                raw.limits.max_conversations_per_user,
+            )?,
         },
         payments: PaymentSettings {
             provider_url: Some(raw.payments.provider_url).filter(|u| !u.trim().is_empty()),

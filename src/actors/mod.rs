@@ -15,6 +15,7 @@ pub mod conversations;
 pub mod directory;
 mod error;
 pub mod payment;
+pub mod quota;
 pub mod registry;
 pub mod session;
 

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::extract::{query, JsonBody};
 use super::{ApiError, AppState, AuthUser};
 use crate::actors::conversation::ConvRequest;
+use crate::actors::quota::room_to_start;
 use crate::domain::{ConversationId, MessageKind, TraceContext, TraceId};
 use crate::protocol::{
     ConversationView, ErrorCode, MessageView, ServerFrame, MAX_CLIENT_MSG_ID_CHARS, MAX_NAME_CHARS,
@@ -63,6 +64,14 @@ pub async fn create_conversation(
     bounded("name", &body.name, MAX_NAME_CHARS, trace)?;
     let mut members = crate::protocol::validate_members(body.members)
         .map_err(|m| ApiError::new(ErrorCode::BadRequest, m, trace))?;
+    room_to_start(
+        &state.deps.store,
+        &user.username,
+        state.deps.settings.limits.max_conversations_per_user,
+        None,
+    )
+    .await
+    .map_err(|e| ApiError::chat(e, trace))?;
     members.push(user.username);
     members.sort();
     members.dedup();

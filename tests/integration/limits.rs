@@ -122,3 +122,39 @@ async fn upgrades_beyond_the_connection_cap_get_503() {
     .await;
     TestClient::connect(&app, &alice.token).await;
 }
+
+#[tokio::test]
+async fn a_user_in_too_many_conversations_may_not_start_another() {
+    let app = spawn_app_with(|s| s.limits.max_conversations_per_user = 2).await;
+    let (alice, _bob, _carol) = (
+        app.user("alice").await,
+        app.user("bob").await,
+        app.user("carol").await,
+    );
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    a.say_to("bob", "hi bob", "d1").await;
+    a.create("first", &["carol"]).await;
+    // Full: no new group (WebSocket or HTTP), no direct with someone new.
+    a.send(json!({"type": "create", "name": "third", "members": ["bob"], "ref": "c3"}))
+        .await;
+    let (code, reference, _) = a.expect_error().await;
+    assert_eq!(
+        (code.as_str(), reference.as_deref()),
+        ("forbidden", Some("c3"))
+    );
+    let (status, body) = app
+        .post(
+            "/api/conversations",
+            Some(&alice.token),
+            json!({"name": "third", "members": ["bob"]}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    a.send(json!({"type": "send", "to": "carol", "text": "hi", "clientMsgId": "d2", "ref": "d2"}))
+        .await;
+    let (code, _, _) = a.expect_error().await;
+    assert_eq!(code, "forbidden");
+    // An existing direct conversation is not a new one.
+    let mut again = TestClient::connect(&app, &alice.token).await;
+    again.say_to("bob", "still here", "d3").await;
+}

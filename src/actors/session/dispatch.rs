@@ -6,6 +6,7 @@ use actix::prelude::*;
 
 use super::actor::SessionActor;
 use crate::actors::conversation::ConvRequest;
+use crate::actors::quota::room_to_start;
 use crate::actors::{ChatError, ChatResult};
 use crate::domain::{ConversationId, MessageKind, TraceContext, Username};
 use crate::protocol::{
@@ -237,11 +238,14 @@ impl SessionActor {
                             // Wait (blocking only this session's mailbox) so the
                             // session's later frames stay in order behind this one.
                             let store = self.deps.store.clone();
+                            let max = self.deps.settings.limits.max_conversations_per_user;
                             let fut = async move {
+                                room_to_start(&store, &me, max, Some(&to)).await?;
                                 store
                                     .direct_conversation(me, to.clone())
                                     .await
                                     .map(|c| (to, c.id))
+                                    .map_err(ChatError::from)
                             };
                             ctx.wait(fut.into_actor(self).map(move |res, act, _| match res {
                                 Ok((to, id)) => {
@@ -250,13 +254,14 @@ impl SessionActor {
                                         .conversations
                                         .route(id, Envelope::new(trace, request));
                                 }
-                                Err(e) => request.reject(ChatError::from(e)),
+                                Err(e) => request.reject(e),
                             }));
                         }
                     },
                 }
             }
             ClientRequest::Create { name, mut members } => {
+                let starter = me.clone();
                 members.push(me);
                 members.sort();
                 members.dedup();
@@ -276,8 +281,10 @@ impl SessionActor {
                     })
                 });
                 let store = self.deps.store.clone();
+                let max = self.deps.settings.limits.max_conversations_per_user;
                 ctx.spawn(
                     async move {
+                        room_to_start(&store, &starter, max, None).await?;
                         let c = store.create_group(name, members).await?;
                         Ok(ConversationView::new(&c, Some(0)))
                     }
