@@ -133,23 +133,28 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-                ApiError::new(
-                    ErrorCode::BadJson,
-                    format!("the body is not valid JSON: {e}"),
-                    trace,
-                )
-            })?;
-            if !value.is_object() {
-                return Err(ApiError::new(
-                    ErrorCode::BadJson,
-                    "the body must be a JSON object",
-                    trace,
-                ));
-            }
-            serde_json::from_value(value)
-                .map(JsonBody)
-                .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))
+            decode_json(&body, trace).map(JsonBody)
         })
     }
+}
+
+/// A whole body (already within the size limit) as `T`: not JSON or not an
+/// object is `bad_json`, a missing or mistyped field is `bad_request`.
+pub(super) fn decode_json<T: DeserializeOwned>(body: &[u8], trace: TraceId) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadJson,
+            format!("the body is not valid JSON: {e}"),
+            trace,
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::new(
+            ErrorCode::BadJson,
+            "the body must be a JSON object",
+            trace,
+        ));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))
 }
