@@ -40,35 +40,52 @@ pub fn secret_path(sqlite_path: &std::path::Path) -> std::path::PathBuf {
 
 /// Reads this node's token secret, or creates it (32 random bytes, hex,
 /// readable by the owner only) on first start, so tokens survive restarts.
-/// Created with `create_new`: two processes starting at once cannot both
-/// write one.
+/// The new secret is written and synced under a temporary name, then linked
+/// to `path` (which fails if `path` exists): a crash never leaves a partial
+/// file there, and of two processes starting at once the second reads the
+/// first one's secret.
 pub fn data_dir_secret(path: &std::path::Path) -> std::io::Result<Secret> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8(bytes).map_err(|_| bad("not text"))?;
-            return Secret::new(text.trim().as_bytes().to_vec())
-                .ok_or_else(|| bad("shorter than 32 bytes"));
-        }
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        Err(_) => {}
+    let read = |path: &std::path::Path| -> std::io::Result<Secret> {
+        let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
+        let text = String::from_utf8(std::fs::read(path)?).map_err(|_| bad("not text"))?;
+        Secret::new(text.trim().as_bytes().to_vec()).ok_or_else(|| bad("shorter than 32 bytes"))
+    };
+    match read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        other => return other,
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
     let mut raw = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
     let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(hex.as_bytes())?;
-    file.sync_all()?;
-    Secret::new(hex.into_bytes()).ok_or_else(|| bad("generated secret too short"))
+    let tmp = dir.join(format!(".token_secret.{}", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(hex.as_bytes())?;
+        file.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => {
+            // The new name must survive a crash too.
+            std::fs::File::open(dir)?.sync_all()?;
+            read(path)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path),
+        Err(e) => Err(e),
+    }
 }
 
 const PREFIX: &str = "v1";

@@ -138,6 +138,9 @@ pub fn record(name: &str, value: f64) {
     }
     if let Some(i) = QUANTILES.iter().position(|(src, _)| *src == name) {
         let mut w = windows()[i].lock().unwrap_or_else(|p| p.into_inner());
+        // The second is read under the lock: a thread that read it earlier
+        // must not reopen a second another thread has already flushed.
+        let now = now_second();
         flush(&mut w, QUANTILES[i].1, now);
         w.observe(now, value);
     }
@@ -170,11 +173,8 @@ pub fn read(name: &str, seconds: u64) -> Option<Vec<Point>> {
     let r = ring(name)?;
     let now = now_second();
     if let Some(i) = QUANTILES.iter().position(|(_, q)| *q == name) {
-        flush(
-            &mut windows()[i].lock().unwrap_or_else(|p| p.into_inner()),
-            name,
-            now,
-        );
+        let mut w = windows()[i].lock().unwrap_or_else(|p| p.into_inner());
+        flush(&mut w, name, now_second());
     }
     Some(
         r.lock()
@@ -218,6 +218,10 @@ impl Window {
     }
 
     fn observe(&mut self, second: u64, value: f64) {
+        if second < self.second {
+            // The clock went back: counted in the open second.
+            return self.observe(self.second, value);
+        }
         if second != self.second {
             *self = Window::new();
             self.second = second;

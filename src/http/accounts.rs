@@ -73,7 +73,7 @@ pub async fn login(
     // that cannot exist has no account to protect.
     let account = Username::parse(&body.username).ok().map(|u| u.to_string());
     let account = account.as_deref();
-    if let Some(wait) = state.logins.retry_after(address, account, Instant::now()) {
+    if let Err(wait) = state.logins.begin(address, account, Instant::now()) {
         metrics::counter!("parley_rate_limited_total", "what" => "login").increment(1);
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         return Err(ApiError::new(
@@ -106,11 +106,11 @@ pub async fn login(
     })
     .await
     .map_err(|_| ApiError::new(ErrorCode::Internal, "verification was cancelled", trace))?;
-    let Some(record) = record.filter(|_| ok) else {
-        state.logins.failed(address, account, Instant::now());
-        return Err(refused());
-    };
-    state.logins.succeeded(&record.username.to_string());
+    // The attempt was counted when it began; a right password takes it back.
+    let record = record.filter(|_| ok).ok_or_else(refused)?;
+    state
+        .logins
+        .succeeded(address, &record.username.to_string());
     let (token, expires) = state.tokens.issue(&record.username, now_ms());
     Ok(HttpResponse::Ok().json(json!({ "token": token, "expiresAt": rfc3339_ms(expires) })))
 }

@@ -92,6 +92,22 @@ struct BadTokens {
     tampered: String,
 }
 
+/// The control of the expired rows: a token minted the same way but still
+/// valid is accepted, so the expired one is refused for its expiry alone.
+async fn expired_control(app: &TestApp) {
+    let root = Username::parse("root").expect("root is a valid username");
+    let (fresh, _) = Tokens::new(
+        app.settings.auth.token_secret.clone(),
+        Duration::from_secs(3600),
+    )
+    .issue(&root, now_ms());
+    let (status, body) = app.get("/api/me", Some(&fresh)).await;
+    assert_eq!(
+        status, 200,
+        "a token minted with the server's secret: {body}"
+    );
+}
+
 fn bad_tokens(app: &TestApp, plain_token: &str) -> BadTokens {
     let root = Username::parse("root").expect("root is a valid username");
     let hour = Duration::from_secs(3600);
@@ -103,7 +119,8 @@ fn bad_tokens(app: &TestApp, plain_token: &str) -> BadTokens {
     .unwrap_or_else(|e| panic!("settings with another secret: {e}"));
     let (foreign, _) = Tokens::new(other.auth.token_secret, hour).issue(&root, now_ms());
 
-    // Issued two hours ago with a one-hour lifetime.
+    // Issued two hours ago with a one-hour lifetime, under the server's own
+    // secret (so only its expiry can refuse it: see `expired_control`).
     let (expired, exp) = Tokens::new(app.settings.auth.token_secret.clone(), hour)
         .issue(&root, now_ms() - 2 * 3_600_000);
     assert!(exp < now_ms(), "the token must already be expired");
@@ -331,6 +348,7 @@ async fn every_http_route_answers_each_caller_as_documented() {
     let no_conversation = uuid::Uuid::new_v4();
     let no_payment = uuid::Uuid::now_v7();
 
+    expired_control(&app).await;
     let bad = bad_tokens(&app, &alice.token);
     let callers = callers(&bad, &alice.token, &mallory.token, &root.token);
 
@@ -651,6 +669,7 @@ async fn the_websocket_upgrade_needs_a_valid_token() {
     let alice = app.user("alice").await;
     let mallory = app.user("mallory").await;
     let root = app.user("root").await;
+    expired_control(&app).await;
     let bad = bad_tokens(&app, &alice.token);
     let callers = callers(&bad, &alice.token, &mallory.token, &root.token);
     for who in &callers {

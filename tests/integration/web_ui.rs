@@ -280,8 +280,15 @@ async fn the_page_reconnects_after_the_server_drops_it_and_misses_nothing() {
         .map(|r| (r.status().as_u16(), ()))
         .expect("disconnect");
     assert_eq!(status, 200);
-    // Posted at once: the page waits at least half a second before it
-    // reconnects, so these land while it is away (or, at worst, live).
+    // Posted once the page has seen its socket close: it waits at least
+    // half a second before reconnecting, so these land while it is away
+    // and reach it only through its catch-up.
+    alice
+        .wait_js(
+            "the page to see its socket closed",
+            "return document.querySelector('#conn-status')?.dataset.state !== 'open';",
+        )
+        .await;
     for n in 4..=8 {
         say(n).await;
     }

@@ -46,7 +46,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     start(settings, dir).await
 }
 
-async fn start(settings: Settings, dir: Arc<TempDir>) -> TestApp {
+async fn start(mut settings: Settings, dir: Arc<TempDir>) -> TestApp {
     parley::telemetry::init_with_default(settings.log_format, "warn");
     let (port_tx, port_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -72,6 +72,15 @@ async fn start(settings: Settings, dir: Arc<TempDir>) -> TestApp {
         .expect("join")
         .expect("the app thread died before binding")
         .unwrap_or_else(|e| panic!("the app failed to start: {e}"));
+    // The secret the server generated and keeps beside its database, so
+    // tests can mint tokens it accepts (expired ones, say); a restart keeps
+    // using the same file.
+    if settings.auth.secret_from_data_dir {
+        let path = parley::auth::secret_path(&settings.storage.sqlite_path);
+        settings.auth.token_secret =
+            parley::auth::data_dir_secret(&path).expect("the server's token secret");
+        settings.auth.secret_from_data_dir = false;
+    }
     TestApp {
         port,
         http: reqwest::Client::new(),

@@ -293,15 +293,16 @@ impl Browser {
                 Some(json!({"type": "browser"})),
             )
             .await;
-        logs.as_array()
-            .map(|entries| {
-                entries
-                    .iter()
-                    .filter(|e| e["level"] == "SEVERE")
-                    .map(|e| e["message"].as_str().unwrap_or_default().to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
+        // Anything but a list means the log could not be read: that must
+        // not pass as "no errors".
+        let entries = logs
+            .as_array()
+            .unwrap_or_else(|| panic!("reading the console of {}: {logs}", self.name));
+        entries
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 
     /// Ends the session (closing its Chromium).
