@@ -63,6 +63,16 @@ pub async fn create(
         }
         return Ok((p, true));
     }
+    // The saga posts into the direct conversation of payer and payee,
+    // creating it: refused here, before any money moves, when the payer may
+    // not start another conversation.
+    crate::actors::quota::room_to_start(
+        &deps.store,
+        &payer,
+        deps.settings.limits.max_conversations_per_user,
+        Some(&payee),
+    )
+    .await?;
     if let Some((_, breaker)) = deps
         .breakers
         .iter()

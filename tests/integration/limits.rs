@@ -154,7 +154,26 @@ async fn a_user_in_too_many_conversations_may_not_start_another() {
         .await;
     let (code, _, _) = a.expect_error().await;
     assert_eq!(code, "forbidden");
+    // A payment would start the direct conversation it is posted in.
+    let (status, body) = app
+        .post(
+            "/api/payments",
+            Some(&alice.token),
+            json!({"to": "carol", "amount": 5, "idempotencyKey": "k1"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (_, me) = app.get("/api/me", Some(&alice.token)).await;
+    assert_eq!(me["balance"], 10_000, "no money moved: {me}");
     // An existing direct conversation is not a new one.
     let mut again = TestClient::connect(&app, &alice.token).await;
     again.say_to("bob", "still here", "d3").await;
+    let (status, body) = app
+        .post(
+            "/api/payments",
+            Some(&alice.token),
+            json!({"to": "bob", "amount": 5, "idempotencyKey": "k2"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
 }
