@@ -5,21 +5,39 @@
  *
  * After login, one WebSocket carries everything. The page keeps just enough
  * state to re-render from it, and is written so that a dropped connection
- * loses nothing: messages are kept by seq (delivery is at least once), a
- * reconnect asks each loaded conversation for what came after the highest
- * seq it has, and unacknowledged sends are replayed with the same
- * clientMsgId (the server deduplicates them).
+ * loses nothing: messages are kept by seq (delivery is at least once), each
+ * loaded conversation remembers up to which seq it holds everything (its
+ * watermark) and fills from there whenever it learns of anything newer, and
+ * unacknowledged sends and payments are replayed with the same clientMsgId
+ * or idempotencyKey (the server deduplicates them).
+ *
+ * The server refuses more than 50 frames a second per session and closes
+ * sessions that keep trying, so everything sent in bulk is paced: read
+ * receipts are coalesced, history fills and sends have a bounded number in
+ * flight, and refused requests are retried after a pause.
  */
 
 const TOKEN_KEY = 'parley.token';
 const OUTBOX_KEY = 'parley.outbox.';
 const PAYMENTS_KEY = 'parley.payments.';
+const PAY_OUTBOX_KEY = 'parley.payOutbox.';
 const PAGE_SIZE = 50;
 const CATCHUP_LIMIT = 200;
 const TYPING_SEND_MS = 2000;
 const TYPING_SHOW_MS = 4000;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 10000;
+const STABLE_AFTER_MS = 10000;
+const READ_SEND_MS = 500;
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 10000;
+const MAX_FILLS_IN_FLIGHT = 4;
+const MAX_SENDS_IN_FLIGHT = 20;
+// Messages kept per conversation. The oldest go first; scrolling up fetches
+// them again. While the reader is scrolled up the soft cap waits (dropping
+// what they are looking at would make the view jump), up to the hard cap.
+const KEPT_MESSAGES = 2000;
+const KEPT_MESSAGES_HARD = 10000;
 const NEAR_TOP_PX = 60;
 const NEAR_BOTTOM_PX = 80;
 const USERNAME_RE = /^[a-z0-9_]{3,32}$/;
@@ -42,6 +60,7 @@ const state = {
   helloSeen: false,
   attempt: 0,
   reconnectTimer: 0,
+  stableTimer: 0,            // resets `attempt` once a connection has lasted
   heartbeatSecs: 20,
   pingTimer: 0,
   lastFrameAt: 0,
@@ -59,6 +78,11 @@ const state = {
   payments: new Map(),       // paymentId -> payment
   payOutbox: new Map(),      // idempotencyKey -> pay not yet answered
   lastTypingAt: 0,
+  readDirty: new Set(),      // conversationIds whose read marker the server has not been told
+  readTimer: 0,
+  lastReadSentAt: 0,
+  fillQueue: new Set(),      // conversationIds waiting for a fill slot
+  fillsInFlight: 0,
 };
 
 /* ---------- small helpers ---------- */
@@ -274,16 +298,25 @@ async function startApp(stored) {
   refreshStoredPayments();
 }
 
-function logout(message = '') {
+/**
+ * `forget`: the user chose to log out, so what this page kept for them in
+ * localStorage goes too (the machine may be shared). A session that merely
+ * expired keeps its unsent messages and payment for the next login.
+ */
+function logout(message = '', forget = false) {
   state.wanted = false;
   clearTimeout(state.expiryTimer);
   clearTimeout(state.reconnectTimer);
+  clearTimeout(state.stableTimer);
   stopHeartbeat();
   const ws = state.ws;
   state.ws = null;
   state.helloSeen = false;
   if (ws) ws.close(1000, 'logout');
   localStorage.removeItem(TOKEN_KEY);
+  if (forget && state.me) {
+    for (const prefix of [OUTBOX_KEY, PAYMENTS_KEY, PAY_OUTBOX_KEY]) localStorage.removeItem(prefix + state.me);
+  }
   resetState();
   setConn('closed', 'Offline');
   showApp(false);
@@ -291,11 +324,17 @@ function logout(message = '') {
 }
 
 function resetState() {
-  for (const conv of state.convs.values()) clearTypingTimers(conv);
+  for (const conv of state.convs.values()) clearConvTimers(conv);
+  for (const entry of state.outbox.values()) clearTimeout(entry.retryTimer);
+  for (const pay of state.payOutbox.values()) clearTimeout(pay.retryTimer);
+  clearTimeout(state.readTimer);
   Object.assign(state, {
     token: null, expiresAt: 0, me: '', balance: null, attempt: 0,
     openId: null, draftTo: null, convRequest: null, convRequestAgain: false, lastTypingAt: 0,
+    readTimer: 0, lastReadSentAt: 0, fillsInFlight: 0,
   });
+  state.readDirty.clear();
+  state.fillQueue.clear();
   state.convs.clear();
   state.outbox.clear();
   state.pendingEls.clear();
@@ -334,9 +373,25 @@ function restoreLocal() {
   }
   const payments = readJson(PAYMENTS_KEY + state.me);
   if (Array.isArray(payments)) {
-    for (const p of payments) if (p && p.paymentId) state.payments.set(p.paymentId, p);
+    for (const p of payments.slice(0, KEPT_PAYMENTS)) if (p && p.paymentId) state.payments.set(p.paymentId, p);
+  }
+  // A payment sent just before a reload is sent again with the same key:
+  // the server answers with the payment it already has, or makes it once.
+  const pays = readJson(PAY_OUTBOX_KEY + state.me);
+  if (Array.isArray(pays)) {
+    for (const p of pays) {
+      if (p && typeof p.key === 'string' && typeof p.to === 'string' && Number.isInteger(p.amount)) {
+        state.payOutbox.set(p.key, { to: p.to, amount: p.amount, ref: null, retryTimer: 0, retryDelay: 0 });
+      }
+    }
   }
   renderPayments();
+}
+
+function savePayOutbox() {
+  if (!state.me) return;
+  const items = [...state.payOutbox].map(([key, { to, amount }]) => ({ key, to, amount }));
+  writeJson(PAY_OUTBOX_KEY + state.me, items);
 }
 
 function saveOutbox() {
@@ -401,12 +456,23 @@ function onSocketGone() {
   const hadHello = state.helloSeen;
   state.ws = null;
   state.helloSeen = false;
+  clearTimeout(state.stableTimer);
   stopHeartbeat();
   state.convRequest = null;
+  // Every request in flight died with the socket; `hello` starts over.
   for (const conv of state.convs.values()) {
     conv.loadingLatest = false;
     conv.loadingOlder = false;
+    conv.filling = false;
+    clearTimeout(conv.fillTimer);
+    clearTimeout(conv.latestTimer);
+    conv.fillTimer = 0;
+    conv.latestTimer = 0;
   }
+  state.fillQueue.clear();
+  state.fillsInFlight = 0;
+  for (const entry of state.outbox.values()) entry.ref = null;
+  for (const pay of state.payOutbox.values()) pay.ref = null;
   state.refs.clear();
   renderAll();
   if (!state.wanted) return;
@@ -488,10 +554,15 @@ function takeRef(ref) {
   return ctx;
 }
 
-// read, typing and ping get no reply on success, so their refs are dropped by age.
+// read, typing and ping may get no reply, so their refs are dropped by age.
+// The others always get one (or die with the socket), and what they guard
+// (a fill or send in flight) must not be forgotten while still pending.
+const UNANSWERED_KINDS = new Set(['read', 'typing', 'ping']);
 function pruneRefs() {
   const old = Date.now() - 120000;
-  for (const [ref, ctx] of state.refs) if (ctx.at < old) state.refs.delete(ref);
+  for (const [ref, ctx] of state.refs) {
+    if (ctx.at < old && UNANSWERED_KINDS.has(ctx.kind)) state.refs.delete(ref);
+  }
 }
 
 /* ---------- incoming frames ---------- */
@@ -529,7 +600,10 @@ const HANDLERS = {
 
 function onHello(f) {
   state.helloSeen = true;
-  state.attempt = 0;
+  // Not reset here: a server that greets and then closes (over a limit, say)
+  // would otherwise be reconnected to every half second.
+  clearTimeout(state.stableTimer);
+  state.stableTimer = setTimeout(() => { state.attempt = 0; }, STABLE_AFTER_MS);
   state.heartbeatSecs = Number(f.heartbeatSecs) > 0 ? Number(f.heartbeatSecs) : 20;
   if (f.username) state.me = f.username;
   startHeartbeat();
@@ -539,20 +613,25 @@ function onHello(f) {
   state.presence.clear();
   requestConversations();
   catchUp();
-  for (const entry of state.outbox.values()) if (entry.status === 'pending') transmit(entry);
-  for (const [key, pay] of state.payOutbox) sendPay(key, pay);
+  pumpSends();
+  for (const [key, pay] of state.payOutbox) if (!pay.retryTimer) sendPay(key, pay);
+  for (const conv of state.convs.values()) if (conv.lastReadSeq > conv.readSent) state.readDirty.add(conv.id);
+  scheduleReadFlush();
   refreshBalance();
   renderAll();
 }
 
-/** Asks every conversation the page holds for what came after its highest seq. */
+/**
+ * Asks every loaded conversation for what came after its watermark, also
+ * when it looks complete (an empty one included): whatever was sent while
+ * the socket was down is known only to the server.
+ */
 function catchUp() {
+  const open = openConv();
+  if (open && !open.loaded) loadLatest(open);
   for (const conv of state.convs.values()) {
-    if (conv.id === state.openId && !conv.loaded) {
-      loadLatest(conv); // its continuation pages bring it up to date too
-    } else if (conv.messages.size > 0) {
-      requestHistory(conv, 'fill', maxSeq(conv), CATCHUP_LIMIT);
-    }
+    conv.fillBackoff = 0;
+    if (conv.loaded) requestFill(conv, true);
   }
 }
 
@@ -563,6 +642,7 @@ function onAck(f) {
   state.outbox.delete(f.clientMsgId);
   state.pendingEls.delete(f.clientMsgId);
   saveOutbox();
+  clearTimeout(entry.retryTimer);
   const conv = ensureConv(f.conversationId, { sender: state.me, receiver: entry.to });
   // Rendered from the ack right away; the `message` frame that follows has
   // the same seq and is dropped as a duplicate.
@@ -570,6 +650,8 @@ function onAck(f) {
     conversationId: f.conversationId, messageId: f.messageId, seq: f.seq, sender: state.me,
     text: entry.text, kind: 'text', sentAt: f.sentAt,
   });
+  requestFill(conv);
+  pumpSends();
   if (entry.to) {
     for (const other of state.outbox.values()) {
       if (!other.conversationId && other.to === entry.to) other.conversationId = conv.id;
@@ -585,32 +667,75 @@ function onAck(f) {
 function onMessage(f) {
   const conv = ensureConv(f.conversationId, f);
   if (!addMessage(conv, f)) return;
+  // A seq past the watermark + 1 means something in between was missed.
+  requestFill(conv);
   afterMessagesChanged(conv);
 }
 
 function onHistory(f) {
-  const ctx = takeRef(f.ref) || { purpose: 'fill' };
+  const ctx = takeRef(f.ref);
+  // A history frame without a request of ours (none is sent) changes nothing.
+  if (!ctx || ctx.kind !== 'history') return;
+  if (ctx.purpose === 'fill') fillSlotFreed();
   const conv = state.convs.get(f.conversationId);
   if (!conv) return;
   const messages = Array.isArray(f.messages) ? f.messages : [];
+  if (ctx.purpose === 'latest') onLatestPage(conv, ctx, messages, !!f.hasMore);
+  else if (ctx.purpose === 'older') onOlderPage(conv, messages);
+  else onFillPage(conv, ctx, messages, !!f.hasMore);
+}
+
+/** The newest page of a conversation opened for the first time: it is loaded from here on. */
+function onLatestPage(conv, ctx, messages, hasMore) {
+  conv.loadingLatest = false;
+  conv.latestBackoff = 0;
+  if (conv.loaded) {
+    // Loaded meanwhile (an empty conversation, by `created`): just a fill.
+    onFillPage(conv, { afterSeq: conv.contiguousTo }, messages, hasMore);
+    return;
+  }
+  // Live messages held from before sit below this page, past a gap: they
+  // are let go and come back as older history when scrolled to.
+  dropBelow(conv, ctx.afterSeq + 1);
   for (const m of messages) addMessage(conv, m);
-  if (ctx.purpose === 'latest') {
-    conv.loadingLatest = false;
-    conv.loaded = true;
-  } else if (ctx.purpose === 'older') {
-    conv.loadingOlder = false;
+  conv.loaded = true;
+  conv.start = ctx.afterSeq + 1;
+  conv.contiguousTo = ctx.afterSeq;
+  advanceWatermark(conv);
+  requestFill(conv, hasMore);
+  afterMessagesChanged(conv, { stick: 'bottom', now: true });
+  if (conv.id === state.openId) fillViewport(conv);
+}
+
+function onOlderPage(conv, messages) {
+  conv.loadingOlder = false;
+  if (conv.loaded) {
+    for (const m of messages) if (Number(m.seq) < conv.start) addMessage(conv, m, true);
+    while (conv.start > 1 && conv.messages.has(conv.start - 1)) conv.start -= 1;
   }
-  // Keep going from the end of this page (not from the highest seq held: a
-  // live message may already sit past a gap that this page is filling).
-  if (ctx.purpose !== 'older' && f.hasMore && messages.length > 0) {
-    requestHistory(conv, ctx.purpose === 'latest' ? 'fill' : ctx.purpose,
-      messages[messages.length - 1].seq, CATCHUP_LIMIT);
+  afterMessagesChanged(conv, { stick: 'keep', now: true });
+}
+
+/** A page asked for from the watermark: keep going while it advances and more is known to exist. */
+function onFillPage(conv, ctx, messages, hasMore) {
+  conv.filling = false;
+  if (!conv.loaded) return;
+  for (const m of messages) addMessage(conv, m);
+  advanceWatermark(conv);
+  const progressed = conv.contiguousTo > ctx.afterSeq;
+  if (progressed || (!hasMore && conv.contiguousTo >= fillTarget(conv))) {
+    conv.fillBackoff = 0;
+    conv.fillStalls = 0;
   }
-  let stick;
-  if (ctx.purpose === 'older') stick = 'keep';
-  else if (ctx.purpose === 'latest') stick = 'bottom';
-  afterMessagesChanged(conv, { stick });
-  if (ctx.purpose === 'latest' && conv.id === state.openId) fillViewport(conv);
+  if (hasMore && progressed) requestFill(conv, true);
+  else if (conv.contiguousTo < fillTarget(conv)) {
+    // The server had nothing past the watermark although a higher seq is
+    // known (a list read ahead of its commit, say): ask again in a while,
+    // but not for ever.
+    conv.fillStalls = (conv.fillStalls || 0) + 1;
+    if (conv.fillStalls <= 5) scheduleFillRetry(conv);
+  }
+  afterMessagesChanged(conv);
 }
 
 function onConversations(f) {
@@ -646,7 +771,7 @@ function onConversations(f) {
 function onCreated(f) {
   const ctx = takeRef(f.ref);
   const conv = upsertConv(f.conversation);
-  if (conv.lastSeq === 0) conv.loaded = true; // nothing to fetch
+  if (conv.lastSeq === 0 && !conv.loaded) markLoadedEmpty(conv); // nothing to fetch
   if (ctx && ctx.kind === 'create') {
     $('new-group-name').value = '';
     $('new-group-members').value = '';
@@ -698,10 +823,7 @@ function onRead(f) {
   const seq = Number(f.seq) || 0;
   if (seq > (conv.reads.get(f.username) || 0)) conv.reads.set(f.username, seq);
   inferOnline(f.username);
-  if (conv.id === state.openId) {
-    renderMessages();
-    renderReadState();
-  }
+  if (conv.id === state.openId) requestRender();
 }
 
 function onTyping(f) {
@@ -737,7 +859,7 @@ function onPresence(f) {
 function onPayment(f) {
   const ctx = takeRef(f.ref);
   if (ctx && ctx.kind === 'pay') {
-    state.payOutbox.delete(ctx.key);
+    dropPay(ctx.key);
     $('pay-error').textContent = '';
     $('pay-amount').value = '';
   }
@@ -755,24 +877,27 @@ function onError(f) {
   }
   switch (ctx.kind) {
     case 'send':
-      failSend(ctx.clientMsgId, message);
+      if (f.code === 'rate_limited') retrySendLater(ctx.clientMsgId);
+      else failSend(ctx.clientMsgId, message);
       break;
-    case 'history': {
-      const conv = state.convs.get(ctx.conversationId);
-      if (conv) {
-        if (ctx.purpose === 'latest') conv.loadingLatest = false;
-        if (ctx.purpose === 'older') conv.loadingOlder = false;
-      }
-      toast(`Could not load messages: ${message}`);
+    case 'history':
+      onHistoryError(ctx, f.code, message);
       break;
-    }
     case 'conversations':
       state.convRequest = null;
-      toast(`Could not load conversations: ${message}`);
+      if (f.code === 'rate_limited') setTimeout(requestConversations, RETRY_FIRST_MS);
+      else toast(`Could not load conversations: ${message}`);
       break;
     case 'pay':
-      state.payOutbox.delete(ctx.key);
-      $('pay-error').textContent = payErrorText(f.code, message);
+      if (f.code === 'rate_limited') retryPayLater(ctx.key);
+      else {
+        dropPay(ctx.key);
+        $('pay-error').textContent = payErrorText(f.code, message);
+      }
+      break;
+    case 'read':
+      // Refused: the server still has the older marker, so tell it again.
+      if (f.code === 'rate_limited' || f.code === 'unavailable' || f.code === 'internal') readRefused(ctx);
       break;
     case 'create':
       $('new-error').textContent = message;
@@ -785,6 +910,41 @@ function onError(f) {
       // read, typing and ping failures change nothing the user can act on.
       break;
   }
+}
+
+const FINAL_HISTORY_CODES = new Set(['forbidden', 'not_found', 'bad_request']);
+
+/**
+ * A refused history request is asked again after a pause (1 s doubling to
+ * 10 s) for as long as the socket stays up: a fill that gave up would leave
+ * a gap for good. Not being a member any more is final.
+ */
+function onHistoryError(ctx, code, message) {
+  if (ctx.purpose === 'fill') fillSlotFreed();
+  const conv = state.convs.get(ctx.conversationId);
+  if (!conv) return;
+  const final = FINAL_HISTORY_CODES.has(code);
+  if (ctx.purpose === 'fill') {
+    conv.filling = false;
+    if (final) requestConversations();
+    else scheduleFillRetry(conv);
+  } else if (ctx.purpose === 'latest') {
+    conv.loadingLatest = false;
+    if (final) toast(`Could not load messages: ${message}`);
+    else scheduleLatestRetry(conv);
+    if (conv.id === state.openId) renderMessages();
+  } else {
+    conv.loadingOlder = false;
+    if (final) toast(`Could not load messages: ${message}`);
+    // The next scroll asks again; after a refusal, so does a timer (the
+    // reader may be sitting at the top already).
+    else setTimeout(() => { if (conv.id === state.openId) onMessagesScroll(); }, RETRY_FIRST_MS);
+    if (conv.id === state.openId) renderMessages();
+  }
+}
+
+function nextDelay(previous) {
+  return previous ? Math.min(RETRY_MAX_MS, previous * 2) : RETRY_FIRST_MS;
 }
 
 function payErrorText(code, message) {
@@ -804,12 +964,25 @@ function newConv(id) {
     members: [],
     lastSeq: 0,
     lastReadSeq: 0,
+    readSent: 0,           // the highest read marker the server has been sent (or told us of)
     messages: new Map(),   // seq -> message
+    seqs: [],              // the keys of `messages`, ascending
     els: new Map(),        // seq -> element, kept so re-renders move nodes, not rebuild them
     reads: new Map(),      // other member -> highest seq they have read
     typing: new Map(),     // other member -> timer hiding their indicator
     loaded: false,         // the latest page has arrived (older pages come on scroll)
+    // Once loaded, every seq from `start` to `contiguousTo` is held; anything
+    // held above that sits past a gap that a fill is closing. Older pages
+    // lower `start`; dropping the oldest raises it.
+    start: 1,
+    contiguousTo: 0,
+    filling: false,        // a fill from the watermark is in flight
+    fillTimer: 0,
+    fillBackoff: 0,
+    fillStalls: 0,
     loadingLatest: false,
+    latestTimer: 0,
+    latestBackoff: 0,
     loadingOlder: false,
     stub: false,           // known from a frame, not yet from a conversation list
     stubTries: 0,
@@ -832,7 +1005,9 @@ function upsertConv(item) {
   // The list may have been read before a message we already hold was committed.
   conv.lastSeq = Math.max(conv.lastSeq, Number(item.lastSeq) || 0);
   conv.lastReadSeq = Math.max(conv.lastReadSeq, Number(item.lastReadSeq) || 0);
+  conv.readSent = Math.max(conv.readSent, Number(item.lastReadSeq) || 0);
   conv.stub = false;
+  requestFill(conv);
   return conv;
 }
 
@@ -854,9 +1029,11 @@ function ensureConv(id, hint = {}) {
 function removeConv(id) {
   const conv = state.convs.get(id);
   if (!conv) return;
-  clearTypingTimers(conv);
+  clearConvTimers(conv);
   if (conv.li) conv.li.remove();
   state.convs.delete(id);
+  state.fillQueue.delete(id);
+  state.readDirty.delete(id);
   if (state.openId === id) closeConversation();
 }
 
@@ -878,27 +1055,143 @@ function requestConversations() {
 function requestHistory(conv, purpose, afterSeq, limit) {
   return sendFrame(
     { type: 'history', conversationId: conv.id, afterSeq, limit },
-    { kind: 'history', conversationId: conv.id, purpose },
+    { kind: 'history', conversationId: conv.id, purpose, afterSeq },
   );
 }
 
 function loadLatest(conv) {
-  if (conv.loadingLatest) return;
+  if (conv.loaded || conv.loadingLatest || conv.latestTimer) return;
   const afterSeq = Math.max(0, conv.lastSeq - PAGE_SIZE);
   if (requestHistory(conv, 'latest', afterSeq, PAGE_SIZE)) conv.loadingLatest = true;
 }
 
+function scheduleLatestRetry(conv) {
+  clearTimeout(conv.latestTimer);
+  conv.latestBackoff = nextDelay(conv.latestBackoff);
+  conv.latestTimer = setTimeout(() => {
+    conv.latestTimer = 0;
+    if (conv.id === state.openId) loadLatest(conv);
+  }, conv.latestBackoff);
+}
+
 function loadOlder(conv) {
-  if (!conv.loaded || conv.loadingOlder) return;
-  const oldest = minSeq(conv);
-  if (!oldest || oldest <= 1) return;
-  // Seqs have no gaps, so the page before `oldest` is exactly known.
-  const afterSeq = Math.max(0, oldest - 1 - PAGE_SIZE);
-  const limit = oldest - 1 - afterSeq;
+  if (!conv.loaded || conv.loadingOlder || conv.start <= 1) return;
+  // Seqs have no gaps, so the page before `start` is exactly known.
+  const afterSeq = Math.max(0, conv.start - 1 - PAGE_SIZE);
+  const limit = conv.start - 1 - afterSeq;
   if (requestHistory(conv, 'older', afterSeq, limit)) {
     conv.loadingOlder = true;
     renderMessages();
   }
+}
+
+/** The highest seq known to exist: from the conversation list, or held past a gap. */
+function fillTarget(conv) {
+  return Math.max(conv.lastSeq, maxSeq(conv));
+}
+
+/**
+ * Asks for what follows the watermark of a loaded conversation when a
+ * higher seq is known to exist (or always, with `force`: after a
+ * reconnect, or when the last page said there is more). One fill per
+ * conversation at a time, a few conversations at a time, the open one
+ * first; a fill waiting out a refusal is left to its timer.
+ */
+function requestFill(conv, force = false) {
+  if (!conv.loaded || conv.filling || conv.fillTimer) return;
+  if (!force && conv.contiguousTo >= fillTarget(conv)) return;
+  state.fillQueue.add(conv.id);
+  pumpFills();
+}
+
+function pumpFills() {
+  if (!isOpen()) return;
+  while (state.fillsInFlight < MAX_FILLS_IN_FLIGHT && state.fillQueue.size > 0) {
+    const id = state.fillQueue.has(state.openId) ? state.openId : state.fillQueue.values().next().value;
+    state.fillQueue.delete(id);
+    const conv = state.convs.get(id);
+    if (!conv || !conv.loaded || conv.filling || conv.fillTimer) continue;
+    if (!requestHistory(conv, 'fill', conv.contiguousTo, CATCHUP_LIMIT)) return;
+    conv.filling = true;
+    state.fillsInFlight += 1;
+  }
+}
+
+function fillSlotFreed() {
+  state.fillsInFlight = Math.max(0, state.fillsInFlight - 1);
+  pumpFills();
+}
+
+function scheduleFillRetry(conv) {
+  clearTimeout(conv.fillTimer);
+  conv.fillBackoff = nextDelay(conv.fillBackoff);
+  conv.fillTimer = setTimeout(() => {
+    conv.fillTimer = 0;
+    if (state.convs.get(conv.id) === conv) requestFill(conv, true);
+  }, conv.fillBackoff);
+}
+
+/** A loaded conversation with nothing in it yet: the watermark sits at 0. */
+function markLoadedEmpty(conv) {
+  conv.loaded = true;
+  conv.start = 1;
+  conv.contiguousTo = 0;
+  advanceWatermark(conv);
+}
+
+function advanceWatermark(conv) {
+  while (conv.messages.has(conv.contiguousTo + 1)) conv.contiguousTo += 1;
+}
+
+/** Forgets the held messages with seq < `seq`. */
+function dropBelow(conv, seq) {
+  let n = 0;
+  while (n < conv.seqs.length && conv.seqs[n] < seq) n += 1;
+  dropOldest(conv, n);
+}
+
+function dropOldest(conv, n) {
+  if (n <= 0) return;
+  // Their elements leave the pane with the next render (removing them here
+  // would force a layout for every message that arrives over the cap).
+  for (const seq of conv.seqs.splice(0, n)) {
+    conv.messages.delete(seq);
+    conv.els.delete(seq);
+  }
+  if (!conv.loaded) return;
+  // What is gone is older history now, so the held range starts at the
+  // oldest message kept; if that was past the watermark, the gap below it
+  // is older history too, and the watermark moves up to meet it.
+  if (conv.seqs.length > 0) conv.start = Math.max(conv.start, conv.seqs[0]);
+  else conv.start = Math.max(conv.start, conv.contiguousTo + 1);
+  if (conv.contiguousTo < conv.start - 1) conv.contiguousTo = conv.start - 1;
+  advanceWatermark(conv);
+}
+
+/**
+ * Keeps memory bounded under traffic: past the cap, the oldest messages
+ * go. A conversation never opened needs no more than its latest page
+ * (opening it fetches that page again anyway).
+ */
+function trimMessages(conv, atBottom = false) {
+  const cap = conv.loaded ? KEPT_MESSAGES : PAGE_SIZE;
+  if (conv.seqs.length <= cap) return;
+  const reading = conv.id === state.openId && !atBottom && !nearBottom();
+  if (reading && conv.seqs.length <= KEPT_MESSAGES_HARD) return;
+  dropOldest(conv, conv.seqs.length - cap);
+}
+
+function nearBottom() {
+  const list = $('messages');
+  return list.scrollHeight - list.scrollTop - list.clientHeight < NEAR_BOTTOM_PX;
+}
+
+function clearConvTimers(conv) {
+  clearTypingTimers(conv);
+  clearTimeout(conv.fillTimer);
+  clearTimeout(conv.latestTimer);
+  conv.fillTimer = 0;
+  conv.latestTimer = 0;
 }
 
 /** A short latest page may not fill the pane, and then there is nothing to scroll. */
@@ -907,10 +1200,17 @@ function fillViewport(conv) {
   if (list.scrollHeight <= list.clientHeight + NEAR_TOP_PX) loadOlder(conv);
 }
 
-function addMessage(conv, m) {
+/**
+ * Holds one message. Below `start` of a loaded conversation only an older
+ * page may add (anything else there would sit past a gap nobody fills).
+ */
+function addMessage(conv, m, older = false) {
   const seq = Number(m.seq);
   if (!Number.isInteger(seq) || seq < 1 || conv.messages.has(seq)) return false;
+  if (conv.loaded && seq < conv.start && !older) return false;
   conv.messages.set(seq, m);
+  insertSeq(conv.seqs, seq);
+  if (conv.loaded && seq === conv.contiguousTo + 1) advanceWatermark(conv);
   conv.lastSeq = Math.max(conv.lastSeq, seq);
   const t = Date.parse(m.sentAt);
   if (t > conv.activity) conv.activity = t;
@@ -918,26 +1218,71 @@ function addMessage(conv, m) {
   return true;
 }
 
-function afterMessagesChanged(conv, opts = {}) {
-  if (conv.id === state.openId) {
-    renderMessages(opts);
-    renderTyping();
-    renderReadState();
-    markRead();
+// Messages mostly arrive in order, so this is nearly always a push.
+function insertSeq(seqs, seq) {
+  let lo = seqs.length;
+  if (lo > 0 && seqs[lo - 1] > seq) {
+    lo = 0;
+    let hi = seqs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (seqs[mid] < seq) lo = mid + 1;
+      else hi = mid;
+    }
   }
+  seqs.splice(lo, 0, seq);
+}
+
+/**
+ * `now`: render at once (an older page must be laid out before the scroll
+ * position is corrected, the first page before checking that it fills the
+ * pane). Otherwise the next frame renders everything that changed since.
+ */
+function afterMessagesChanged(conv, opts = {}) {
+  if (opts.stick !== 'keep') trimMessages(conv, opts.stick === 'bottom');
+  const open = conv.id === state.openId;
+  if (open) markRead();
+  if (opts.now) {
+    if (open) renderOpenConversation({ stick: opts.stick });
+    renderConvList();
+  } else {
+    requestRender(open ? opts.stick : undefined);
+  }
+}
+
+/*
+ * Rendering after each live message would lay out the whole pane once per
+ * message, which a busy conversation turns into seconds of blocked page.
+ * So incoming traffic is rendered at most once a frame; the timer covers a
+ * hidden tab, where frames stop but the title's unread count should not.
+ */
+const pendingRender = { scheduled: false, stick: undefined };
+
+function requestRender(stick) {
+  if (stick === 'bottom') pendingRender.stick = 'bottom';
+  if (pendingRender.scheduled) return;
+  pendingRender.scheduled = true;
+  requestAnimationFrame(flushRender);
+  setTimeout(flushRender, 250);
+}
+
+function flushRender() {
+  if (!pendingRender.scheduled) return;
+  const { stick } = pendingRender;
+  pendingRender.scheduled = false;
+  pendingRender.stick = undefined;
+  if (openConv()) renderOpenConversation({ stick });
   renderConvList();
 }
 
-function maxSeq(conv) {
-  let max = 0;
-  for (const seq of conv.messages.keys()) if (seq > max) max = seq;
-  return max;
+function renderOpenConversation(opts) {
+  renderMessages(opts);
+  renderTyping();
+  renderReadState();
 }
 
-function minSeq(conv) {
-  let min = 0;
-  for (const seq of conv.messages.keys()) if (!min || seq < min) min = seq;
-  return min;
+function maxSeq(conv) {
+  return conv.seqs.length ? conv.seqs[conv.seqs.length - 1] : 0;
 }
 
 function openConv() {
@@ -973,7 +1318,10 @@ function unread(conv) {
 function openConversation(id) {
   const conv = state.convs.get(id);
   if (!conv) return;
+  const prev = openConv();
   state.openId = id;
+  // Its cap waited while it was being read; it is not being read now.
+  if (prev && prev !== conv) trimMessages(prev);
   state.draftTo = null;
   $('conv-error').textContent = '';
   $('messages').replaceChildren();
@@ -992,8 +1340,10 @@ function openDraft(username) {
 }
 
 function closeConversation() {
+  const prev = openConv();
   state.openId = null;
   state.draftTo = null;
+  if (prev) trimMessages(prev);
   $('messages').replaceChildren();
 }
 
@@ -1008,10 +1358,49 @@ function markRead() {
   if (!conv || document.visibilityState !== 'visible') return;
   const top = maxSeq(conv);
   if (top <= conv.lastReadSeq) return;
-  if (sendFrame({ type: 'read', conversationId: conv.id, seq: top }, { kind: 'read' })) {
-    conv.lastReadSeq = top;
-    renderConvList();
+  conv.lastReadSeq = top;
+  renderConvList();
+  state.readDirty.add(conv.id);
+  scheduleReadFlush();
+}
+
+/**
+ * One `read` per message would spend the session's frame budget in a busy
+ * conversation, so receipts go out at most every READ_SEND_MS, each with
+ * the newest marker of its conversation (trailing edge: the last one is
+ * never lost).
+ */
+function scheduleReadFlush() {
+  if (state.readTimer || state.readDirty.size === 0) return;
+  const wait = Math.max(0, state.lastReadSentAt + READ_SEND_MS - Date.now());
+  state.readTimer = setTimeout(flushReads, wait);
+}
+
+function flushReads() {
+  state.readTimer = 0;
+  if (!isOpen()) return; // `hello` flushes what is left
+  for (const id of [...state.readDirty]) {
+    state.readDirty.delete(id);
+    const conv = state.convs.get(id);
+    if (!conv || conv.lastReadSeq <= conv.readSent) continue;
+    const seq = conv.lastReadSeq;
+    const ctx = { kind: 'read', conversationId: id, seq, prev: conv.readSent };
+    if (!sendFrame({ type: 'read', conversationId: id, seq }, ctx)) {
+      state.readDirty.add(id);
+      return;
+    }
+    conv.readSent = seq;
+    state.lastReadSentAt = Date.now();
   }
+}
+
+function readRefused(ctx) {
+  const conv = state.convs.get(ctx.conversationId);
+  if (!conv || conv.readSent !== ctx.seq) return;
+  conv.readSent = ctx.prev;
+  state.readDirty.add(conv.id);
+  clearTimeout(state.readTimer);
+  state.readTimer = setTimeout(flushReads, RETRY_FIRST_MS);
 }
 
 function stopTyping(conv, username, render = true) {
@@ -1032,7 +1421,43 @@ function transmit(entry) {
   const frame = { type: 'send', text: entry.text, clientMsgId: entry.clientMsgId };
   if (entry.conversationId) frame.conversationId = entry.conversationId;
   else frame.to = entry.to;
-  sendFrame(frame, { kind: 'send', clientMsgId: entry.clientMsgId });
+  entry.ref = sendFrame(frame, { kind: 'send', clientMsgId: entry.clientMsgId });
+  return !!entry.ref;
+}
+
+/**
+ * Sends what is pending, oldest first, with at most MAX_SENDS_IN_FLIGHT
+ * unanswered (a long outbox replayed at once would run into the frame
+ * limit). A send waiting out a refusal holds back the later ones of its
+ * conversation, so they still arrive in the order they were written.
+ */
+function pumpSends() {
+  if (!isOpen()) return;
+  let inFlight = 0;
+  for (const e of state.outbox.values()) if (e.ref) inFlight += 1;
+  const held = new Set();
+  for (const e of state.outbox.values()) {
+    if (inFlight >= MAX_SENDS_IN_FLIGHT) break;
+    if (e.status !== 'pending' || e.ref) continue;
+    const key = e.conversationId || `to:${e.to}`;
+    if (e.retryTimer) held.add(key);
+    if (held.has(key)) continue;
+    if (!transmit(e)) break;
+    inFlight += 1;
+  }
+}
+
+/** Refused for load (`rate_limited`): the same clientMsgId goes again after a pause. */
+function retrySendLater(clientMsgId) {
+  const entry = state.outbox.get(clientMsgId);
+  if (!entry) return;
+  entry.ref = null;
+  clearTimeout(entry.retryTimer);
+  entry.retryDelay = nextDelay(entry.retryDelay);
+  entry.retryTimer = setTimeout(() => {
+    entry.retryTimer = 0;
+    pumpSends();
+  }, entry.retryDelay);
 }
 
 function onComposerSubmit(event) {
@@ -1056,7 +1481,7 @@ function onComposerSubmit(event) {
   };
   state.outbox.set(entry.clientMsgId, entry);
   saveOutbox();
-  transmit(entry);
+  pumpSends();
   input.value = '';
   renderMessages({ stick: 'bottom' });
 }
@@ -1066,7 +1491,9 @@ function failSend(clientMsgId, message) {
   if (!entry) return;
   entry.status = 'failed';
   entry.error = message;
+  entry.ref = null;
   saveOutbox();
+  pumpSends();
   renderMessages();
 }
 
@@ -1075,12 +1502,17 @@ function retrySend(clientMsgId) {
   if (!entry) return;
   entry.status = 'pending';
   entry.error = null;
+  clearTimeout(entry.retryTimer);
+  entry.retryTimer = 0;
+  entry.retryDelay = 0;
   saveOutbox();
-  transmit(entry);
+  pumpSends();
   renderMessages();
 }
 
 function discardSend(clientMsgId) {
+  const entry = state.outbox.get(clientMsgId);
+  if (entry) clearTimeout(entry.retryTimer);
   state.outbox.delete(clientMsgId);
   state.pendingEls.delete(clientMsgId);
   saveOutbox();
@@ -1191,15 +1623,38 @@ function onPay(event) {
   }
   err.textContent = '';
   const key = uuid();
-  const pay = { to, amount };
-  // Kept until the server answers: if the connection drops first, the same
-  // key is sent again after reconnecting, and the server never pays twice.
+  const pay = { to, amount, ref: null, retryTimer: 0, retryDelay: 0 };
+  // Kept (in localStorage too) until the server answers: if the connection
+  // drops or the page reloads first, the same key is sent again, and the
+  // server never pays twice.
   state.payOutbox.set(key, pay);
+  savePayOutbox();
   sendPay(key, pay);
 }
 
 function sendPay(key, pay) {
-  sendFrame({ type: 'pay', to: pay.to, amount: pay.amount, idempotencyKey: key }, { kind: 'pay', key });
+  if (pay.ref) return;
+  pay.ref = sendFrame({ type: 'pay', to: pay.to, amount: pay.amount, idempotencyKey: key }, { kind: 'pay', key });
+}
+
+function dropPay(key) {
+  const pay = state.payOutbox.get(key);
+  if (!pay) return;
+  clearTimeout(pay.retryTimer);
+  state.payOutbox.delete(key);
+  savePayOutbox();
+}
+
+function retryPayLater(key) {
+  const pay = state.payOutbox.get(key);
+  if (!pay) return;
+  pay.ref = null;
+  clearTimeout(pay.retryTimer);
+  pay.retryDelay = nextDelay(pay.retryDelay);
+  pay.retryTimer = setTimeout(() => {
+    pay.retryTimer = 0;
+    if (state.payOutbox.get(key) === pay) sendPay(key, pay);
+  }, pay.retryDelay);
 }
 
 function upsertPayment(p) {
@@ -1208,6 +1663,10 @@ function upsertPayment(p) {
   // Frames can cross: never let an older `pending` overwrite a final status.
   if (known && known.status !== 'pending' && p.status === 'pending') return;
   state.payments.set(p.paymentId, { ...known, ...p });
+  if (state.payments.size > KEPT_PAYMENTS) {
+    const keep = [...state.payments.values()].sort(byPaymentNewest).slice(0, KEPT_PAYMENTS);
+    state.payments = new Map(keep.map((x) => [x.paymentId, x]));
+  }
   savePayments();
   renderPayments();
 }
@@ -1421,10 +1880,10 @@ function topMarker(conv) {
   const marker = $('messages-top') || h('li', { id: 'messages-top', class: 'messages-top' });
   let text = '';
   if (!conv) text = 'No messages yet.';
-  else if (conv.loadingOlder || (conv.loadingLatest && conv.messages.size === 0)) text = 'Loading messages…';
+  else if (conv.loadingOlder || (!conv.loaded && (conv.loadingLatest || conv.latestTimer))) text = 'Loading messages…';
   else if (!conv.loaded) text = '';
-  else if (conv.messages.size === 0) text = 'No messages yet. Say hello.';
-  else if (minSeq(conv) <= 1) text = 'Start of the conversation.';
+  else if (conv.start <= 1 && conv.messages.size === 0) text = 'No messages yet. Say hello.';
+  else if (conv.start <= 1) text = 'Start of the conversation.';
   else text = 'Scroll up for earlier messages.';
   marker.textContent = text;
   return marker;
@@ -1448,8 +1907,7 @@ function renderMessages({ stick } = {}) {
   const wanted = [topMarker(conv)];
   if (conv) {
     const readUpTo = Math.max(0, ...conv.reads.values());
-    const seqs = [...conv.messages.keys()].sort((a, b) => a - b);
-    for (const seq of seqs) {
+    for (const seq of conv.seqs) {
       let el = conv.els.get(seq);
       if (!el) {
         el = messageEl(conv.messages.get(seq));
@@ -1552,7 +2010,7 @@ function onMessagesScroll() {
 function init() {
   $('auth-form').addEventListener('submit', onLogin);
   $('register-btn').addEventListener('click', onRegister);
-  $('logout-btn').addEventListener('click', () => logout());
+  $('logout-btn').addEventListener('click', () => logout('', true));
   $('new-direct-form').addEventListener('submit', onNewDirect);
   $('new-group-form').addEventListener('submit', onNewGroup);
   $('invite-form').addEventListener('submit', onInvite);

@@ -55,6 +55,41 @@ async fn assert_no_console_errors(page: &Browser) {
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
 
+/// A group of `owner` and `member`, made over HTTP; its id.
+async fn group(app: &TestApp, owner: &str, name: &str, member: &str) -> String {
+    let (status, conv) = app
+        .post(
+            "/api/conversations",
+            Some(owner),
+            json!({"name": name, "members": [member]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{conv}");
+    conv["conversationId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Posts "message {n}" for each n over HTTP, each acked before the next.
+async fn post_messages(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    numbers: std::ops::RangeInclusive<u32>,
+) {
+    for n in numbers {
+        let (status, ack) = app
+            .post(
+                &format!("/api/conversations/{id}/messages"),
+                Some(token),
+                json!({"text": format!("message {n}"), "clientMsgId": format!("m{n}")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{ack}");
+    }
+}
+
 #[tokio::test]
 async fn pages_and_assets_are_served_with_a_strict_content_security_policy() {
     let app = spawn_app().await;
@@ -232,31 +267,8 @@ async fn the_page_reconnects_after_the_server_drops_it_and_misses_nothing() {
     let root = app.user("root").await.token;
     app.user("alice").await;
     let bob = app.user("bob").await.token;
-    let (status, conv) = app
-        .post(
-            "/api/conversations",
-            Some(&bob),
-            json!({"name": "crew", "members": ["alice"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{conv}");
-    let id = conv["conversationId"].as_str().unwrap_or("").to_string();
-    let say = |n: u32| {
-        let (app, bob, id) = (&app, bob.clone(), id.clone());
-        async move {
-            let (status, ack) = app
-                .post(
-                    &format!("/api/conversations/{id}/messages"),
-                    Some(&bob),
-                    json!({"text": format!("message {n}"), "clientMsgId": format!("m{n}")}),
-                )
-                .await;
-            assert_eq!(status, 201, "{ack}");
-        }
-    };
-    for n in 1..=3 {
-        say(n).await;
-    }
+    let id = group(&app, &bob, "crew", "alice").await;
+    post_messages(&app, &bob, &id, 1..=3).await;
 
     let alice = driver.browser("reconnect-alice", 1280, 800).await;
     sign_in(&alice, &app, "alice", false).await;
@@ -289,9 +301,7 @@ async fn the_page_reconnects_after_the_server_drops_it_and_misses_nothing() {
             "return document.querySelector('#conn-status')?.dataset.state !== 'open';",
         )
         .await;
-    for n in 4..=8 {
-        say(n).await;
-    }
+    post_messages(&app, &bob, &id, 4..=8).await;
 
     // The page comes back on a new session and catches up without a gap.
     wait_for(
@@ -511,25 +521,8 @@ async fn older_history_loads_on_scroll_and_a_payment_shows_its_status() {
     let app = spawn_app().await;
     app.user("alice").await;
     let bob = app.user("bob").await.token;
-    let (status, conv) = app
-        .post(
-            "/api/conversations",
-            Some(&bob),
-            json!({"name": "long", "members": ["alice"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{conv}");
-    let id = conv["conversationId"].as_str().unwrap_or_default();
-    for n in 1..=130 {
-        let (status, ack) = app
-            .post(
-                &format!("/api/conversations/{id}/messages"),
-                Some(&bob),
-                json!({"text": format!("line {n}"), "clientMsgId": format!("l{n}")}),
-            )
-            .await;
-        assert_eq!(status, 201, "{ack}");
-    }
+    let id = group(&app, &bob, "long", "alice").await;
+    post_messages(&app, &bob, &id, 1..=130).await;
 
     let alice = driver.browser("history-alice", 1280, 800).await;
     sign_in(&alice, &app, "alice", false).await;

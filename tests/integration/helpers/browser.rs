@@ -54,34 +54,72 @@ fn binaries() -> Option<(PathBuf, PathBuf)> {
 impl Chromedriver {
     /// None (after printing why) when Chromium is not installed and `CI` is unset.
     pub async fn start() -> Option<Chromedriver> {
-        let (_, driver) = binaries()?;
-        let port = super::free_port();
-        // A process group of its own: the browsers it starts are in it too,
-        // so dropping the driver kills them even when a test panicked
-        // before it could end its sessions.
-        let child = Command::new(driver)
-            .process_group(0)
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawning chromedriver");
+        let (_, binary) = binaries()?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
             .expect("http client");
-        let driver = Chromedriver { port, child, http };
-        let status = format!("http://127.0.0.1:{port}/status");
-        super::wait_for("chromedriver to answer", Duration::from_secs(20), || {
-            let req = driver.http.get(&status).send();
-            async move {
-                let body: Value = req.await.ok()?.json().await.ok()?;
-                (body["value"]["ready"] == true).then_some(())
+        // A port free when picked can be taken before chromedriver binds it
+        // (other tests start servers too): a driver that exits is started
+        // again on another port.
+        let mut why = String::new();
+        for _ in 0..3 {
+            let port = super::free_port();
+            let log = std::env::temp_dir().join(format!("chromedriver-{port}.log"));
+            // A process group of its own: the browsers it starts are in it
+            // too, so dropping the driver kills them even when a test
+            // panicked before it could end its sessions.
+            let child = Command::new(&binary)
+                .process_group(0)
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .arg(format!("--log-path={}", log.display()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawning chromedriver");
+            let mut driver = Chromedriver {
+                port,
+                child,
+                http: http.clone(),
+            };
+            match driver.ready(Duration::from_secs(30)).await {
+                Ok(()) => return Some(driver),
+                Err(e) => {
+                    why = format!("{e}; its log: {}", log.display());
+                    drop(driver);
+                }
             }
-        })
-        .await;
-        Some(driver)
+        }
+        panic!("chromedriver did not start three times: {why}");
+    }
+
+    /// Waits for `/status` to say ready; an error if the process exits or
+    /// the time runs out.
+    async fn ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let status = format!("http://127.0.0.1:{}/status", self.port);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(exit)) = self.child.try_wait() {
+                return Err(format!("chromedriver exited ({exit})"));
+            }
+            let answer = self
+                .http
+                .get(&status)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            if let Ok(res) = answer {
+                let body: Value = res.json().await.unwrap_or_default();
+                if body["value"]["ready"] == true {
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!("chromedriver did not answer within {timeout:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// A new browser window of `width`×`height` CSS pixels; `name` prefixes
