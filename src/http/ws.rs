@@ -15,8 +15,8 @@ pub async fn upgrade(
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     let deps = &state.deps;
-    // Checked before the upgrade, so concurrent upgrades can pass it
-    // together: the cap may be exceeded by at most the upgrades in flight.
+    // Counts registered sessions; one joins when its actor starts, just
+    // after the 101, so a burst of upgrades can pass it together (a soft cap).
     let cap = deps.settings.limits.max_connections;
     if deps.registry.total() >= cap {
         metrics::counter!("parley_rate_limited_total", "what" => "connection").increment(1);
