@@ -785,7 +785,9 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
             "must be at least 32 bytes long",
         ));
     } else {
-        (Secret(given.into_bytes()), false, false)
+        // Given explicitly with the flag on: still warned about at start-up.
+        let is_dev = given.as_bytes() == DEV_SECRET;
+        (Secret(given.into_bytes()), is_dev, false)
     };
     let admins = raw
         .auth
