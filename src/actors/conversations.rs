@@ -122,6 +122,20 @@ impl ConversationRouter {
         }
     }
 
+    /// A conversation whose retiring actor left messages undelivered: its
+    /// successor gets a catch-up within a second rather than with the
+    /// conversation's next message.
+    pub(super) fn mark_lagging(&self, id: ConversationId) {
+        let mut lagging = self
+            .shared
+            .lagging
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if lagging.len() < REMEMBERED {
+            lagging.insert(id);
+        }
+    }
+
     /// Cluster mode, every second: conversations that missed an event get a
     /// catch-up (marked again if that cannot be enqueued either).
     pub fn retry_lagging(&self, trace: TraceContext) {

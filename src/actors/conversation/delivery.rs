@@ -51,6 +51,15 @@ impl ConversationActor {
     /// Delivers held messages while they are next in seq order; fetches a
     /// gap from the store when one blocks the way.
     pub(super) fn drain(&mut self, ctx: &mut Context<Self>) {
+        // Only a ready actor delivers. One that failed to load after a
+        // restart (the store down) and is retiring must not count as
+        // delivered what it could not send: its successor starts after the
+        // last delivered seq and would never fetch the message (a soak run
+        // lost one acked message this way around a Redis restart).
+        if !matches!(self.state, State::Ready(_)) {
+            self.maybe_stop(ctx);
+            return;
+        }
         let Some(mut delivered) = self.delivered else {
             return;
         };

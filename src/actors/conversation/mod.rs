@@ -578,6 +578,9 @@ impl Actor for ConversationActor {
         if self.retiring {
             if let (Some(_), Some(seq)) = (&self.cluster, self.delivered) {
                 self.router.remember(self.id, seq);
+                if !self.held.is_empty() || !self.awaiting_ack.is_empty() || self.overflowed {
+                    self.router.mark_lagging(self.id);
+                }
             }
             self.router.retired(self.id);
         }
