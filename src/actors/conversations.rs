@@ -107,30 +107,24 @@ impl ConversationRouter {
         match env.msg {
             ConvRequest::Remote { .. } | ConvRequest::CatchUp => {
                 metrics::counter!("parley_cluster_events_dropped_total").increment(1);
-                let mut lagging = self
-                    .shared
-                    .lagging
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                // Bounded like `remembered`; a conversation left out fetches
-                // its gap with its next message.
-                if lagging.len() < REMEMBERED {
-                    lagging.insert(id);
-                }
+                self.mark_lagging(id);
             }
             other => other.reject(error),
         }
     }
 
-    /// A conversation whose retiring actor left messages undelivered: its
-    /// successor gets a catch-up within a second rather than with the
-    /// conversation's next message.
+    /// A conversation with a gap in this node's deliveries (a dropped event,
+    /// or a retiring actor that left messages undelivered): `retry_lagging`
+    /// sends it a catch-up within a second rather than waiting for its next
+    /// message.
     pub(super) fn mark_lagging(&self, id: ConversationId) {
         let mut lagging = self
             .shared
             .lagging
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        // Bounded like `remembered`; a conversation left out fetches its gap
+        // with its next message.
         if lagging.len() < REMEMBERED {
             lagging.insert(id);
         }
