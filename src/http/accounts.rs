@@ -66,7 +66,6 @@ pub async fn login(
     RequestTrace(trace): RequestTrace,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    let refused = || ApiError::new(ErrorCode::Unauthorized, "wrong username or password", trace);
     // Throttled before any hashing: a guesser costs the server nothing more.
     let address = req.peer_addr().map(|a| a.ip());
     // Only well-formed names are counted: the key stays small, and a name
@@ -83,7 +82,35 @@ pub async fn login(
         )
         .retry_after(secs));
     }
-    let record = match Username::parse(&body.username) {
+    let checked = check_password(&state, &body.username, body.password, trace).await;
+    let record = match checked {
+        Ok(record) => record,
+        Err(e) => {
+            // Only a wrong password counts: an attempt the server could not
+            // check (the store down, hashing cancelled) is taken back, or an
+            // outage would lock every client out.
+            if e.code != ErrorCode::Unauthorized {
+                state.logins.abandoned(address, account);
+            }
+            return Err(e);
+        }
+    };
+    // The attempt was counted when it began; a right password takes it back.
+    state
+        .logins
+        .succeeded(address, &record.username.to_string());
+    let (token, expires) = state.tokens.issue(&record.username, now_ms());
+    Ok(HttpResponse::Ok().json(json!({ "token": token, "expiresAt": rfc3339_ms(expires) })))
+}
+
+/// The account if `password` is its password; `unauthorized` otherwise.
+async fn check_password(
+    state: &AppState,
+    username: &str,
+    password: String,
+    trace: crate::domain::TraceId,
+) -> Result<crate::store::UserRecord, ApiError> {
+    let record = match Username::parse(username) {
         Ok(u) => state
             .deps
             .store
@@ -98,7 +125,6 @@ pub async fn login(
         || auth::decoy_hash().to_string(),
         |r| r.password_hash.clone(),
     );
-    let password = body.password;
     let turn = auth::hashing_turn().await;
     let ok = web::block(move || {
         let _turn = turn;
@@ -106,13 +132,9 @@ pub async fn login(
     })
     .await
     .map_err(|_| ApiError::new(ErrorCode::Internal, "verification was cancelled", trace))?;
-    // The attempt was counted when it began; a right password takes it back.
-    let record = record.filter(|_| ok).ok_or_else(refused)?;
-    state
-        .logins
-        .succeeded(address, &record.username.to_string());
-    let (token, expires) = state.tokens.issue(&record.username, now_ms());
-    Ok(HttpResponse::Ok().json(json!({ "token": token, "expiresAt": rfc3339_ms(expires) })))
+    record
+        .filter(|_| ok)
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "wrong username or password", trace))
 }
 
 pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {

@@ -170,6 +170,18 @@ impl LoginThrottle {
         }
     }
 
+    /// The attempt begun for `address` and `account` ended without its
+    /// password being checked (a server error): it does not count.
+    pub fn abandoned(&self, address: Option<IpAddr>, account: Option<&str>) {
+        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = address.map(address_key) {
+            t.addresses.uncount(&a);
+        }
+        if let Some(n) = account {
+            t.accounts.uncount(&n.to_string());
+        }
+    }
+
     #[cfg(test)]
     fn len(&self) -> (usize, usize) {
         let t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
@@ -219,6 +231,9 @@ mod tests {
         t.succeeded(A, "a1");
         assert_eq!(t.begin(A, Some("a1"), t0), Ok(()));
         assert!(t.begin(A, Some("a5"), t0).is_err());
+        // An attempt the server could not check is given back too.
+        t.abandoned(A, Some("a2"));
+        assert_eq!(t.begin(A, Some("a6"), t0), Ok(()));
     }
 
     #[test]
