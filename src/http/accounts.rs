@@ -89,16 +89,16 @@ pub async fn login(
             // Only a wrong password counts: an attempt the server could not
             // check (the store down, hashing cancelled) is taken back, or an
             // outage would lock every client out.
-            if e.code != ErrorCode::Unauthorized {
-                state.logins.abandoned(address, account);
+            if e.code == ErrorCode::Unauthorized {
+                state.logins.failed(address, Instant::now());
+            } else {
+                state.logins.abandoned(account);
             }
             return Err(e);
         }
     };
     // The attempt was counted when it began; a right password takes it back.
-    state
-        .logins
-        .succeeded(address, &record.username.to_string());
+    state.logins.succeeded(&record.username.to_string());
     let (token, expires) = state.tokens.issue(&record.username, now_ms());
     Ok(HttpResponse::Ok().json(json!({ "token": token, "expiresAt": rfc3339_ms(expires) })))
 }

@@ -1,11 +1,14 @@
 //! Failed logins, counted per client address and per account in fixed
-//! windows. Every attempt is counted when it starts, before its password is
-//! checked, and a successful one is taken back: so attempts in flight count
-//! too, and a burst of concurrent guesses cannot all reach the hashing.
-//! Once a count reaches its limit, logins from that address (or to that
-//! account) are answered 429 `rate_limited` with the time left in the
-//! window, whatever the password, and nothing is hashed. A successful login
-//! clears its account's count and takes its own attempt off the address.
+//! windows. Once a count reaches its limit, logins from that address (or to
+//! that account) are answered 429 `rate_limited` with the time left in the
+//! window, whatever the password, and nothing is hashed.
+//!
+//! An account's attempts count when they begin, before the password is
+//! checked, so a burst of concurrent guesses at one account cannot all
+//! reach the hashing; a successful login clears the account's count, and an
+//! attempt the server could not check is taken back. An address counts only
+//! wrong passwords, once checked: many people behind one address may log in
+//! at the same moment, and their attempts in flight must not lock them out.
 //!
 //! Accounts are counted for every well-formed name, existing or not, so the
 //! answers do not tell which names exist. IPv6 clients are counted per /64,
@@ -128,9 +131,9 @@ impl LoginThrottle {
         }
     }
 
-    /// Counts an attempt that is about to check a password, or, when the
-    /// address or the account is locked, says how long to wait (and counts
-    /// nothing).
+    /// Counts an attempt at `account` that is about to check a password,
+    /// or, when the address or the account is locked, says how long to wait
+    /// (and counts nothing).
     pub fn begin(
         &self,
         address: Option<IpAddr>,
@@ -152,31 +155,30 @@ impl LoginThrottle {
         if let Some(wait) = wait {
             return Err(wait);
         }
-        if let Some(a) = address {
-            t.addresses.count(a, self.window, self.capacity, now);
-        }
         if let Some(n) = account {
             t.accounts.count(n, self.window, self.capacity, now);
         }
         Ok(())
     }
 
-    /// The attempt begun for `address` and `account` had the right password.
-    pub fn succeeded(&self, address: Option<IpAddr>, account: &str) {
+    /// The attempt begun for `account` had the right password.
+    pub fn succeeded(&self, account: &str) {
         let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         t.accounts.entries.remove(account);
+    }
+
+    /// The attempt begun from `address` had a wrong password.
+    pub fn failed(&self, address: Option<IpAddr>, now: Instant) {
+        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(a) = address.map(address_key) {
-            t.addresses.uncount(&a);
+            t.addresses.count(a, self.window, self.capacity, now);
         }
     }
 
-    /// The attempt begun for `address` and `account` ended without its
-    /// password being checked (a server error): it does not count.
-    pub fn abandoned(&self, address: Option<IpAddr>, account: Option<&str>) {
+    /// The attempt begun for `account` ended without its password being
+    /// checked (a server error): it does not count.
+    pub fn abandoned(&self, account: Option<&str>) {
         let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(a) = address.map(address_key) {
-            t.addresses.uncount(&a);
-        }
         if let Some(n) = account {
             t.accounts.uncount(&n.to_string());
         }
@@ -218,22 +220,32 @@ mod tests {
     }
 
     #[test]
-    fn attempts_in_flight_count_and_a_success_is_taken_back() {
+    fn account_attempts_in_flight_count_and_success_or_a_server_error_gives_them_back() {
+        let t0 = Instant::now();
+        let t = LoginThrottle::new(100, 2, Duration::from_secs(60), 1000);
+        assert_eq!(t.begin(A, Some("alice"), t0), Ok(()));
+        assert_eq!(t.begin(A, Some("alice"), t0), Ok(()));
+        // Two begun, none finished: the third waits.
+        assert!(t.begin(A, Some("alice"), t0).is_err());
+        t.abandoned(Some("alice"));
+        assert_eq!(t.begin(A, Some("alice"), t0), Ok(()));
+        t.succeeded("alice");
+        assert_eq!(t.begin(A, Some("alice"), t0), Ok(()));
+    }
+
+    #[test]
+    fn an_address_counts_wrong_passwords_not_logins_in_flight() {
         let t0 = Instant::now();
         let t = LoginThrottle::new(3, 100, Duration::from_secs(60), 1000);
-        // Three begun at once (none finished): the fourth waits.
-        for name in ["a1", "a2", "a3"] {
-            assert_eq!(t.begin(A, Some(name), t0), Ok(()));
+        // Many people behind one address logging in at once.
+        for i in 0..50 {
+            assert_eq!(t.begin(A, Some(&format!("u{i}")), t0), Ok(()));
         }
-        assert!(t.begin(A, Some("a4"), t0).is_err());
-        assert_eq!(t.begin(B, Some("a4"), t0), Ok(()));
-        // One of them had the right password: its attempt is given back.
-        t.succeeded(A, "a1");
-        assert_eq!(t.begin(A, Some("a1"), t0), Ok(()));
-        assert!(t.begin(A, Some("a5"), t0).is_err());
-        // An attempt the server could not check is given back too.
-        t.abandoned(A, Some("a2"));
-        assert_eq!(t.begin(A, Some("a6"), t0), Ok(()));
+        for _ in 0..3 {
+            t.failed(A, t0);
+        }
+        assert!(t.begin(A, Some("someone"), t0).is_err());
+        assert_eq!(t.begin(B, Some("someone"), t0), Ok(()));
     }
 
     #[test]
@@ -245,8 +257,8 @@ mod tests {
                 0x2001, 0xdb8, 1, 2, 0, 0, 0, host,
             )))
         };
-        assert_eq!(t.begin(net(1), None, t0), Ok(()));
-        assert_eq!(t.begin(net(2), None, t0), Ok(()));
+        t.failed(net(1), t0);
+        t.failed(net(2), t0);
         assert!(t.begin(net(3), None, t0).is_err());
         let other = Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 3, 0, 0, 0, 1)));
         assert_eq!(t.begin(other, None, t0), Ok(()));
@@ -260,8 +272,7 @@ mod tests {
         t.begin(None, Some("victim"), t0).ok();
         for i in 0..100u8 {
             let a = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)));
-            t.begin(a, None, t0 + Duration::from_millis(u64::from(i) + 1))
-                .ok();
+            t.failed(a, t0 + Duration::from_millis(u64::from(i) + 1));
         }
         assert_eq!(t.len(), (10, 1));
         assert!(t
