@@ -1709,13 +1709,15 @@ function byActivity(a, b) {
   return b.order - a.order;
 }
 
-function renderConvList() {
-  const ul = $('conversation-list');
-  const convs = [...state.convs.values()].sort(byActivity);
+/**
+ * Puts the element `liFor` gives for each item into `ul` in the items'
+ * order, moving only what is out of place (so focus and scroll survive),
+ * and removes the elements no item claimed.
+ */
+function reconcileList(ul, items, liFor) {
   let cursor = ul.firstChild;
-  for (const conv of convs) {
-    const li = conv.li || (conv.li = convItem(conv));
-    updateConvItem(conv, li);
+  for (const item of items) {
+    const li = liFor(item);
     if (li === cursor) cursor = cursor.nextSibling;
     else ul.insertBefore(li, cursor);
   }
@@ -1724,6 +1726,16 @@ function renderConvList() {
     cursor.remove();
     cursor = next;
   }
+}
+
+function renderConvList() {
+  const ul = $('conversation-list');
+  const convs = [...state.convs.values()].sort(byActivity);
+  reconcileList(ul, convs, (conv) => {
+    const li = conv.li || (conv.li = convItem(conv));
+    updateConvItem(conv, li);
+    return li;
+  });
   $('no-conversations').hidden = convs.length > 0;
   const total = convs.reduce((n, c) => n + unread(c), 0);
   document.title = total > 0 ? `(${total}) Parley` : 'Parley';
@@ -1966,18 +1978,11 @@ function renderPayments() {
   const ul = $('payments');
   const items = [...state.payments.values()].sort(byPaymentNewest);
   const known = new Map([...ul.children].map((li) => [li.dataset.paymentId, li]));
-  let cursor = ul.firstChild;
-  for (const p of items) {
+  reconcileList(ul, items, (p) => {
     const li = known.get(p.paymentId) || paymentItem(p);
     updatePaymentItem(li, p);
-    if (li === cursor) cursor = cursor.nextSibling;
-    else ul.insertBefore(li, cursor);
-  }
-  while (cursor) {
-    const next = cursor.nextSibling;
-    cursor.remove();
-    cursor = next;
-  }
+    return li;
+  });
   $('no-payments').hidden = items.length > 0;
 }
 
