@@ -2,7 +2,10 @@
 //! Every hop names the component and actor, this node, the event, when it
 //! started and how long it took. Bounded: at most `MAX_TRACES` traces (the
 //! oldest is forgotten first) of at most `MAX_HOPS` hops each (later hops of
-//! a long trace are counted, not kept). Traces whose id a client gave are
+//! a long trace are counted, not kept), and at most `MAX_RECORDED_HOPS` hops
+//! in all (a few MiB; beyond it the oldest traces are forgotten too), so the
+//! recorder reaches its full size within minutes of sampled traffic rather
+//! than hours, and memory stays flat from then on. Traces whose id a client gave are
 //! always recorded; others are sampled (`telemetry.trace_sample_percent`),
 //! which keeps the cost low under load and lets recorded traces live longer.
 
@@ -18,6 +21,8 @@ use crate::domain::{ConversationId, PaymentId, SessionId, TraceId};
 
 pub const MAX_TRACES: usize = 20_000;
 pub const MAX_HOPS: usize = 256;
+/// Hops kept over all traces (about 120 bytes each with their text).
+pub const MAX_RECORDED_HOPS: usize = 32_768;
 
 /// Which actor a hop happened in; formatted only when read.
 #[derive(Debug, Clone, Copy)]
@@ -75,19 +80,35 @@ const SHARDS: usize = 32;
 struct Shard {
     traces: HashMap<TraceId, Trace>,
     order: VecDeque<TraceId>,
+    /// Hops kept in this shard's traces.
+    hops: usize,
 }
 
 impl Shard {
     fn entry(&mut self, trace: TraceId) -> &mut Trace {
         if !self.traces.contains_key(&trace) {
             if self.order.len() >= MAX_TRACES / SHARDS {
-                if let Some(old) = self.order.pop_front() {
-                    self.traces.remove(&old);
-                }
+                self.evict_oldest();
             }
             self.order.push_back(trace);
         }
         self.traces.entry(trace).or_default()
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some(old) = self.order.pop_front() {
+            if let Some(t) = self.traces.remove(&old) {
+                self.hops -= t.hops.len();
+            }
+        }
+    }
+
+    /// Forgets the oldest traces while the shard holds more than its share
+    /// of hops; `keep` (the trace just written) stays.
+    fn trim(&mut self, keep: TraceId) {
+        while self.hops > MAX_RECORDED_HOPS / SHARDS && self.order.front() != Some(&keep) {
+            self.evict_oldest();
+        }
     }
 }
 
@@ -187,6 +208,8 @@ pub fn hop(
         start_us: now_us() - took.as_micros() as i64,
         duration_us: took.as_micros() as u64,
     });
+    shard.hops += 1;
+    shard.trim(trace);
 }
 
 /// The recorded hops of a trace, in the order they were recorded, and how
@@ -263,5 +286,38 @@ mod tests {
         );
         assert!(get(unasked).is_none(), "not sampled, not asked for");
         configure("n", 100.0);
+    }
+
+    #[test]
+    fn a_shard_keeps_its_share_of_hops_dropping_the_oldest_traces() {
+        let mut shard = Shard::default();
+        let per_trace = 100;
+        let budget = MAX_RECORDED_HOPS / SHARDS;
+        let ids: Vec<TraceId> = (0..50).map(|_| TraceId::random()).collect();
+        for &t in &ids {
+            let hop = Recorded {
+                component: "session",
+                actor: ActorRef::Named("s"),
+                event: Cow::Owned("delivered".to_string()),
+                start_us: 0,
+                duration_us: 0,
+            };
+            shard
+                .entry(t)
+                .hops
+                .extend(std::iter::repeat_n(hop, per_trace));
+            shard.hops += per_trace;
+            shard.trim(t);
+            assert!(shard.hops <= budget, "{} hops kept", shard.hops);
+            let counted: usize = shard.traces.values().map(|t| t.hops.len()).sum();
+            assert_eq!(counted, shard.hops);
+        }
+        // The newest traces are the ones kept.
+        let kept = budget / per_trace;
+        assert_eq!(shard.order.len(), kept);
+        assert!(ids[ids.len() - kept..]
+            .iter()
+            .all(|t| shard.traces.contains_key(t)));
+        assert!(!shard.traces.contains_key(&ids[0]));
     }
 }

@@ -27,6 +27,7 @@ use super::registry::SessionRegistry;
 use super::ChatError;
 use crate::config::Settings;
 use crate::domain::{ConversationId, TraceContext};
+use crate::store::redis::EventKind;
 use crate::store::Store;
 use crate::supervision::faults::Faults;
 use crate::supervision::policy::RestartType;
@@ -68,6 +69,19 @@ pub struct ConversationRouter {
     shared: Arc<Shared>,
 }
 
+/// Cluster mode: an actor started for a message event owes this node that
+/// message and everything after it, even if a crash eats the event before
+/// it is handled (its restart then fetches from here).
+fn baseline(env: &Envelope<ConvRequest>) -> Option<u64> {
+    match &env.msg {
+        ConvRequest::Remote {
+            event: EventKind::Message(m),
+            ..
+        } => Some(m.seq.saturating_sub(1)),
+        _ => None,
+    }
+}
+
 /// A full conversation mailbox: counted, and answered `unavailable`.
 fn overloaded() -> ChatError {
     metrics::counter!("parley_mailbox_rejections_total", "queue" => "conversation").increment(1);
@@ -104,9 +118,15 @@ impl ConversationRouter {
     /// this node's deliveries: the conversation is marked, and
     /// `retry_lagging` sends it a catch-up shortly.
     fn refuse(&self, id: ConversationId, env: Envelope<ConvRequest>, error: ChatError) {
+        let floor = baseline(&env);
         match env.msg {
             ConvRequest::Remote { .. } | ConvRequest::CatchUp => {
                 metrics::counter!("parley_cluster_events_dropped_total").increment(1);
+                if let Some(before) = floor {
+                    // If no actor runs to catch up (too many active), the
+                    // one started later begins at this message.
+                    self.remember_floor(id, before);
+                }
                 self.mark_lagging(id);
             }
             other => other.reject(error),
@@ -158,27 +178,42 @@ impl ConversationRouter {
         map.insert(id, delivered);
     }
 
-    /// The cluster channel was lost and is back: every running actor, and
-    /// every retired one this node remembers, fetches what it missed.
-    pub fn catch_up_all(&self, trace: TraceContext) {
-        for addr in self.running(usize::MAX) {
-            if let Err(SendError::Full(env) | SendError::Closed(env)) =
-                addr.try_send(Envelope::new(trace, ConvRequest::CatchUp))
-            {
-                // A full mailbox is busy with this conversation already: the
-                // next message shows the gap and fetches it.
-                drop(env);
-            }
-        }
-        let retired: Vec<ConversationId> = self
+    /// Where a successor's deliveries start, unless a retired actor's are
+    /// remembered already.
+    fn remember_floor(&self, id: ConversationId, before: u64) {
+        let mut map = self
             .shared
             .remembered
             .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if map.len() < REMEMBERED {
+            map.entry(id).or_insert(before);
+        }
+    }
+
+    /// The cluster channel was lost and is back: every actor (a retiring
+    /// one's successor), and every retired one this node remembers, fetches
+    /// what it missed. One that cannot take the request now (a full
+    /// mailbox) is marked lagging and asked again within a second, rather
+    /// than left to a next message that may never come.
+    pub fn catch_up_all(&self, trace: TraceContext) {
+        let mut ids: Vec<ConversationId> = self
+            .shared
+            .table
+            .read()
             .unwrap_or_else(|p| p.into_inner())
             .keys()
             .copied()
             .collect();
-        for id in retired {
+        ids.extend(
+            self.shared
+                .remembered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .copied(),
+        );
+        for id in ids {
             self.route(id, Envelope::new(trace, ConvRequest::CatchUp));
         }
     }
@@ -219,7 +254,7 @@ impl ConversationRouter {
                         Err(SendError::Closed(env)) => env,
                     };
                     // The actor died: its successor takes over.
-                    let addr = self.start(id);
+                    let addr = self.start(id, baseline(&env));
                     if let Err(SendError::Full(env) | SendError::Closed(env)) = addr.try_send(env) {
                         self.refuse(id, env, overloaded());
                     }
@@ -236,7 +271,7 @@ impl ConversationRouter {
                         ),
                     );
                 }
-                let addr = self.start(id);
+                let addr = self.start(id, baseline(&env));
                 if let Err(SendError::Full(env) | SendError::Closed(env)) = addr.try_send(env) {
                     self.refuse(id, env, overloaded());
                 }
@@ -245,13 +280,16 @@ impl ConversationRouter {
         }
     }
 
-    fn start(&self, id: ConversationId) -> Addr<ConversationActor> {
+    /// Starts the actor for `id`; `first` is where its deliveries start when
+    /// no predecessor's are remembered (see `baseline`).
+    fn start(&self, id: ConversationId, first: Option<u64>) -> Addr<ConversationActor> {
         let s = &self.shared;
         let delivered = s
             .remembered
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+            .remove(&id)
+            .or(first);
         let actor = ConversationActor::new(
             id,
             s.settings.clone(),
@@ -313,7 +351,7 @@ impl ConversationRouter {
         if held.is_empty() {
             return;
         }
-        let addr = self.start(id);
+        let addr = self.start(id, held.front().and_then(baseline));
         for env in held {
             if let Err(SendError::Full(env) | SendError::Closed(env)) = addr.try_send(env) {
                 env.msg.reject(overloaded());

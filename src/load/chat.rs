@@ -160,6 +160,9 @@ impl Seen {
 }
 
 /// Acked seqs a session never saw.
+/// Missed (room, seq) pairs named in the report at most.
+const MISSED_LISTED: usize = 20;
+
 fn missing(acked: &[u64], seen: &Seen) -> u64 {
     acked.iter().filter(|s| !seen.contains(**s)).count() as u64
 }
@@ -342,6 +345,8 @@ struct Outcome {
     results: Vec<(usize, MemberResult)>,
     ledgers: Vec<Arc<Ledger>>,
     members_per_room: Vec<usize>,
+    /// Each room's conversation id.
+    room_ids: Vec<String>,
     /// Deliveries counted between the start and the end of sending.
     delivered_in_window: u64,
     sent: u64,
@@ -504,6 +509,7 @@ async fn run(
         results,
         ledgers,
         members_per_room,
+        room_ids: rooms.iter().map(|r| r.id.clone()).collect(),
         delivered_in_window,
         window_secs,
         faults: fault_counts,
@@ -534,10 +540,22 @@ impl Outcome {
             .iter()
             .map(|l| l.acked.lock().map(|a| a.clone()).unwrap_or_default())
             .collect();
+        // Which acked seqs connected sessions missed (a few, for the report:
+        // they say where to look in the server's log and traces).
+        let mut missed_at: BTreeMap<(usize, u64), u64> = BTreeMap::new();
         for (room, m) in self.results.iter().filter(|(_, m)| !m.stalled) {
             let missing = missing(&acked[*room], &m.seen);
             match &m.disconnected {
-                None => lost += missing,
+                None if missing > 0 => {
+                    lost += missing;
+                    for &seq in acked[*room].iter().filter(|s| !m.seen.contains(**s)) {
+                        if missed_at.len() < MISSED_LISTED || missed_at.contains_key(&(*room, seq))
+                        {
+                            *missed_at.entry((*room, seq)).or_default() += 1;
+                        }
+                    }
+                }
+                None => {}
                 Some(why) => {
                     lost_disconnected += missing;
                     disconnected += 1;
@@ -619,7 +637,16 @@ impl Outcome {
         report.check(
             "no acked message lost",
             lost == 0,
-            format!("{lost} missing deliveries of {acked_total} acked messages"),
+            format!(
+                "{lost} missing deliveries of {acked_total} acked messages{}",
+                missed_at
+                    .iter()
+                    .map(|((room, seq), n)| {
+                        let id = self.room_ids.get(*room).map_or("?", String::as_str);
+                        format!("; seq {seq} of {id} missed at {n} sessions")
+                    })
+                    .collect::<String>()
+            ),
         );
         report.check(
             "no duplicate",

@@ -427,6 +427,54 @@ async fn messages_published_while_the_channel_is_down_are_caught_up_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_event_lost_to_a_crash_is_fetched_without_waiting_for_the_next() {
+    // Found by the soak: a conversation actor's first message event was
+    // eaten by an injected panic, and the next message started its
+    // sequence, so the first one never reached anyone on that node.
+    let Some((_redis, nodes)) = cluster(2, &[("PARLEY__FAULTS__ENABLED", "true")]).await else {
+        return;
+    };
+    let root = nodes[1].user("root").await.token;
+    let alice_t = nodes[0].user("alice").await.token;
+    let bob_t = nodes[0].user("bob").await.token;
+    let mut alice = TestClient::connect(&nodes[0], &alice_t).await;
+    let mut bob = TestClient::connect(&nodes[1], &bob_t).await;
+    let group = alice.create("crash", &["bob"]).await.conversation_id;
+    // The next request node B's actor for the group handles (the event of
+    // the first message: nobody on B sends) crashes it.
+    let (status, body) = nodes[1]
+        .post(
+            "/admin/faults",
+            Some(&root),
+            json!({"target": format!("conversation:{group}"), "kind": "panic", "count": 1}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (first, _) = alice.say(&group, "first", "c1").await;
+    let got = bob
+        .wait_for("the first message, fetched after the crash", |f| match f {
+            Frame::Message(m) if m.conversation_id == group => Some((m.seq, m.text.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(got, (first, "first".to_string()));
+    let (_, metrics) = nodes[1].get("/metrics", None).await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("parley_actor_restarts_total{") && l.contains("conversation")),
+        "the fault did not crash node B's actor:\n{metrics}"
+    );
+    // And the next message follows, once.
+    let (second, _) = alice.say(&group, "second", "c2").await;
+    let got = messages(&mut bob, &group, 1).await;
+    assert_eq!(got, vec![(second, "second".to_string())]);
+    bob.assert_alive().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn when_a_node_dies_its_clients_reconnect_elsewhere_and_miss_nothing() {
     let Some((_redis, mut nodes)) = cluster(2, &[]).await else {
         return;

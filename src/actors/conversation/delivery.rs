@@ -33,9 +33,20 @@ impl ConversationActor {
         trace: TraceContext,
         ctx: &mut Context<Self>,
     ) {
-        // The first message an actor sees starts its sequence: everything
-        // before it was committed before this actor could have delivered it.
-        let delivered = *self.delivered.get_or_insert(message.seq.saturating_sub(1));
+        // The first message an actor sees starts its sequence, unless the
+        // conversation had fewer messages when this actor loaded it: those
+        // after the load were committed while it ran, so their events came
+        // here, and one that is missing was lost on the way (a crash ate
+        // it, or a full mailbox refused it) and is fetched. Those before it
+        // were committed before this actor could have delivered them.
+        let delivered = match self.delivered {
+            Some(d) => d,
+            None => {
+                let start = self.loaded_seq.min(message.seq.saturating_sub(1));
+                tracing::debug!(conversation = %self.id, seq = message.seq, start, "delivery starts");
+                *self.delivered.insert(start)
+            }
+        };
         if message.seq <= delivered {
             return;
         }
@@ -81,7 +92,11 @@ impl ConversationActor {
             delivered = seq;
             self.delivered = Some(seq);
         }
-        if !self.held.is_empty() || self.overflowed {
+        if self.stale_members {
+            // The membership first: the page is read on a member's behalf,
+            // and deliveries go to the members.
+            self.reload(ctx);
+        } else if !self.held.is_empty() || self.overflowed {
             self.fetch_missing(ctx);
         }
         self.maybe_stop(ctx);
@@ -89,11 +104,14 @@ impl ConversationActor {
 
     /// Reads the membership again (after the channel was lost, membership
     /// events may have been missed), then goes on delivering.
-    pub(super) fn reload(&mut self, ctx: &mut Context<Self>) {
+    fn reload(&mut self, ctx: &mut Context<Self>) {
         if self.fetching {
+            // `stale_members` stays set: the running fetch drains when it
+            // ends, and the reload follows.
             return;
         }
         self.fetching = true;
+        self.stale_members = false;
         let store = self.store.clone();
         let id = self.id;
         ctx.spawn(
@@ -113,8 +131,8 @@ impl ConversationActor {
                         Ok(None) => {}
                         Err(e) => {
                             tracing::warn!(conversation = %act.id, error = %e, "cannot reload the membership; retrying");
-                            act.overflowed = true;
-                            ctx.run_later(FETCH_RETRY, |act, ctx| act.reload(ctx));
+                            act.stale_members = true;
+                            ctx.run_later(FETCH_RETRY, |act, ctx| act.drain(ctx));
                             return;
                         }
                     }
@@ -128,7 +146,7 @@ impl ConversationActor {
     /// nobody to deliver to.)
     pub(super) fn settled(&self) -> bool {
         let delivering = matches!(self.state, State::Ready(_))
-            && (!self.held.is_empty() || self.fetching || self.overflowed);
+            && (!self.held.is_empty() || self.fetching || self.overflowed || self.stale_members);
         self.inflight == 0 && !delivering
     }
 
@@ -181,7 +199,8 @@ impl ConversationActor {
                             // The member read for has left (an event this
                             // node missed): take the membership afresh.
                             act.overflowed = true;
-                            act.reload(ctx);
+                            act.stale_members = true;
+                            act.drain(ctx);
                             return;
                         }
                         Err(e) => {
@@ -202,7 +221,10 @@ impl ConversationActor {
                         }
                     }
                     metrics::counter!("parley_messages_fetched_total").increment(fetched);
-                    act.overflowed = page.has_more;
+                    tracing::debug!(conversation = %act.id, after, delivered, fetched, found, more = page.has_more, "fetched missed messages");
+                    // A catch-up or an overflow while this page was read
+                    // asks for another fetch: keep it.
+                    act.overflowed |= page.has_more;
                     if !found {
                         // The store has no such message (it lost data): go
                         // on from what there is rather than wait forever.

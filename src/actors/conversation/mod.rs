@@ -243,8 +243,12 @@ pub struct ConversationActor {
     /// Messages were left out of `held` (it was full, or a fetched page had
     /// more): fetch again once the held ones are out.
     overflowed: bool,
-    /// last_seq when the membership was loaded (the catch-up baseline of an
-    /// actor that has delivered nothing yet).
+    /// The membership may have changed unseen (the cluster channel was
+    /// lost): read it again before the next fetch.
+    stale_members: bool,
+    /// last_seq when the first incarnation loaded the conversation: an
+    /// actor that has delivered nothing yet owes this node nothing before
+    /// it, except messages whose events are already in its mailbox.
     loaded_seq: u64,
 }
 
@@ -265,6 +269,7 @@ impl ConversationActor {
             awaiting_ack: HashSet::new(),
             fetching: false,
             overflowed: false,
+            stale_members: false,
             loaded_seq: 0,
             id,
             settings,
@@ -321,6 +326,13 @@ impl ConversationActor {
     }
 
     fn handle_request(&mut self, req: ConvRequest, trace: TraceContext, ctx: &mut Context<Self>) {
+        if matches!(req, ConvRequest::Remote { .. } | ConvRequest::CatchUp)
+            && matches!(self.state, State::Failed(_) | State::Loading)
+        {
+            // Not delivered here (this actor retires): the successor
+            // catches up, before the next message shows the gap.
+            self.router.mark_lagging(self.id);
+        }
         let conv = match &self.state {
             State::Ready(c) => c,
             State::Missing => {
@@ -548,13 +560,25 @@ impl Actor for ConversationActor {
                 .map(|res, act, ctx| {
                     act.state = match res {
                         Ok(Some(c)) => {
-                            act.loaded_seq = c.last_seq;
+                            if act.incarnation == 0 {
+                                act.loaded_seq = c.last_seq;
+                            }
                             State::Ready(c)
                         }
                         Ok(None) => State::Missing,
                         Err(e) => State::Failed(e.to_string()),
                     };
                     if matches!(act.state, State::Ready(_)) {
+                        if act.incarnation > 0 && act.cluster.is_some() {
+                            // The request that crashed the last incarnation
+                            // is gone, and it may have been a message event:
+                            // fetch whatever this node has not delivered
+                            // rather than wait for a next message that may
+                            // never come (or that starts the sequence past
+                            // it). See `Supervised::restarting`.
+                            act.delivered.get_or_insert(act.loaded_seq);
+                            act.overflowed = true;
+                        }
                         // After a restart: what was held (or being fetched)
                         // goes out now rather than with the next message.
                         act.drain(ctx);
@@ -578,7 +602,11 @@ impl Actor for ConversationActor {
         if self.retiring {
             if let (Some(_), Some(seq)) = (&self.cluster, self.delivered) {
                 self.router.remember(self.id, seq);
-                if !self.held.is_empty() || !self.awaiting_ack.is_empty() || self.overflowed {
+                if !self.held.is_empty()
+                    || !self.awaiting_ack.is_empty()
+                    || self.overflowed
+                    || self.stale_members
+                {
                     self.router.mark_lagging(self.id);
                 }
             }

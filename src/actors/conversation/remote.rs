@@ -112,8 +112,10 @@ impl ConversationActor {
         if self.delivered.is_none() {
             self.delivered = Some(self.loaded_seq);
         }
+        tracing::debug!(conversation = %self.id, delivered = ?self.delivered, fetching = self.fetching, "catching up");
         self.overflowed = true;
-        self.reload(ctx);
+        self.stale_members = true;
+        self.drain(ctx);
     }
 
     /// Tells the other nodes (cluster mode; a no-op with SQLite). Fire and
