@@ -42,7 +42,8 @@ impl ConversationActor {
         let delivered = match self.delivered {
             Some(d) => d,
             None => {
-                let start = self.loaded_seq.min(message.seq.saturating_sub(1));
+                let before = message.seq.saturating_sub(1);
+                let start = self.loaded_seq.map_or(before, |l| l.min(before));
                 tracing::debug!(conversation = %self.id, seq = message.seq, start, "delivery starts");
                 *self.delivered.insert(start)
             }

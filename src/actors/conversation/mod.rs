@@ -246,10 +246,10 @@ pub struct ConversationActor {
     /// The membership may have changed unseen (the cluster channel was
     /// lost): read it again before the next fetch.
     stale_members: bool,
-    /// last_seq when the first incarnation loaded the conversation: an
-    /// actor that has delivered nothing yet owes this node nothing before
-    /// it, except messages whose events are already in its mailbox.
-    loaded_seq: u64,
+    /// last_seq at the first load that succeeded: an actor that has
+    /// delivered nothing yet owes this node nothing before it, except
+    /// messages whose events are already in its mailbox (see `offer`).
+    loaded_seq: Option<u64>,
 }
 
 impl ConversationActor {
@@ -270,7 +270,7 @@ impl ConversationActor {
             fetching: false,
             overflowed: false,
             stale_members: false,
-            loaded_seq: 0,
+            loaded_seq: None,
             id,
             settings,
             store,
@@ -560,9 +560,7 @@ impl Actor for ConversationActor {
                 .map(|res, act, ctx| {
                     act.state = match res {
                         Ok(Some(c)) => {
-                            if act.incarnation == 0 {
-                                act.loaded_seq = c.last_seq;
-                            }
+                            act.loaded_seq.get_or_insert(c.last_seq);
                             State::Ready(c)
                         }
                         Ok(None) => State::Missing,
@@ -575,8 +573,13 @@ impl Actor for ConversationActor {
                             // fetch whatever this node has not delivered
                             // rather than wait for a next message that may
                             // never come (or that starts the sequence past
-                            // it). See `Supervised::restarting`.
-                            act.delivered.get_or_insert(act.loaded_seq);
+                            // it). An actor that has delivered nothing
+                            // starts at its first load; events of messages
+                            // before it still in the mailbox (committed
+                            // elsewhere in the instant between start and
+                            // load) are then not delivered here.
+                            let first = act.loaded_seq.unwrap_or_default();
+                            act.delivered.get_or_insert(first);
                             act.overflowed = true;
                         }
                         // After a restart: what was held (or being fetched)

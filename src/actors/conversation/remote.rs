@@ -110,7 +110,7 @@ impl ConversationActor {
             return;
         }
         if self.delivered.is_none() {
-            self.delivered = Some(self.loaded_seq);
+            self.delivered = self.loaded_seq;
         }
         tracing::debug!(conversation = %self.id, delivered = ?self.delivered, fetching = self.fetching, "catching up");
         self.overflowed = true;
