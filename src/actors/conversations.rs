@@ -51,9 +51,10 @@ struct Shared {
     /// The dynamic supervisor every conversation actor runs under.
     supervisor: Supervisor,
     faults: Arc<Faults>,
-    /// Cluster mode: the last seq each retired actor delivered, handed to
-    /// its successor, so a message that arrives after a gap (the channel was
-    /// lost meanwhile) is preceded by what was missed. At most
+    /// The last seq each ended actor delivered, handed to its successor, so
+    /// a message that arrives after a gap (the channel was lost meanwhile,
+    /// or the actor was stopped with commits queued) is preceded by what was
+    /// missed. At most
     /// `REMEMBERED` entries; when full it is cleared (a successor then
     /// starts from the first message it sees, as on a first start).
     remembered: Mutex<HashMap<ConversationId, u64>>,
@@ -165,7 +166,7 @@ impl ConversationRouter {
         }
     }
 
-    /// A retired actor's last delivered seq (cluster mode).
+    /// An ended actor's last delivered seq.
     pub(super) fn remember(&self, id: ConversationId, delivered: u64) {
         let mut map = self
             .shared
@@ -176,6 +177,15 @@ impl ConversationRouter {
             map.clear();
         }
         map.insert(id, delivered);
+    }
+
+    /// Drops what `remember` kept for `id` (its actor serves on).
+    pub(super) fn forget(&self, id: ConversationId) {
+        self.shared
+            .remembered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 
     /// Where a successor's deliveries start, unless a retired actor's are

@@ -891,8 +891,10 @@ async fn every_client_frame_answers_each_caller_as_documented() {
     let mallory = app.user("mallory").await;
     let root = app.user("root").await;
 
-    // A payment from Alice to Bob, finished before anyone connects (its
-    // frames would otherwise arrive at Bob in the middle of the checks).
+    // A payment from Alice to Bob, finished (and its status frames read)
+    // before the checks, whose frames they would otherwise interleave.
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    let mut b = TestClient::connect(&app, &bob.token).await;
     let (status, p) = app
         .post(
             "/api/payments",
@@ -912,9 +914,10 @@ async fn every_client_frame_answers_each_caller_as_documented() {
         },
     )
     .await;
-
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
+    for c in [&mut a, &mut b] {
+        // `completed` is the last status frame of a payment.
+        while !matches!(c.recv().await, Frame::Payment(p) if p.status == "completed") {}
+    }
     let group = a.create("plans", &["bob"]).await.conversation_id;
     let to_leave = a.create("leaving", &["bob"]).await.conversation_id;
     let group_text = "secret: the plan is at noon";

@@ -373,3 +373,57 @@ async fn a_stop_fault_answers_the_frame_and_closes_the_session() {
         .assert_alive()
         .await;
 }
+
+#[tokio::test]
+async fn a_conversation_stopped_with_a_commit_queued_still_delivers_it() {
+    let app = spawn_app_with(|s| s.faults_enabled = true).await;
+    let root = app.user("root").await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    let mut b = TestClient::connect(&app, &bob.token).await;
+    let id = a.create("stops", &["bob"]).await.conversation_id;
+    let target = format!("conversation:{id}");
+    // Faults are taken in the order armed: the send waits 300 ms before it
+    // is handled, the typing frame queued meanwhile stops the actor, and
+    // the send's commit outcome arrives behind it and is dropped with it.
+    let (status, body) = app
+        .post(
+            "/admin/faults",
+            Some(&root.token),
+            json!({"target": target, "kind": "delay", "delayMs": 300, "count": 1}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    arm(&app, &root.token, &target, "stop", 1).await;
+    let first = json!({"type": "send", "conversationId": id, "text": "first",
+        "clientMsgId": "c1", "ref": "r1", "traceId": trace_for(1)});
+    a.send(first.clone()).await;
+    a.send(json!({"type": "typing", "conversationId": id, "ref": "t1"}))
+        .await;
+    // The commit happened, but its outcome was lost: `internal` (a retry
+    // that reaches the stopping actor too), and the retry is acked as the
+    // stored message.
+    let (seq, errors) = send_until_acked(&mut a, first).await;
+    assert!(
+        errors >= 1,
+        "the outcome was not lost: the test proves nothing"
+    );
+    assert_eq!(seq, 1);
+    let code = a
+        .wait_for("the stopped typing frame's error", |f| match f {
+            Frame::Error {
+                code, reference, ..
+            } if reference.as_deref() == Some("t1") => Some(code.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(code, "internal");
+    // Every member gets it once (the sender too; each of its retries is
+    // answered, so it may see one ack per attempt), then the next message.
+    let second = json!({"type": "send", "conversationId": id, "text": "second",
+        "clientMsgId": "c2", "ref": "r2", "traceId": trace_for(2)});
+    assert_eq!(send_until_acked(&mut a, second).await, (2, 0));
+    assert_eq!(live_seqs(&mut a, &id, 2).await, vec![1, 2]);
+    assert_eq!(live_seqs(&mut b, &id, 2).await, vec![1, 2]);
+    b.assert_alive().await;
+}

@@ -287,11 +287,9 @@ impl ConversationActor {
         }
     }
 
-    /// Cluster mode: where the predecessor of this actor left off.
+    /// Where the predecessor of this actor left off.
     pub fn delivered_up_to(mut self, seq: Option<u64>) -> Self {
-        if self.cluster.is_some() {
-            self.delivered = seq;
-        }
+        self.delivered = seq;
         self
     }
 
@@ -602,17 +600,22 @@ impl Actor for ConversationActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        if self.retiring {
-            if let (Some(_), Some(seq)) = (&self.cluster, self.delivered) {
-                self.router.remember(self.id, seq);
-                if !self.held.is_empty()
-                    || !self.awaiting_ack.is_empty()
-                    || self.overflowed
-                    || self.stale_members
-                {
-                    self.router.mark_lagging(self.id);
-                }
+        // Retired, or stopped otherwise (a `stop` fault drops what is
+        // queued, commit outcomes included): the successor starts where
+        // this one left off, so what it did not deliver is fetched when the
+        // successor's first message shows the gap.
+        if let Some(seq) = self.delivered {
+            self.router.remember(self.id, seq);
+            let pending = !self.held.is_empty()
+                || !self.awaiting_ack.is_empty()
+                || self.overflowed
+                || self.stale_members;
+            if self.cluster.is_some() && pending {
+                // In a cluster, sooner: a catch-up within a second.
+                self.router.mark_lagging(self.id);
             }
+        }
+        if self.retiring {
             self.router.retired(self.id);
         }
     }
@@ -634,6 +637,9 @@ impl Supervised for ConversationActor {
         // Delivery state is kept (see the field docs); a fetch in flight
         // belonged to the failed incarnation.
         self.fetching = false;
+        // A supervisor's restart runs `stopped` first, which left this
+        // actor's position for a successor; it serves on instead.
+        self.router.forget(self.id);
     }
 }
 
@@ -699,6 +705,12 @@ impl Handler<Envelope<Committed>> for ConversationActor {
                     } else if let State::Ready(conv) = &mut self.state {
                         conv.last_seq = conv.last_seq.max(message.seq);
                     }
+                } else {
+                    // A retry of a stored message: its first commit's
+                    // outcome may have been dropped with a stopped actor
+                    // (the sender got `internal`, hence the retry), so it
+                    // may never have gone out. `offer` skips it if it did.
+                    self.offer(message, env.trace, ctx);
                 }
             }
             Err(e) => reply.respond(Err(e.into())),
