@@ -705,11 +705,15 @@ impl Handler<Envelope<Committed>> for ConversationActor {
                     } else if let State::Ready(conv) = &mut self.state {
                         conv.last_seq = conv.last_seq.max(message.seq);
                     }
-                } else {
+                } else if self.delivered.is_some() {
                     // A retry of a stored message: its first commit's
                     // outcome may have been dropped with a stopped actor
                     // (the sender got `internal`, hence the retry), so it
-                    // may never have gone out. `offer` skips it if it did.
+                    // may never have gone out; `offer` skips it if it did.
+                    // An actor that does not know where its deliveries
+                    // stand leaves it: the retry may be of an old message
+                    // (a client resending after a reconnect), and starting
+                    // there would send everything after it again.
                     self.offer(message, env.trace, ctx);
                 }
             }
