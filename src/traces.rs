@@ -5,9 +5,10 @@
 //! a long trace are counted, not kept), and at most `MAX_RECORDED_HOPS` hops
 //! in all (a few MiB; beyond it the oldest traces are forgotten too), so the
 //! recorder reaches its full size within minutes of sampled traffic rather
-//! than hours, and memory stays flat from then on. Traces whose id a client gave are
-//! always recorded; others are sampled (`telemetry.trace_sample_percent`),
-//! which keeps the cost low under load and lets recorded traces live longer.
+//! than hours, and memory stays flat from then on. Traces whose id a client
+//! gave are always recorded; others are sampled
+//! (`telemetry.trace_sample_percent`), which keeps the cost low under load
+//! and lets recorded traces live longer.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, OnceLock};

@@ -159,10 +159,10 @@ impl Seen {
     }
 }
 
-/// Acked seqs a session never saw.
 /// Missed (room, seq) pairs named in the report at most.
 const MISSED_LISTED: usize = 20;
 
+/// Acked seqs a session never saw.
 fn missing(acked: &[u64], seen: &Seen) -> u64 {
     acked.iter().filter(|s| !seen.contains(**s)).count() as u64
 }
