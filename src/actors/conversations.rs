@@ -17,7 +17,7 @@
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use actix::dev::SendError;
 use actix::prelude::*;
@@ -166,13 +166,19 @@ impl ConversationRouter {
         }
     }
 
-    /// An ended actor's last delivered seq.
-    pub(super) fn remember(&self, id: ConversationId, delivered: u64) {
-        let mut map = self
-            .shared
+    /// The ended actors' positions (see `Shared::remembered`); a panic
+    /// while it was held cannot leave the map half-changed, so a poisoned
+    /// lock is taken as it is.
+    fn remembered(&self) -> MutexGuard<'_, HashMap<ConversationId, u64>> {
+        self.shared
             .remembered
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An ended actor's last delivered seq.
+    pub(super) fn remember(&self, id: ConversationId, delivered: u64) {
+        let mut map = self.remembered();
         if map.len() >= REMEMBERED && !map.contains_key(&id) {
             map.clear();
         }
@@ -181,21 +187,13 @@ impl ConversationRouter {
 
     /// Drops what `remember` kept for `id` (its actor serves on).
     pub(super) fn forget(&self, id: ConversationId) {
-        self.shared
-            .remembered
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        self.remembered().remove(&id);
     }
 
     /// Where a successor's deliveries start, unless a retired actor's are
     /// remembered already.
     fn remember_floor(&self, id: ConversationId, before: u64) {
-        let mut map = self
-            .shared
-            .remembered
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = self.remembered();
         if map.len() < REMEMBERED {
             map.entry(id).or_insert(before);
         }
@@ -215,14 +213,7 @@ impl ConversationRouter {
             .keys()
             .copied()
             .collect();
-        ids.extend(
-            self.shared
-                .remembered
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .keys()
-                .copied(),
-        );
+        ids.extend(self.remembered().keys().copied());
         for id in ids {
             self.route(id, Envelope::new(trace, ConvRequest::CatchUp));
         }
@@ -294,12 +285,7 @@ impl ConversationRouter {
     /// no predecessor's are remembered (see `baseline`).
     fn start(&self, id: ConversationId, first: Option<u64>) -> Addr<ConversationActor> {
         let s = &self.shared;
-        let delivered = s
-            .remembered
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id)
-            .or(first);
+        let delivered = self.remembered().remove(&id).or(first);
         let actor = ConversationActor::new(
             id,
             s.settings.clone(),
