@@ -104,6 +104,16 @@ impl BreakerActor {
     }
 }
 
+/// Counts one call refused because the breaker is open (or forced open),
+/// in the `breaker_open` series the alert watches and in the calls metric.
+/// Also used by callers that check the state before calling, so a call
+/// refused that way counts like one the breaker itself rejected.
+pub fn count_rejected(breaker: &'static str) {
+    crate::series::record("breaker_open", 1.0);
+    metrics::counter!("parley_breaker_calls_total", "breaker" => breaker, "outcome" => "rejected")
+        .increment(1);
+}
+
 impl Actor for BreakerActor {
     type Context = Context<Self>;
 
@@ -134,9 +144,7 @@ impl<T: Send + 'static> Handler<Envelope<Call<T>>> for BreakerActor {
             Ok(p) => p,
             Err(rejected) => {
                 self.record_state();
-                crate::series::record("breaker_open", 1.0);
-                metrics::counter!("parley_breaker_calls_total", "breaker" => self.name, "outcome" => "rejected")
-                    .increment(1);
+                count_rejected(self.name);
                 return reply.respond(Err(CallError::Rejected(rejected)));
             }
         };

@@ -85,6 +85,9 @@ pub async fn create(
                 _ => false,
             };
             if open {
+                // Refused before the call: counted as the breaker would
+                // count a call it rejected, so `breaker_open` alerts fire.
+                crate::actors::breaker::count_rejected("payment_provider");
                 return Err(ChatError::Unavailable(
                     "the payment provider is unavailable (circuit breaker open); retry later"
                         .into(),

@@ -67,3 +67,56 @@ async fn a_restart_storm_fires_and_resolves_through_the_webhook() {
         "{path:?}"
     );
 }
+
+/// A breaker forced open counts like any open breaker: a payment refused
+/// while `payment_provider` is forced open (refused before the provider is
+/// called) lands in the `breaker_open` series, and its alert fires.
+#[tokio::test]
+async fn a_payment_refused_by_a_forced_open_breaker_fires_breaker_open() {
+    let app = spawn_app_with(|s| {
+        s.alert_rules =
+            vec![Rule::parse("breaker_open|breaker_open|sum|30|>|0|0|critical").unwrap()];
+    })
+    .await;
+    let (root, alice) = (app.user("root").await, app.user("alice").await);
+    app.user("bob").await;
+    let (status, _) = app
+        .post(
+            "/admin/breakers/payment_provider",
+            Some(&root.token),
+            json!({"state": "forced_open"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .post(
+            "/api/payments",
+            Some(&alice.token),
+            json!({"to": "bob", "amount": 1250, "idempotencyKey": "k1"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable"))
+    );
+    let (_, series) = app
+        .get(
+            "/admin/metrics/series?name=breaker_open&seconds=60",
+            Some(&root.token),
+        )
+        .await;
+    // The series are per process, and other tests in this binary may add
+    // refusals of their own: at least this one must be there.
+    let refused: f64 = series["points"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no points in {series}"))
+        .iter()
+        .filter_map(|b| b["sum"].as_f64())
+        .sum();
+    assert!(refused >= 1.0, "{series}");
+    wait_for("breaker_open to fire", Duration::from_secs(10), || async {
+        let (_, alerts) = app.get("/admin/alerts", Some(&root.token)).await;
+        (alerts["items"][0]["state"] == "firing").then_some(())
+    })
+    .await;
+}
