@@ -1836,14 +1836,30 @@ function messageEl(m) {
     h('span', { class: 'sender', text: m.sender }),
     h('time', { class: 'time', datetime: m.sentAt, title: new Date(m.sentAt).toLocaleString(), text: formatTime(m.sentAt) }));
   if (m.kind === 'payment') meta.append(h('span', { class: 'pay-badge', text: paymentBadge(m.text) }));
-  el.append(meta, h('div', { class: 'text', text: m.text }));
+  const text = m.kind === 'payment' ? paymentText(m.text) : m.text;
+  el.append(meta, h('div', { class: 'text', text }));
   return el;
 }
 
-// The server writes payment messages as "paid <minor units> to <user>".
+// The server writes payment messages as "paid 12.50 to <user>" (major
+// units); messages stored before it did read "paid 1250 to <user>" (minor
+// units). Both are shown in major units, so one amount reads one way.
+const PAID_RE = /^paid (\d+)(?:\.(\d{2}))? to (.*)$/s;
+
+function paidMinor(text) {
+  const m = PAID_RE.exec(text || '');
+  if (!m) return null;
+  return { minor: m[2] === undefined ? Number(m[1]) : Number(m[1]) * 100 + Number(m[2]), to: m[3] };
+}
+
+function paymentText(text) {
+  const p = paidMinor(text);
+  return p ? `paid ${formatMoney(p.minor)} to ${p.to}` : text;
+}
+
 function paymentBadge(text) {
-  const m = /^paid (\d+) to /.exec(text || '');
-  return m ? `Payment · ${formatMoney(Number(m[1]))}` : 'Payment';
+  const p = paidMinor(text);
+  return p ? `Payment · ${formatMoney(p.minor)}` : 'Payment';
 }
 
 function pendingEl(entry) {

@@ -3,6 +3,7 @@
 
 mod ids;
 mod model;
+pub mod money;
 mod payment;
 mod time;
 mod trace;

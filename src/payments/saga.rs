@@ -307,7 +307,12 @@ impl SagaDeps {
             let request = ConvRequest::Send {
                 sender: p.payer.clone(),
                 client_msg_id: p.id.to_string(),
-                text: format!("paid {} to {}", p.amount, p.payee),
+                // Written for people: major units, as the pages show amounts.
+                text: format!(
+                    "paid {} to {}",
+                    crate::domain::money::major_units(p.amount),
+                    p.payee
+                ),
                 kind: MessageKind::Payment,
                 reply,
             };

@@ -1021,7 +1021,7 @@ async fn every_client_frame_answers_each_caller_as_documented() {
                 direct_text,
                 "from alice",
                 &payment_id,
-                "paid 250 to bob",
+                "paid 2.50 to bob",
             ],
         );
         assert!(

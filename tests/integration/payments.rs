@@ -80,8 +80,9 @@ async fn a_payment_completes_moves_money_and_posts_a_message() {
             })
             .await;
         assert_eq!(
-            (m.sender.as_str(), m.receiver.as_deref()),
-            ("alice", Some("bob"))
+            (m.sender.as_str(), m.receiver.as_deref(), m.text.as_str()),
+            ("alice", Some("bob"), "paid 15.00 to bob"),
+            "amounts read in major units, as the pages show them"
         );
     }
     assert_eq!(balance(&app, &alice.token).await, 8500);

@@ -572,6 +572,24 @@ async fn older_history_loads_on_scroll_and_a_payment_shows_its_status() {
         )
         .await;
     alice.screenshot("payment").await;
+    // The payment's message reads the amount as the badge and the balance do.
+    alice
+        .wait_js(
+            "the direct conversation with bob to be listed",
+            "const li = [...document.querySelectorAll('#conversation-list li[data-conversation-id]')]
+                 .find((l) => l.textContent.includes('bob') && !l.textContent.includes('long'));
+             if (li) li.click();
+             return !!li;",
+        )
+        .await;
+    alice
+        .wait_js(
+            "the payment message in major units",
+            "const m = document.querySelector('#messages li.message.payment');
+             return !!m && m.querySelector('.text').textContent === 'paid 1.50 to bob'
+                 && m.querySelector('.pay-badge').textContent === 'Payment · 1.50';",
+        )
+        .await;
     assert_no_console_errors(&alice).await;
     alice.quit().await;
 }
