@@ -1545,6 +1545,36 @@ function onNewDirect(event) {
     return;
   }
   err.textContent = '';
+  const existing = findDirect(name);
+  if (existing) {
+    $('new-direct-user').value = '';
+    openConversation(existing.id);
+    return;
+  }
+  checkUserThenDraft(name);
+}
+
+/**
+ * A chat with someone new opens only once the server says they exist, so a
+ * mistyped name is said at once, not when the first message fails. If the
+ * check itself fails (the server is unreachable), the draft opens anyway and
+ * the send reports what it finds.
+ */
+async function checkUserThenDraft(name) {
+  const err = $('new-error');
+  const button = $('new-direct-btn');
+  button.disabled = true;
+  try {
+    await api(`/api/users/${encodeURIComponent(name)}`);
+  } catch (e) {
+    if (e.code === 'not_found') {
+      err.textContent = `There is no user named "${name}".`;
+      return;
+    }
+    if (e.status === 401) return;
+  } finally {
+    button.disabled = false;
+  }
   $('new-direct-user').value = '';
   const existing = findDirect(name);
   if (existing) openConversation(existing.id);

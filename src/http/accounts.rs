@@ -1,4 +1,4 @@
-//! Accounts: register, login, me.
+//! Accounts: register, login, me, and whether a user exists.
 
 use std::time::Instant;
 
@@ -156,4 +156,31 @@ pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRespon
         "admin": user.admin,
         "balance": record.balance,
     })))
+}
+
+/// `GET /api/users/{username}`: whether someone of that name exists, so a
+/// client can say so before opening a chat with them (a `send` to nobody
+/// fails only when sent). Usernames are not secret: registering a taken one
+/// already answers `conflict`.
+pub async fn user(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = Username::parse(&path.into_inner())
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("username: {e}"), user.trace))?;
+    let record = state
+        .deps
+        .store
+        .user(name.clone())
+        .await
+        .map_err(|e| ApiError::store(e, user.trace))?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("no user named {name}"),
+                user.trace,
+            )
+        })?;
+    Ok(HttpResponse::Ok().json(json!({ "username": record.username })))
 }

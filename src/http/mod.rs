@@ -44,6 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/register", web::post().to(accounts::register))
                 .route("/login", web::post().to(accounts::login))
                 .route("/me", web::get().to(accounts::me))
+                .route("/users/{username}", web::get().to(accounts::user))
                 .route("/conversations", web::get().to(chat::list_conversations))
                 .route("/conversations", web::post().to(chat::create_conversation))
                 .route("/conversations/{id}/messages", web::get().to(chat::history))

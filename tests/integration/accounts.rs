@@ -103,3 +103,24 @@ async fn health_and_readiness() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"]["store"], "ok");
 }
+
+#[tokio::test]
+async fn a_signed_in_user_can_ask_whether_a_username_exists() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    app.user("bob").await;
+    let (status, body) = app.get("/api/users/bob", Some(&alice.token)).await;
+    assert_eq!((status, body), (200, json!({"username": "bob"})));
+    let (status, body) = app.get("/api/users/nobody_here", Some(&alice.token)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, body) = app.get("/api/users/x", Some(&alice.token)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+    let (status, _) = app.get("/api/users/bob", None).await;
+    assert_eq!(status, 401);
+}

@@ -375,6 +375,10 @@ async fn every_http_route_answers_each_caller_as_documented() {
         // One's own account and conversations.
         route("GET", "/api/me", None, [401, 200, 200, 200]),
         route("GET", "/api/conversations", None, [401, 200, 200, 200]),
+        // Whether a user exists: any signed-in caller may ask.
+        route("GET", "/api/users/bob", None, [401, 200, 200, 200]),
+        route("GET", "/api/users/nobody_here", None, [401, 404, 404, 404]),
+        route("GET", "/api/users/NOT%20VALID", None, [401, 400, 400, 400]),
         route("POST", "/api/conversations", Some(json!({"name": "mine", "members": []})), [401, 201, 201, 201]),
         // Alice's group: members only. Being an admin gives no access to conversations.
         route("GET", g.clone(), None, [401, 200, 403, 403]),
@@ -915,8 +919,17 @@ async fn every_client_frame_answers_each_caller_as_documented() {
     )
     .await;
     for c in [&mut a, &mut b] {
-        // `completed` is the last status frame of a payment.
-        while !matches!(c.recv().await, Frame::Payment(p) if p.status == "completed") {}
+        // `completed` is the last status frame of a payment; the payment's
+        // message comes by another path (the conversation's fan-out), so
+        // before or after it.
+        let (mut completed, mut message) = (false, false);
+        while !(completed && message) {
+            match c.recv().await {
+                Frame::Payment(p) if p.status == "completed" => completed = true,
+                Frame::Message(m) if m.kind == "payment" => message = true,
+                _ => {}
+            }
+        }
     }
     let group = a.create("plans", &["bob"]).await.conversation_id;
     let to_leave = a.create("leaving", &["bob"]).await.conversation_id;

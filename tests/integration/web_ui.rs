@@ -13,7 +13,7 @@ const PASSWORD: &str = "password123";
 
 /// Logs `user` in through the page's form (registering first when asked)
 /// and waits for its WebSocket to be open.
-async fn sign_in(page: &Browser, app: &TestApp, user: &str, register: bool) {
+pub(crate) async fn sign_in(page: &Browser, app: &TestApp, user: &str, register: bool) {
     page.goto(&app.url("/")).await;
     page.type_into("#username", user).await;
     page.type_into("#password", PASSWORD).await;
