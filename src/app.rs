@@ -26,12 +26,12 @@ use crate::http::{self, AppState};
 use crate::limits::LoginThrottle;
 use crate::payments::saga::SagaDeps;
 use crate::payments::{PaymentRouter, ProviderClient};
-use crate::provider::{self, ProviderOptions, ProviderState};
 use crate::store::redis::RedisOptions;
 use crate::store::Store;
 use crate::supervision::faults::Faults;
 use crate::supervision::policy::RestartType;
 use crate::supervision::{install_panic_hook, ChildSpec, Supervisor};
+use parley_provider::{self as provider, ProviderOptions, ProviderState};
 use tokio::sync::watch;
 
 pub struct Application {

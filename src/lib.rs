@@ -16,7 +16,6 @@
 //! - `telemetry`: log subscriber and the Prometheus recorder.
 //! - `auth`: argon2 password hashes and signed tokens.
 //! - `app`: build, serve, graceful shutdown.
-//! - `load`: `parley load`, the load-test tool (a client of the server).
 //! - `procstat`: this process's memory and CPU, for `/metrics`.
 //!
 //! Invariants:
@@ -39,11 +38,9 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod limits;
-pub mod load;
 pub mod payments;
 pub mod procstat;
 pub mod protocol;
-pub mod provider;
 pub mod resilience;
 pub mod series;
 pub mod store;

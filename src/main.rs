@@ -31,7 +31,7 @@ enum Command {
     /// Load-test a running server (scenarios: idle, chat, saturate, chaos, payments).
     Load {
         #[command(subcommand)]
-        scenario: Box<parley::load::Scenario>,
+        scenario: Box<parley_load::Scenario>,
         /// Worker threads of the tool (default: one per core).
         #[arg(long, global = true)]
         threads: Option<usize>,
@@ -134,7 +134,7 @@ fn provider(args: ProviderArgs) -> anyhow::Result<()> {
         }
     }
     parley::telemetry::init(parley::config::LogFormat::Pretty);
-    let options = parley::provider::ProviderOptions {
+    let options = parley_provider::ProviderOptions {
         latency: std::time::Duration::from_millis(args.latency_ms),
         failure_rate: args.failure_rate,
         decline_rate: args.decline_rate,
@@ -144,8 +144,8 @@ fn provider(args: ProviderArgs) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(&args.listen)
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", args.listen))?;
     actix_rt::System::new().block_on(async move {
-        let state = std::sync::Arc::new(parley::provider::ProviderState::new(options));
-        let running = parley::provider::serve(listener, state)?;
+        let state = std::sync::Arc::new(parley_provider::ProviderState::new(options));
+        let running = parley_provider::serve(listener, state)?;
         tracing::info!(port = running.port, "simulated payment provider serving");
         shutdown_signal().await;
         running.handle.stop(true).await;
@@ -168,7 +168,7 @@ fn keep_large_allocations_returnable() {
 }
 
 /// Exit status 1 when the run failed its own checks (loss, duplicates...).
-fn load(scenario: parley::load::Scenario, threads: Option<usize>) -> anyhow::Result<()> {
+fn load(scenario: parley_load::Scenario, threads: Option<usize>) -> anyhow::Result<()> {
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = threads {
         rt.worker_threads(n.max(1));
@@ -176,7 +176,7 @@ fn load(scenario: parley::load::Scenario, threads: Option<usize>) -> anyhow::Res
     let report = rt
         .enable_all()
         .build()?
-        .block_on(parley::load::run(scenario))?;
+        .block_on(parley_load::run(scenario))?;
     if !report.passed() {
         anyhow::bail!("the run failed its checks (see the table above)");
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{spawn_node, wait_for, Frame, RedisServer, TestApp, TestClient, TestProvider};
-use parley::provider::ProviderOptions;
+use parley_provider::ProviderOptions;
 
 const PREFIX: &str = "cluster-test:";
 

@@ -1,10 +1,10 @@
 //! `parley load` against a real server: each scenario runs briefly and the
 //! report's own checks (no loss, no duplicate, money conserved...) hold.
-//! The tool is the library's `parley::load::run`, exactly what the binary
+//! The tool is the library's `parley_load::run`, exactly what the binary
 //! calls; figures of speed are not asserted here (BENCHMARKS.md has them).
 
 use clap::Parser;
-use parley::load::{LoadError, Report, Scenario};
+use parley_load::{LoadError, Report, Scenario};
 
 use crate::helpers::spawn_app_with;
 
@@ -18,7 +18,7 @@ struct Cli {
 async fn run(args: &str) -> Result<Report, LoadError> {
     let cli = Cli::try_parse_from(std::iter::once("load").chain(args.split_whitespace()))
         .unwrap_or_else(|e| panic!("arguments {args:?}: {e}"));
-    parley::load::run(cli.scenario).await
+    parley_load::run(cli.scenario).await
 }
 
 fn figure(r: &Report, name: &str) -> f64 {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use parley::domain::SagaStep;
-use parley::provider::{ProviderBehaviour, ProviderOptions};
+use parley_provider::{ProviderBehaviour, ProviderOptions};
 use serde_json::{json, Value};
 
 use crate::helpers::{

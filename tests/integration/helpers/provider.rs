@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use parley::provider::{self, ProviderOptions, ProviderState};
+use parley_provider::{self as provider, ProviderOptions, ProviderState};
 
 pub struct TestProvider {
     pub port: u16,

@@ -38,7 +38,7 @@ pub async fn run(
         .take(a.sessions)
         .collect();
     let (rss_before, _) = target.server_stats().await?;
-    let client_before = crate::procstat::read().unwrap_or_default();
+    let client_before = parley_procstat::read().unwrap_or_default();
     let began = Instant::now();
     let sockets = setup::connect_all(target, &a.common, &tokens).await?;
     let connect_secs = began.elapsed().as_secs_f64();
@@ -59,7 +59,7 @@ pub async fn run(
         settled || stopped_before(&mut stop, (idle_from + secs(a.duration)).into()).await;
     let (rss_end, cpu_end) = target.server_stats().await?;
     let idle_secs = idle_from.elapsed().as_secs_f64();
-    let client_after = crate::procstat::read().unwrap_or_default();
+    let client_after = parley_procstat::read().unwrap_or_default();
     let still_open = rec.counters.connected.load(Ordering::Relaxed);
     let _ = finish_tx.send(true);
     for t in tasks {

@@ -46,7 +46,9 @@ impl Report {
         Report {
             scenario: scenario.into(),
             target: target.into(),
-            started_at: crate::domain::now_ms(),
+            started_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
             interrupted: false,
             parameters,
             figures: Vec::new(),
