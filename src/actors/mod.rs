@@ -4,9 +4,10 @@
 //! and the [`directory::Directory`] that maps users to their sessions.
 //!
 //! Rules every actor here keeps: messages arrive only in traced envelopes;
-//! no handler awaits another actor (answers come back as messages or through
-//! a `Responder`); every mailbox and queue has a bound and says what happens
-//! when it is full.
+//! no handler waits on an actor that could be waiting on it (answers come
+//! back as messages or through a `Responder`); mailboxes and queues are
+//! bounded, with the exceptions listed in docs/ARCHITECTURE.md ("Invariants"
+//! and "Known gaps").
 
 pub mod alerts;
 pub mod breaker;

@@ -1,5 +1,6 @@
-//! Payments in chat (DESIGN.md decision 6): the provider client, the saga a
-//! payment actor runs, and the router that starts, finds and resumes them.
+//! Payments in chat (docs/ARCHITECTURE.md, "Payments are sagas with a step
+//! log"): the provider client, the saga a payment actor runs, and the router
+//! that starts, finds and resumes them.
 
 pub mod client;
 pub mod router;

@@ -1,5 +1,6 @@
-//! Resilience primitives for remote calls (DESIGN.md decision 5): the
-//! circuit breaker's state machine as a pure type with an injected clock.
+//! Resilience primitives for remote calls (docs/ARCHITECTURE.md, "Circuit
+//! breakers: actors around a pure state machine"): the circuit breaker's
+//! state machine as a pure type with an injected clock.
 //! `actors::breaker` wraps it in a supervised actor that runs the calls.
 
 pub mod breaker;

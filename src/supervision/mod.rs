@@ -1,4 +1,5 @@
-//! Supervision (DESIGN.md decisions 2 and 3).
+//! Supervision (why: docs/ARCHITECTURE.md, "Our own supervision runner" and
+//! "Every mailbox message in a traced envelope"; how: docs/SUPERVISION.md).
 //!
 //! - [`Envelope`]: every actor message travels in one, carrying its trace
 //!   context; a handler holds [`Envelope::enter`] so its logs and any panic
