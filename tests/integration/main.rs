@@ -18,4 +18,5 @@ mod payments;
 mod store_conformance;
 mod supervision;
 mod traces;
+mod web_console;
 mod web_ui;
