@@ -13,11 +13,13 @@ const REQUEST_TIMEOUT_MS = 8000;
 const CONFIRM_MS = 3000;
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
+// Units as each series is recorded (src/series.rs): the counts are per
+// second, the latency is one p99 in milliseconds per second.
 const CHARTS = [
-  { name: 'messages_committed', kind: 'count', unit: '/s' },
+  { name: 'messages_committed', kind: 'count', unit: ' messages/s' },
   { name: 'delivery_p99_ms', kind: 'latency', unit: ' ms' },
-  { name: 'errors', kind: 'count', unit: '/s' },
-  { name: 'actor_restarts', kind: 'count', unit: '/s' },
+  { name: 'errors', kind: 'count', unit: ' errors/s' },
+  { name: 'actor_restarts', kind: 'count', unit: ' restarts/s' },
 ];
 
 const state = {
@@ -97,6 +99,17 @@ function num(v, digits = 2) {
   return String(Object.is(r, -0) ? 0 : r);
 }
 
+/**
+ * Minor units (cents, SPEC) as major units: 1250 → "12.50", -5 → "-0.05".
+ * The chat page formats amounts the same way, so both pages agree.
+ */
+function formatMoney(minor) {
+  if (typeof minor !== 'number' || !Number.isFinite(minor)) return '–';
+  const sign = minor < 0 ? '-' : '';
+  const abs = Math.abs(minor);
+  return `${sign}${Math.floor(abs / 100)}.${String(abs % 100).padStart(2, '0')}`;
+}
+
 function shortId(id) {
   const s = String(id);
   return s.length > 13 ? `${s.slice(0, 8)}…${s.slice(-4)}` : s;
@@ -159,6 +172,39 @@ function traceButton(traceId, focusKey) {
   b.dataset.focusKey = focusKey || `trace-${traceId}`;
   b.setAttribute('aria-label', `Look up trace ${traceId}`);
   return b;
+}
+
+/** What a confirming button goes back to (see confirmClick). */
+function rememberIdle(btn) {
+  btn.dataset.idleText = btn.textContent;
+  btn.dataset.idleLabel = btn.getAttribute('aria-label') || '';
+}
+
+/**
+ * window.confirm would block (and headless tests cannot answer it), so a
+ * button with a heavy effect asks itself: a first click arms it for a few
+ * seconds, a second one runs `act`. `ask` is its label while armed.
+ */
+function confirmClick(btn, ask, act) {
+  if (btn.dataset.confirming !== 'yes') {
+    btn.dataset.confirming = 'yes';
+    btn.textContent = 'Confirm?';
+    btn.classList.add('confirming');
+    btn.setAttribute('aria-label', ask);
+    btn.confirmTimer = setTimeout(() => disarm(btn), CONFIRM_MS);
+    return;
+  }
+  clearTimeout(btn.confirmTimer);
+  act();
+}
+
+function disarm(btn) {
+  clearTimeout(btn.confirmTimer);
+  btn.dataset.confirming = '';
+  btn.textContent = btn.dataset.idleText;
+  btn.classList.remove('confirming');
+  btn.disabled = false;
+  btn.setAttribute('aria-label', btn.dataset.idleLabel);
 }
 
 // -------------------------------------------------------------------- API
@@ -312,6 +358,9 @@ function resetConsole() {
     const fig = chartFigure(c.name);
     clear($('svg', fig));
     $('.chart-now', fig).textContent = '';
+    fig.chartValues = null;
+    fig.pointed = null;
+    $('.chart-readout', fig).textContent = '';
   }
   $('#node').textContent = '…';
   setRefreshStatus();
@@ -449,6 +498,7 @@ function treeNode(node) {
   li.dataset.node = node.name;
   const isSup = Array.isArray(node.children);
   li.appendChild(el('span', 'node-name', node.name));
+  if (node.label) li.appendChild(el('span', 'node-user', node.label));
   li.appendChild(el('span', 'node-kind', node.kind));
   if (node.strategy) li.appendChild(el('span', 'node-strategy', node.strategy));
   const status = el('span', `node-status badge badge-${node.status}`, node.status);
@@ -637,6 +687,8 @@ function chartFrame(node, top) {
 
 function drawChart(fig, chart, points, now) {
   const values = fillSeconds(chart, points, now);
+  fig.chartValues = values;
+  fig.chartStart = now - CHART_SECONDS + 1;
   const present = values.filter((v) => v !== null);
   const top = niceMax(present.length ? Math.max(...present) : 0);
   const node = $('svg', fig);
@@ -652,6 +704,7 @@ function drawChart(fig, chart, points, now) {
   if (chart.kind === 'count') caption.textContent = `now ${num(last)}${chart.unit} · max ${num(Math.max(...values))}`;
   else caption.textContent = last === null ? 'now – · no delivery in the last second' : `now ${num(last)}${chart.unit}`;
   node.setAttribute('aria-label', `${$('figcaption', fig).firstChild.textContent.trim()}: ${caption.textContent}`);
+  showPointed(fig, chart);
 }
 
 function drawBars(node, f, values, y) {
@@ -693,6 +746,78 @@ function drawNoData(fig) {
   t.textContent = 'no data';
   node.appendChild(t);
   $('.chart-now', fig).textContent = 'no data (series not available)';
+  fig.chartValues = null;
+  showPointed(fig, null);
+}
+
+// ------------------------------------------------------- chart read-outs
+
+/**
+ * One second of a chart can be pointed at: by a mouse or pen, by a finger
+ * (a tap, or dragging sideways), or with the arrow keys once the chart has
+ * focus. The read-out line under it gives that second's clock time and
+ * value with its unit; the pointed position stays while the chart redraws.
+ */
+function wireChart(chart) {
+  const fig = chartFigure(chart.name);
+  const node = $('svg', fig);
+  fig.pointed = null;
+  const second = (ev) => {
+    const r = node.getBoundingClientRect();
+    if (!r.width) return null;
+    const x = ((ev.clientX - r.left) / r.width) * CH.w;
+    const step = (CH.w - CH.left - CH.right) / CHART_SECONDS;
+    return Math.min(CHART_SECONDS - 1, Math.max(0, Math.floor((x - CH.left) / step)));
+  };
+  const point = (i) => {
+    fig.pointed = i;
+    showPointed(fig, chart);
+  };
+  node.addEventListener('pointermove', (ev) => point(second(ev)));
+  node.addEventListener('pointerdown', (ev) => point(second(ev)));
+  // A finger lifted leaves its reading on screen until focus moves away.
+  node.addEventListener('pointerleave', (ev) => ev.pointerType === 'mouse' && point(null));
+  node.addEventListener('focus', () => fig.pointed === null && point(CHART_SECONDS - 2));
+  node.addEventListener('blur', () => point(null));
+  node.addEventListener('keydown', (ev) => {
+    const i = fig.pointed === null ? CHART_SECONDS - 2 : fig.pointed;
+    const to = {
+      ArrowLeft: i - 1,
+      ArrowRight: i + 1,
+      PageUp: i - 10,
+      PageDown: i + 10,
+      Home: 0,
+      End: CHART_SECONDS - 1,
+    }[ev.key];
+    if (ev.key === 'Escape') point(null);
+    else if (to !== undefined) point(Math.min(CHART_SECONDS - 1, Math.max(0, to)));
+    else return;
+    ev.preventDefault();
+  });
+}
+
+/** Draws the cursor and the read-out for the pointed second, if any. */
+function showPointed(fig, chart) {
+  const node = $('svg', fig);
+  const old = $('.cursor', node);
+  if (old) old.remove();
+  const out = $('.chart-readout', fig);
+  const i = fig.pointed;
+  if (i === null || i === undefined) {
+    out.textContent = '';
+    return;
+  }
+  if (!chart || !fig.chartValues) {
+    out.textContent = 'no data';
+    return;
+  }
+  const step = (CH.w - CH.left - CH.right) / CHART_SECONDS;
+  const x = (CH.left + (i + 0.5) * step).toFixed(2);
+  node.appendChild(svg('line', { x1: x, y1: CH.top, x2: x, y2: CH.h - CH.bottom, class: 'cursor' }));
+  const v = fig.chartValues[i];
+  const value = v === null ? 'no delivery' : `${num(v)}${chart.unit}`;
+  const partial = i === CHART_SECONDS - 1 ? ' (this second, still counting)' : '';
+  out.textContent = `${clock(new Date((fig.chartStart + i) * 1000))} · ${value}${partial}`;
 }
 
 // --------------------------------------------------------------- breakers
@@ -718,8 +843,10 @@ function createBreakerRow(b) {
     btn.type = 'button';
     btn.dataset.force = target;
     btn.dataset.focusKey = `${b.name}-${target}`;
-    btn.setAttribute('aria-label', `Force breaker ${b.name} ${target.replace('_', ' ')}`);
-    btn.addEventListener('click', () => forceBreaker(b.name, target, btn));
+    const what = `breaker ${b.name} ${target.replace('_', ' ')}`;
+    btn.setAttribute('aria-label', `Force ${what}`);
+    rememberIdle(btn);
+    btn.addEventListener('click', () => confirmClick(btn, `Confirm forcing ${what}`, () => forceBreaker(b.name, target, btn)));
     actions.appendChild(btn);
   }
   tr.appendChild(actions);
@@ -769,9 +896,7 @@ function updateBreakerRow(tr, b) {
     for (const t of list) {
       const li = el('li');
       li.appendChild(el('span', 'transition-states', `${t.from} → ${t.to}`));
-      const at = el('span', 'transition-at', ` at t+${duration(t.atMs)}`);
-      at.title = 'time since this breaker (actor incarnation) started';
-      li.appendChild(at);
+      li.appendChild(transitionTime(t));
       li.appendChild(el('span', 'transition-reason', t.reason));
       ul.appendChild(li);
     }
@@ -780,10 +905,27 @@ function updateBreakerRow(tr, b) {
   }
 }
 
+/** A transition's clock time, the full timestamp in its title. */
+function transitionTime(t) {
+  const d = new Date(t.at);
+  if (!t.at || Number.isNaN(d.getTime())) {
+    // A server that does not send `at` only says how long after the breaker started.
+    const rel = el('span', 'transition-at', ` at t+${duration(t.atMs)}`);
+    rel.title = 'time since this breaker (actor incarnation) started';
+    return rel;
+  }
+  const at = el('time', 'transition-at', ` at ${shortTime(t.at)}`);
+  at.dateTime = t.at;
+  at.title = `${d.toLocaleString()} (${t.at})`;
+  return at;
+}
+
 async function forceBreaker(name, target, btn) {
   const section = $('#breakers');
   const errBox = $('.section-error', section);
   btn.disabled = true;
+  btn.textContent = 'Forcing…';
+  btn.classList.remove('confirming');
   try {
     const { data } = await api('POST', `/admin/breakers/${encodeURIComponent(name)}`, { state: target });
     const row = $('#breaker-rows').keyed && $('#breaker-rows').keyed.get(name);
@@ -792,7 +934,7 @@ async function forceBreaker(name, target, btn) {
   } catch (e) {
     errBox.textContent = `Could not force ${name} to ${target}: ${e.message}`;
   } finally {
-    btn.disabled = false;
+    disarm(btn);
     refreshViews(true);
   }
 }
@@ -885,6 +1027,7 @@ function createSessionRow(s) {
   btn.type = 'button';
   btn.dataset.focusKey = `disc-${s.sessionId}`;
   btn.setAttribute('aria-label', `Disconnect ${s.username}'s session ${s.sessionId}`);
+  rememberIdle(btn);
   btn.addEventListener('click', () => onDisconnectClick(btn, s));
   act.appendChild(btn);
   tr.appendChild(act);
@@ -898,30 +1041,8 @@ function updateSessionRow(tr, s) {
   $('.session-queued', tr).textContent = s.queuedFrames;
 }
 
-/**
- * window.confirm would block (and headless tests cannot answer it), so the
- * button asks itself: a first click arms it for a few seconds, a second one
- * disconnects.
- */
 function onDisconnectClick(btn, s) {
-  if (btn.dataset.confirming !== 'yes') {
-    btn.dataset.confirming = 'yes';
-    btn.textContent = 'Confirm?';
-    btn.classList.add('confirming');
-    btn.setAttribute('aria-label', `Confirm disconnecting ${s.username}'s session ${s.sessionId}`);
-    btn.confirmTimer = setTimeout(() => resetDisconnect(btn, s), CONFIRM_MS);
-    return;
-  }
-  clearTimeout(btn.confirmTimer);
-  disconnect(btn, s);
-}
-
-function resetDisconnect(btn, s) {
-  btn.dataset.confirming = '';
-  btn.textContent = 'Disconnect';
-  btn.classList.remove('confirming');
-  btn.disabled = false;
-  btn.setAttribute('aria-label', `Disconnect ${s.username}'s session ${s.sessionId}`);
+  confirmClick(btn, `Confirm disconnecting ${s.username}'s session ${s.sessionId}`, () => disconnect(btn, s));
 }
 
 async function disconnect(btn, s) {
@@ -934,7 +1055,7 @@ async function disconnect(btn, s) {
     errBox.textContent = '';
   } catch (e) {
     errBox.textContent = `Could not disconnect ${s.username}: ${e.message}`;
-    resetDisconnect(btn, s);
+    disarm(btn);
   }
   refreshViews(true);
 }
@@ -953,6 +1074,7 @@ function createConversationRow(c) {
   const tr = el('tr');
   tr.dataset.conversationId = c.conversationId;
   const id = cell('td', 'Conversation', null, 'conv-id');
+  id.appendChild(el('strong', 'conv-name'));
   const code = el('span', 'id', shortId(c.conversationId));
   code.title = c.conversationId;
   id.appendChild(code);
@@ -968,6 +1090,9 @@ function createConversationRow(c) {
 
 function updateConversationRow(tr, c) {
   $('.conv-kind', tr).textContent = c.kind ? ` ${c.kind}` : '';
+  // A direct conversation's stored name is "alice,bob".
+  const name = typeof c.name === 'string' ? c.name : '';
+  $('.conv-name', tr).textContent = c.kind === 'direct' ? name.split(',').join(' · ') : name;
   $('.conv-state', tr).textContent = c.state;
   const members = c.members || [];
   const online = c.membersOnline || [];
@@ -994,7 +1119,7 @@ function createPaymentRow(p) {
   id.title = p.paymentId;
   tr.appendChild(id);
   tr.appendChild(cell('td', 'From → to', `${p.from} → ${p.to}`, 'pay-parties'));
-  tr.appendChild(cell('td', 'Amount', Number(p.amount).toLocaleString('en-US'), 'num pay-amount'));
+  tr.appendChild(cell('td', 'Amount', formatMoney(p.amount), 'num pay-amount'));
   tr.appendChild(cell('td', 'Status', null, 'pay-status'));
   tr.appendChild(cell('td', 'Step', null, 'pay-step'));
   tr.appendChild(cell('td', 'Updated', null, 'pay-updated'));
@@ -1226,6 +1351,7 @@ function init() {
     if (b) lookUpTrace(b.dataset.trace);
   });
   document.addEventListener('visibilitychange', onVisibility);
+  CHARTS.forEach(wireChart);
   onFaultKind();
   updateTargetHints();
   resume();

@@ -81,6 +81,8 @@ pub struct Transition {
     pub to: BreakerState,
     /// Milliseconds since the breaker was created.
     pub at_ms: u64,
+    /// The same moment on the wall clock (RFC 3339), for people.
+    pub at: String,
     pub reason: String,
 }
 
@@ -116,6 +118,9 @@ pub struct Breaker {
     generation: u64,
     rejected: u64,
     created: Instant,
+    /// The wall clock (ms since the epoch) at `created`: transitions are
+    /// timed on the monotonic clock and only labelled with this one.
+    created_wall_ms: i64,
     transitions: VecDeque<Transition>,
 }
 
@@ -132,6 +137,7 @@ impl Breaker {
             generation: 0,
             rejected: 0,
             created: now,
+            created_wall_ms: crate::domain::now_ms(),
             transitions: VecDeque::new(),
         }
     }
@@ -271,10 +277,15 @@ impl Breaker {
         if self.transitions.len() == HISTORY {
             self.transitions.pop_front();
         }
+        let at_ms = now.saturating_duration_since(self.created).as_millis() as u64;
+        let wall = self
+            .created_wall_ms
+            .saturating_add(i64::try_from(at_ms).unwrap_or(i64::MAX));
         self.transitions.push_back(Transition {
             from,
             to,
-            at_ms: now.saturating_duration_since(self.created).as_millis() as u64,
+            at_ms,
+            at: crate::domain::rfc3339_ms(wall),
             reason,
         });
     }

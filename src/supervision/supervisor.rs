@@ -56,6 +56,9 @@ pub struct ChildSpec {
     pub restart: RestartType,
     /// Mailbox capacity from the first message on (before `started` runs).
     pub mailbox: usize,
+    /// Who the child serves, for people reading the tree (a session's
+    /// username): ids alone say nothing to an operator.
+    pub label: Option<String>,
 }
 
 impl ChildSpec {
@@ -70,7 +73,13 @@ impl ChildSpec {
             kind,
             restart,
             mailbox,
+            label: None,
         }
+    }
+
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
     }
 }
 
@@ -98,6 +107,7 @@ struct Child {
     kind: &'static str,
     restart: RestartType,
     link: Link,
+    label: Option<String>,
     status: &'static str,
     restarts: u64,
     last_failure: Option<Failure>,
@@ -208,10 +218,9 @@ impl Supervisor {
         let id = {
             let mut st = locked(&self.node.state);
             let id = st.take_id();
-            st.children.insert(
-                id,
-                Child::new(spec.name, spec.kind, spec.restart, Link::Actor(tx)),
-            );
+            let mut child = Child::new(spec.name, spec.kind, spec.restart, Link::Actor(tx));
+            child.label = spec.label;
+            st.children.insert(id, child);
             id
         };
         runner::start(
@@ -467,6 +476,7 @@ impl Supervisor {
                 _ => ChildView::Worker {
                     name: c.name.clone(),
                     kind: c.kind,
+                    label: c.label.clone(),
                     restart: c.restart,
                     status: c.status,
                     restarts: c.restarts,
@@ -531,6 +541,7 @@ impl Child {
             kind,
             restart,
             link,
+            label: None,
             status: "running",
             restarts: 0,
             last_failure: None,

@@ -29,6 +29,9 @@ pub enum ChildView {
     Worker {
         name: String,
         kind: &'static str,
+        /// A session's username; absent for children without one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
         restart: RestartType,
         status: &'static str,
         restarts: u64,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with, wait_for, TestClient};
+use crate::helpers::{spawn_app, spawn_app_with, tree_child, wait_for, TestClient};
 
 #[tokio::test]
 async fn admin_routes_need_an_admin() {
@@ -160,4 +160,59 @@ async fn breakers_are_listed_and_can_be_forced() {
         )
         .await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_tree_names_a_sessions_user_and_conversations_their_group() {
+    let app = spawn_app().await;
+    let (root, alice) = (app.user("root").await, app.user("alice").await);
+    app.user("bob").await;
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    let group = a.create("ops room", &["bob"]).await;
+    a.say(&group.conversation_id, "hello", "1").await;
+
+    let (_, view) = app.get("/admin/supervision", Some(&root.token)).await;
+    let sessions = tree_child(&view["tree"], "sessions");
+    let node = tree_child(&sessions, &format!("session:{}", a.session_id));
+    assert_eq!(node["label"], "alice", "{node}");
+    // Children without a person behind them carry no label.
+    let directory = tree_child(&view["tree"], "directory");
+    assert!(directory.get("label").is_none(), "{directory}");
+
+    let (_, view) = app.get("/admin/conversations", Some(&root.token)).await;
+    let item = view["items"]
+        .as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|c| c["conversationId"] == group.conversation_id.as_str())
+        })
+        .unwrap_or_else(|| panic!("the group is not listed: {view}"));
+    assert_eq!(
+        (item["name"].as_str(), item["kind"].as_str()),
+        (Some("ops room"), Some("group")),
+        "{item}"
+    );
+}
+
+#[tokio::test]
+async fn breaker_transitions_carry_their_wall_clock_time() {
+    let app = spawn_app().await;
+    let root = app.user("root").await;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let (status, forced) = app
+        .post(
+            "/admin/breakers/payment_provider",
+            Some(&root.token),
+            json!({"state": "forced_open"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{forced}");
+    let after = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let at = forced["status"]["transitions"][0]["at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no `at` in {forced}"));
+    let at = chrono::DateTime::parse_from_rfc3339(at)
+        .unwrap_or_else(|e| panic!("{at:?} is not RFC 3339: {e}"));
+    assert!(before <= at && at <= after, "{at} not near now");
 }

@@ -18,5 +18,6 @@ mod payments;
 mod store_conformance;
 mod supervision;
 mod traces;
+mod web_console;
 mod web_contacts;
 mod web_ui;

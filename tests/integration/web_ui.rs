@@ -50,7 +50,7 @@ async fn wait_shown(page: &Browser, what: &str, want: impl Fn(&[(u64, String, St
     .await;
 }
 
-async fn assert_no_console_errors(page: &Browser) {
+pub(crate) async fn assert_no_console_errors(page: &Browser) {
     let errors = page.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
@@ -340,7 +340,7 @@ async fn the_page_reconnects_after_the_server_drops_it_and_misses_nothing() {
 }
 
 /// Logs into the admin console as `root`.
-async fn admin_sign_in(page: &Browser, app: &TestApp) {
+pub(crate) async fn admin_sign_in(page: &Browser, app: &TestApp) {
     page.goto(&app.url("/admin/ui")).await;
     page.type_into("#admin-username", "root").await;
     page.type_into("#admin-password", PASSWORD).await;
@@ -400,10 +400,16 @@ async fn the_admin_console_shows_the_tree_and_forces_a_breaker_open() {
         .as_str()
         .expect("a breaker")
         .to_string();
-    page.click(&format!(
-        "#breakers tr[data-breaker='{name}'] button[data-force='forced_open']"
-    ))
+    // The button asks "Confirm?" first (web_console.rs tests that); the
+    // second click forces.
+    let open = format!("#breakers tr[data-breaker='{name}'] button[data-force='forced_open']");
+    page.click(&open).await;
+    page.wait_js(
+        "the force button to ask for confirmation",
+        &format!("return document.querySelector(\"{open}\")?.textContent === 'Confirm?';"),
+    )
     .await;
+    page.click(&open).await;
     page.wait_js(
         "the breaker row to say forced_open",
         &format!(

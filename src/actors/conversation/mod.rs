@@ -168,6 +168,8 @@ pub struct ConversationStatus {
     pub conversation_id: ConversationId,
     pub state: &'static str,
     pub kind: Option<&'static str>,
+    /// The group's name (a direct conversation's is `alice,bob`); none until loaded.
+    pub name: Option<String>,
     pub members: Vec<Username>,
     pub members_online: Vec<Username>,
     pub last_seq: u64,
@@ -763,6 +765,7 @@ impl Handler<Envelope<Describe>> for ConversationActor {
             conversation_id: self.id,
             state: if self.retiring { "retiring" } else { state },
             kind: conv.map(|c| c.kind.as_str()),
+            name: conv.map(|c| c.name.clone()),
             members,
             members_online,
             last_seq: conv.map_or(0, |c| c.last_seq),

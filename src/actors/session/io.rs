@@ -38,7 +38,8 @@ pub fn start_session(
         "session",
         RestartType::Transient,
         settings.mailbox,
-    );
+    )
+    .with_label(user.as_str());
     let actor = SessionActor::new(id, user, now_ms(), trace, deps, tx, ws, writer);
     let addr = sessions.spawn(spec, actor, None);
     actix_rt::spawn(async move {

@@ -284,6 +284,40 @@ impl Browser {
         .await;
     }
 
+    /// Moves the mouse to `dx`, `dy` CSS pixels from the centre of the
+    /// element matching `css` (real pointer events: hover, pointermove).
+    pub async fn hover(&self, css: &str, dx: i64, dy: i64) {
+        let id = self.displayed(css).await;
+        let moved = self
+            .try_call(
+                "/actions",
+                json!({"actions": [{
+                    "type": "pointer",
+                    "id": "mouse",
+                    "parameters": {"pointerType": "mouse"},
+                    "actions": [{"type": "pointerMove", "origin": {ELEMENT: id}, "x": dx, "y": dy, "duration": 0}],
+                }]}),
+            )
+            .await;
+        assert!(moved.is_ok(), "hovering over {css}: {moved:?}");
+    }
+
+    /// Presses and releases one key (a WebDriver key code such as
+    /// `"\u{E012}"`, ArrowLeft) on whatever has focus.
+    pub async fn press(&self, key: &str) {
+        let pressed = self
+            .try_call(
+                "/actions",
+                json!({"actions": [{
+                    "type": "key",
+                    "id": "keyboard",
+                    "actions": [{"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}],
+                }]}),
+            )
+            .await;
+        assert!(pressed.is_ok(), "pressing {key:?}: {pressed:?}");
+    }
+
     /// Clears the field and types `text` key by key (real input events).
     pub async fn type_into(&self, css: &str, text: &str) {
         let id = self.displayed(css).await;
