@@ -86,7 +86,7 @@ impl BreakerActor {
         BreakerActor {
             name,
             faults,
-            breaker: Breaker::new(config.clone(), Instant::now()),
+            breaker: new_breaker(&config),
             config,
             timeout,
         }
@@ -114,6 +114,14 @@ pub fn count_rejected(breaker: &'static str) {
         .increment(1);
 }
 
+/// A fresh state machine, told the wall-clock time it starts at (it reads
+/// no clock itself) so its transitions can be shown at clock time.
+fn new_breaker(config: &BreakerConfig) -> Breaker {
+    let mut b = Breaker::new(config.clone(), Instant::now());
+    b.set_wall_clock(crate::domain::now_ms());
+    b
+}
+
 impl Actor for BreakerActor {
     type Context = Context<Self>;
 
@@ -127,7 +135,7 @@ impl Actor for BreakerActor {
 /// flight were answered `Lost` when their futures were dropped).
 impl Supervised for BreakerActor {
     fn restarting(&mut self, _: &mut Self::Context) {
-        self.breaker = Breaker::new(self.config.clone(), Instant::now());
+        self.breaker = new_breaker(&self.config);
     }
 }
 

@@ -81,8 +81,10 @@ pub struct Transition {
     pub to: BreakerState,
     /// Milliseconds since the breaker was created.
     pub at_ms: u64,
-    /// The same moment on the wall clock (RFC 3339), for people.
-    pub at: String,
+    /// The same moment on the wall clock (RFC 3339), for people; known
+    /// once the owner has said when the breaker was created on that clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
     pub reason: String,
 }
 
@@ -118,9 +120,10 @@ pub struct Breaker {
     generation: u64,
     rejected: u64,
     created: Instant,
-    /// The wall clock (ms since the epoch) at `created`: transitions are
-    /// timed on the monotonic clock and only labelled with this one.
-    created_wall_ms: i64,
+    /// The wall clock (ms since the epoch) at `created`, given by the owner
+    /// (`set_wall_clock`): this type reads no clock of its own. Transitions
+    /// are timed on the injected monotonic clock and only labelled with it.
+    created_wall_ms: Option<i64>,
     transitions: VecDeque<Transition>,
 }
 
@@ -137,13 +140,18 @@ impl Breaker {
             generation: 0,
             rejected: 0,
             created: now,
-            created_wall_ms: crate::domain::now_ms(),
+            created_wall_ms: None,
             transitions: VecDeque::new(),
         }
     }
 
     pub fn state(&self) -> BreakerState {
         self.state
+    }
+    /// Says when this breaker was created on the wall clock (ms since the
+    /// epoch), so transitions can be shown at clock time.
+    pub fn set_wall_clock(&mut self, created_wall_ms: i64) {
+        self.created_wall_ms = Some(created_wall_ms);
     }
 
     /// Asks to make a call. Rejections are immediate.
@@ -280,12 +288,12 @@ impl Breaker {
         let at_ms = now.saturating_duration_since(self.created).as_millis() as u64;
         let wall = self
             .created_wall_ms
-            .saturating_add(i64::try_from(at_ms).unwrap_or(i64::MAX));
+            .map(|w| w.saturating_add(i64::try_from(at_ms).unwrap_or(i64::MAX)));
         self.transitions.push_back(Transition {
             from,
             to,
             at_ms,
-            at: crate::domain::rfc3339_ms(wall),
+            at: wall.map(crate::domain::rfc3339_ms),
             reason,
         });
     }
