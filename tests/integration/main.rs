@@ -19,4 +19,5 @@ mod read_state;
 mod store_conformance;
 mod supervision;
 mod traces;
+mod web_read;
 mod web_ui;

@@ -13,7 +13,7 @@ const PASSWORD: &str = "password123";
 
 /// Logs `user` in through the page's form (registering first when asked)
 /// and waits for its WebSocket to be open.
-async fn sign_in(page: &Browser, app: &TestApp, user: &str, register: bool) {
+pub(crate) async fn sign_in(page: &Browser, app: &TestApp, user: &str, register: bool) {
     page.goto(&app.url("/")).await;
     page.type_into("#username", user).await;
     page.type_into("#password", PASSWORD).await;
@@ -32,7 +32,7 @@ async fn sign_in(page: &Browser, app: &TestApp, user: &str, register: bool) {
 }
 
 /// The committed messages the open conversation shows: (seq, sender, text).
-async fn shown(page: &Browser) -> Vec<(u64, String, String)> {
+pub(crate) async fn shown(page: &Browser) -> Vec<(u64, String, String)> {
     let v = page
         .script(
             "return [...document.querySelectorAll('#messages .message[data-seq]')].map(m =>
@@ -43,14 +43,18 @@ async fn shown(page: &Browser) -> Vec<(u64, String, String)> {
     serde_json::from_value(v).expect("message rows")
 }
 
-async fn wait_shown(page: &Browser, what: &str, want: impl Fn(&[(u64, String, String)]) -> bool) {
+pub(crate) async fn wait_shown(
+    page: &Browser,
+    what: &str,
+    want: impl Fn(&[(u64, String, String)]) -> bool,
+) {
     wait_for(what, Duration::from_secs(20), || async {
         want(&shown(page).await).then_some(())
     })
     .await;
 }
 
-async fn assert_no_console_errors(page: &Browser) {
+pub(crate) async fn assert_no_console_errors(page: &Browser) {
     let errors = page.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
