@@ -820,10 +820,32 @@ function onMemberLeft(f) {
 function onRead(f) {
   const conv = state.convs.get(f.conversationId);
   if (!conv || f.username === state.me) return;
-  const seq = Number(f.seq) || 0;
-  if (seq > (conv.reads.get(f.username) || 0)) conv.reads.set(f.username, seq);
+  noteRead(conv, f.username, Number(f.seq));
   inferOnline(f.username);
   if (conv.id === state.openId) requestRender();
+}
+
+/**
+ * A member's read marker as the server keeps it: the highest seq they
+ * marked read or sent (a sender has read their own message; the server
+ * moved the marker with the commit, so no `read` frame says so). Ours
+ * counts unread; the others' say "Seen by". Markers only grow.
+ */
+function noteRead(conv, name, seq) {
+  if (!Number.isInteger(seq) || seq < 1) return;
+  if (name === state.me) {
+    conv.lastReadSeq = Math.max(conv.lastReadSeq, seq);
+    conv.readSent = Math.max(conv.readSent, seq); // the server has it: nothing to send
+  } else if (seq > (conv.reads.get(name) || 0)) {
+    conv.reads.set(name, seq);
+  }
+}
+
+/** Every member's marker from a conversation object (`readBy`), so "Seen by" survives a reload. */
+function noteReadBy(conv, readBy) {
+  if (!readBy || typeof readBy !== 'object') return; // optional: older servers send none
+  for (const name of [...conv.reads.keys()]) if (!Object.hasOwn(readBy, name)) conv.reads.delete(name);
+  for (const [name, seq] of Object.entries(readBy)) if (name !== state.me) noteRead(conv, name, Number(seq));
 }
 
 function onTyping(f) {
@@ -1006,6 +1028,7 @@ function upsertConv(item) {
   conv.lastSeq = Math.max(conv.lastSeq, Number(item.lastSeq) || 0);
   conv.lastReadSeq = Math.max(conv.lastReadSeq, Number(item.lastReadSeq) || 0);
   conv.readSent = Math.max(conv.readSent, Number(item.lastReadSeq) || 0);
+  noteReadBy(conv, item.readBy);
   conv.stub = false;
   requestFill(conv);
   return conv;
@@ -1212,6 +1235,7 @@ function addMessage(conv, m, older = false) {
   insertSeq(conv.seqs, seq);
   if (conv.loaded && seq === conv.contiguousTo + 1) advanceWatermark(conv);
   conv.lastSeq = Math.max(conv.lastSeq, seq);
+  noteRead(conv, m.sender, seq);
   const t = Date.parse(m.sentAt);
   if (t > conv.activity) conv.activity = t;
   if (m.sender !== state.me) stopTyping(conv, m.sender, false);

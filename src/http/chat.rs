@@ -43,8 +43,8 @@ pub async fn list_conversations(
         .await
         .map_err(|e| ApiError::store(e, user.trace))?;
     let items: Vec<ConversationView> = list
-        .iter()
-        .map(|s| ConversationView::new(&s.conversation, Some(s.last_read_seq)))
+        .into_iter()
+        .map(|s| ConversationView::listed(&s.conversation, s.last_read_seq, s.read_by))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
@@ -89,7 +89,7 @@ pub async fn create_conversation(
         .create_group(body.name, members)
         .await
         .map_err(|e| ApiError::store(e, trace))?;
-    Ok(HttpResponse::Created().json(ConversationView::new(&conv, Some(0))))
+    Ok(HttpResponse::Created().json(ConversationView::created(&conv)))
 }
 
 #[derive(Deserialize)]

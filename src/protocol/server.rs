@@ -1,6 +1,8 @@
 //! Server frames. Each frame is serialized once (`to_text`) and the same bytes
 //! are shared by every session it goes to.
 
+use std::collections::BTreeMap;
+
 use bytestring::ByteString;
 use serde::Serialize;
 
@@ -53,6 +55,10 @@ pub struct ConversationView {
     /// Extension: the caller's own read marker, so clients can count unread.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_read_seq: Option<u64>,
+    /// Extension: every member's read marker (the caller's too), so a
+    /// client can say who has seen what after a reload. One entry per member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_by: Option<BTreeMap<Username, u64>>,
 }
 
 impl ConversationView {
@@ -64,7 +70,22 @@ impl ConversationView {
             members: c.members.clone(),
             last_seq: c.last_seq,
             last_read_seq,
+            read_by: None,
         }
+    }
+
+    /// A conversation as listed: with the caller's and every member's marker.
+    pub fn listed(c: &Conversation, last_read_seq: u64, read_by: BTreeMap<Username, u64>) -> Self {
+        ConversationView {
+            read_by: Some(read_by),
+            ..ConversationView::new(c, Some(last_read_seq))
+        }
+    }
+
+    /// A conversation just created: nobody has read anything in it yet.
+    pub fn created(c: &Conversation) -> Self {
+        let nobody = c.members.iter().map(|m| (m.clone(), 0)).collect();
+        ConversationView::listed(c, 0, nobody)
     }
 }
 

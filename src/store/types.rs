@@ -1,5 +1,7 @@
 //! Values going into and out of the store.
 
+use std::collections::BTreeMap;
+
 use crate::domain::{
     Conversation, ConversationId, MessageId, MessageKind, StoredMessage, TraceId, Username,
 };
@@ -74,4 +76,7 @@ impl HistoryPage {
 pub struct ConversationSummary {
     pub conversation: Conversation,
     pub last_read_seq: u64,
+    /// Every member's read marker, the caller's included: one entry per
+    /// member, so as bounded as the membership (`limits.max_group_members`).
+    pub read_by: BTreeMap<Username, u64>,
 }

@@ -112,7 +112,7 @@ mod sqlite_backend {
         groups_are_all_or_nothing, append_assigns_seq_and_dedups,
         completions_come_in_seq_order, history_pages_and_checks_membership, history_edges,
         membership_changes, conversations_list_in_creation_order, read_markers_only_move_forward,
-        contacts, concurrent_appends_are_gap_free, shutdown_flushes_then_refuses,
+        own_messages_are_read, conversations_list_every_members_marker, contacts, concurrent_appends_are_gap_free, shutdown_flushes_then_refuses,
         payments_hold_move_and_return_money, payment_lookups_and_listing);
 }
 
@@ -126,7 +126,7 @@ mod redis_backend {
         groups_are_all_or_nothing, append_assigns_seq_and_dedups,
         completions_come_in_seq_order, history_pages_and_checks_membership, history_edges,
         membership_changes, conversations_list_in_creation_order, read_markers_only_move_forward,
-        contacts, concurrent_appends_are_gap_free, payments_hold_move_and_return_money,
+        own_messages_are_read, conversations_list_every_members_marker, contacts, concurrent_appends_are_gap_free, payments_hold_move_and_return_money,
         payment_lookups_and_listing);
 }
 
@@ -322,6 +322,72 @@ async fn read_markers_only_move_forward(store: &Store) {
         store.set_read(c.id, u("eve"), 1).await,
         Err(StoreError::NotMember)
     ));
+}
+
+/// The marker of a conversation in `user`'s list.
+async fn marker(store: &Store, user: &str, id: ConversationId) -> u64 {
+    let list = store.conversations_of(u(user)).await.unwrap();
+    let listed = list.iter().find(|s| s.conversation.id == id).unwrap();
+    listed.last_read_seq
+}
+
+async fn own_messages_are_read(store: &Store) {
+    let c = alice_and_bob(store).await;
+    store.append(msg(c.id, "alice", "a1", "one")).await.unwrap();
+    assert_eq!(
+        marker(store, "alice", c.id).await,
+        1,
+        "the sender has read it"
+    );
+    assert_eq!(marker(store, "bob", c.id).await, 0, "the others have not");
+    let payment = NewMessage {
+        kind: MessageKind::Payment,
+        ..msg(c.id, "bob", "p1", "paid")
+    };
+    store.append(payment).await.unwrap();
+    assert_eq!(marker(store, "bob", c.id).await, 2, "a payment message too");
+    assert_eq!(marker(store, "alice", c.id).await, 1);
+    // A retry of a stored message moves nothing.
+    store.set_read(c.id, u("alice"), 2).await.unwrap();
+    store.append(msg(c.id, "alice", "a1", "one")).await.unwrap();
+    assert_eq!(marker(store, "alice", c.id).await, 2);
+    // Markers never go back: one set past an append stays.
+    store.set_read(c.id, u("bob"), 9).await.unwrap();
+    store.append(msg(c.id, "bob", "b2", "three")).await.unwrap();
+    assert_eq!(marker(store, "bob", c.id).await, 9);
+    store
+        .append(msg(c.id, "alice", "a2", "four"))
+        .await
+        .unwrap();
+    assert_eq!(marker(store, "alice", c.id).await, 4);
+}
+
+async fn conversations_list_every_members_marker(store: &Store) {
+    users(store, &["alice", "bob", "carol"]).await;
+    let g = store
+        .create_group("trio".into(), vec![u("alice"), u("bob"), u("carol")])
+        .await
+        .unwrap();
+    for cmid in ["1", "2", "3"] {
+        store.append(msg(g.id, "alice", cmid, "hi")).await.unwrap();
+    }
+    store.set_read(g.id, u("bob"), 2).await.unwrap();
+    let expected: std::collections::BTreeMap<Username, u64> =
+        [(u("alice"), 3), (u("bob"), 2), (u("carol"), 0)].into();
+    for user in ["alice", "bob", "carol"] {
+        let list = store.conversations_of(u(user)).await.unwrap();
+        assert_eq!(list[0].read_by, expected, "as {user} sees it");
+    }
+    // A member who left is no longer listed.
+    store
+        .remove_member(g.id, u("carol"), TraceId::random(), None)
+        .await
+        .unwrap();
+    let list = store.conversations_of(u("alice")).await.unwrap();
+    assert_eq!(
+        list[0].read_by.keys().cloned().collect::<Vec<_>>(),
+        vec![u("alice"), u("bob")]
+    );
 }
 
 async fn contacts(store: &Store) {

@@ -32,7 +32,7 @@ pub(crate) async fn sign_in(page: &Browser, app: &TestApp, user: &str, register:
 }
 
 /// The committed messages the open conversation shows: (seq, sender, text).
-async fn shown(page: &Browser) -> Vec<(u64, String, String)> {
+pub(crate) async fn shown(page: &Browser) -> Vec<(u64, String, String)> {
     let v = page
         .script(
             "return [...document.querySelectorAll('#messages .message[data-seq]')].map(m =>
@@ -43,7 +43,11 @@ async fn shown(page: &Browser) -> Vec<(u64, String, String)> {
     serde_json::from_value(v).expect("message rows")
 }
 
-async fn wait_shown(page: &Browser, what: &str, want: impl Fn(&[(u64, String, String)]) -> bool) {
+pub(crate) async fn wait_shown(
+    page: &Browser,
+    what: &str,
+    want: impl Fn(&[(u64, String, String)]) -> bool,
+) {
     wait_for(what, Duration::from_secs(20), || async {
         want(&shown(page).await).then_some(())
     })

@@ -286,7 +286,7 @@ impl SessionActor {
                     async move {
                         room_to_start(&store, &starter, max, None).await?;
                         let c = store.create_group(name, members).await?;
-                        Ok(ConversationView::new(&c, Some(0)))
+                        Ok(ConversationView::created(&c))
                     }
                     .into_actor(self)
                     .map(move |res, _, _| reply.respond(res)),
@@ -400,8 +400,14 @@ impl SessionActor {
                     async move {
                         let list = store.conversations_of(me).await?;
                         Ok(list
-                            .iter()
-                            .map(|s| ConversationView::new(&s.conversation, Some(s.last_read_seq)))
+                            .into_iter()
+                            .map(|s| {
+                                ConversationView::listed(
+                                    &s.conversation,
+                                    s.last_read_seq,
+                                    s.read_by,
+                                )
+                            })
                             .collect())
                     }
                     .into_actor(self)

@@ -1,5 +1,7 @@
 //! Row mapping and the lookups both the writer and the readers need.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::domain::{
@@ -28,6 +30,24 @@ pub fn members(conn: &Connection, id: ConversationId) -> Result<Vec<Username>, S
     let mut out = Vec::new();
     for row in rows {
         out.push(username(&row?)?);
+    }
+    Ok(out)
+}
+
+/// Every member's read marker.
+pub fn read_by(
+    conn: &Connection,
+    id: ConversationId,
+) -> Result<BTreeMap<Username, u64>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT username, last_read_seq FROM members WHERE conversation_id = ?1")?;
+    let rows = stmt.query_map(params![id.to_string()], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let (name, seq) = row?;
+        out.insert(username(&name)?, seq as u64);
     }
     Ok(out)
 }

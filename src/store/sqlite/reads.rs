@@ -25,6 +25,17 @@ pub fn conversations_of(
     conn: &Connection,
     user: &Username,
 ) -> Result<Vec<ConversationSummary>, StoreError> {
+    // One read transaction, so each conversation's members and read markers agree.
+    conn.execute_batch("BEGIN")?;
+    let list = conversations_in_tx(conn, user);
+    conn.execute_batch("COMMIT")?;
+    list
+}
+
+fn conversations_in_tx(
+    conn: &Connection,
+    user: &Username,
+) -> Result<Vec<ConversationSummary>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT m.conversation_id, m.last_read_seq FROM members m
          JOIN conversations c ON c.id = m.conversation_id
@@ -40,6 +51,7 @@ pub fn conversations_of(
         let id = queries::conversation_id(&id)?;
         if let Some(conversation) = queries::conversation(conn, id)? {
             out.push(ConversationSummary {
+                read_by: queries::read_by(conn, id)?,
                 conversation,
                 last_read_seq: last_read as u64,
             });

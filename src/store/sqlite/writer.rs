@@ -272,7 +272,7 @@ fn execute(conn: &Connection, op: WriteOp) -> Pending {
         WriteOp::RemoveMember { id, user, done } => {
             pending(done, in_savepoint(conn, |c| remove_member(c, id, &user)))
         }
-        // Appends never get here (see `commit_batch`): they need no savepoint.
+        // Appends never get here (see `commit_batch`): they keep `seqs` themselves.
         WriteOp::Append(m, d) => pending(
             d,
             Err(StoreError::Backend(format!(
@@ -473,11 +473,22 @@ fn remove_member(
     load(conn, id)
 }
 
-/// One INSERT: dedup by the unique (conversation, sender, clientMsgId)
-/// index, seq from `seqs`. A single statement is atomic, so no savepoint.
+/// A message and, when it is new, its sender's read marker moved up to it
+/// (one's own message is never unread), in one savepoint so neither stays
+/// without the other. `seqs` learns the seq only once both are in.
 fn append(conn: &Connection, seqs: &mut Seqs, m: &NewMessage) -> Result<AppendOutcome, StoreError> {
-    let id = m.conversation_id.to_string();
     let seq = seqs.last(conn, m.conversation_id)? + 1;
+    let outcome = in_savepoint(conn, |c| append_at(c, seq, m))?;
+    if !outcome.duplicate {
+        seqs.advance(m.conversation_id, seq);
+    }
+    Ok(outcome)
+}
+
+/// One INSERT, deduplicated by the unique (conversation, sender,
+/// clientMsgId) index; a duplicate changes nothing.
+fn append_at(conn: &Connection, seq: i64, m: &NewMessage) -> Result<AppendOutcome, StoreError> {
+    let id = m.conversation_id.to_string();
     let inserted = conn
         .prepare_cached(&format!(
             "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -495,7 +506,9 @@ fn append(conn: &Connection, seqs: &mut Seqs, m: &NewMessage) -> Result<AppendOu
             m.trace_id.to_string(),
         ])?;
     if inserted == 1 {
-        seqs.advance(m.conversation_id, seq);
+        // The membership check is the conversation actor's: a sender with
+        // no membership row has no marker to move.
+        raise_read(conn, m.conversation_id, &m.sender, seq)?;
         return Ok(AppendOutcome {
             message: StoredMessage {
                 conversation_id: m.conversation_id,
@@ -532,13 +545,23 @@ fn set_read(
     seq: u64,
 ) -> Result<(), StoreError> {
     let seq = i64::try_from(seq).map_err(|_| StoreError::BadRequest("seq is too large".into()))?;
-    let updated = conn
-        .prepare_cached(
-            "UPDATE members SET last_read_seq = MAX(last_read_seq, ?3) WHERE conversation_id = ?1 AND username = ?2",
-        )?
-        .execute(params![id.to_string(), user.as_str(), seq])?;
-    if updated == 0 {
+    if raise_read(conn, id, user, seq)? == 0 {
         return Err(StoreError::NotMember);
     }
     Ok(())
+}
+
+/// Moves a member's read marker up to `seq`, never down; how many rows
+/// matched (0: not a member).
+fn raise_read(
+    conn: &Connection,
+    id: ConversationId,
+    user: &Username,
+    seq: i64,
+) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE members SET last_read_seq = MAX(last_read_seq, ?3) WHERE conversation_id = ?1 AND username = ?2",
+        )?
+        .execute(params![id.to_string(), user.as_str(), seq])?)
 }

@@ -1,6 +1,6 @@
 //! A typed WebSocket test client over a real connection.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -25,6 +25,7 @@ pub struct ConversationItem {
     pub members: Vec<String>,
     pub last_seq: u64,
     pub last_read_seq: Option<u64>,
+    pub read_by: Option<BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -15,6 +15,8 @@ use crate::store::{ConversationSummary, StoreError};
 struct SummaryWire {
     conv: ConvWire,
     read: String,
+    /// Every member's marker, flat: member, seq, member, seq, ...
+    reads: List<String>,
 }
 
 impl RedisStore {
@@ -137,6 +139,7 @@ impl RedisStore {
                 Ok(ConversationSummary {
                     conversation: s.conv.into_conversation()?,
                     last_read_seq: wire::number("read marker", &s.read)?,
+                    read_by: wire::read_marks(&s.reads.0)?,
                 })
             })
             .collect()

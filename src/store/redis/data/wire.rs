@@ -2,6 +2,7 @@
 //! values. Nothing from Redis is trusted: a malformed value is a
 //! `StoreError::Backend` naming it, never a panic.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::str::FromStr;
@@ -89,6 +90,17 @@ pub fn conversation_id(value: &str) -> Result<ConversationId, StoreError> {
 
 fn trace_id(value: &str) -> Result<TraceId, StoreError> {
     TraceId::parse(value).ok_or_else(|| corrupt("trace id", value))
+}
+
+/// A members hash as HGETALL gives it (member, seq, ...), by member.
+pub fn read_marks(flat: &[String]) -> Result<BTreeMap<Username, u64>, StoreError> {
+    let pairs = flat.chunks_exact(2);
+    if !pairs.remainder().is_empty() {
+        return Err(corrupt("members hash", &format!("{} fields", flat.len())));
+    }
+    pairs
+        .map(|p| Ok((username(&p[0])?, number("read marker", &p[1])?)))
+        .collect()
 }
 
 #[derive(Deserialize)]

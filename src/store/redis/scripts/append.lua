@@ -1,7 +1,8 @@
 -- ARGV: prefix, node, conversation id, message id, sender, clientMsgId,
 -- kind, text, sent at ms, trace id, "1" when the node records the trace.
--- Dedup, next seq, stream entry, dedup record and the cluster event in one
--- atomic step, so the channel carries messages in seq order.
+-- Dedup, next seq, stream entry, dedup record, the sender's read marker and
+-- the cluster event in one atomic step, so the channel carries messages in
+-- seq order.
 local node, conv, msg_id, sender, cmid = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local kind, text, at, trace = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local rec = ARGV[11] == '1' 
@@ -30,6 +31,11 @@ redis.call('XADD', k_log(conv), seq .. '-0', 'id', msg_id, 'user', sender,
   'cmid', cmid, 'kind', kind, 'text', text, 'at', at, 'trace', trace)
 redis.call('HSET', ck, 'seq', seq)
 redis.call('HSET', k_dedup(conv), dedup, seq)
+-- One's own message is never unread: the sender's marker moves up to it
+-- (never down; the HEXISTS above found the field).
+if greater(seq, redis.call('HGET', k_members(conv), sender)) then
+  redis.call('HSET', k_members(conv), sender, seq)
+end
 -- cjson escapes the strings; seq and at are spliced in as JSON numbers
 -- written exactly (cjson prints numbers with 14 significant digits).
 local body = cjson.encode({t = 'message', node = node, trace = trace, rec = rec,
