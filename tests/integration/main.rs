@@ -15,6 +15,7 @@ mod limits;
 mod load;
 mod metrics;
 mod payments;
+mod presence;
 mod store_conformance;
 mod supervision;
 mod traces;
