@@ -19,4 +19,5 @@ mod presence;
 mod store_conformance;
 mod supervision;
 mod traces;
+mod web_presence;
 mod web_ui;
