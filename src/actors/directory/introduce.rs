@@ -179,13 +179,19 @@ impl Directory {
         );
     }
 
-    /// Sends `member`'s sessions the presence of each of `others`.
+    /// Sends `member`'s sessions the presence of each of `others`; as for a
+    /// new session, an offline user never seen (or long forgotten) is not
+    /// told: the page knows nothing of them either way.
     fn show(&self, member: &Username, others: &[Username], of: &[Status], trace: TraceContext) {
         let frames: Vec<_> = others
             .iter()
             .zip(of)
+            .filter(|(_, s)| **s != Status::Offline(None))
             .map(|(o, s)| presence_text(o.clone(), *s, trace))
             .collect();
+        if frames.is_empty() {
+            return;
+        }
         self.registry.for_each_session(member, |s| {
             for f in &frames {
                 s.deliver(f.clone(), trace);

@@ -90,14 +90,6 @@ if not online(user) then announce(user, false) return 1 end
 return 0
 "#;
 
-const ONLINE_AMONG: &str = r#"
-local out = {}
-for i = 5, #ARGV do
-  if online(ARGV[i]) then out[#out + 1] = ARGV[i] end
-end
-return out
-"#;
-
 /// For each of ARGV[5..]: 'on', or the last-seen ms, or '' (not known).
 const STATUSES: &str = r#"
 local out = {}
@@ -165,7 +157,6 @@ return drop(node)
 enum Op {
     Up = 0,
     Down,
-    OnlineAmong,
     Heartbeat,
     Leave,
     Replace,
@@ -174,9 +165,9 @@ enum Op {
 
 /// Each script with the prelude, hashed once (EVALSHA, loaded on first use).
 fn script(op: Op) -> &'static Script {
-    static SCRIPTS: LazyLock<[Script; 7]> = LazyLock::new(|| {
+    static SCRIPTS: LazyLock<[Script; 6]> = LazyLock::new(|| {
         let prelude = PRELUDE.replace("LAST_SEEN_CAPACITY", &LAST_SEEN_CAPACITY.to_string());
-        [UP, DOWN, ONLINE_AMONG, HEARTBEAT, LEAVE, REPLACE, STATUSES]
+        [UP, DOWN, HEARTBEAT, LEAVE, REPLACE, STATUSES]
             .map(|b| Script::new(&format!("{prelude}{b}")))
     });
     &SCRIPTS[op as usize]
@@ -223,24 +214,6 @@ impl RedisStore {
             .presence_script(Op::Down, trace, vec![user.to_string()])
             .await?;
         Ok(n == 1)
-    }
-
-    /// Which of `users` are online on some live node.
-    pub async fn online_among(&self, users: &[Username]) -> Result<Vec<Username>, StoreError> {
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let names: Vec<String> = self
-            .presence_script(
-                Op::OnlineAmong,
-                TraceId::random(),
-                users.iter().map(|u| u.to_string()).collect(),
-            )
-            .await?;
-        Ok(names
-            .iter()
-            .filter_map(|n| Username::parse(n).ok())
-            .collect())
     }
 
     /// The presence of each of `users`, in the same order.
