@@ -154,6 +154,7 @@ impl Application {
             arbiters.iter().map(|a| a.handle()).collect(),
             root.supervisor("conversations", sup.conversations, true),
             faults.clone(),
+            directory.clone(),
         );
         let sessions = root.supervisor("sessions", sup.sessions, true);
         // The payment provider: the configured one, or a simulated one in

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::actors::conversation::ConvRequest;
-use crate::actors::directory::{Reassert, RemotePresence};
+use crate::actors::directory::{Reassert, RemoteIntroduce, RemotePresence};
 use crate::actors::Deps;
 use crate::domain::TraceContext;
 use crate::store::redis::{BusSignal, EventKind, RedisStore};
@@ -114,17 +114,46 @@ fn route(deps: &Deps, node: &str, down: &AtomicBool, signal: BusSignal) {
                 crate::traces::want(event.trace);
             }
             match event.what {
-                EventKind::Presence { username, online } => {
+                EventKind::Presence {
+                    username,
+                    online,
+                    last_seen,
+                } => {
                     let told = deps.directory.try_send(Envelope::new(
                         trace,
                         RemotePresence {
                             user: username,
                             online,
+                            last_seen,
                         },
                     ));
                     if told.is_err() {
                         // The directory is behind: this notice is dropped
                         // (contacts see the next one), never queued without bound.
+                        metrics::counter!("parley_mailbox_rejections_total", "queue" => "directory")
+                            .increment(1);
+                    }
+                }
+                EventKind::Added {
+                    conversation_id,
+                    users,
+                    session,
+                } => {
+                    // This node told its own sessions when it happened.
+                    if own {
+                        return;
+                    }
+                    let told = deps.directory.try_send(Envelope::new(
+                        trace,
+                        RemoteIntroduce {
+                            conversation_id,
+                            added: users,
+                            except: session,
+                        },
+                    ));
+                    if told.is_err() {
+                        // As for presence: dropped, never queued without bound;
+                        // these users learn at their next reconnect.
                         metrics::counter!("parley_mailbox_rejections_total", "queue" => "directory")
                             .increment(1);
                     }

@@ -291,7 +291,7 @@ impl Hot {
     }
 }
 
-const FRAMES_OUT: [&str; 16] = [
+const FRAMES_OUT: [&str; 17] = [
     "hello",
     "ack",
     "message",
@@ -305,6 +305,7 @@ const FRAMES_OUT: [&str; 16] = [
     "read",
     "typing",
     "presence",
+    "conversation_added",
     "payment",
     "pong",
     "error",

@@ -44,6 +44,8 @@ const USERNAME_RE = /^[a-z0-9_]{3,32}$/;
 const AMOUNT_RE = /^(\d{1,10})(?:\.(\d{1,2}))?$/;
 const MAX_TEXT_CHARS = 4096;
 const KEPT_PAYMENTS = 30;
+const CONFIRM_MS = 3000;        // how long an armed Leave waits for its second click
+const KEPT_NOTES = 50;          // "carol left" lines kept per conversation; the oldest go first
 
 const $ = (id) => document.getElementById(id);
 
@@ -74,7 +76,11 @@ const state = {
   refSeq: 0,
   convRequest: null,         // ref of the `conversations` request in flight
   convRequestAgain: false,
-  presence: new Map(),       // username -> 'online' | 'offline'
+  presence: new Map(),       // username -> 'online' | 'offline' (contacts only, as the server tells)
+  lastSeen: new Map(),       // username -> ms their last session closed (offline contacts only)
+  agoTimer: 0,               // one timer for the header's "last seen … ago"
+  leaveArmed: null,          // conversationId whose Leave waits for a second click
+  leaveTimer: 0,
   payments: new Map(),       // paymentId -> payment
   payOutbox: new Map(),      // idempotencyKey -> pay not yet answered
   lastTypingAt: 0,
@@ -340,6 +346,9 @@ function resetState() {
   state.pendingEls.clear();
   state.refs.clear();
   state.presence.clear();
+  state.lastSeen.clear();
+  clearTimeout(state.agoTimer);
+  disarmLeave();
   state.payments.clear();
   state.payOutbox.clear();
   $('conversation-list').replaceChildren();
@@ -593,6 +602,7 @@ const HANDLERS = {
   read: onRead,
   typing: onTyping,
   presence: onPresence,
+  conversation_added: onConversationAdded,
   payment: onPayment,
   pong: (f) => takeRef(f.ref),
   error: onError,
@@ -609,8 +619,10 @@ function onHello(f) {
   startHeartbeat();
   setConn('open', 'Connected');
   // Presence is pushed only on change, and the server now re-announces who
-  // is online: anything remembered from before may be stale.
+  // is online (and when the others were last seen): anything remembered
+  // from before may be stale.
   state.presence.clear();
+  state.lastSeen.clear();
   requestConversations();
   catchUp();
   pumpSends();
@@ -782,6 +794,14 @@ function onCreated(f) {
   }
 }
 
+/** A group this user was just made a member of, from another session or user. */
+function onConversationAdded(f) {
+  if (!f.conversation || !f.conversation.conversationId) return;
+  const conv = upsertConv(f.conversation);
+  if (conv.lastSeq === 0 && !conv.loaded) markLoadedEmpty(conv); // nothing to fetch
+  renderAll();
+}
+
 function onInvited(f) {
   takeRef(f.ref);
   $('invite-user').value = '';
@@ -795,6 +815,7 @@ function onMemberJoined(f) {
     requestConversations();
     return;
   }
+  if (f.username !== state.me) addNote(state.convs.get(f.conversationId), `${f.username} joined`);
   addMember(f.conversationId, f.username);
 }
 
@@ -813,8 +834,20 @@ function onMemberLeft(f) {
     conv.members = conv.members.filter((m) => m !== f.username);
     conv.reads.delete(f.username);
     stopTyping(conv, f.username);
+    addNote(conv, `${f.username} left`);
   }
   renderAll();
+}
+
+/**
+ * A system line ("carol left") in the conversation, after the messages
+ * held when it happened. Live only: history has no such entries, so a
+ * reload shows none.
+ */
+function addNote(conv, text) {
+  const el = h('li', { class: 'system-note', text });
+  conv.notes.push({ afterSeq: maxSeq(conv), el });
+  if (conv.notes.length > KEPT_NOTES) conv.notes.shift();
 }
 
 function onRead(f) {
@@ -858,11 +891,11 @@ function onTyping(f) {
 }
 
 /**
- * The server pushes presence only on connect and disconnect, so two users
- * who became contacts while both were connected hear nothing of each other.
- * Typing and read receipts come only from a live session, so they prove the
- * user online; and their going offline will be pushed, as they are contacts
- * now. An explicit status from the server is never overridden.
+ * The server tells new contacts each other's presence, but a status it
+ * sent may have been lost with a dropped connection before this one said
+ * hello. Typing and read receipts come only from a live session, so they
+ * prove the user online; and their going offline will be pushed, as they
+ * are contacts. An explicit status from the server is never overridden.
  */
 function inferOnline(username) {
   if (state.presence.has(username)) return;
@@ -873,7 +906,11 @@ function inferOnline(username) {
 
 function onPresence(f) {
   if (!f.username) return;
-  state.presence.set(f.username, f.status === 'online' ? 'online' : 'offline');
+  const online = f.status === 'online';
+  state.presence.set(f.username, online ? 'online' : 'offline');
+  const at = Date.parse(f.lastSeen);
+  if (!online && Number.isFinite(at)) state.lastSeen.set(f.username, at);
+  else state.lastSeen.delete(f.username);
   renderConvList();
   renderConversationHeader();
 }
@@ -992,6 +1029,7 @@ function newConv(id) {
     els: new Map(),        // seq -> element, kept so re-renders move nodes, not rebuild them
     reads: new Map(),      // other member -> highest seq they have read
     typing: new Map(),     // other member -> timer hiding their indicator
+    notes: [],             // live system lines ({ afterSeq, el }), at most KEPT_NOTES
     loaded: false,         // the latest page has arrived (older pages come on scroll)
     // Once loaded, every seq from `start` to `contiguousTo` is held; anything
     // held above that sits past a gap that a fill is closing. Older pages
@@ -1640,11 +1678,36 @@ function onInvite(event) {
   $('conv-error').textContent = ok ? '' : 'Not connected. Try again when the connection is back.';
 }
 
+/**
+ * Leaving takes two clicks (window.confirm would block, and headless tests
+ * cannot answer it): the first arms the button for a few seconds, the
+ * second leaves. Opening another conversation disarms it.
+ */
 function onLeave() {
   const conv = openConv();
   if (!conv || conv.kind !== 'group') return;
+  if (state.leaveArmed !== conv.id) {
+    disarmLeave();
+    state.leaveArmed = conv.id;
+    const btn = $('leave-btn');
+    btn.textContent = 'Confirm leave?';
+    btn.classList.add('confirming');
+    btn.setAttribute('aria-label', `Confirm leaving ${convTitle(conv)}`);
+    state.leaveTimer = setTimeout(disarmLeave, CONFIRM_MS);
+    return;
+  }
+  disarmLeave();
   const ok = sendFrame({ type: 'leave', conversationId: conv.id }, { kind: 'leave' });
   $('conv-error').textContent = ok ? '' : 'Not connected. Try again when the connection is back.';
+}
+
+function disarmLeave() {
+  clearTimeout(state.leaveTimer);
+  state.leaveArmed = null;
+  const btn = $('leave-btn');
+  btn.textContent = 'Leave group';
+  btn.classList.remove('confirming');
+  btn.removeAttribute('aria-label');
 }
 
 /* ---------- payments ---------- */
@@ -1748,14 +1811,45 @@ function renderAccount() {
 
 function presenceDot(username) {
   const online = state.presence.get(username) === 'online';
-  // Presence is pushed only on change: "offline" here may also mean "not heard of yet".
+  // No status at all means "not heard of yet", not "offline".
   return h('span', {
     class: 'presence',
     'data-online': String(online),
-    title: online ? `${username} is online` : `${username} is not known to be online`,
+    title: `${username}: ${presenceText(username)}`,
     'aria-label': online ? 'online' : 'offline',
     role: 'img',
   });
+}
+
+/** online / last seen 2 min ago / offline / not seen online yet. */
+function presenceText(username) {
+  const status = state.presence.get(username);
+  if (status === 'online') return 'online';
+  const at = state.lastSeen.get(username);
+  if (at !== undefined) return `last seen ${ago(at)}`;
+  return status === 'offline' ? 'offline' : 'not seen online yet';
+}
+
+function ago(ms) {
+  const minutes = Math.floor((Date.now() - ms) / 60000);
+  if (minutes < 1) return 'just now';
+  if (minutes < 60) return `${minutes} min ago`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `${hours} h ago`;
+  return `on ${new Date(ms).toLocaleDateString()}`;
+}
+
+/**
+ * A "last seen … ago" in the header goes stale as time passes: one timer
+ * for the page re-renders the header when the minute turns (never one per
+ * contact; the list's dots carry it only in their titles).
+ */
+function scheduleAgoRefresh(at) {
+  clearTimeout(state.agoTimer);
+  if (at === undefined) return;
+  const elapsed = Date.now() - at;
+  const wait = elapsed < 3600000 ? 60000 - (elapsed % 60000) : 3600000 - (elapsed % 3600000);
+  state.agoTimer = setTimeout(renderConversationHeader, wait + 50);
 }
 
 function byActivity(a, b) {
@@ -1850,7 +1944,9 @@ function renderConversationHeader() {
   const members = $('members');
   members.replaceChildren();
   const isGroup = !!conv && conv.kind === 'group';
+  if (state.leaveArmed && state.leaveArmed !== (conv && conv.id)) disarmLeave();
   if (isGroup) {
+    clearTimeout(state.agoTimer);
     sub.replaceChildren(`Group · ${conv.members.length} member${conv.members.length === 1 ? '' : 's'}`);
     for (const name of conv.members) {
       const self = name === state.me;
@@ -1862,8 +1958,8 @@ function renderConversationHeader() {
     // One other person: their presence goes in the subtitle, and the
     // member list holds just them.
     const other = conv ? otherMember(conv) : state.draftTo;
-    const online = state.presence.get(other) === 'online';
-    let text = online ? 'online' : 'not seen online yet';
+    let text = presenceText(other);
+    scheduleAgoRefresh(state.presence.get(other) === 'online' ? undefined : state.lastSeen.get(other));
     if (!conv) text = `new conversation · ${text}`;
     sub.replaceChildren(presenceDot(other), h('span', { text }));
     members.append(h('li', { class: 'member' }, presenceDot(other), h('span', { text: other })));
@@ -1989,7 +2085,9 @@ function renderMessages({ stick } = {}) {
   const wanted = [topMarker(conv)];
   if (conv) {
     const readUpTo = Math.max(0, ...conv.reads.values());
+    let note = 0;
     for (const seq of conv.seqs) {
+      while (note < conv.notes.length && conv.notes[note].afterSeq < seq) wanted.push(conv.notes[note++].el);
       let el = conv.els.get(seq);
       if (!el) {
         el = messageEl(conv.messages.get(seq));
@@ -1998,6 +2096,7 @@ function renderMessages({ stick } = {}) {
       if (el.classList.contains('own')) el.classList.toggle('read', seq <= readUpTo);
       wanted.push(el);
     }
+    while (note < conv.notes.length) wanted.push(conv.notes[note++].el);
   }
   for (const entry of pendingFor(conv)) wanted.push(pendingEl(entry));
 

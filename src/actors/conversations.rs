@@ -23,6 +23,7 @@ use actix::dev::SendError;
 use actix::prelude::*;
 
 use super::conversation::{ConvRequest, ConversationActor};
+use super::directory::Directory;
 use super::registry::SessionRegistry;
 use super::ChatError;
 use crate::config::Settings;
@@ -51,6 +52,8 @@ struct Shared {
     /// The dynamic supervisor every conversation actor runs under.
     supervisor: Supervisor,
     faults: Arc<Faults>,
+    /// Told of new members (presence of new contacts, new groups).
+    directory: Addr<Directory>,
     /// The last seq each ended actor delivered, handed to its successor, so
     /// a message that arrives after a gap (the channel was lost meanwhile,
     /// or the actor was stopped with commits queued) is preceded by what was
@@ -90,6 +93,11 @@ fn overloaded() -> ChatError {
 }
 
 impl ConversationRouter {
+    /// The directory, for whoever makes users members of a conversation.
+    pub fn directory(&self) -> &Addr<Directory> {
+        &self.shared.directory
+    }
+
     pub fn new(
         settings: Arc<Settings>,
         store: Store,
@@ -97,6 +105,7 @@ impl ConversationRouter {
         arbiters: Vec<ArbiterHandle>,
         supervisor: Supervisor,
         faults: Arc<Faults>,
+        directory: Addr<Directory>,
     ) -> ConversationRouter {
         ConversationRouter {
             shared: Arc::new(Shared {
@@ -108,6 +117,7 @@ impl ConversationRouter {
                 next_arbiter: AtomicUsize::new(0),
                 supervisor,
                 faults,
+                directory,
                 remembered: Mutex::new(HashMap::new()),
                 lagging: Mutex::new(HashSet::new()),
             }),

@@ -89,7 +89,17 @@ pub async fn create_conversation(
         .create_group(body.name, members)
         .await
         .map_err(|e| ApiError::store(e, trace))?;
-    Ok(HttpResponse::Created().json(ConversationView::created(&conv)))
+    let view = ConversationView::created(&conv);
+    // None of the creator's sessions asked: all of them see the group too.
+    let members = conv.members.clone();
+    crate::actors::directory::introduce(
+        &state.deps.directory,
+        conv,
+        members,
+        None,
+        TraceContext::new(trace),
+    );
+    Ok(HttpResponse::Created().json(view))
 }
 
 #[derive(Deserialize)]

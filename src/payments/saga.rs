@@ -296,7 +296,12 @@ impl SagaDeps {
                 .direct_conversation(p.payer.clone(), p.payee.clone())
                 .await
             {
-                Ok(c) => c,
+                Ok(c) => {
+                    // A payment to a new contact starts their conversation.
+                    let directory = self.conversations.directory();
+                    crate::actors::directory::introduce_direct(directory, c.clone(), trace);
+                    c
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "direct conversation not ready; retrying");
                     retry.pause().await;

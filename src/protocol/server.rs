@@ -221,6 +221,18 @@ pub enum ServerFrame {
     Presence {
         username: Username,
         status: &'static str,
+        /// Extension, offline only: when the user's last session closed, if
+        /// the server still remembers (RFC 3339 UTC).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_seen: Option<String>,
+        trace_id: TraceId,
+    },
+    /// Extension: a group this user was just made a member of (created with
+    /// them, or they were invited), pushed to each of their sessions except
+    /// the one whose `create` is answered with `created`.
+    #[serde(rename_all = "camelCase")]
+    ConversationAdded {
+        conversation: ConversationView,
         trace_id: TraceId,
     },
     Payment(PaymentView),
@@ -304,6 +316,7 @@ impl ServerFrame {
             ServerFrame::Read { .. } => "read",
             ServerFrame::Typing { .. } => "typing",
             ServerFrame::Presence { .. } => "presence",
+            ServerFrame::ConversationAdded { .. } => "conversation_added",
             ServerFrame::Payment(_) => "payment",
             ServerFrame::Pong { .. } => "pong",
             ServerFrame::Error { .. } => "error",

@@ -489,10 +489,19 @@ impl ConversationActor {
                                 reply.respond(Ok(()));
                                 let frame = ServerFrame::MemberJoined {
                                     conversation_id: act.id,
-                                    username: joined,
+                                    username: joined.clone(),
                                     trace_id: trace.trace_id,
                                 };
                                 act.fan_out(&updated, &frame, trace, None);
+                                // The new member and the others learn each
+                                // other's presence; the group shows in theirs.
+                                crate::actors::directory::introduce(
+                                    act.router.directory(),
+                                    updated.clone(),
+                                    vec![joined],
+                                    None,
+                                    trace,
+                                );
                                 act.state = State::Ready(updated);
                             }
                             Err(e) => reply.respond(Err(e.into())),

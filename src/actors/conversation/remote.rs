@@ -95,9 +95,9 @@ impl ConversationActor {
                     self.fan_out(conv, &frame, trace, Some(&username));
                 }
             }
-            // Presence goes to the directory and payments to the node's
-            // relay, never here.
-            EventKind::Presence { .. } | EventKind::Payment { .. } => {}
+            // Presence and new members go to the directory and payments to
+            // the node's relay, never here.
+            EventKind::Presence { .. } | EventKind::Payment { .. } | EventKind::Added { .. } => {}
         }
     }
 

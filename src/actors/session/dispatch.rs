@@ -6,6 +6,7 @@ use actix::prelude::*;
 
 use super::actor::SessionActor;
 use crate::actors::conversation::ConvRequest;
+use crate::actors::directory::{introduce, introduce_direct};
 use crate::actors::quota::room_to_start;
 use crate::actors::{ChatError, ChatResult};
 use crate::domain::{ConversationId, MessageKind, TraceContext, Username};
@@ -244,11 +245,13 @@ impl SessionActor {
                                 store
                                     .direct_conversation(me, to.clone())
                                     .await
-                                    .map(|c| (to, c.id))
+                                    .map(|c| (to, c))
                                     .map_err(ChatError::from)
                             };
                             ctx.wait(fut.into_actor(self).map(move |res, act, _| match res {
-                                Ok((to, id)) => {
+                                Ok((to, c)) => {
+                                    let id = c.id;
+                                    introduce_direct(&act.deps.directory, c, trace);
                                     act.direct.insert(to, id);
                                     act.deps
                                         .conversations
@@ -282,11 +285,16 @@ impl SessionActor {
                 });
                 let store = self.deps.store.clone();
                 let max = self.deps.settings.limits.max_conversations_per_user;
+                let (directory, session) = (self.deps.directory.clone(), self.id);
                 ctx.spawn(
                     async move {
                         room_to_start(&store, &starter, max, None).await?;
                         let c = store.create_group(name, members).await?;
-                        Ok(ConversationView::created(&c))
+                        let view = ConversationView::created(&c);
+                        // Everyone but this session (answered `created`).
+                        let members = c.members.clone();
+                        introduce(&directory, c, members, Some(session), trace);
+                        Ok(view)
                     }
                     .into_actor(self)
                     .map(move |res, _, _| reply.respond(res)),

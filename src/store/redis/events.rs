@@ -45,8 +45,21 @@ pub enum EventKind {
         conversation_id: ConversationId,
         username: Username,
     },
-    /// A user's first session in the cluster opened, or their last closed.
-    Presence { username: Username, online: bool },
+    /// A user's first session in the cluster opened, or their last closed
+    /// (`last_seen`: then, in ms, for offline).
+    Presence {
+        username: Username,
+        online: bool,
+        last_seen: Option<i64>,
+    },
+    /// Users were made members of a conversation (created with them, or
+    /// invited): every node introduces them to the other members and shows
+    /// a group to them (`session`: the creator's session answered `created`).
+    Added {
+        conversation_id: ConversationId,
+        users: Vec<Username>,
+        session: Option<SessionId>,
+    },
     /// A payment's status changed; payer and payee sessions on every node
     /// hear it (each node reads the payment from the store).
     Payment { payment_id: PaymentId },
@@ -67,6 +80,9 @@ impl EventKind {
                 conversation_id, ..
             }
             | EventKind::Typing {
+                conversation_id, ..
+            }
+            | EventKind::Added {
                 conversation_id, ..
             } => Some(*conversation_id),
             EventKind::Presence { .. } | EventKind::Payment { .. } => None,
@@ -108,6 +124,9 @@ struct Wire {
     session: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     online: Option<bool>,
+    /// added only
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    users: Option<Vec<String>>,
     /// message only
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<String>,
@@ -133,6 +152,7 @@ impl Wire {
             seq: None,
             session: None,
             online: None,
+            users: None,
             id: None,
             cmid: None,
             kind: None,
@@ -155,6 +175,11 @@ fn user(v: Option<String>) -> Result<Username, BadEvent> {
     Username::parse(&field(v, "user")?).map_err(|e| BadEvent(e.to_string()))
 }
 
+fn session(v: Option<String>) -> Result<Option<SessionId>, BadEvent> {
+    v.map(|s| SessionId::parse(&s).map_err(|e| BadEvent(e.to_string())))
+        .transpose()
+}
+
 fn conv(v: &Option<String>) -> Result<ConversationId, BadEvent> {
     ConversationId::parse(field(v.as_deref(), "conv")?).map_err(|e| BadEvent(e.to_string()))
 }
@@ -169,6 +194,7 @@ impl ClusterEvent {
             EventKind::Typing { .. } => Wire::new("typing", self),
             EventKind::Presence { .. } => Wire::new("presence", self),
             EventKind::Payment { .. } => Wire::new("payment", self),
+            EventKind::Added { .. } => Wire::new("added", self),
         };
         match &self.what {
             EventKind::Message(m) => {
@@ -193,9 +219,18 @@ impl ClusterEvent {
                 w.user = Some(username.to_string());
                 w.seq = Some(*seq);
             }
-            EventKind::Presence { username, online } => {
+            EventKind::Presence {
+                username,
+                online,
+                last_seen,
+            } => {
                 w.user = Some(username.to_string());
                 w.online = Some(*online);
+                w.at = *last_seen;
+            }
+            EventKind::Added { users, session, .. } => {
+                w.users = Some(users.iter().map(|u| u.to_string()).collect());
+                w.session = session.map(|s| s.to_string());
             }
             EventKind::Payment { payment_id } => {
                 w.id = Some(payment_id.to_string());
@@ -233,10 +268,7 @@ impl ClusterEvent {
             "left" => EventKind::MemberLeft {
                 conversation_id: conv(&w.conv)?,
                 username: user(w.user)?,
-                session: match w.session {
-                    Some(s) => Some(SessionId::parse(&s).map_err(|e| BadEvent(e.to_string()))?),
-                    None => None,
-                },
+                session: session(w.session)?,
             },
             "read" => EventKind::Read {
                 conversation_id: conv(&w.conv)?,
@@ -250,6 +282,15 @@ impl ClusterEvent {
             "presence" => EventKind::Presence {
                 username: user(w.user)?,
                 online: field(w.online, "online")?,
+                last_seen: w.at,
+            },
+            "added" => EventKind::Added {
+                conversation_id: conv(&w.conv)?,
+                users: field(w.users, "users")?
+                    .into_iter()
+                    .map(|u| user(Some(u)))
+                    .collect::<Result<_, _>>()?,
+                session: session(w.session)?,
             },
             "payment" => EventKind::Payment {
                 payment_id: PaymentId::parse(field(w.id.as_deref(), "id")?)
@@ -305,8 +346,19 @@ mod tests {
                 username: username.clone(),
             },
             EventKind::Presence {
-                username,
+                username: username.clone(),
                 online: true,
+                last_seen: None,
+            },
+            EventKind::Presence {
+                username: username.clone(),
+                online: false,
+                last_seen: Some(1_764_000_000_123),
+            },
+            EventKind::Added {
+                conversation_id,
+                users: vec![username, Username::parse("bob").unwrap()],
+                session: Some(SessionId::new_random()),
             },
             EventKind::Payment {
                 payment_id: PaymentId::new_v7(),

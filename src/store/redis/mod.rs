@@ -24,6 +24,7 @@ use redis::aio::ConnectionManager;
 
 pub use bus::BusSignal;
 pub use events::{ClusterEvent, EventKind};
+pub use presence::{Status, LAST_SEEN_CAPACITY};
 
 use super::StoreError;
 use crate::actors::breaker::{BreakerActor, Call, CallError};

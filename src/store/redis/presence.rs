@@ -6,6 +6,11 @@
 //! two nodes can never both announce (or both miss) a transition. A node
 //! whose heartbeat is older than the TTL is dead: whichever node notices
 //! first clears its entries and announces the users that went offline.
+//!
+//! When a user goes offline the same scripts record the time in
+//! `lastseen` (a sorted set: user -> ms), so every node can say "last seen"
+//! about anyone. It keeps the `LAST_SEEN_CAPACITY` most recent users: when
+//! full, the longest-gone are dropped and are then just "offline".
 
 use std::sync::LazyLock;
 
@@ -14,6 +19,17 @@ use redis::Script;
 use super::{from_redis, RedisStore};
 use crate::domain::{TraceId, Username};
 use crate::store::StoreError;
+
+/// How many users' last-seen times Redis keeps (see the module doc).
+pub const LAST_SEEN_CAPACITY: usize = 100_000;
+
+/// A user's presence as the cluster knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Online,
+    /// Offline; when their last session closed (ms), if still remembered.
+    Offline(Option<i64>),
+}
 
 /// Shared Lua prelude: the clock (Redis's own, one for every node), liveness
 /// and dropping a node. ARGV[1] = this node, ARGV[2] = ttl ms, ARGV[3] =
@@ -34,8 +50,15 @@ local function online(user)
   end
   return false
 end
+local lastseen = prefix .. 'lastseen'
 local function announce(user, status)
-  redis.call('PUBLISH', channel, cjson.encode({t = 'presence', node = node, trace = trace, user = user, online = status}))
+  local at = nil
+  if not status then
+    at = now
+    redis.call('ZADD', lastseen, now, user)
+    redis.call('ZREMRANGEBYRANK', lastseen, 0, -(LAST_SEEN_CAPACITY + 1))
+  end
+  redis.call('PUBLISH', channel, cjson.encode({t = 'presence', node = node, trace = trace, user = user, online = status, at = at}))
 end
 local function drop(n)
   local users = redis.call('SMEMBERS', prefix .. 'nodeusers:' .. n)
@@ -67,10 +90,15 @@ if not online(user) then announce(user, false) return 1 end
 return 0
 "#;
 
-const ONLINE_AMONG: &str = r#"
+/// For each of ARGV[5..]: 'on', or the last-seen ms, or '' (not known).
+const STATUSES: &str = r#"
 local out = {}
 for i = 5, #ARGV do
-  if online(ARGV[i]) then out[#out + 1] = ARGV[i] end
+  if online(ARGV[i]) then
+    out[#out + 1] = 'on'
+  else
+    out[#out + 1] = redis.call('ZSCORE', lastseen, ARGV[i]) or ''
+  end
 end
 return out
 "#;
@@ -129,17 +157,18 @@ return drop(node)
 enum Op {
     Up = 0,
     Down,
-    OnlineAmong,
     Heartbeat,
     Leave,
     Replace,
+    Statuses,
 }
 
 /// Each script with the prelude, hashed once (EVALSHA, loaded on first use).
 fn script(op: Op) -> &'static Script {
     static SCRIPTS: LazyLock<[Script; 6]> = LazyLock::new(|| {
-        [UP, DOWN, ONLINE_AMONG, HEARTBEAT, LEAVE, REPLACE]
-            .map(|b| Script::new(&format!("{PRELUDE}{b}")))
+        let prelude = PRELUDE.replace("LAST_SEEN_CAPACITY", &LAST_SEEN_CAPACITY.to_string());
+        [UP, DOWN, HEARTBEAT, LEAVE, REPLACE, STATUSES]
+            .map(|b| Script::new(&format!("{prelude}{b}")))
     });
     &SCRIPTS[op as usize]
 }
@@ -187,21 +216,32 @@ impl RedisStore {
         Ok(n == 1)
     }
 
-    /// Which of `users` are online on some live node.
-    pub async fn online_among(&self, users: &[Username]) -> Result<Vec<Username>, StoreError> {
+    /// The presence of each of `users`, in the same order.
+    pub async fn statuses(&self, users: &[Username]) -> Result<Vec<Status>, StoreError> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        let names: Vec<String> = self
+        let raw: Vec<String> = self
             .presence_script(
-                Op::OnlineAmong,
+                Op::Statuses,
                 TraceId::random(),
                 users.iter().map(|u| u.to_string()).collect(),
             )
             .await?;
-        Ok(names
+        if raw.len() != users.len() {
+            return Err(StoreError::Backend(format!(
+                "presence of {} users answered with {}",
+                users.len(),
+                raw.len()
+            )));
+        }
+        Ok(raw
             .iter()
-            .filter_map(|n| Username::parse(n).ok())
+            .map(|r| match r.as_str() {
+                "on" => Status::Online,
+                // A score Redis wrote from a whole number of ms.
+                ms => Status::Offline(ms.parse::<f64>().ok().map(|f| f as i64)),
+            })
             .collect())
     }
 

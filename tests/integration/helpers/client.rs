@@ -139,6 +139,12 @@ pub enum Frame {
     Presence {
         username: String,
         status: String,
+        last_seen: Option<String>,
+        trace_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    ConversationAdded {
+        conversation: ConversationItem,
         trace_id: String,
     },
     Payment(PaymentItem),
@@ -245,12 +251,14 @@ impl TestClient {
         serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("untyped frame ({e}): {v}"))
     }
 
-    /// The next frame that is not presence (presence arrives whenever
-    /// contacts come and go, which would make ordering checks flaky).
+    /// The next frame that is not presence or `conversation_added`
+    /// (presence arrives whenever contacts come and go, and a new group is
+    /// shown to its members whatever they are doing, which would make
+    /// ordering checks flaky).
     pub async fn recv(&mut self) -> Frame {
         loop {
             let f = self.recv_any().await;
-            if !matches!(f, Frame::Presence { .. }) {
+            if !matches!(f, Frame::Presence { .. } | Frame::ConversationAdded { .. }) {
                 return f;
             }
         }

@@ -7,7 +7,7 @@ mod redis;
 
 pub use app::{spawn_app, spawn_app_with, spawn_node, TestApp};
 pub use browser::{Browser, Chromedriver};
-pub use client::{Frame, TestClient};
+pub use client::{ConversationItem, Frame, TestClient};
 pub use provider::TestProvider;
 pub use receiver::{http_receiver, Inbox};
 pub use redis::RedisServer;

@@ -9,15 +9,24 @@
 //! came and went), the presence scripts publish the transitions, and every
 //! node's directory tells its own sessions when the event arrives
 //! (`RemotePresence`). The per-user session cap stays per node.
+//!
+//! A user who goes offline is told with the time they were last seen
+//! (`lastSeen`), and a new session hears it about its offline contacts.
+//! Users who come to share a conversation are introduced (introduce.rs).
+
+mod introduce;
+mod last_seen;
+
+pub use introduce::{introduce, introduce_direct, Introduce, RemoteIntroduce};
 
 use actix::prelude::*;
 use actix_ws::CloseCode;
 
 use super::registry::SessionRegistry;
 use super::session::SessionHandle;
-use crate::domain::{TraceContext, Username};
+use crate::domain::{now_ms, rfc3339_ms, TraceContext, Username};
 use crate::protocol::ServerFrame;
-use crate::store::redis::RedisStore;
+use crate::store::redis::{RedisStore, Status, LAST_SEEN_CAPACITY};
 use crate::store::Store;
 use crate::store::StoreError;
 use crate::supervision::faults::{Faults, Injected};
@@ -53,6 +62,8 @@ impl Msg for Left {
 pub struct RemotePresence {
     pub user: Username,
     pub online: bool,
+    /// Offline: when (ms).
+    pub last_seen: Option<i64>,
 }
 
 impl Msg for RemotePresence {
@@ -76,6 +87,9 @@ pub struct Directory {
     cluster: Option<RedisStore>,
     sessions_per_user: usize,
     faults: Arc<Faults>,
+    /// One process: when each user's last session closed (cluster mode
+    /// keeps these in Redis).
+    last_seen: last_seen::LastSeen,
 }
 
 impl Directory {
@@ -93,6 +107,7 @@ impl Directory {
             store,
             sessions_per_user,
             faults,
+            last_seen: last_seen::LastSeen::new(LAST_SEEN_CAPACITY),
         };
         // Joined/Left arrive with `do_send` (one pair per session), so the
         // session cap bounds them; the capacity only sets the parking point.
@@ -114,14 +129,26 @@ impl Directory {
     ) {
         ctx.spawn(self.with_contacts(user, move |act, user, contacts| {
             if tell_contacts {
-                let online = act.registry.is_online(&user);
-                act.tell(&contacts, user, online, trace);
+                let status = act.status(&user);
+                act.tell(&contacts, user, status, trace);
             }
             if let Some(session) = joined {
-                let online = contacts.into_iter().filter(|c| act.registry.is_online(c));
-                show_online(&session, online, trace);
+                let statuses = contacts.into_iter().map(|c| {
+                    let s = act.status(&c);
+                    (c, s)
+                });
+                greet_with(&session, statuses, trace);
             }
         }));
+    }
+
+    /// One process: a user's presence as this node knows it.
+    fn status(&self, user: &Username) -> Status {
+        if self.registry.is_online(user) {
+            Status::Online
+        } else {
+            Status::Offline(self.last_seen.get(user))
+        }
     }
 
     /// Reads `user`'s contacts, then runs `then` on the actor with them; a
@@ -144,13 +171,8 @@ impl Directory {
     }
 
     /// Sends `user`'s status to every session of each of `contacts` on this node.
-    fn tell(&self, contacts: &[Username], user: Username, online: bool, trace: TraceContext) {
-        let frame = ServerFrame::Presence {
-            username: user,
-            status: if online { "online" } else { "offline" },
-            trace_id: trace.trace_id,
-        }
-        .to_text();
+    fn tell(&self, contacts: &[Username], user: Username, status: Status, trace: TraceContext) {
+        let frame = presence_text(user, status, trace);
         for contact in contacts {
             self.registry.for_each_session(contact, |s| {
                 s.deliver(frame.clone(), trace);
@@ -163,18 +185,19 @@ impl Directory {
     fn tell_contacts(
         &self,
         user: Username,
-        online: bool,
+        status: Status,
         trace: TraceContext,
         ctx: &mut Context<Self>,
     ) {
         // One event at a time, in channel order, so an online/offline pair
         // is told in the order it happened.
         ctx.wait(self.with_contacts(user, move |act, user, contacts| {
-            act.tell(&contacts, user, online, trace);
+            act.tell(&contacts, user, status, trace);
         }));
     }
 
-    /// Tells a new session which of its contacts are online anywhere.
+    /// Tells a new session which of its contacts are online anywhere, and
+    /// when the others were last seen.
     fn greet(&self, session: SessionHandle, trace: TraceContext, ctx: &mut Context<Self>) {
         let (store, Some(redis)) = (self.store.clone(), self.cluster.clone()) else {
             return;
@@ -183,15 +206,14 @@ impl Directory {
         ctx.spawn(
             async move {
                 let contacts = store.contacts_of(user).await?;
-                redis.online_among(&contacts).await
+                let statuses = redis.statuses(&contacts).await?;
+                Ok(contacts.into_iter().zip(statuses))
             }
             .into_actor(self)
-            .map(
-                move |res: Result<Vec<Username>, StoreError>, _, _| match res {
-                    Ok(online) => show_online(&session, online, trace),
-                    Err(e) => tracing::warn!(error = %e, "initial presence not sent"),
-                },
-            ),
+            .map(move |res: Result<_, StoreError>, _, _| match res {
+                Ok(statuses) => greet_with(&session, statuses, trace),
+                Err(e) => tracing::warn!(error = %e, "initial presence not sent"),
+            }),
         );
     }
 
@@ -218,20 +240,34 @@ impl Directory {
     }
 }
 
-/// Tells a new session that each of `online` (its contacts) is online.
-fn show_online(
+/// Tells a new session its contacts' presence: who is online, and when
+/// those remembered were last seen (the rest say nothing: a page that knew
+/// nothing of them still knows nothing).
+fn greet_with(
     session: &SessionHandle,
-    online: impl IntoIterator<Item = Username>,
+    statuses: impl IntoIterator<Item = (Username, Status)>,
     trace: TraceContext,
 ) {
-    for contact in online {
-        let frame = ServerFrame::Presence {
-            username: contact,
-            status: "online",
-            trace_id: trace.trace_id,
-        };
-        session.deliver(frame.to_text(), trace);
+    for (contact, status) in statuses {
+        if status != Status::Offline(None) {
+            session.deliver(presence_text(contact, status, trace), trace);
+        }
     }
+}
+
+/// A `presence` frame.
+fn presence_text(user: Username, status: Status, trace: TraceContext) -> bytestring::ByteString {
+    let (status, last_seen) = match status {
+        Status::Online => ("online", None),
+        Status::Offline(at) => ("offline", at.map(rfc3339_ms)),
+    };
+    ServerFrame::Presence {
+        username: user,
+        status,
+        last_seen,
+        trace_id: trace.trace_id,
+    }
+    .to_text()
 }
 
 impl Actor for Directory {
@@ -288,6 +324,9 @@ impl Handler<Envelope<Left>> for Directory {
                 }
                 return;
             }
+            if !self.registry.is_online(&env.msg.user) {
+                self.last_seen.record(env.msg.user.clone(), now_ms());
+            }
             self.announce(env.msg.user, true, None, env.trace, ctx);
         }
     }
@@ -298,8 +337,17 @@ impl Handler<Envelope<RemotePresence>> for Directory {
 
     fn handle(&mut self, env: Envelope<RemotePresence>, ctx: &mut Self::Context) {
         let _scope = env.enter("directory");
-        let RemotePresence { user, online } = env.msg;
-        self.tell_contacts(user, online, env.trace, ctx);
+        let RemotePresence {
+            user,
+            online,
+            last_seen,
+        } = env.msg;
+        let status = if online {
+            Status::Online
+        } else {
+            Status::Offline(last_seen)
+        };
+        self.tell_contacts(user, status, env.trace, ctx);
     }
 }
 
