@@ -614,8 +614,11 @@ impl Actor for ConversationActor {
         // Retired, or stopped otherwise (a `stop` fault drops what is
         // queued, commit outcomes included): the successor starts where
         // this one left off, so what it did not deliver is fetched when the
-        // successor's first message shows the gap.
-        if let Some(seq) = self.delivered {
+        // successor's first message shows the gap. An actor that delivered
+        // nothing yet stands at its first load: what was committed after it
+        // (a commit outcome the stop dropped included) is this node's to
+        // deliver, so its successor must not start past it.
+        if let Some(seq) = self.delivered.or(self.loaded_seq) {
             self.router.remember(self.id, seq);
             let pending = !self.held.is_empty()
                 || !self.awaiting_ack.is_empty()
