@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, tree_child, wait_for, Frame, TestApp, TestClient};
+use crate::helpers::{
+    spawn_app, spawn_app_with, spawn_node, tree_child, wait_for, Frame, RedisServer, TestApp,
+    TestClient,
+};
 
 fn events(trace: &Value) -> Vec<(String, String)> {
     trace["hops"]
@@ -355,4 +358,56 @@ async fn a_slow_delivery_keeps_its_trace() {
         "{view}"
     );
     assert!(has(&view, "session", "received send"), "{view}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_node_keeps_its_part_of_a_kept_trace_and_its_recent_hops() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = spawn_node(&redis.url(), "traces-test:", "node-a", &[]).await;
+    let b = spawn_node(&redis.url(), "traces-test:", "node-b", &[]).await;
+    let root = a.user("root").await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let mut alice_ws = TestClient::connect(&a, &alice.token).await;
+    let mut bob_ws = TestClient::connect(&b, &bob.token).await;
+
+    // An ordinary message: each node has its hops among its recent ones.
+    alice_ws
+        .send(json!({"type": "send", "to": "bob", "text": "across", "clientMsgId": "x1"}))
+        .await;
+    let Frame::Ack { trace_id, .. } = alice_ws.expect_ack().await else {
+        unreachable!()
+    };
+    assert_eq!(bob_ws.expect_message().await.trace_id, trace_id);
+    let on_b = look_up(&b, &root.token, &trace_id, |v| {
+        has(v, "session", "delivered")
+    })
+    .await;
+    assert_eq!(on_b["kept"], Value::Null, "{on_b}");
+    assert!(
+        has(&on_b, "conversation", "received seq 1 committed on node-a"),
+        "{on_b}"
+    );
+
+    // A payment made on A: A keeps it, and tells B to keep its part.
+    alice_ws
+        .send(json!({"type": "pay", "to": "bob", "amount": 30, "idempotencyKey": "across"}))
+        .await;
+    let trace = bob_ws
+        .wait_for("the payment on node-b", |f| match f {
+            Frame::Payment(p) if p.status == "completed" => Some(p.trace_id.clone()),
+            _ => None,
+        })
+        .await;
+    let on_a = look_up(&a, &root.token, &trace, |v| has(v, "payment", "credited")).await;
+    assert_eq!(on_a["kept"], "payment", "{on_a}");
+    let on_b = look_up(&b, &root.token, &trace, |v| has(v, "session", "delivered")).await;
+    assert_eq!(on_b["kept"], "cluster", "{on_b}");
+    assert!(on_b["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["node"] == "node-b"));
 }
