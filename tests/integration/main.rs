@@ -18,4 +18,5 @@ mod payments;
 mod store_conformance;
 mod supervision;
 mod traces;
+mod web_traces;
 mod web_ui;

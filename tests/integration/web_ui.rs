@@ -13,7 +13,7 @@ const PASSWORD: &str = "password123";
 
 /// Logs `user` in through the page's form (registering first when asked)
 /// and waits for its WebSocket to be open.
-async fn sign_in(page: &Browser, app: &TestApp, user: &str, register: bool) {
+pub(crate) async fn sign_in(page: &Browser, app: &TestApp, user: &str, register: bool) {
     page.goto(&app.url("/")).await;
     page.type_into("#username", user).await;
     page.type_into("#password", PASSWORD).await;
@@ -50,7 +50,7 @@ async fn wait_shown(page: &Browser, what: &str, want: impl Fn(&[(u64, String, St
     .await;
 }
 
-async fn assert_no_console_errors(page: &Browser) {
+pub(crate) async fn assert_no_console_errors(page: &Browser) {
     let errors = page.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
