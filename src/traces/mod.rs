@@ -2,15 +2,19 @@
 //! Every hop names the component and actor, this node, the event, when it
 //! started and how long it took.
 //!
-//! Two stores per shard (see `shard.rs`):
-//! - kept traces: those an operator is sent to (a payment's, an error's, a
-//!   restart's last failure, a slow delivery's; a client-given id; a share
-//!   sampled outright; one another node keeps). A trace is kept when such an
-//!   event is seen, with the hops of it the ring still holds, and every
-//!   later hop of it goes there too. Bounded: at most `MAX_TRACES` traces
-//!   (the oldest kept is forgotten first) of at most `MAX_HOPS` hops each
-//!   (later hops are counted, not kept), and at most `MAX_KEPT_HOPS` hops
-//!   in all (beyond it the oldest kept traces are forgotten too).
+//! What each shard holds (see `shard.rs`):
+//! - linked traces, those an operator is sent to: a payment's, an error's, a
+//!   restart's last failure, a client-given id, one another node keeps. A
+//!   trace is kept when such an event is seen, with the hops of it the ring
+//!   still holds, and every later hop of it goes there too. Bounded: at most
+//!   `MAX_TRACES` traces (the oldest kept is forgotten first) of at most
+//!   `MAX_HOPS` hops each (later hops are counted, not kept), and at most
+//!   `MAX_KEPT_HOPS` hops in all (beyond it the oldest are forgotten too).
+//! - slow traces (a hop over `telemetry.trace_keep_slow_ms`) and sampled ones
+//!   (`telemetry.trace_sample_percent`), kept the same way in a set of their
+//!   own (`MAX_OTHER_TRACES`, `MAX_OTHER_HOPS`), so an overload, when every
+//!   delivery is slow, cannot push the linked traces out; and at most a few
+//!   slow traces a second are newly kept, so it costs little then either.
 //! - recent hops of every other trace: a ring bounded in bytes
 //!   (`telemetry.trace_recent_mib`, each hop counted with the text it owns);
 //!   when full the oldest hop is overwritten, so any message of the last
@@ -29,12 +33,20 @@ use serde::Serialize;
 
 use crate::domain::{ConversationId, PaymentId, SessionId, TraceId};
 
-use shard::{Bounds, Recorded, Shard};
+use shard::{Bounds, Recorded, SetBounds, Shard};
 
+/// Linked traces kept (see [`Keep`]).
 pub const MAX_TRACES: usize = 20_000;
 pub const MAX_HOPS: usize = 256;
-/// Hops kept over all kept traces (about 120 bytes each with their text).
+/// Hops kept over all linked traces (about 120 bytes each with their text).
 pub const MAX_KEPT_HOPS: usize = 32_768;
+/// Slow and sampled traces kept, beside the linked ones, and their hops.
+pub const MAX_OTHER_TRACES: usize = 4_096;
+pub const MAX_OTHER_HOPS: usize = 8_192;
+/// Slow traces newly kept per shard: a burst of this many, then one a
+/// second (32 shards: at most 32 a second in all, once the bursts are spent).
+const SLOW_BURST: u32 = 4;
+const SLOW_EVERY_US: i64 = 1_000_000;
 /// The ring's size unless configured (`telemetry.trace_recent_mib`).
 pub const DEFAULT_RECENT_BYTES: usize = 8 << 20;
 /// Hops slower than this keep their trace unless configured
@@ -83,6 +95,15 @@ pub enum Keep {
     Cluster,
 }
 
+impl Keep {
+    /// Kept for a link (the console's, an error's traceId, a client's own
+    /// id, another node's), in the linked set; slow and sampled traces have
+    /// a set of their own.
+    fn is_linked(self) -> bool {
+        !matches!(self, Keep::Slow | Keep::Sampled)
+    }
+}
+
 /// A hop as operators see it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -128,10 +149,18 @@ fn recorder() -> &'static Recorder {
 
 fn bounds() -> Bounds {
     Bounds {
-        traces: MAX_TRACES / SHARDS,
-        kept_hops: MAX_KEPT_HOPS / SHARDS,
+        linked: SetBounds {
+            traces: MAX_TRACES / SHARDS,
+            hops: MAX_KEPT_HOPS / SHARDS,
+        },
+        other: SetBounds {
+            traces: MAX_OTHER_TRACES / SHARDS,
+            hops: MAX_OTHER_HOPS / SHARDS,
+        },
         hops_per_trace: MAX_HOPS,
         recent_bytes: recorder().recent_bytes.load(Ordering::Relaxed),
+        slow_burst: SLOW_BURST,
+        slow_every_us: SLOW_EVERY_US,
     }
 }
 
@@ -232,27 +261,23 @@ pub fn hop(
 ) {
     let r = recorder();
     let took_us = took.as_micros() as u64;
+    let now = now_us();
     // One hash per hop: its low bits pick the shard, its high bits the sample.
     let spread = spread(trace);
     let slow_us = r.slow_us.load(Ordering::Relaxed);
-    let why = if slow_us > 0 && took_us > slow_us {
-        Some(Keep::Slow)
-    } else if sampled(spread, r.sample_below.load(Ordering::Relaxed)) {
-        Some(Keep::Sampled)
-    } else {
-        None
-    };
+    let slow = slow_us > 0 && took_us > slow_us;
+    let sampled = sampled(spread, r.sample_below.load(Ordering::Relaxed));
     let hop = Recorded {
         component,
         actor,
         event: event.into(),
-        start_us: now_us() - took_us as i64,
+        start_us: now - took_us as i64,
         duration_us: took_us,
     };
     let bounds = bounds();
     let mut shard = shard_of(spread);
-    if let Some(why) = why {
-        shard.keep(trace, why, &bounds);
+    if !(slow && shard.keep_slow(trace, now, &bounds)) && sampled {
+        shard.keep(trace, Keep::Sampled, &bounds);
     }
     shard.record(trace, hop, &bounds);
 }

@@ -31,13 +31,27 @@ impl Recorded {
     }
 }
 
+/// Limits of one kept set.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SetBounds {
+    pub traces: usize,
+    pub hops: usize,
+}
+
 /// Limits of one shard (its share of the recorder's).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Bounds {
-    pub traces: usize,
-    pub kept_hops: usize,
+    /// Traces the console links to (see [`Keep::is_linked`]).
+    pub linked: SetBounds,
+    /// Slow and sampled traces: their own budget, so an overload (when
+    /// every delivery is slow) cannot push the linked ones out.
+    pub other: SetBounds,
     pub hops_per_trace: usize,
     pub recent_bytes: usize,
+    /// Slow traces newly kept: a burst of this many...
+    pub slow_burst: u32,
+    /// ...then one per this many microseconds.
+    pub slow_every_us: i64,
 }
 
 struct Kept {
@@ -54,34 +68,109 @@ pub(super) struct Found {
     pub why: Option<Keep>,
 }
 
+/// Kept traces by id and the order they were kept in (for eviction).
+#[derive(Default)]
+struct KeptSet {
+    traces: HashMap<TraceId, Kept>,
+    order: VecDeque<TraceId>,
+    /// Hops held by these traces.
+    hops: usize,
+}
+
+impl KeptSet {
+    /// Full of traces: the oldest is forgotten.
+    fn insert(&mut self, trace: TraceId, kept: Kept, bounds: &SetBounds) {
+        if self.order.len() >= bounds.traces {
+            self.evict_oldest();
+        }
+        self.hops += kept.hops.len();
+        self.order.push_back(trace);
+        self.traces.insert(trace, kept);
+        self.trim(trace, bounds);
+    }
+
+    /// Takes a trace out (rare: a slow trace that turns out to be linked).
+    fn take(&mut self, trace: TraceId) -> Option<Kept> {
+        let kept = self.traces.remove(&trace)?;
+        self.order.retain(|t| *t != trace);
+        self.hops -= kept.hops.len();
+        Some(kept)
+    }
+
+    /// Adds a hop to its trace; the hop back when the trace is not here.
+    fn push(
+        &mut self,
+        trace: TraceId,
+        hop: Recorded,
+        bounds: &SetBounds,
+        per_trace: usize,
+    ) -> Result<(), Recorded> {
+        let Some(kept) = self.traces.get_mut(&trace) else {
+            return Err(hop);
+        };
+        // Later hops of a long trace are counted, not kept.
+        if kept.hops.len() >= per_trace {
+            kept.dropped += 1;
+            return Ok(());
+        }
+        kept.hops.push(hop);
+        self.hops += 1;
+        self.trim(trace, bounds);
+        Ok(())
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some(old) = self.order.pop_front() {
+            if let Some(t) = self.traces.remove(&old) {
+                self.hops -= t.hops.len();
+            }
+        }
+    }
+
+    /// Forgets the oldest traces while the set holds more than its hops;
+    /// `keep` (the trace just written) stays.
+    fn trim(&mut self, keep: TraceId, bounds: &SetBounds) {
+        while self.hops > bounds.hops && self.order.front() != Some(&keep) {
+            self.evict_oldest();
+        }
+    }
+}
+
 #[derive(Default)]
 pub(super) struct Shard {
-    kept: HashMap<TraceId, Kept>,
-    /// Kept traces in the order they were kept (for eviction).
-    order: VecDeque<TraceId>,
-    /// Hops held by the kept traces.
-    kept_hops: usize,
+    linked: KeptSet,
+    other: KeptSet,
     /// Hops of traces not kept, oldest first. The deque's buffer may hold up
     /// to twice the slots in use (it grows by doubling); `recent_bytes`
     /// counts the slots in use.
     recent: VecDeque<(TraceId, Recorded)>,
     recent_bytes: usize,
+    /// Slow traces that may still be newly kept, as of `slow_at_us`.
+    slow_tokens: u32,
+    slow_at_us: i64,
 }
 
 impl Shard {
     pub fn is_kept(&self, trace: TraceId) -> bool {
-        self.kept.contains_key(&trace)
+        self.linked.traces.contains_key(&trace) || self.other.traces.contains_key(&trace)
     }
 
     /// Keeps `trace` from now on, with the hops of it the ring still holds
-    /// (they are copied: the ring's copies age out on their own). A trace
-    /// kept already keeps its first reason.
+    /// (copied: the ring's copies age out on their own). A kept trace keeps
+    /// its first reason, except that a slow or sampled one that turns out to
+    /// be linked moves to the linked set with that reason.
     pub fn keep(&mut self, trace: TraceId, why: Keep, bounds: &Bounds) {
-        if self.kept.contains_key(&trace) {
+        if self.linked.traces.contains_key(&trace) {
             return;
         }
-        if self.order.len() >= bounds.traces {
-            self.evict_oldest();
+        if self.other.traces.contains_key(&trace) {
+            if why.is_linked() {
+                if let Some(mut kept) = self.other.take(trace) {
+                    kept.why = why;
+                    self.linked.insert(trace, kept, &bounds.linked);
+                }
+            }
+            return;
         }
         let mut kept = Kept {
             hops: Vec::new(),
@@ -98,25 +187,44 @@ impl Shard {
                 kept.dropped += 1;
             }
         }
-        self.kept_hops += kept.hops.len();
-        self.order.push_back(trace);
-        self.kept.insert(trace, kept);
-        self.trim(trace, bounds);
+        if why.is_linked() {
+            self.linked.insert(trace, kept, &bounds.linked);
+        } else {
+            self.other.insert(trace, kept, &bounds.other);
+        }
+    }
+
+    /// Keeps a trace for a slow hop, unless the shard has newly kept its
+    /// burst of slow traces lately (under overload every delivery is slow:
+    /// keeping each would cost the most when there is least to spare).
+    /// False when not kept for it.
+    pub fn keep_slow(&mut self, trace: TraceId, now_us: i64, bounds: &Bounds) -> bool {
+        if self.is_kept(trace) {
+            return true;
+        }
+        let earned = (now_us - self.slow_at_us) / bounds.slow_every_us.max(1);
+        if earned > 0 {
+            let tokens = i64::from(self.slow_tokens) + earned;
+            self.slow_tokens = tokens.min(i64::from(bounds.slow_burst)) as u32;
+            self.slow_at_us = now_us;
+        }
+        if self.slow_tokens == 0 {
+            return false;
+        }
+        self.slow_tokens -= 1;
+        self.keep(trace, Keep::Slow, bounds);
+        true
     }
 
     /// Records a hop: into its trace if kept, else into the ring.
     pub fn record(&mut self, trace: TraceId, hop: Recorded, bounds: &Bounds) {
-        if let Some(kept) = self.kept.get_mut(&trace) {
-            // Later hops of a long trace are counted, not kept.
-            if kept.hops.len() >= bounds.hops_per_trace {
-                kept.dropped += 1;
-                return;
-            }
-            kept.hops.push(hop);
-            self.kept_hops += 1;
-            self.trim(trace, bounds);
+        let per_trace = bounds.hops_per_trace;
+        let Err(hop) = self.linked.push(trace, hop, &bounds.linked, per_trace) else {
             return;
-        }
+        };
+        let Err(hop) = self.other.push(trace, hop, &bounds.other, per_trace) else {
+            return;
+        };
         let bytes = hop.bytes();
         if bytes > bounds.recent_bytes {
             // The ring is off (0 bytes) or smaller than one hop.
@@ -136,7 +244,12 @@ impl Shard {
     /// The kept trace, else its hops still in the ring (a scan of this
     /// shard's ring: lookups are rare, admin-only).
     pub fn find(&self, trace: TraceId, bounds: &Bounds) -> Option<Found> {
-        if let Some(kept) = self.kept.get(&trace) {
+        if let Some(kept) = self
+            .linked
+            .traces
+            .get(&trace)
+            .or_else(|| self.other.traces.get(&trace))
+        {
             return Some(Found {
                 hops: kept.hops.clone(),
                 dropped: kept.dropped,
@@ -160,22 +273,6 @@ impl Shard {
         }
         (!found.hops.is_empty()).then_some(found)
     }
-
-    fn evict_oldest(&mut self) {
-        if let Some(old) = self.order.pop_front() {
-            if let Some(t) = self.kept.remove(&old) {
-                self.kept_hops -= t.hops.len();
-            }
-        }
-    }
-
-    /// Forgets the oldest kept traces while the shard holds more than its
-    /// share of kept hops; `keep` (the trace just written) stays.
-    fn trim(&mut self, keep: TraceId, bounds: &Bounds) {
-        while self.kept_hops > bounds.kept_hops && self.order.front() != Some(&keep) {
-            self.evict_oldest();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -183,10 +280,18 @@ mod tests {
     use super::*;
 
     const BOUNDS: Bounds = Bounds {
-        traces: 100,
-        kept_hops: 1_000,
+        linked: SetBounds {
+            traces: 100,
+            hops: 1_000,
+        },
+        other: SetBounds {
+            traces: 10,
+            hops: 100,
+        },
         hops_per_trace: 50,
         recent_bytes: 64 * 1024,
+        slow_burst: 3,
+        slow_every_us: 1_000_000,
     };
 
     fn hop(event: &str) -> Recorded {
@@ -306,26 +411,81 @@ mod tests {
             for _ in 0..per_trace {
                 shard.record(t, hop("delivered"), &BOUNDS);
             }
-            assert!(
-                shard.kept_hops <= BOUNDS.kept_hops,
-                "{} hops kept",
-                shard.kept_hops
-            );
-            let counted: usize = shard.kept.values().map(|t| t.hops.len()).sum();
-            assert_eq!(counted, shard.kept_hops);
+            let set = &shard.linked;
+            assert!(set.hops <= BOUNDS.linked.hops, "{} hops kept", set.hops);
+            let counted: usize = set.traces.values().map(|t| t.hops.len()).sum();
+            assert_eq!(counted, set.hops);
         }
         // The newest traces are the ones kept.
-        let kept = BOUNDS.kept_hops / per_trace;
-        assert_eq!(shard.order.len(), kept);
+        let kept = BOUNDS.linked.hops / per_trace;
+        assert_eq!(shard.linked.order.len(), kept);
         assert!(ids[ids.len() - kept..].iter().all(|&t| shard.is_kept(t)));
         assert!(!shard.is_kept(ids[0]));
         // And at most `traces` of them, however small.
         let mut shard = Shard::default();
-        let ids: Vec<TraceId> = (0..BOUNDS.traces + 5).map(|_| TraceId::random()).collect();
+        let ids: Vec<TraceId> = (0..BOUNDS.linked.traces + 5)
+            .map(|_| TraceId::random())
+            .collect();
         for &t in &ids {
             shard.keep(t, Keep::Asked, &BOUNDS);
         }
-        assert_eq!(shard.order.len(), BOUNDS.traces);
+        assert_eq!(shard.linked.order.len(), BOUNDS.linked.traces);
         assert!(!shard.is_kept(ids[4]) && shard.is_kept(ids[5]));
+    }
+
+    #[test]
+    fn slow_and_sampled_traces_cannot_push_out_the_linked_ones() {
+        let mut shard = Shard::default();
+        let payment = TraceId::random();
+        shard.keep(payment, Keep::Payment, &BOUNDS);
+        shard.record(payment, hop("reserved"), &BOUNDS);
+        for _ in 0..1_000 {
+            let t = TraceId::random();
+            shard.keep(t, Keep::Sampled, &BOUNDS);
+            shard.record(t, hop("delivered"), &BOUNDS);
+        }
+        assert!(shard.other.order.len() <= BOUNDS.other.traces);
+        let found = shard.find(payment, &BOUNDS).unwrap();
+        assert_eq!(
+            (found.why, events(&found)),
+            (Some(Keep::Payment), vec!["reserved"])
+        );
+        // A sampled trace that turns out to have an error moves to the
+        // linked set, with its hops, under its new reason.
+        let t = TraceId::random();
+        shard.keep(t, Keep::Sampled, &BOUNDS);
+        shard.record(t, hop("received send"), &BOUNDS);
+        shard.keep(t, Keep::Error, &BOUNDS);
+        assert!(!shard.other.traces.contains_key(&t) && !shard.other.order.contains(&t));
+        let found = shard.find(t, &BOUNDS).unwrap();
+        assert_eq!(
+            (found.why, events(&found)),
+            (Some(Keep::Error), vec!["received send"])
+        );
+        let counted: usize = shard.other.traces.values().map(|t| t.hops.len()).sum();
+        assert_eq!(counted, shard.other.hops);
+    }
+
+    #[test]
+    fn slow_traces_are_kept_in_a_burst_then_one_a_second() {
+        let mut shard = Shard::default();
+        let t0 = 1_000_000_000;
+        let slow: Vec<TraceId> = (0..5).map(|_| TraceId::random()).collect();
+        let kept: Vec<bool> = slow
+            .iter()
+            .map(|&t| shard.keep_slow(t, t0, &BOUNDS))
+            .collect();
+        assert_eq!(kept, [true, true, true, false, false]);
+        assert_eq!(shard.find(slow[0], &BOUNDS).unwrap().why, Some(Keep::Slow));
+        // Kept already: still kept, no token spent.
+        assert!(shard.keep_slow(slow[0], t0, &BOUNDS));
+        assert!(!shard.keep_slow(slow[3], t0 + 999_999, &BOUNDS));
+        assert!(shard.keep_slow(slow[3], t0 + 1_000_000, &BOUNDS));
+        assert!(!shard.keep_slow(slow[4], t0 + 1_500_000, &BOUNDS));
+        // A quiet spell refills the burst, no more.
+        let later: Vec<bool> = (0..5)
+            .map(|_| shard.keep_slow(TraceId::random(), t0 + 60_000_000, &BOUNDS))
+            .collect();
+        assert_eq!(later, [true, true, true, false, false]);
     }
 }
