@@ -197,11 +197,9 @@ impl Shard {
     /// Keeps a trace for a slow hop, unless the shard has newly kept its
     /// burst of slow traces lately (under overload every delivery is slow:
     /// keeping each would cost the most when there is least to spare).
-    /// False when not kept for it.
+    /// False when not kept for it. The tokens are counted first: under
+    /// overload most slow hops find none, and then cost no lookup.
     pub fn keep_slow(&mut self, trace: TraceId, now_us: i64, bounds: &Bounds) -> bool {
-        if self.is_kept(trace) {
-            return true;
-        }
         let earned = (now_us - self.slow_at_us) / bounds.slow_every_us.max(1);
         if earned > 0 {
             let tokens = i64::from(self.slow_tokens) + earned;
@@ -210,6 +208,9 @@ impl Shard {
         }
         if self.slow_tokens == 0 {
             return false;
+        }
+        if self.is_kept(trace) {
+            return true;
         }
         self.slow_tokens -= 1;
         self.keep(trace, Keep::Slow, bounds);
@@ -477,9 +478,9 @@ mod tests {
             .collect();
         assert_eq!(kept, [true, true, true, false, false]);
         assert_eq!(shard.find(slow[0], &BOUNDS).unwrap().why, Some(Keep::Slow));
-        // Kept already: still kept, no token spent.
-        assert!(shard.keep_slow(slow[0], t0, &BOUNDS));
         assert!(!shard.keep_slow(slow[3], t0 + 999_999, &BOUNDS));
+        // One token a second; a trace kept already spends none.
+        assert!(shard.keep_slow(slow[0], t0 + 1_000_000, &BOUNDS));
         assert!(shard.keep_slow(slow[3], t0 + 1_000_000, &BOUNDS));
         assert!(!shard.keep_slow(slow[4], t0 + 1_500_000, &BOUNDS));
         // A quiet spell refills the burst, no more.
