@@ -73,7 +73,14 @@ impl Application {
         let settings = Arc::new(settings);
         install_panic_hook();
         crate::telemetry::metrics();
-        crate::traces::configure(&settings.server.node_id, settings.trace_sample_percent);
+        crate::traces::configure(
+            &settings.server.node_id,
+            crate::traces::Settings {
+                sample_percent: settings.trace_sample_percent,
+                recent_bytes: settings.trace_recent_bytes,
+                keep_slow: settings.trace_keep_slow,
+            },
+        );
         // The tree: root -> one breaker per remote dependency, store_writer
         // (SQLite), directory, conversations (dynamic), sessions (dynamic),
         // alerts, payments (dynamic). The root's own failure ends the process.

@@ -111,7 +111,7 @@ fn route(deps: &Deps, node: &str, down: &AtomicBool, signal: BusSignal) {
             let own = event.node == node;
             if event.recorded && !own {
                 // The origin records this trace: keep this node's part too.
-                crate::traces::want(event.trace);
+                crate::traces::keep(event.trace, crate::traces::Keep::Cluster);
             }
             match event.what {
                 EventKind::Presence {

@@ -375,11 +375,16 @@ struct RawFaults {
     enabled: bool,
 }
 
+/// The largest ring of recent trace hops (`telemetry.trace_recent_mib`).
+const MAX_TRACE_RECENT_MIB: u64 = 1024;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawTelemetry {
     log_format: String,
     trace_sample_percent: f64,
+    trace_recent_mib: u64,
+    trace_keep_slow_ms: u64,
     otlp_endpoint: String,
 }
 
@@ -387,7 +392,9 @@ impl Default for RawTelemetry {
     fn default() -> Self {
         RawTelemetry {
             log_format: "pretty".into(),
-            trace_sample_percent: 1.0,
+            trace_sample_percent: 0.0,
+            trace_recent_mib: (crate::traces::DEFAULT_RECENT_BYTES >> 20) as u64,
+            trace_keep_slow_ms: crate::traces::DEFAULT_KEEP_SLOW.as_millis() as u64,
             otlp_endpoint: String::new(),
         }
     }
@@ -554,8 +561,13 @@ pub struct Settings {
     /// Where firing and resolved alerts are posted (through the webhook breaker).
     pub alert_webhook: Option<String>,
     pub log_format: LogFormat,
-    /// Share of traces recorded for `/admin/traces` without a client asking.
+    /// Share of traces kept outright for `/admin/traces` (beside those kept
+    /// for a reason: errors, payments, restarts, slow hops, client-given ids).
     pub trace_sample_percent: f64,
+    /// Bytes of the ring of recent hops of all other traces (0: none).
+    pub trace_recent_bytes: usize,
+    /// A hop slower than this keeps its trace (zero: never).
+    pub trace_keep_slow: Duration,
     /// Base URL of an OTLP/HTTP collector spans are exported to (JSON); None: no export.
     pub otlp_endpoint: Option<String>,
 }
@@ -1005,6 +1017,22 @@ fn validate(raw: Raw) -> Result<Settings, ConfigError> {
                 "must be between 0 and 100",
             ));
         },
+        trace_recent_bytes: if raw.telemetry.trace_recent_mib <= MAX_TRACE_RECENT_MIB {
+            (raw.telemetry.trace_recent_mib as usize) << 20
+        } else {
+            return Err(invalid(
+                "telemetry.trace_recent_mib",
+                format!("must be between 0 and {MAX_TRACE_RECENT_MIB}"),
+            ));
+        },
+        trace_keep_slow: if raw.telemetry.trace_keep_slow_ms <= 60_000 {
+            Duration::from_millis(raw.telemetry.trace_keep_slow_ms)
+        } else {
+            return Err(invalid(
+                "telemetry.trace_keep_slow_ms",
+                "must be between 0 (never) and 60000",
+            ));
+        },
     })
 }
 
@@ -1187,6 +1215,9 @@ mod tests {
         assert!(!s.auth.using_dev_secret);
         assert!(s.auth.secret_from_data_dir);
         assert!(!s.faults_enabled);
+        assert_eq!(s.trace_sample_percent, 0.0);
+        assert_eq!(s.trace_recent_bytes, 8 << 20);
+        assert_eq!(s.trace_keep_slow, Duration::from_millis(100));
     }
 
     #[test]
@@ -1262,5 +1293,13 @@ mod tests {
         assert!(e.to_string().contains("auth.token_secret"), "{e}");
         let e = Settings::from_sources("[storage]\nbackend = \"mongo\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("storage.backend"), "{e}");
+        let e = Settings::from_sources("[telemetry]\ntrace_recent_mib = 4096\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("telemetry.trace_recent_mib"), "{e}");
+        let e =
+            Settings::from_sources("[telemetry]\ntrace_keep_slow_ms = 100000\n", &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("telemetry.trace_keep_slow_ms"),
+            "{e}"
+        );
     }
 }

@@ -660,7 +660,7 @@ function onAck(f) {
   // the same seq and is dropped as a duplicate.
   addMessage(conv, {
     conversationId: f.conversationId, messageId: f.messageId, seq: f.seq, sender: state.me,
-    text: entry.text, kind: 'text', sentAt: f.sentAt,
+    text: entry.text, kind: 'text', sentAt: f.sentAt, traceId: f.traceId,
   });
   requestFill(conv);
   pumpSends();
@@ -1981,6 +1981,8 @@ function messageEl(m) {
     'data-seq': m.seq,
     'data-sender': m.sender,
     'data-message-id': m.messageId,
+    tabindex: 0,
+    'aria-expanded': 'false',
   });
   const meta = h('div', { class: 'meta' },
     h('span', { class: 'sender', text: m.sender }),
@@ -1988,7 +1990,50 @@ function messageEl(m) {
   if (m.kind === 'payment') meta.append(h('span', { class: 'pay-badge', text: paymentBadge(m.text) }));
   const text = m.kind === 'payment' ? paymentText(m.text) : m.text;
   el.append(meta, h('div', { class: 'text', text }));
+  withDetails(el, m);
   return el;
+}
+
+/**
+ * A message's details (its ids, to copy for an operator's trace lookup),
+ * shown on click, Enter or Space; clicks inside them (selecting, copying)
+ * leave them open.
+ */
+function withDetails(el, m) {
+  const trace = h('code', { class: 'trace-id', text: m.traceId || '–' });
+  const copy = h('button', { type: 'button', class: 'copy-trace quiet', text: 'Copy', 'aria-label': 'Copy the trace ID' });
+  const details = h('dl', { class: 'details', hidden: true },
+    h('dt', { text: 'Message ID' }), h('dd', {}, h('code', { text: m.messageId || '–' })),
+    h('dt', { text: 'Trace ID' }), h('dd', {}, trace, copy));
+  copy.disabled = !m.traceId;
+  copy.addEventListener('click', () => copyText(trace, copy));
+  details.addEventListener('click', (e) => e.stopPropagation());
+  details.addEventListener('keydown', (e) => e.stopPropagation());
+  const toggle = () => {
+    details.hidden = !details.hidden;
+    el.setAttribute('aria-expanded', String(!details.hidden));
+  };
+  el.addEventListener('click', toggle);
+  el.addEventListener('keydown', (e) => {
+    if (e.target !== el || (e.key !== 'Enter' && e.key !== ' ')) return;
+    e.preventDefault();
+    toggle();
+  });
+  el.append(details);
+}
+
+// The clipboard needs a secure context (and may be refused): the text is
+// selected in any case, so it can be copied by hand.
+function copyText(code, button) {
+  const range = document.createRange();
+  range.selectNodeContents(code);
+  const sel = window.getSelection();
+  sel.removeAllRanges();
+  sel.addRange(range);
+  if (!navigator.clipboard) return;
+  navigator.clipboard.writeText(code.textContent).then(
+    () => { button.textContent = 'Copied'; },
+    () => { button.textContent = 'Selected'; });
 }
 
 // The server writes payment messages as "paid 12.50 to <user>" (major

@@ -271,14 +271,19 @@ pub async fn trace(
             admin.trace,
         )
     })?;
-    let (hops, dropped) = crate::traces::get(wanted).ok_or_else(|| {
+    let found = crate::traces::get(wanted).ok_or_else(|| {
         ApiError::new(
             ErrorCode::NotFound,
             "no recent trace with this id",
             admin.trace,
         )
     })?;
-    Ok(HttpResponse::Ok().json(json!({ "traceId": wanted, "hops": hops, "hopsNotKept": dropped })))
+    Ok(HttpResponse::Ok().json(json!({
+        "traceId": wanted,
+        "hops": found.hops,
+        "hopsNotKept": found.dropped,
+        "kept": found.kept,
+    })))
 }
 
 #[derive(Deserialize)]

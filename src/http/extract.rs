@@ -28,7 +28,7 @@ impl RequestTrace {
             .and_then(|h| h.to_str().ok())
             .and_then(TraceId::from_traceparent);
         if let Some(t) = given {
-            crate::traces::want(t);
+            crate::traces::keep(t, crate::traces::Keep::Asked);
         }
         let trace = given.unwrap_or_else(TraceId::random);
         req.extensions_mut().insert(RequestTrace(trace));

@@ -96,6 +96,8 @@ where
     B: 'static,
 {
     let trace = RequestTrace::of(req.request());
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
     let span =
         tracing::info_span!("http", method = %req.method(), path = %req.path(), trace_id = %trace);
     crate::telemetry::link_span(&span, trace);
@@ -106,14 +108,27 @@ where
     async move {
         let mut res = call.instrument(span).await?;
         // Route patterns, not paths: the label set stays small.
-        let route = res
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".into());
+        let pattern = res.request().match_pattern();
+        let status = res.status().as_u16();
+        if status >= 400 {
+            // An error answer is a hop of its own and keeps its trace,
+            // unless no route matched (scanners: the hop stays in the ring).
+            let route = pattern.as_deref().unwrap_or("unmatched");
+            if pattern.is_some() {
+                crate::traces::error(trace, status);
+            }
+            crate::traces::hop(
+                trace,
+                "http",
+                crate::traces::ActorRef::Named("http"),
+                format!("{method} {route} answered {status}"),
+                started.elapsed(),
+            );
+        }
         metrics::counter!(
             "parley_http_requests_total",
-            "route" => route,
-            "status" => res.status().as_u16().to_string()
+            "route" => pattern.unwrap_or_else(|| "unmatched".into()),
+            "status" => status.to_string()
         )
         .increment(1);
         if let Ok(v) = HeaderValue::from_str(&trace.to_string()) {

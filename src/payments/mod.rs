@@ -100,6 +100,9 @@ pub async fn create(
         .store
         .create_payment(payer, payee, amount, key, trace.trace_id)
         .await?;
+    // The console links every payment's trace; kept before the cluster hears
+    // of it, so other nodes keep their part too.
+    crate::traces::keep(payment.trace_id, crate::traces::Keep::Payment);
     if !existed {
         tracing::info!(payment = %payment.id, amount, trace_id = %trace.trace_id, "payment created");
         saga::announce(&deps.store, &deps.registry, &payment, reference);

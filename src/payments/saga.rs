@@ -166,6 +166,8 @@ impl SagaDeps {
                 return SagaEnd::Finished;
             };
             let trace = TraceContext::new(p.trace_id);
+            // Also when resumed here after a restart or on another node.
+            traces::keep(p.trace_id, traces::Keep::Payment);
             // The span is entered only while this saga is polled
             // (`instrument`): a guard held across an await would leak it
             // onto whatever else runs on the thread.

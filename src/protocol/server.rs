@@ -256,7 +256,8 @@ impl ServerFrame {
     /// The JSON text of the frame. Serialization of these types cannot fail
     /// (no maps with non-string keys); the fallback keeps that promise honest.
     pub fn to_text(&self) -> ByteString {
-        if let ServerFrame::Error { code, .. } = self {
+        if let ServerFrame::Error { code, trace_id, .. } = self {
+            crate::traces::error(*trace_id, code.http_status());
             metrics::counter!("parley_errors_total", "code" => code.as_str(), "via" => "ws")
                 .increment(1);
             crate::series::record("errors", 1.0);

@@ -143,6 +143,22 @@ pub struct Supervisor {
     node: Arc<Node>,
 }
 
+/// The tree links a failure's trace: keep it, with the failure as a hop
+/// (the reason cut short: a panic message can be any length).
+fn keep_failure(trace: crate::domain::TraceId, kind: &'static str, child: &str, reason: &str) {
+    use crate::traces::{self, ActorRef, Keep};
+    const REASON_CHARS: usize = 200;
+    traces::keep(trace, Keep::Restart);
+    let reason: String = reason.chars().take(REASON_CHARS).collect();
+    traces::hop(
+        trace,
+        "supervision",
+        ActorRef::Named(kind),
+        format!("{child} failed: {reason}"),
+        Duration::ZERO,
+    );
+}
+
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding this lock can only come from a bug in this
     // file; the state is still a valid value, so carry on.
@@ -265,6 +281,9 @@ impl Supervisor {
             return Decision::Stop;
         };
         if let Exit::Failed(f) | Exit::Escalated(f) = &exit {
+            if let Some(trace) = f.trace_id {
+                keep_failure(trace, child.kind, &child.name, &f.reason);
+            }
             child.last_failure = Some(f.clone());
         }
         let (kind, restart_type) = (child.kind, child.restart);

@@ -24,4 +24,5 @@ mod web_console;
 mod web_contacts;
 mod web_presence;
 mod web_read;
+mod web_traces;
 mod web_ui;

@@ -1,10 +1,14 @@
-//! A message's path, and a payment's, by traceId.
+//! A message's path, and a payment's, by traceId; which traces are kept,
+//! and that any recent one is found.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, wait_for, TestClient};
+use crate::helpers::{
+    spawn_app, spawn_app_with, spawn_node, tree_child, wait_for, Frame, RedisServer, TestApp,
+    TestClient,
+};
 
 fn events(trace: &Value) -> Vec<(String, String)> {
     trace["hops"]
@@ -130,4 +134,280 @@ async fn a_payment_trace_shows_each_saga_step_and_provider_call() {
             .any(|(c, e)| c == "provider" && e.starts_with("charge")),
         "{ev:?}"
     );
+}
+
+/// The trace's lookup once `ready` holds (hops are recorded as they end).
+async fn look_up(app: &TestApp, admin: &str, trace: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let path = format!("/admin/traces/{trace}");
+    wait_for(
+        &format!("trace {trace}"),
+        Duration::from_secs(10),
+        || async {
+            let (status, view) = app.get(&path, Some(admin)).await;
+            (status == 200 && ready(&view)).then_some(view)
+        },
+    )
+    .await
+}
+
+fn has(view: &Value, component: &str, event: &str) -> bool {
+    events(view)
+        .iter()
+        .any(|(c, e)| c == component && e.starts_with(event))
+}
+
+async fn arm(app: &TestApp, admin: &str, fault: Value) {
+    let (status, body) = app.post("/admin/faults", Some(admin), fault).await;
+    assert_eq!(status, 202, "{body}");
+}
+
+#[tokio::test]
+async fn an_ordinary_message_is_found_among_recent_hops_with_no_sampling() {
+    let app = spawn_app().await;
+    let (root, alice, bob) = (
+        app.user("root").await,
+        app.user("alice").await,
+        app.user("bob").await,
+    );
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    let mut b = TestClient::connect(&app, &bob.token).await;
+    // No traceId given: the server makes one, and nothing samples it.
+    a.send(json!({"type": "send", "to": "bob", "text": "where did it go", "clientMsgId": "r1"}))
+        .await;
+    let Frame::Ack { trace_id, .. } = a.expect_ack().await else {
+        unreachable!()
+    };
+    a.expect_message().await;
+    assert_eq!(b.expect_message().await.trace_id, trace_id);
+    let view = look_up(&app, &root.token, &trace_id, |v| {
+        events(v).iter().filter(|(_, e)| e == "delivered").count() >= 3
+    })
+    .await;
+    assert_eq!(
+        view["kept"],
+        Value::Null,
+        "not kept, found among recent hops"
+    );
+    for (component, event) in [
+        ("session", "received send"),
+        ("store", "committed"),
+        ("conversation", "sequenced seq 1"),
+    ] {
+        assert!(has(&view, component, event), "no {event}: {view}");
+    }
+}
+
+#[tokio::test]
+async fn a_payment_s_trace_is_kept_with_the_frame_that_started_it() {
+    let app = spawn_app().await;
+    let (root, alice, _bob) = (
+        app.user("root").await,
+        app.user("alice").await,
+        app.user("bob").await,
+    );
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    a.send(
+        json!({"type": "pay", "to": "bob", "amount": 25, "idempotencyKey": "kept", "ref": "p1"}),
+    )
+    .await;
+    let trace = a
+        .wait_for("the payment", |f| match f {
+            Frame::Payment(p) => Some(p.trace_id.clone()),
+            _ => None,
+        })
+        .await;
+    let view = look_up(&app, &root.token, &trace, |v| has(v, "payment", "credited")).await;
+    assert_eq!(view["kept"], "payment", "{view}");
+    // Recorded before the payment existed, kept with it.
+    assert!(has(&view, "session", "pay"), "{view}");
+    for step in ["reserved", "charging", "credited"] {
+        assert!(has(&view, "payment", step), "no {step}: {view}");
+    }
+    assert!(has(&view, "provider", "charge"), "{view}");
+}
+
+#[tokio::test]
+async fn a_restarted_actor_s_last_failure_trace_is_kept() {
+    let app = spawn_app_with(|s| s.faults_enabled = true).await;
+    let (root, alice) = (app.user("root").await, app.user("alice").await);
+    arm(
+        &app,
+        &root.token,
+        json!({"target": "directory", "kind": "panic", "count": 1}),
+    )
+    .await;
+    // Joining the directory panics it: no client sees an error.
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    let failure = wait_for(
+        "the directory's failure",
+        Duration::from_secs(10),
+        || async {
+            let (_, view) = app.get("/admin/supervision", Some(&root.token)).await;
+            let last = tree_child(&view["tree"], "directory")["lastFailure"].clone();
+            last["traceId"].as_str().map(str::to_string)
+        },
+    )
+    .await;
+    let view = look_up(&app, &root.token, &failure, |v| {
+        has(v, "supervision", "directory")
+    })
+    .await;
+    assert_eq!(view["kept"], "restart", "{view}");
+    assert!(
+        has(&view, "supervision", "directory failed: injected fault"),
+        "{view}"
+    );
+    a.assert_alive().await;
+}
+
+#[tokio::test]
+async fn an_error_s_trace_is_kept_but_not_a_401_s() {
+    let app = spawn_app().await;
+    let (root, alice) = (app.user("root").await, app.user("alice").await);
+    // An error frame: its trace is kept with the frame it answers.
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    a.send(
+        json!({"type": "send", "to": "nobody", "text": "hello?", "clientMsgId": "e1", "ref": "e1"}),
+    )
+    .await;
+    let (code, _, trace) = a.expect_error().await;
+    assert_eq!(code, "not_found");
+    let view = look_up(&app, &root.token, &trace, |v| {
+        has(v, "session", "delivered")
+    })
+    .await;
+    assert_eq!(view["kept"], "error", "{view}");
+    assert!(has(&view, "session", "received send"), "{view}");
+
+    // An HTTP error answer is a hop of its own, and keeps its trace.
+    let (status, body) = app
+        .post(
+            "/api/payments",
+            Some(&alice.token),
+            json!({"to": "root", "amount": -1, "idempotencyKey": "bad"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let trace = body["error"]["traceId"].as_str().unwrap();
+    let view = look_up(&app, &root.token, trace, |_| true).await;
+    assert_eq!(view["kept"], "error", "{view}");
+    assert!(
+        has(&view, "http", "POST /api/payments answered 400"),
+        "{view}"
+    );
+
+    // A 401 is not kept (anyone can cause them in bulk); its hop is recent.
+    let (status, body) = app.get("/api/me", None).await;
+    assert_eq!(status, 401, "{body}");
+    let trace = body["error"]["traceId"].as_str().unwrap();
+    let view = look_up(&app, &root.token, trace, |_| true).await;
+    assert_eq!(view["kept"], Value::Null, "{view}");
+    assert!(has(&view, "http", "GET /api/me answered 401"), "{view}");
+}
+
+#[tokio::test]
+async fn a_slow_delivery_keeps_its_trace() {
+    let app = spawn_app_with(|s| s.faults_enabled = true).await;
+    let (root, alice, _bob) = (
+        app.user("root").await,
+        app.user("alice").await,
+        app.user("bob").await,
+    );
+    let mut a = TestClient::connect(&app, &alice.token).await;
+    let (_, conversation) = a.say_to("bob", "first", "s0").await;
+    // The conversation sleeps 300 ms on each of the next two requests: the
+    // commit of the first waits behind the second, so its sequencing (the
+    // `delivery_ms` the slow_delivery alert watches) takes that long.
+    arm(
+        &app,
+        &root.token,
+        json!({"target": format!("conversation:{conversation}"), "kind": "delay", "delayMs": 300, "count": 2}),
+    )
+    .await;
+    for cmid in ["s1", "s2"] {
+        a.send(json!({"type": "send", "conversationId": conversation, "text": cmid, "clientMsgId": cmid}))
+            .await;
+    }
+    let trace = a
+        .wait_for("the ack of s1", |f| match f {
+            Frame::Ack {
+                client_msg_id,
+                trace_id,
+                ..
+            } if client_msg_id == "s1" => Some(trace_id.clone()),
+            _ => None,
+        })
+        .await;
+    let view = look_up(&app, &root.token, &trace, |v| {
+        has(v, "conversation", "sequenced")
+    })
+    .await;
+    assert_eq!(view["kept"], "slow", "{view}");
+    let sequenced = view["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| {
+            h["event"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("sequenced"))
+        })
+        .unwrap();
+    assert!(
+        sequenced["durationUs"].as_u64().unwrap() > 100_000,
+        "{view}"
+    );
+    assert!(has(&view, "session", "received send"), "{view}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_node_keeps_its_part_of_a_kept_trace_and_its_recent_hops() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = spawn_node(&redis.url(), "traces-test:", "node-a", &[]).await;
+    let b = spawn_node(&redis.url(), "traces-test:", "node-b", &[]).await;
+    let root = a.user("root").await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let mut alice_ws = TestClient::connect(&a, &alice.token).await;
+    let mut bob_ws = TestClient::connect(&b, &bob.token).await;
+
+    // An ordinary message: each node has its hops among its recent ones.
+    alice_ws
+        .send(json!({"type": "send", "to": "bob", "text": "across", "clientMsgId": "x1"}))
+        .await;
+    let Frame::Ack { trace_id, .. } = alice_ws.expect_ack().await else {
+        unreachable!()
+    };
+    assert_eq!(bob_ws.expect_message().await.trace_id, trace_id);
+    let on_b = look_up(&b, &root.token, &trace_id, |v| {
+        has(v, "session", "delivered")
+    })
+    .await;
+    assert_eq!(on_b["kept"], Value::Null, "{on_b}");
+    assert!(
+        has(&on_b, "conversation", "received seq 1 committed on node-a"),
+        "{on_b}"
+    );
+
+    // A payment made on A: A keeps it, and tells B to keep its part.
+    alice_ws
+        .send(json!({"type": "pay", "to": "bob", "amount": 30, "idempotencyKey": "across"}))
+        .await;
+    let trace = bob_ws
+        .wait_for("the payment on node-b", |f| match f {
+            Frame::Payment(p) if p.status == "completed" => Some(p.trace_id.clone()),
+            _ => None,
+        })
+        .await;
+    let on_a = look_up(&a, &root.token, &trace, |v| has(v, "payment", "credited")).await;
+    assert_eq!(on_a["kept"], "payment", "{on_a}");
+    let on_b = look_up(&b, &root.token, &trace, |v| has(v, "session", "delivered")).await;
+    assert_eq!(on_b["kept"], "cluster", "{on_b}");
+    assert!(on_b["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["node"] == "node-b"));
 }

@@ -70,7 +70,7 @@ impl SessionActor {
         };
         let trace = TraceContext::new(frame.trace_id);
         if frame.trace_given {
-            traces::want(frame.trace_id);
+            traces::keep(frame.trace_id, traces::Keep::Asked);
         }
         crate::telemetry::hot().frame_in(frame.request.kind());
         let received_event: &'static str = match &frame.request {

@@ -331,6 +331,17 @@ impl Browser {
         assert!(typed.is_ok(), "typing into {css}: {typed:?}");
     }
 
+    /// Sends `keys` to `css` (focusing it) without clearing anything: the
+    /// keyboard on elements that are not fields. WebDriver names special
+    /// keys by code point: `ENTER` is "\u{E007}".
+    pub async fn press_on(&self, css: &str, keys: &str) {
+        let id = self.displayed(css).await;
+        let sent = self
+            .try_call(&format!("/element/{id}/value"), json!({ "text": keys }))
+            .await;
+        assert!(sent.is_ok(), "keys to {css}: {sent:?}");
+    }
+
     /// The text of the first element matching `css`, once it is displayed.
     pub async fn text(&self, css: &str) -> String {
         let id = self.displayed(css).await;
