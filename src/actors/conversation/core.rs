@@ -18,6 +18,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::domain::{ConversationId, MessageId, StoredMessage, TraceContext, Username};
 
+#[cfg(test)]
+mod model;
+#[cfg(test)]
+mod tests;
 
 /// Messages held at most; beyond it they are dropped and fetched later.
 pub(super) const MAX_HELD: usize = 4096;
@@ -107,14 +111,18 @@ pub(super) struct Delivery {
     /// this node, by seq; at most `MAX_HELD` (beyond it they are dropped
     /// and fetched from the store when their turn comes).
     held: BTreeMap<u64, (StoredMessage, TraceContext)>,
-    /// Cluster mode: appends of this node not acked yet; their publication
-    /// waits, so the sending session sees `ack` before `message`. At most
+    /// Appends of this node not acked yet; their message waits (in a
+    /// cluster its publication, on one node a fetched copy), so the sending
+    /// session sees `ack` before `message`. At most
     /// `conversations.max_inflight` (the actor refuses appends beyond it),
     /// each removed by its `committed`.
     awaiting_ack: HashSet<MessageId>,
     /// The fetch or reload running, if any.
     running: Option<Ticket>,
     next_ticket: u64,
+    /// Every seq up to this one was committed before the running fetch was
+    /// issued (the highest held then), so its page must hold them all.
+    fetch_covers: u64,
     /// Messages were left out of `held` (it was full, or a fetched page had
     /// more): fetch again once the held ones are out.
     overflowed: bool,
@@ -141,6 +149,7 @@ impl Delivery {
             awaiting_ack: HashSet::new(),
             running: None,
             next_ticket: 0,
+            fetch_covers: 0,
             overflowed: false,
             stale_members: false,
             loaded_seq: None,
@@ -202,11 +211,12 @@ impl Delivery {
         self.members = members.to_vec();
     }
 
-    /// Cluster mode: an append of this node is in the store's hands.
+    /// An append of this node is in the store's hands.
     pub(super) fn appending(&mut self, message_id: MessageId) {
-        if self.cluster {
-            self.awaiting_ack.insert(message_id);
-        }
+        // One node too: a gap fetched from the store (after a predecessor
+        // stopped with outcomes queued) can read a message whose own
+        // outcome is still in the mailbox.
+        self.awaiting_ack.insert(message_id);
     }
 
     /// An append's outcome; its ack has been sent.
@@ -286,7 +296,11 @@ impl Delivery {
             }
         };
         let delivered = self.delivered.unwrap_or(after);
-        let found = messages.iter().any(|m| m.seq == delivered + 1);
+        let next = delivered + 1;
+        let found = messages.iter().any(|m| m.seq == next);
+        // A later message in the page proves the store lacks `next` (the
+        // page runs in seq order from `after`).
+        let beyond = messages.iter().any(|m| m.seq > next);
         let mut count = 0u64;
         for m in messages {
             if m.seq > delivered && !self.held.contains_key(&m.seq) {
@@ -300,12 +314,27 @@ impl Delivery {
         // A catch-up or an overflow while this page was read asks for
         // another fetch: keep it.
         self.overflowed |= has_more;
-        if !found {
+        if !found && !self.held.is_empty() {
+            let first = self.held.first_key_value().map_or(next, |(&s, _)| s);
             // The store has no such message (it lost data): go on from
-            // what there is rather than wait forever.
-            if let Some((&first, _)) = self.held.first_key_value() {
-                tracing::warn!(conversation = %self.id, from = delivered + 1, to = first - 1, "messages missing from the store are skipped");
-                self.delivered = Some(first - 1);
+            // what there is rather than wait forever. Only on proof: a
+            // later message in the page, or a whole page that should have
+            // held it. A page read before the gap was committed (events
+            // delivered meanwhile moved `next` past it) proves nothing:
+            // read again (skipping there lost messages).
+            let lost_to = if beyond {
+                Some(first - 1)
+            } else if !has_more && next <= self.fetch_covers {
+                Some(first.min(self.fetch_covers + 1) - 1)
+            } else {
+                None
+            };
+            match lost_to {
+                Some(to) => {
+                    tracing::warn!(conversation = %self.id, from = next, to, "messages missing from the store are skipped");
+                    self.delivered = Some(to);
+                }
+                None => self.overflowed = true,
             }
         }
         self.drained()
@@ -330,7 +359,10 @@ impl Delivery {
 
     /// The actor ends (retired, stopped, or before a restart).
     pub(super) fn handover(&self) -> Handover {
+        // A fetch or reload running counts: what it was to bring is not
+        // in `held` yet (an actor stopped mid-fetch left its gap unfetched).
         let pending = !self.held.is_empty()
+            || self.running.is_some()
             || !self.awaiting_ack.is_empty()
             || self.overflowed
             || self.stale_members;
@@ -446,6 +478,7 @@ impl Delivery {
             return;
         };
         self.overflowed = false;
+        self.fetch_covers = self.held.last_key_value().map_or(after, |(&s, _)| s);
         let ticket = self.ticket();
         out.push(Action::Fetch {
             ticket,

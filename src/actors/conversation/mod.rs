@@ -339,7 +339,7 @@ impl ConversationActor {
                 self.inflight += 1;
                 let me = ctx.address();
                 let message_id = MessageId::new_v7();
-                // In a cluster its publication waits for its ack.
+                // Its message waits for its ack (see `Delivery::appending`).
                 self.delivery.appending(message_id);
                 let message = NewMessage {
                     conversation_id: self.id,
