@@ -133,6 +133,9 @@ pub(super) struct Delivery {
     /// delivered nothing yet owes this node nothing before it, except
     /// messages whose events are already in its mailbox (see `offer`).
     loaded_seq: Option<u64>,
+    /// Cluster mode: the seq of the first message event routed to this
+    /// actor (`routed`); an actor that has delivered nothing owes it too.
+    first_routed: Option<u64>,
 }
 
 impl Delivery {
@@ -153,6 +156,7 @@ impl Delivery {
             overflowed: false,
             stale_members: false,
             loaded_seq: None,
+            first_routed: None,
         }
     }
 
@@ -174,6 +178,21 @@ impl Delivery {
                 || self.stale_members)
     }
 
+    /// The router's note of the first message event routed to this actor
+    /// (it notes it before the enqueue). Asked while nothing is delivered.
+    pub(super) fn routed(&mut self, first: Option<u64>) {
+        self.first_routed = first;
+    }
+
+    /// Where an actor that has delivered nothing starts: its first load,
+    /// or just before the first message routed to it if that is earlier
+    /// (committed elsewhere between the actor's start and its load, its
+    /// event in the mailbox, or refused at it).
+    fn floor(&self, first_load: u64) -> u64 {
+        self.first_routed
+            .map_or(first_load, |f| first_load.min(f.saturating_sub(1)))
+    }
+
     /// The conversation was read from the store (at start and after every
     /// restart).
     pub(super) fn loaded(&mut self, last_seq: u64, members: &[Username]) -> Vec<Action> {
@@ -184,12 +203,9 @@ impl Delivery {
             // The request that crashed the last incarnation is gone, and it
             // may have been a message event: fetch whatever this node has
             // not delivered rather than wait for a next message that may
-            // never come (or that starts the sequence past it). An actor
-            // that has delivered nothing starts at its first load; events
-            // of messages before it still in the mailbox (committed
-            // elsewhere in the instant between start and load) are then not
-            // delivered here.
-            self.delivered.get_or_insert(first);
+            // never come (or that starts the sequence past it).
+            let floor = self.floor(first);
+            self.delivered.get_or_insert(floor);
             self.overflowed = true;
         }
         // After a restart: what was held (or being fetched) goes out now
@@ -262,7 +278,7 @@ impl Delivery {
             return Vec::new();
         }
         if self.delivered.is_none() {
-            self.delivered = self.loaded_seq;
+            self.delivered = self.loaded_seq.map(|l| self.floor(l));
         }
         tracing::debug!(conversation = %self.id, delivered = ?self.delivered, fetching = self.running.is_some(), "catching up");
         self.overflowed = true;
@@ -379,12 +395,15 @@ impl Delivery {
         // after the load were committed while it ran, so their events came
         // here, and one that is missing was lost on the way (a crash ate
         // it, or a full mailbox refused it) and is fetched. Those before it
-        // were committed before this actor could have delivered them.
+        // were committed before this actor could have delivered them,
+        // except those whose events were routed to it (`floor`).
         let delivered = match self.delivered {
             Some(d) => d,
             None => {
                 let before = message.seq.saturating_sub(1);
-                let start = self.loaded_seq.map_or(before, |l| l.min(before));
+                let start = self
+                    .loaded_seq
+                    .map_or(before, |l| self.floor(l).min(before));
                 tracing::debug!(conversation = %self.id, seq = message.seq, start, "delivery starts");
                 *self.delivered.insert(start)
             }

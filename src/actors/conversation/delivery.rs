@@ -39,6 +39,15 @@ impl ConversationActor {
         self.maybe_stop(ctx);
     }
 
+    /// While nothing is delivered, tells the core the router's note of the
+    /// first message event routed here (a lock on the router's map; once
+    /// something is delivered the core needs it no more).
+    pub(super) fn note_routed(&mut self) {
+        if self.cluster.is_some() && self.delivery.delivered().is_none() {
+            self.delivery.routed(self.router.first_routed(self.id));
+        }
+    }
+
     /// Nothing is on its way to the store or to sessions: the actor may stop
     /// without losing a delivery.
     pub(super) fn settled(&self) -> bool {

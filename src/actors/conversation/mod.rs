@@ -535,7 +535,9 @@ impl Actor for ConversationActor {
                         Err(e) => State::Failed(e.to_string()),
                     };
                     if let State::Ready(c) = &act.state {
-                        let actions = act.delivery.loaded(c.last_seq, &c.members);
+                        let (last_seq, members) = (c.last_seq, c.members.clone());
+                        act.note_routed();
+                        let actions = act.delivery.loaded(last_seq, &members);
                         act.apply(actions, ctx);
                     } else {
                         // Answer what is queued, then go: nothing to keep in memory.

@@ -27,6 +27,7 @@ impl ConversationActor {
                     format!("received seq {} committed on {origin}", message.seq),
                     std::time::Duration::ZERO,
                 );
+                self.note_routed();
                 let actions = self.delivery.remote(message, trace);
                 self.apply(actions, ctx);
             }
@@ -107,6 +108,7 @@ impl ConversationActor {
     /// The cluster channel was lost: the core catches up (see
     /// `Delivery::catch_up`).
     pub(super) fn catch_up(&mut self, ctx: &mut Context<Self>) {
+        self.note_routed();
         let actions = self.delivery.catch_up();
         self.apply(actions, ctx);
     }
