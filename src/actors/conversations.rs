@@ -61,8 +61,9 @@ struct Shared {
     /// Cluster mode: conversations that missed a cluster event (see `refuse`).
     lagging: Mutex<HashSet<ConversationId>>,
     /// Cluster mode: the seq of the first message event routed to each
-    /// conversation's current actor (cleared when one starts), so an actor
-    /// that restarts before handling it still owes it (see `first_routed`).
+    /// conversation's actors since one started from a known position (see
+    /// `start`), so an actor that delivered nothing still owes it after a
+    /// restart, a catch-up or a predecessor's stop (see `first_routed`).
     /// At most `REMEMBERED` entries; beyond it a conversation is not noted,
     /// and its actor starts after a restart at its first load.
     first_routed: Mutex<HashMap<ConversationId, u64>>,
@@ -243,7 +244,8 @@ impl ConversationRouter {
         }
     }
 
-    /// The seq of the first message event routed to `id`'s current actor.
+    /// The seq of the first message event routed to `id`'s actors since
+    /// one started from a known position.
     pub(super) fn first_routed(&self, id: ConversationId) -> Option<u64> {
         self.shared
             .first_routed
@@ -337,12 +339,16 @@ impl ConversationRouter {
     fn start(&self, id: ConversationId, first: Option<u64>) -> Addr<ConversationActor> {
         let s = &self.shared;
         let delivered = self.remembered().remove(&id).or(first);
-        // A new actor: what was routed to its predecessor is not its own.
-        self.shared
-            .first_routed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        if delivered.is_some() {
+            // It starts from a known position: what was routed to its
+            // predecessors is not its own. (Without one, the predecessor
+            // delivered nothing, so what was routed to it is owed still.)
+            self.shared
+                .first_routed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        }
         let actor = ConversationActor::new(
             id,
             s.settings.clone(),

@@ -338,15 +338,15 @@ impl World {
     }
 
     /// The actor is stopped (a `stop` fault drops its queued commit
-    /// outcomes) and a successor takes over from where it left off. Only
-    /// once it has delivered something: a successor of one that has not
-    /// starts at its own load (a gap left open, see ARCHITECTURE's Known
-    /// gaps).
+    /// outcomes) and a successor takes over from where it left off, or, if
+    /// it delivered nothing, from the router's note of what was routed. On
+    /// one node a successor of an actor that delivered nothing starts at its
+    /// load (a gap left open, see ARCHITECTURE's Known gaps): not modelled.
     pub fn replace(&mut self) {
         let handover = self.core.handover();
-        let Some(seq) = handover.remember else {
+        if handover.remember.is_none() && !self.cluster {
             return;
-        };
+        }
         if handover.lagging {
             self.lagging = true;
         }
@@ -354,8 +354,18 @@ impl World {
             // The sender is answered `internal`; the message may be stored.
             self.unacked.remove(&id);
         }
-        self.core = Delivery::new(self.id, self.cluster, Some(seq));
-        self.first_routed = None;
+        self.core = Delivery::new(self.id, self.cluster, handover.remember);
+        if handover.remember.is_some() {
+            self.first_routed = None;
+        } else {
+            // Events queued now are routed to the successor (Redis keeps
+            // their order) before any later one.
+            let queued = self.channel.iter().filter_map(|e| match e {
+                ChannelEvent::Message(seq) => Some(*seq),
+                _ => None,
+            });
+            self.first_routed = self.first_routed.into_iter().chain(queued).min();
+        }
         self.fetch = None;
         self.reload = None;
         self.retry = false;
