@@ -186,11 +186,21 @@ impl ConversationRouter {
 
     /// An ended actor's last delivered seq.
     pub(super) fn remember(&self, id: ConversationId, delivered: u64) {
-        let mut map = self.remembered();
-        if map.len() >= REMEMBERED && !map.contains_key(&id) {
-            map.clear();
+        {
+            let mut map = self.remembered();
+            if map.len() >= REMEMBERED && !map.contains_key(&id) {
+                map.clear();
+            }
+            map.insert(id, delivered);
         }
-        map.insert(id, delivered);
+        // A known position supersedes the note of what was routed (kept, it
+        // could start a later actor without a position, if this entry is
+        // cleared, before messages delivered already).
+        self.shared
+            .first_routed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 
     /// Drops what `remember` kept for `id` (its actor serves on).
