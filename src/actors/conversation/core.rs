@@ -382,10 +382,17 @@ impl Delivery {
             || !self.awaiting_ack.is_empty()
             || self.overflowed
             || self.stale_members;
+        // One that delivered nothing still owes what was committed after
+        // its load (or routed to it): its commit outcomes may have been
+        // dropped with it, and its successor, loaded later, would start
+        // past them.
+        let remember = self
+            .delivered
+            .or_else(|| self.loaded_seq.map(|l| self.floor(l)));
         Handover {
-            remember: self.delivered,
+            remember,
             // In a cluster, sooner: a catch-up within a second.
-            lagging: self.delivered.is_some() && self.cluster && pending,
+            lagging: remember.is_some() && self.cluster && pending,
         }
     }
 

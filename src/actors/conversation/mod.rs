@@ -560,6 +560,7 @@ impl Actor for ConversationActor {
         // queued, commit outcomes included): the successor starts where
         // this one left off, so what it did not deliver is fetched when the
         // successor's first message shows the gap.
+        self.note_routed();
         let handover = self.delivery.handover();
         if let Some(seq) = handover.remember {
             self.router.remember(self.id, seq);

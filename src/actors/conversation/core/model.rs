@@ -338,15 +338,10 @@ impl World {
     }
 
     /// The actor is stopped (a `stop` fault drops its queued commit
-    /// outcomes) and a successor takes over from where it left off, or, if
-    /// it delivered nothing, from the router's note of what was routed. On
-    /// one node a successor of an actor that delivered nothing starts at its
-    /// load (a gap left open, see ARCHITECTURE's Known gaps): not modelled.
+    /// outcomes) and a successor takes over from where it left off.
     pub fn replace(&mut self) {
+        self.note_routed();
         let handover = self.core.handover();
-        if handover.remember.is_none() && !self.cluster {
-            return;
-        }
         if handover.lagging {
             self.lagging = true;
         }

@@ -270,13 +270,15 @@ fn with_no_member_left_nothing_is_fetched() {
 #[test]
 fn the_handover_leaves_the_position_and_asks_for_a_catch_up() {
     let (mut core, id) = core(true);
+    // Nothing delivered yet: it owes what came after its load.
     assert_eq!(
         core.handover(),
         Handover {
-            remember: None,
+            remember: Some(0),
             lagging: false
         }
     );
+    assert_eq!(Delivery::new(id, true, None).handover().remember, None);
     core.remote(message(id, 1), TraceContext::random());
     core.remote(message(id, 3), TraceContext::random());
     assert_eq!(
@@ -421,4 +423,24 @@ fn a_catch_up_ahead_of_a_routed_event_does_not_skip_it() {
     w.catch_up();
     w.settle();
     w.assert_all_delivered();
+}
+
+/// Found by the randomized test once it stopped actors that had delivered
+/// nothing (and behind the flakiness of
+/// `supervision::a_conversation_stopped_with_a_commit_queued_still_delivers_it`):
+/// on one node such an actor left no position, so its successor, loaded
+/// after the commit whose outcome was dropped, started past it.
+#[test]
+fn one_node_a_successor_delivers_what_a_stopped_actor_that_delivered_nothing_committed() {
+    let mut w = World::new(false);
+    w.commit_here();
+    // Stopped with the outcome queued; the sender gets `internal`.
+    w.replace();
+    // The retry is acked as the stored message; then the next one.
+    w.resend(0);
+    w.answer_commit();
+    w.commit_here();
+    w.answer_commit();
+    w.answer_fetch(false);
+    assert_eq!(w.delivered, vec![1, 2]);
 }
