@@ -63,6 +63,13 @@ struct Shared {
     remembered: Mutex<HashMap<ConversationId, u64>>,
     /// Cluster mode: conversations that missed a cluster event (see `refuse`).
     lagging: Mutex<HashSet<ConversationId>>,
+    /// Cluster mode: the seq of the first message event routed to each
+    /// conversation's actors since one started from a known position (see
+    /// `start`), so an actor that delivered nothing still owes it after a
+    /// restart, a catch-up or a predecessor's stop (see `first_routed`).
+    /// At most `REMEMBERED` entries; beyond it a conversation is not noted,
+    /// and its actor starts after a restart at its first load.
+    first_routed: Mutex<HashMap<ConversationId, u64>>,
 }
 
 const REMEMBERED: usize = 65_536;
@@ -120,6 +127,7 @@ impl ConversationRouter {
                 directory,
                 remembered: Mutex::new(HashMap::new()),
                 lagging: Mutex::new(HashSet::new()),
+                first_routed: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -188,11 +196,21 @@ impl ConversationRouter {
 
     /// An ended actor's last delivered seq.
     pub(super) fn remember(&self, id: ConversationId, delivered: u64) {
-        let mut map = self.remembered();
-        if map.len() >= REMEMBERED && !map.contains_key(&id) {
-            map.clear();
+        {
+            let mut map = self.remembered();
+            if map.len() >= REMEMBERED && !map.contains_key(&id) {
+                map.clear();
+            }
+            map.insert(id, delivered);
         }
-        map.insert(id, delivered);
+        // A known position supersedes the note of what was routed (kept, it
+        // could start a later actor without a position, if this entry is
+        // cleared, before messages delivered already).
+        self.shared
+            .first_routed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 
     /// Drops what `remember` kept for `id` (its actor serves on).
@@ -229,12 +247,53 @@ impl ConversationRouter {
         }
     }
 
+    /// Notes a message event about to be enqueued to `id`'s current actor
+    /// (before the enqueue: the actor may handle it, crash and reload before
+    /// `try_send` returns).
+    fn note_routed(&self, id: ConversationId, env: &Envelope<ConvRequest>) {
+        let Some(before) = baseline(env) else {
+            return;
+        };
+        let mut map = self
+            .shared
+            .first_routed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if map.len() < REMEMBERED || map.contains_key(&id) {
+            map.entry(id).or_insert(before + 1);
+        }
+    }
+
+    /// The seq of the first message event routed to `id`'s actors since
+    /// one started from a known position.
+    pub(super) fn first_routed(&self, id: ConversationId) -> Option<u64> {
+        self.shared
+            .first_routed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .copied()
+    }
+
+    /// Enqueues to `id`'s current actor, noting a message event first.
+    /// (The error is `try_send`'s own, handing the request back unboxed.)
+    #[allow(clippy::result_large_err)]
+    fn send(
+        &self,
+        id: ConversationId,
+        addr: &Addr<ConversationActor>,
+        env: Envelope<ConvRequest>,
+    ) -> Result<(), SendError<Envelope<ConvRequest>>> {
+        self.note_routed(id, &env);
+        addr.try_send(env)
+    }
+
     pub fn route(&self, id: ConversationId, env: Envelope<ConvRequest>) {
         // Fast path: the actor runs; enqueue under the read lock.
         let env = {
             let table = self.shared.table.read().unwrap_or_else(|p| p.into_inner());
             match table.get(&id) {
-                Some(Entry::Running(addr)) => match addr.try_send(env) {
+                Some(Entry::Running(addr)) => match self.send(id, addr, env) {
                     Ok(()) => return,
                     Err(SendError::Full(env)) => return self.refuse(id, env, overloaded()),
                     Err(SendError::Closed(env)) => env,
@@ -259,14 +318,16 @@ impl ConversationRouter {
                     }
                 }
                 Entry::Running(addr) => {
-                    let env = match addr.try_send(env) {
+                    let env = match self.send(id, addr, env) {
                         Ok(()) => return,
                         Err(SendError::Full(env)) => return self.refuse(id, env, overloaded()),
                         Err(SendError::Closed(env)) => env,
                     };
                     // The actor died: its successor takes over.
                     let addr = self.start(id, baseline(&env));
-                    if let Err(SendError::Full(env) | SendError::Closed(env)) = addr.try_send(env) {
+                    if let Err(SendError::Full(env) | SendError::Closed(env)) =
+                        self.send(id, &addr, env)
+                    {
                         self.refuse(id, env, overloaded());
                     }
                     slot.insert(Entry::Running(addr));
@@ -283,7 +344,9 @@ impl ConversationRouter {
                     );
                 }
                 let addr = self.start(id, baseline(&env));
-                if let Err(SendError::Full(env) | SendError::Closed(env)) = addr.try_send(env) {
+                if let Err(SendError::Full(env) | SendError::Closed(env)) =
+                    self.send(id, &addr, env)
+                {
                     self.refuse(id, env, overloaded());
                 }
                 slot.insert(Entry::Running(addr));
@@ -296,6 +359,16 @@ impl ConversationRouter {
     fn start(&self, id: ConversationId, first: Option<u64>) -> Addr<ConversationActor> {
         let s = &self.shared;
         let delivered = self.remembered().remove(&id).or(first);
+        if delivered.is_some() {
+            // It starts from a known position: what was routed to its
+            // predecessors is not its own. (Without one, the predecessor
+            // delivered nothing, so what was routed to it is owed still.)
+            self.shared
+                .first_routed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        }
         let actor = ConversationActor::new(
             id,
             s.settings.clone(),
@@ -325,7 +398,8 @@ impl ConversationRouter {
         if let Some(Entry::Retiring(held)) = table.get_mut(&id) {
             let held = std::mem::take(held.get_mut().unwrap_or_else(|p| p.into_inner()));
             for env in held {
-                if let Err(SendError::Full(env) | SendError::Closed(env)) = addr.try_send(env) {
+                if let Err(SendError::Full(env) | SendError::Closed(env)) = self.send(id, addr, env)
+                {
                     env.msg.reject(overloaded());
                 }
             }
@@ -359,7 +433,7 @@ impl ConversationRouter {
         }
         let addr = self.start(id, held.front().and_then(baseline));
         for env in held {
-            if let Err(SendError::Full(env) | SendError::Closed(env)) = addr.try_send(env) {
+            if let Err(SendError::Full(env) | SendError::Closed(env)) = self.send(id, &addr, env) {
                 env.msg.reject(overloaded());
             }
         }

@@ -15,16 +15,16 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+mod core;
 mod delivery;
 mod remote;
 
-use std::collections::{BTreeMap, HashSet};
+use self::core::{Commit, Delivery};
 
 use super::conversations::ConversationRouter;
 use super::registry::SessionRegistry;
 use super::{ChatError, ChatResult};
 use crate::config::Settings;
-use crate::domain::StoredMessage;
 use crate::domain::{
     now_ms, Conversation, ConversationId, MessageId, MessageKind, SessionId, TraceContext, Username,
 };
@@ -228,30 +228,9 @@ pub struct ConversationActor {
     /// Cluster mode: messages are delivered from the cluster channel (every
     /// node's commits, in seq order), and events are published here.
     cluster: Option<RedisStore>,
-    // Delivery state (see delivery.rs). It describes what sessions have
-    // been sent and which appends are in the store's hands, so it survives
-    // restarts.
-    /// The highest seq fanned out by this actor; None until the first.
-    delivered: Option<u64>,
-    /// Messages that arrived ahead of a gap, or behind an unacked append of
-    /// this node, by seq; at most `MAX_HELD` (beyond it they are dropped
-    /// and fetched from the store when their turn comes).
-    held: BTreeMap<u64, (StoredMessage, TraceContext)>,
-    /// Cluster mode: appends of this node not acked yet; their publication
-    /// waits, so the sending session sees `ack` before `message`.
-    awaiting_ack: HashSet<MessageId>,
-    /// A fetch of missed messages is running.
-    fetching: bool,
-    /// Messages were left out of `held` (it was full, or a fetched page had
-    /// more): fetch again once the held ones are out.
-    overflowed: bool,
-    /// The membership may have changed unseen (the cluster channel was
-    /// lost): read it again before the next fetch.
-    stale_members: bool,
-    /// last_seq at the first load that succeeded: an actor that has
-    /// delivered nothing yet owes this node nothing before it, except
-    /// messages whose events are already in its mailbox (see `offer`).
-    loaded_seq: Option<u64>,
+    /// What is delivered, held, fetched or reloaded (see core.rs); it
+    /// survives restarts.
+    delivery: Delivery,
 }
 
 impl ConversationActor {
@@ -265,14 +244,8 @@ impl ConversationActor {
     ) -> Self {
         let cluster = store.redis().cloned();
         ConversationActor {
+            delivery: Delivery::new(id, cluster.is_some(), None),
             cluster,
-            delivered: None,
-            held: BTreeMap::new(),
-            awaiting_ack: HashSet::new(),
-            fetching: false,
-            overflowed: false,
-            stale_members: false,
-            loaded_seq: None,
             id,
             settings,
             store,
@@ -291,7 +264,7 @@ impl ConversationActor {
 
     /// Where the predecessor of this actor left off.
     pub fn delivered_up_to(mut self, seq: Option<u64>) -> Self {
-        self.delivered = seq;
+        self.delivery = Delivery::new(self.id, self.cluster.is_some(), seq);
         self
     }
 
@@ -368,10 +341,8 @@ impl ConversationActor {
                 self.inflight += 1;
                 let me = ctx.address();
                 let message_id = MessageId::new_v7();
-                if self.cluster.is_some() {
-                    // Its publication waits for its ack (see `drain`).
-                    self.awaiting_ack.insert(message_id);
-                }
+                // Its message waits for its ack (see `Delivery::appending`).
+                self.delivery.appending(message_id);
                 let message = NewMessage {
                     conversation_id: self.id,
                     message_id,
@@ -493,6 +464,7 @@ impl ConversationActor {
                                     trace_id: trace.trace_id,
                                 };
                                 act.fan_out(&updated, &frame, trace, None);
+                                act.delivery.members_changed(&updated.members);
                                 // The new member and the others learn each
                                 // other's presence; the group shows in theirs.
                                 crate::actors::directory::introduce(
@@ -540,6 +512,7 @@ impl ConversationActor {
                                         s.deliver(text.clone(), trace);
                                     }
                                 });
+                                act.delivery.members_changed(&updated.members);
                                 act.state = State::Ready(updated);
                             }
                             Err(e) => reply.respond(Err(e.into())),
@@ -568,32 +541,15 @@ impl Actor for ConversationActor {
                 .into_actor(self)
                 .map(|res, act, ctx| {
                     act.state = match res {
-                        Ok(Some(c)) => {
-                            act.loaded_seq.get_or_insert(c.last_seq);
-                            State::Ready(c)
-                        }
+                        Ok(Some(c)) => State::Ready(c),
                         Ok(None) => State::Missing,
                         Err(e) => State::Failed(e.to_string()),
                     };
-                    if matches!(act.state, State::Ready(_)) {
-                        if act.incarnation > 0 && act.cluster.is_some() {
-                            // The request that crashed the last incarnation
-                            // is gone, and it may have been a message event:
-                            // fetch whatever this node has not delivered
-                            // rather than wait for a next message that may
-                            // never come (or that starts the sequence past
-                            // it). An actor that has delivered nothing
-                            // starts at its first load; events of messages
-                            // before it still in the mailbox (committed
-                            // elsewhere in the instant between start and
-                            // load) are then not delivered here.
-                            let first = act.loaded_seq.unwrap_or_default();
-                            act.delivered.get_or_insert(first);
-                            act.overflowed = true;
-                        }
-                        // After a restart: what was held (or being fetched)
-                        // goes out now rather than with the next message.
-                        act.drain(ctx);
+                    if let State::Ready(c) = &act.state {
+                        let (last_seq, members) = (c.last_seq, c.members.clone());
+                        act.note_routed();
+                        let actions = act.delivery.loaded(last_seq, &members);
+                        act.apply(actions, ctx);
                     } else {
                         // Answer what is queued, then go: nothing to keep in memory.
                         act.retire(ctx);
@@ -614,20 +570,14 @@ impl Actor for ConversationActor {
         // Retired, or stopped otherwise (a `stop` fault drops what is
         // queued, commit outcomes included): the successor starts where
         // this one left off, so what it did not deliver is fetched when the
-        // successor's first message shows the gap. An actor that delivered
-        // nothing yet stands at its first load: what was committed after it
-        // (a commit outcome the stop dropped included) is this node's to
-        // deliver, so its successor must not start past it.
-        if let Some(seq) = self.delivered.or(self.loaded_seq) {
+        // successor's first message shows the gap.
+        self.note_routed();
+        let handover = self.delivery.handover();
+        if let Some(seq) = handover.remember {
             self.router.remember(self.id, seq);
-            let pending = !self.held.is_empty()
-                || !self.awaiting_ack.is_empty()
-                || self.overflowed
-                || self.stale_members;
-            if self.cluster.is_some() && pending {
-                // In a cluster, sooner: a catch-up within a second.
-                self.router.mark_lagging(self.id);
-            }
+        }
+        if handover.lagging {
+            self.router.mark_lagging(self.id);
         }
         if self.retiring {
             self.router.retired(self.id);
@@ -648,9 +598,9 @@ impl Supervised for ConversationActor {
         self.retiring = false;
         self.stopping = false;
         self.incarnation += 1;
-        // Delivery state is kept (see the field docs); a fetch in flight
+        // Delivery state is kept (see core.rs); a fetch in flight
         // belonged to the failed incarnation.
-        self.fetching = false;
+        self.delivery.restarted();
         // A supervisor's restart runs `stopped` first, which left this
         // actor's position for a successor; it serves on instead.
         self.router.forget(self.id);
@@ -689,8 +639,7 @@ impl Handler<Envelope<Committed>> for ConversationActor {
             reply,
             accepted,
         } = env.msg;
-        self.awaiting_ack.remove(&message_id);
-        match outcome {
+        let commit = match outcome {
             Ok(outcome) => {
                 let fresh = !outcome.duplicate;
                 let message = outcome.message.clone();
@@ -711,35 +660,24 @@ impl Handler<Envelope<Committed>> for ConversationActor {
                         format!("sequenced seq {}", message.seq),
                         accepted.elapsed(),
                     );
-                    // In a cluster the message comes back through the
-                    // cluster channel, in seq order with every node's; the
-                    // sender may already mark it read.
-                    if self.cluster.is_none() {
-                        self.offer(message, env.trace, ctx);
-                    } else if let State::Ready(conv) = &mut self.state {
-                        conv.last_seq = conv.last_seq.max(message.seq);
+                    if self.cluster.is_some() {
+                        // The sender may already mark it read.
+                        if let State::Ready(conv) = &mut self.state {
+                            conv.last_seq = conv.last_seq.max(message.seq);
+                        }
                     }
-                } else if self.delivered.is_some() {
-                    // A retry of a stored message: its first commit's
-                    // outcome may have been dropped with a stopped actor
-                    // (the sender got `internal`, hence the retry), so it
-                    // may never have gone out; `offer` skips it if it did.
-                    // An actor that does not know where its deliveries
-                    // stand leaves it: the retry may be of an old message
-                    // (a client resending after a reconnect), and starting
-                    // there would send everything after it again.
-                    self.offer(message, env.trace, ctx);
+                    Commit::Fresh(message, env.trace)
+                } else {
+                    Commit::Duplicate(message, env.trace)
                 }
             }
-            Err(e) => reply.respond(Err(e.into())),
-        }
-        if self.cluster.is_some() {
-            // Its publication may be held behind this ack.
-            self.drain(ctx);
-        }
-        if self.stopping && self.settled() {
-            ctx.stop();
-        }
+            Err(e) => {
+                reply.respond(Err(e.into()));
+                Commit::Failed
+            }
+        };
+        let actions = self.delivery.committed(message_id, commit);
+        self.apply(actions, ctx);
     }
 }
 
@@ -781,8 +719,8 @@ impl Handler<Envelope<Describe>> for ConversationActor {
             members,
             members_online,
             last_seq: conv.map_or(0, |c| c.last_seq),
-            delivered_seq: self.delivered,
-            held: self.held.len(),
+            delivered_seq: self.delivery.delivered(),
+            held: self.delivery.held(),
             inflight: self.inflight,
             idle_ms: self.last_activity.elapsed().as_millis() as u64,
         })

@@ -27,7 +27,9 @@ impl ConversationActor {
                     format!("received seq {} committed on {origin}", message.seq),
                     std::time::Duration::ZERO,
                 );
-                self.offer(message, trace, ctx);
+                self.note_routed();
+                let actions = self.delivery.remote(message, trace);
+                self.apply(actions, ctx);
             }
             EventKind::MemberJoined { username, .. } => {
                 let State::Ready(conv) = &mut self.state else {
@@ -36,6 +38,7 @@ impl ConversationActor {
                 if let Err(at) = conv.members.binary_search(&username) {
                     conv.members.insert(at, username.clone());
                 }
+                self.delivery.members_changed(&conv.members);
                 let frame = ServerFrame::MemberJoined {
                     conversation_id: id,
                     username,
@@ -54,6 +57,7 @@ impl ConversationActor {
                 if let Ok(at) = conv.members.binary_search(&username) {
                     conv.members.remove(at);
                 }
+                self.delivery.members_changed(&conv.members);
                 self.read_marks.remove(&username);
                 let frame = ServerFrame::MemberLeft {
                     conversation_id: id,
@@ -101,21 +105,12 @@ impl ConversationActor {
         }
     }
 
-    /// The cluster channel was lost: take the membership afresh (its events
-    /// may be among what was missed), then fetch whatever was committed
-    /// since the last delivered message (or since the membership was
-    /// loaded).
+    /// The cluster channel was lost: the core catches up (see
+    /// `Delivery::catch_up`).
     pub(super) fn catch_up(&mut self, ctx: &mut Context<Self>) {
-        if self.cluster.is_none() {
-            return;
-        }
-        if self.delivered.is_none() {
-            self.delivered = self.loaded_seq;
-        }
-        tracing::debug!(conversation = %self.id, delivered = ?self.delivered, fetching = self.fetching, "catching up");
-        self.overflowed = true;
-        self.stale_members = true;
-        self.drain(ctx);
+        self.note_routed();
+        let actions = self.delivery.catch_up();
+        self.apply(actions, ctx);
     }
 
     /// Tells the other nodes (cluster mode; a no-op with SQLite). Fire and
