@@ -3,24 +3,26 @@
 //! started and how long it took.
 //!
 //! What each shard holds (see `shard.rs`):
-//! - linked traces, those an operator is sent to: a payment's, an error's, a
-//!   restart's last failure, a client-given id, one another node keeps. A
+//! - linked traces, those an operator is sent to: a payment's, a server
+//!   error's, a restart's last failure, one another node keeps. A
 //!   trace is kept when such an event is seen, with the hops of it the ring
 //!   still holds, and every later hop of it goes there too. Bounded: at most
 //!   `MAX_TRACES` traces (the oldest kept is forgotten first) of at most
 //!   `MAX_HOPS` hops each (later hops are counted, not kept), and at most
 //!   `MAX_KEPT_HOPS` hops in all (beyond it the oldest are forgotten too).
-//! - slow traces (a hop over `telemetry.trace_keep_slow_ms`) and sampled ones
+//! - client-given ids, refused requests (4xx), slow traces (a hop over
+//!   `telemetry.trace_keep_slow_ms`) and sampled ones
 //!   (`telemetry.trace_sample_percent`), kept the same way in a set of their
-//!   own (`MAX_OTHER_TRACES`, `MAX_OTHER_HOPS`), so an overload, when every
-//!   delivery is slow, cannot push the linked traces out; and at most a few
-//!   slow traces a second are newly kept, so it costs little then either.
+//!   own (`MAX_OTHER_TRACES`, `MAX_OTHER_HOPS`), so neither a client's flood
+//!   nor an overload (when every delivery is slow) can push the linked
+//!   traces out; and at most a few slow traces a second are newly kept, so
+//!   it costs little then either.
 //! - recent hops of every other trace: a ring bounded in bytes
 //!   (`telemetry.trace_recent_mib`, each hop counted with the text it owns);
 //!   when full the oldest hop is overwritten, so any message of the last
 //!   minutes (depending on traffic) can be looked up.
 //!
-//! Recording stays cheap: one hash and one shard lock per hop, no formatting.
+//! Recording stays cheap: one shard lock per hop, no formatting.
 
 mod shard;
 
@@ -83,8 +85,12 @@ pub enum Keep {
     Asked,
     /// Within `telemetry.trace_sample_percent`.
     Sampled,
-    /// An error frame or an HTTP error response (see [`error_is_kept`]).
+    /// A server-side failure answered to a client: an `internal` or
+    /// `unavailable` error frame, an HTTP 5xx (see [`error_is_kept`]).
     Error,
+    /// A client's request refused: an error frame of a 4xx code, an HTTP
+    /// 4xx (see [`error_is_kept`]).
+    Refused,
     /// A payment's saga.
     Payment,
     /// A supervised actor failed handling a message of this trace.
@@ -96,11 +102,17 @@ pub enum Keep {
 }
 
 impl Keep {
-    /// Kept for a link (the console's, an error's traceId, a client's own
-    /// id, another node's), in the linked set; slow and sampled traces have
-    /// a set of their own.
+    /// Kept for a link the server made (the console's payment and
+    /// last-failure links, a server error's traceId, another node's), in
+    /// the linked set. What any client can make as often as it likes (its
+    /// own trace ids, refused requests) and what load makes (slow and
+    /// sampled traces) share the other set, so a flood of them cannot push
+    /// out the traces the console links to.
     fn is_linked(self) -> bool {
-        !matches!(self, Keep::Slow | Keep::Sampled)
+        !matches!(
+            self,
+            Keep::Slow | Keep::Sampled | Keep::Asked | Keep::Refused
+        )
     }
 }
 
@@ -233,7 +245,14 @@ pub fn error_is_kept(status: u16) -> bool {
 /// An error went to a client under this trace: kept if [`error_is_kept`].
 pub fn error(trace: TraceId, status: u16) {
     if error_is_kept(status) {
-        keep(trace, Keep::Error);
+        keep(
+            trace,
+            if status >= 500 {
+                Keep::Error
+            } else {
+                Keep::Refused
+            },
+        );
     }
 }
 
@@ -412,15 +431,15 @@ mod tests {
 
     #[test]
     fn errors_keep_their_trace_except_401_and_429() {
-        for (status, kept) in [
-            (400, true),
-            (404, true),
-            (409, true),
-            (500, true),
-            (503, true),
-            (401, false),
-            (429, false),
-            (200, false),
+        for (status, kept, why) in [
+            (400, true, Some(Keep::Refused)),
+            (404, true, Some(Keep::Refused)),
+            (409, true, Some(Keep::Refused)),
+            (500, true, Some(Keep::Error)),
+            (503, true, Some(Keep::Error)),
+            (401, false, None),
+            (429, false, None),
+            (200, false, None),
         ] {
             assert_eq!(error_is_kept(status), kept, "{status}");
             let t = TraceId::random();
@@ -433,6 +452,7 @@ mod tests {
             );
             error(t, status);
             assert_eq!(recorded(t), kept, "{status}");
+            assert_eq!(get(t).and_then(|l| l.kept), why, "{status}");
         }
     }
 

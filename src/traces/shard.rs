@@ -408,7 +408,7 @@ mod tests {
         let per_trace = 40;
         let ids: Vec<TraceId> = (0..60).map(|_| TraceId::random()).collect();
         for &t in &ids {
-            shard.keep(t, Keep::Asked, &BOUNDS);
+            shard.keep(t, Keep::Payment, &BOUNDS);
             for _ in 0..per_trace {
                 shard.record(t, hop("delivered"), &BOUNDS);
             }
@@ -428,21 +428,24 @@ mod tests {
             .map(|_| TraceId::random())
             .collect();
         for &t in &ids {
-            shard.keep(t, Keep::Asked, &BOUNDS);
+            shard.keep(t, Keep::Payment, &BOUNDS);
         }
         assert_eq!(shard.linked.order.len(), BOUNDS.linked.traces);
         assert!(!shard.is_kept(ids[4]) && shard.is_kept(ids[5]));
     }
 
     #[test]
-    fn slow_and_sampled_traces_cannot_push_out_the_linked_ones() {
+    fn what_clients_or_load_make_at_will_cannot_push_out_the_linked_ones() {
         let mut shard = Shard::default();
         let payment = TraceId::random();
         shard.keep(payment, Keep::Payment, &BOUNDS);
         shard.record(payment, hop("reserved"), &BOUNDS);
-        for _ in 0..1_000 {
+        // A flood of what clients or load make at will: their own ids,
+        // refused requests, slow and sampled traces.
+        for i in 0..1_000 {
             let t = TraceId::random();
-            shard.keep(t, Keep::Sampled, &BOUNDS);
+            let why = [Keep::Sampled, Keep::Asked, Keep::Refused, Keep::Slow][i % 4];
+            shard.keep(t, why, &BOUNDS);
             shard.record(t, hop("delivered"), &BOUNDS);
         }
         assert!(shard.other.order.len() <= BOUNDS.other.traces);

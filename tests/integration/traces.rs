@@ -276,7 +276,7 @@ async fn an_error_s_trace_is_kept_but_not_a_401_s() {
         has(v, "session", "delivered")
     })
     .await;
-    assert_eq!(view["kept"], "error", "{view}");
+    assert_eq!(view["kept"], "refused", "{view}");
     assert!(has(&view, "session", "received send"), "{view}");
 
     // An HTTP error answer is a hop of its own, and keeps its trace.
@@ -290,7 +290,7 @@ async fn an_error_s_trace_is_kept_but_not_a_401_s() {
     assert_eq!(status, 400, "{body}");
     let trace = body["error"]["traceId"].as_str().unwrap();
     let view = look_up(&app, &root.token, trace, |_| true).await;
-    assert_eq!(view["kept"], "error", "{view}");
+    assert_eq!(view["kept"], "refused", "{view}");
     assert!(
         has(&view, "http", "POST /api/payments answered 400"),
         "{view}"

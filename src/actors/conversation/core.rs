@@ -108,8 +108,12 @@ pub(super) struct Delivery {
     /// The highest seq delivered; None until the first.
     delivered: Option<u64>,
     /// Messages that arrived ahead of a gap, or behind an unacked append of
-    /// this node, by seq; at most `MAX_HELD` (beyond it they are dropped
-    /// and fetched from the store when their turn comes).
+    /// this node, by seq. Events add at most up to `MAX_HELD` (beyond it
+    /// they are dropped and fetched from the store when their turn comes);
+    /// a fetched page (`FETCH_PAGE`) always goes in whole, so at most
+    /// `MAX_HELD + FETCH_PAGE`: it holds the next seqs to deliver, the ones
+    /// that let `drain` move on, and refusing them at the cap would leave a
+    /// full `held` waiting forever for a gap it has no room to fill.
     held: BTreeMap<u64, (StoredMessage, TraceContext)>,
     /// Appends of this node not acked yet; their message waits (in a
     /// cluster its publication, on one node a fetched copy), so the sending
@@ -180,8 +184,14 @@ impl Delivery {
 
     /// The router's note of the first message event routed to this actor
     /// (it notes it before the enqueue). Asked while nothing is delivered.
+    /// The earliest note seen is kept, and no note does not erase one: a
+    /// stop-and-restart in place hands the router a position (which clears
+    /// its note) that the restarted actor does not get back, so the note
+    /// this actor already had is still what it owes.
     pub(super) fn routed(&mut self, first: Option<u64>) {
-        self.first_routed = first;
+        if let Some(f) = first {
+            self.first_routed = Some(self.first_routed.map_or(f, |o| o.min(f)));
+        }
     }
 
     /// Where an actor that has delivered nothing starts: its first load,

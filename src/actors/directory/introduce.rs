@@ -127,7 +127,13 @@ impl Directory {
             .collect();
         if conversation.kind == ConversationKind::Group {
             let frame = ServerFrame::ConversationAdded {
-                conversation: ConversationView::new(&conversation, Some(0)),
+                // A new group: nobody has read anything, as in `created`.
+                // An invite: the others' markers are not at hand here.
+                conversation: if conversation.last_seq == 0 {
+                    ConversationView::created(&conversation)
+                } else {
+                    ConversationView::new(&conversation, Some(0))
+                },
                 trace_id: trace.trace_id,
             }
             .to_text();
@@ -260,7 +266,11 @@ impl Handler<Envelope<RemoteIntroduce>> for Directory {
         }
         let store = self.store.clone();
         let trace = env.trace;
-        ctx.wait(
+        // Spawned, not awaited with the mailbox held: a slow store would
+        // otherwise stall every node's presence for each group created
+        // anywhere. Only the statuses read in `introduce_here` needs the
+        // mailbox held (so a newer change cannot be overtaken).
+        ctx.spawn(
             async move { store.conversation(conversation_id).await }
                 .into_actor(self)
                 .map(move |res: Result<_, StoreError>, act, ctx| match res {

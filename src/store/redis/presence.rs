@@ -235,14 +235,23 @@ impl RedisStore {
                 raw.len()
             )));
         }
-        Ok(raw
-            .iter()
+        raw.iter()
             .map(|r| match r.as_str() {
-                "on" => Status::Online,
-                // A score Redis wrote from a whole number of ms.
-                ms => Status::Offline(ms.parse::<f64>().ok().map(|f| f as i64)),
+                "on" => Ok(Status::Online),
+                // Offline and never seen.
+                "" => Ok(Status::Offline(None)),
+                // A score Redis wrote from a whole number of ms; anything
+                // else is a corrupt value, said so rather than hidden.
+                ms => ms
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map(|f| Status::Offline(Some(f as i64)))
+                    .ok_or_else(|| {
+                        StoreError::Backend(format!("last-seen score {ms:?} is not a time"))
+                    }),
             })
-            .collect())
+            .collect()
     }
 
     /// Proves this node alive and clears dead nodes; returns how many were

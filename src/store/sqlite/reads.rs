@@ -25,11 +25,13 @@ pub fn conversations_of(
     conn: &Connection,
     user: &Username,
 ) -> Result<Vec<ConversationSummary>, StoreError> {
-    // One read transaction, so each conversation's members and read markers agree.
-    conn.execute_batch("BEGIN")?;
-    let list = conversations_in_tx(conn, user);
-    conn.execute_batch("COMMIT")?;
-    list
+    // One read transaction, so each conversation's members and read markers
+    // agree; rolled back when dropped on any error, so a pooled connection
+    // is never left inside one.
+    let tx = conn.unchecked_transaction()?;
+    let list = conversations_in_tx(&tx, user)?;
+    tx.commit()?;
+    Ok(list)
 }
 
 fn conversations_in_tx(
@@ -67,11 +69,12 @@ pub fn history(
     after_seq: u64,
     limit: u32,
 ) -> Result<HistoryPage, StoreError> {
-    // One read transaction, so the membership check and the page agree.
-    conn.execute_batch("BEGIN")?;
-    let page = history_in_tx(conn, user, id, after_seq, limit);
-    conn.execute_batch("COMMIT")?;
-    page
+    // One read transaction, so the membership check and the page agree
+    // (rolled back when dropped on any error, as above).
+    let tx = conn.unchecked_transaction()?;
+    let page = history_in_tx(&tx, user, id, after_seq, limit)?;
+    tx.commit()?;
+    Ok(page)
 }
 
 fn history_in_tx(

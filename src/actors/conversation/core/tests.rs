@@ -406,6 +406,23 @@ fn a_fresh_actor_restarted_before_its_first_event_owes_what_was_routed_to_it() {
         .is_empty());
 }
 
+/// Found in review: a restart that runs `stopped` first (a supervisor's
+/// restart, not a panic) hands the router a position, which clears its
+/// note; the restarted actor asks again, gets no note, and must still start
+/// before the event it was routed.
+#[test]
+fn a_restart_that_cleared_the_routers_note_still_owes_what_was_routed() {
+    let id = ConversationId::new_random();
+    let mut core = Delivery::new(id, true, None);
+    core.loaded(4, &fixed_members());
+    core.routed(Some(3));
+    core.restarted();
+    core.routed(None);
+    let out = core.loaded(4, &fixed_members());
+    let (_, _, after) = fetch_of(&out).expect("fetched from before it");
+    assert_eq!(after, 2);
+}
+
 #[test]
 fn the_world_delivers_what_was_committed_before_the_load_after_a_restart() {
     let mut w = World::new_after(true, 2);
