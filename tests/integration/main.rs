@@ -17,6 +17,7 @@ mod metrics;
 mod payments;
 mod presence;
 mod read_state;
+mod redis_restart;
 mod store_conformance;
 mod supervision;
 mod traces;
