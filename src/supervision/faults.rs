@@ -8,7 +8,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Actor kinds that take faults today.
-pub const KINDS: &[&str] = &["conversation", "session", "directory", "breaker", "payment"];
+pub const KINDS: &[&str] = &[
+    "conversation",
+    "session",
+    "directory",
+    "breaker",
+    "payment",
+    "cluster",
+];
 
 /// At most this many armed faults; arming one more is refused.
 pub const MAX_ARMED: usize = 64;

@@ -10,6 +10,7 @@ mod authz;
 mod bad_input;
 mod chat;
 mod cluster;
+mod cluster_link;
 mod lifecycle;
 mod limits;
 mod load;
