@@ -34,9 +34,6 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 pub struct ClusterLink {
     redis: RedisStore,
     stopping: tokio::sync::watch::Sender<bool>,
-    /// Held so the tasks' actors live as long as the link: an actor that
-    /// nobody can reach stops once its context is idle.
-    _tasks: Vec<actix::Addr<ClusterTask>>,
 }
 
 /// Restarts of the cluster tasks allowed before their supervisor gives up
@@ -59,21 +56,14 @@ pub fn start(deps: &Deps, redis: RedisStore) -> ClusterLink {
         ..deps.settings.supervision.root
     };
     let supervisor = deps.root.supervisor("cluster", policy, false);
-    let tasks = [Job::Subscription, Job::Heartbeat, Job::Sweep]
-        .into_iter()
-        .map(|job| {
-            supervisor.spawn(
-                ChildSpec::new(job.name(), "cluster", RestartType::Permanent, 4),
-                ClusterTask::new(job, deps.clone(), redis.clone(), stop.clone()),
-                None,
-            )
-        })
-        .collect();
-    ClusterLink {
-        redis,
-        stopping,
-        _tasks: tasks,
+    for job in [Job::Subscription, Job::Heartbeat, Job::Sweep] {
+        supervisor.spawn(
+            ChildSpec::new(job.name(), "cluster", RestartType::Permanent, 4),
+            ClusterTask::new(job, deps.clone(), redis.clone(), stop.clone()),
+            None,
+        );
     }
+    ClusterLink { redis, stopping }
 }
 
 /// The subscription: each signal of the cluster channel to the actor it

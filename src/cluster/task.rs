@@ -55,6 +55,12 @@ pub struct ClusterTask {
     /// Turns true when the link stops: the loop ends.
     stop: tokio::sync::watch::Receiver<bool>,
     incarnation: u64,
+    /// Its own address: nobody else holds one, and an actix actor nobody
+    /// can reach stops when its context is idle (after a restart, or once
+    /// the link has stopped), which the supervisor would take for a
+    /// permanent child's exit and restart again and again. It stops when
+    /// the tree shuts down.
+    me: Option<Addr<ClusterTask>>,
 }
 
 impl ClusterTask {
@@ -70,6 +76,7 @@ impl ClusterTask {
             redis,
             stop,
             incarnation: 0,
+            me: None,
         }
     }
 }
@@ -78,6 +85,7 @@ impl Actor for ClusterTask {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.me = Some(ctx.address());
         if *self.stop.borrow() {
             return;
         }
