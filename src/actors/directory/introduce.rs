@@ -20,6 +20,14 @@ use crate::store::redis::{ClusterEvent, EventKind, Status};
 use crate::store::StoreError;
 use crate::supervision::{Envelope, Msg};
 
+/// Presence frames one session gets for one introduction, at most. A group
+/// of a thousand created at once would otherwise queue 999 frames into each
+/// member's outbound queue (`session.outbound_queue`, 1024 by default) in
+/// one go, and close as slow consumers those who had a few frames queued
+/// already. Online members go first; beyond the cap the rest are not told
+/// (they are told when their status next changes, or at a reconnect).
+const MAX_PRESENCE_PER_INTRODUCTION: usize = 256;
+
 /// `added` were made members of `conversation` on this node (`except`: the
 /// session whose `create` is answered with `created`).
 pub struct Introduce {
@@ -189,10 +197,16 @@ impl Directory {
     /// new session, an offline user never seen (or long forgotten) is not
     /// told: the page knows nothing of them either way.
     fn show(&self, member: &Username, others: &[Username], of: &[Status], trace: TraceContext) {
-        let frames: Vec<_> = others
-            .iter()
-            .zip(of)
-            .filter(|(_, s)| **s != Status::Offline(None))
+        let known = || {
+            others
+                .iter()
+                .zip(of)
+                .filter(|(_, s)| **s != Status::Offline(None))
+        };
+        let frames: Vec<_> = known()
+            .filter(|(_, s)| **s == Status::Online)
+            .chain(known().filter(|(_, s)| **s != Status::Online))
+            .take(MAX_PRESENCE_PER_INTRODUCTION)
             .map(|(o, s)| presence_text(o.clone(), *s, trace))
             .collect();
         if frames.is_empty() {
