@@ -4,7 +4,7 @@
 //! others told "bob left" in the conversation.
 
 use crate::helpers::{spawn_app, Browser, Chromedriver};
-use crate::web_ui::{assert_no_console_errors, sign_in};
+use crate::web_ui::{assert_no_console_errors, message_new_contact, sign_in};
 
 /// The open conversation's subtitle (the other person's presence).
 const SUBTITLE: &str = "(document.querySelector('#conversation-sub')?.textContent || '')";
@@ -51,10 +51,7 @@ async fn presence_groups_and_leaving_as_two_people_see_them() {
 
     // Alice starts a direct chat with bob: her header shows him online
     // without bob doing anything.
-    alice.type_into("#new-direct-user", "bob").await;
-    alice.click("#new-direct-btn").await;
-    alice.type_into("#message-input", "hello bob").await;
-    alice.click("#send-btn").await;
+    message_new_contact(&alice, "bob", "hello bob").await;
     alice
         .wait_js(
             "alice's header to show bob online",

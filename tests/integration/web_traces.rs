@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::helpers::{spawn_app, Chromedriver};
-use crate::web_ui::{assert_no_console_errors, sign_in};
+use crate::web_ui::{assert_no_console_errors, message_new_contact, sign_in};
 
 const ENTER: &str = "\u{E007}";
 
@@ -17,10 +17,7 @@ async fn a_message_s_details_show_its_trace_id_to_copy() {
     let page = driver.browser("trace-alice", 1280, 800).await;
     sign_in(&page, &app, "alice", true).await;
     app.user("bob").await;
-    page.type_into("#new-direct-user", "bob").await;
-    page.click("#new-direct-btn").await;
-    page.type_into("#message-input", "where does this go").await;
-    page.click("#send-btn").await;
+    message_new_contact(&page, "bob", "where does this go").await;
     let first = "#messages .message[data-seq='1']";
     page.wait_js(
         "the committed message",

@@ -31,6 +31,15 @@ pub(crate) async fn sign_in(page: &Browser, app: &TestApp, user: &str, register:
     assert_eq!(page.text("#me").await, user);
 }
 
+/// Opens a chat with `to` from the page's "New conversation" form and sends
+/// `text` in it (the first send creates the direct conversation).
+pub(crate) async fn message_new_contact(page: &Browser, to: &str, text: &str) {
+    page.type_into("#new-direct-user", to).await;
+    page.click("#new-direct-btn").await;
+    page.type_into("#message-input", text).await;
+    page.click("#send-btn").await;
+}
+
 /// The committed messages the open conversation shows: (seq, sender, text).
 pub(crate) async fn shown(page: &Browser) -> Vec<(u64, String, String)> {
     let v = page
@@ -161,10 +170,7 @@ async fn two_users_chat_in_two_browsers_and_see_typing_and_read_state() {
     sign_in(&bob, &app, "bob", true).await;
 
     // Alice starts a direct conversation; the first send creates it.
-    alice.type_into("#new-direct-user", "bob").await;
-    alice.click("#new-direct-btn").await;
-    alice.type_into("#message-input", "hello bob").await;
-    alice.click("#send-btn").await;
+    message_new_contact(&alice, "bob", "hello bob").await;
     wait_shown(&alice, "alice's own message", |m| {
         m == [(1, "alice".into(), "hello bob".into())]
     })
