@@ -15,6 +15,7 @@ pub mod conversation;
 pub mod conversations;
 pub mod directory;
 mod error;
+pub mod groups;
 pub mod payment;
 pub mod quota;
 pub mod registry;

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::extract::{query, JsonBody};
 use super::{ApiError, AppState, AuthUser};
 use crate::actors::conversation::ConvRequest;
-use crate::actors::quota::room_to_start;
+use crate::actors::groups::start_group;
 use crate::domain::{ConversationId, MessageKind, TraceContext, TraceId};
 use crate::protocol::{
     ConversationView, ErrorCode, MessageView, ServerFrame, MAX_CLIENT_MSG_ID_CHARS, MAX_NAME_CHARS,
@@ -62,43 +62,20 @@ pub async fn create_conversation(
 ) -> Result<HttpResponse, ApiError> {
     let trace = user.trace;
     bounded("name", &body.name, MAX_NAME_CHARS, trace)?;
-    let mut members = crate::protocol::validate_members(body.members)
+    let members = crate::protocol::validate_members(body.members)
         .map_err(|m| ApiError::new(ErrorCode::BadRequest, m, trace))?;
-    room_to_start(
-        &state.deps.store,
-        &user.username,
-        state.deps.settings.limits.max_conversations_per_user,
-        None,
-    )
-    .await
-    .map_err(|e| ApiError::chat(e, trace))?;
-    members.push(user.username);
-    members.sort();
-    members.dedup();
-    let max = state.deps.settings.limits.max_group_members;
-    if members.len() > max {
-        return Err(ApiError::new(
-            ErrorCode::BadRequest,
-            format!("a group has at most {max} members"),
-            trace,
-        ));
-    }
-    let conv = state
-        .deps
-        .store
-        .create_group(body.name, members)
-        .await
-        .map_err(|e| ApiError::store(e, trace))?;
-    let view = ConversationView::created(&conv);
     // None of the creator's sessions asked: all of them see the group too.
-    let members = conv.members.clone();
-    crate::actors::directory::introduce(
-        &state.deps.directory,
-        conv,
+    let conv = start_group(
+        &state.deps,
+        &user.username,
+        body.name,
         members,
         None,
         TraceContext::new(trace),
-    );
+    )
+    .await
+    .map_err(|e| ApiError::chat(e, trace))?;
+    let view = ConversationView::created(&conv);
     Ok(HttpResponse::Created().json(view))
 }
 

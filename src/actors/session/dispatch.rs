@@ -6,7 +6,8 @@ use actix::prelude::*;
 
 use super::actor::SessionActor;
 use crate::actors::conversation::ConvRequest;
-use crate::actors::directory::{introduce, introduce_direct};
+use crate::actors::directory::introduce_direct;
+use crate::actors::groups::start_group;
 use crate::actors::quota::room_to_start;
 use crate::actors::{ChatError, ChatResult};
 use crate::domain::{ConversationId, MessageKind, TraceContext, Username};
@@ -263,19 +264,7 @@ impl SessionActor {
                     },
                 }
             }
-            ClientRequest::Create { name, mut members } => {
-                let starter = me.clone();
-                members.push(me);
-                members.sort();
-                members.dedup();
-                let max = self.deps.settings.limits.max_group_members;
-                if members.len() > max {
-                    return self.fail(
-                        ChatError::BadRequest(format!("a group has at most {max} members")),
-                        reference,
-                        trace,
-                    );
-                }
+            ClientRequest::Create { name, members } => {
                 let reply = self.responder(reference, trace, |c: ConversationView, r, t| {
                     Some(ServerFrame::Created {
                         conversation: c,
@@ -283,18 +272,11 @@ impl SessionActor {
                         trace_id: t.trace_id,
                     })
                 });
-                let store = self.deps.store.clone();
-                let max = self.deps.settings.limits.max_conversations_per_user;
-                let (directory, session) = (self.deps.directory.clone(), self.id);
+                let (deps, session) = (self.deps.clone(), self.id);
                 ctx.spawn(
                     async move {
-                        room_to_start(&store, &starter, max, None).await?;
-                        let c = store.create_group(name, members).await?;
-                        let view = ConversationView::created(&c);
-                        // Everyone but this session (answered `created`).
-                        let members = c.members.clone();
-                        introduce(&directory, c, members, Some(session), trace);
-                        Ok(view)
+                        let c = start_group(&deps, &me, name, members, Some(session), trace).await?;
+                        Ok(ConversationView::created(&c))
                     }
                     .into_actor(self)
                     .map(move |res, _, _| reply.respond(res)),
