@@ -2,6 +2,7 @@ mod app;
 mod browser;
 mod client;
 mod provider;
+mod raw_ws;
 mod receiver;
 mod redis;
 
@@ -9,6 +10,7 @@ pub use app::{spawn_app, spawn_app_with, spawn_node, TestApp};
 pub use browser::{Browser, Chromedriver};
 pub use client::{ConversationItem, Frame, TestClient};
 pub use provider::TestProvider;
+pub use raw_ws::{frame, frame_header, RawWs};
 pub use receiver::{http_receiver, Inbox};
 pub use redis::RedisServer;
 
