@@ -1,0 +1,111 @@
+//! `[limits]`: what one client may ask for, how fast, and how many at once.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, Section};
+
+const SECTION: Section = Section("limits");
+
+/// Counters kept as u32 (rates, bursts, failures) stay below this.
+const MAX_COUNT: u32 = 1_000_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawLimits {
+    history_default_limit: u64,
+    max_group_members: u64,
+    max_http_body_bytes: u64,
+    frames_per_sec: u64,
+    frame_burst: u64,
+    rate_limited_close_after: u64,
+    login_failures_per_address: u64,
+    login_failures_per_account: u64,
+    login_window_secs: u64,
+    login_tracker_capacity: u64,
+    max_connections: u64,
+    max_conversations_per_user: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            history_default_limit: 100,
+            max_group_members: 1000,
+            max_http_body_bytes: 65_536,
+            frames_per_sec: 50,
+            frame_burst: 200,
+            rate_limited_close_after: 50,
+            login_failures_per_address: 20,
+            login_failures_per_account: 5,
+            login_window_secs: 300,
+            login_tracker_capacity: 100_000,
+            max_connections: 20_000,
+            max_conversations_per_user: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    pub history_default_limit: u32,
+    pub max_group_members: usize,
+    pub max_http_body_bytes: usize,
+    /// Client frames per second per session (token bucket rate); 0: no limit.
+    pub frames_per_sec: u32,
+    pub frame_burst: u32,
+    /// Refused frames, without a second's pause, before the session is closed.
+    pub rate_limited_close_after: u32,
+    /// Failed logins per window before 429; 0: not counted.
+    pub login_failures_per_address: u32,
+    pub login_failures_per_account: u32,
+    pub login_window: Duration,
+    pub login_tracker_capacity: usize,
+    /// WebSocket sessions on this node; an upgrade beyond gets 503.
+    pub max_connections: usize,
+    /// A user in this many conversations may not start another.
+    pub max_conversations_per_user: usize,
+}
+
+impl RawLimits {
+    pub(super) fn validate(self) -> Result<LimitSettings, ConfigError> {
+        let history_default_limit = match self.history_default_limit {
+            n @ 1..=500 => n as u32,
+            _ => return Err(SECTION.invalid("history_default_limit", "must be between 1 and 500")),
+        };
+        let login_window_secs =
+            SECTION.positive_at_most("login_window_secs", self.login_window_secs, 86_400)?;
+        Ok(LimitSettings {
+            history_default_limit,
+            max_group_members: SECTION.positive("max_group_members", self.max_group_members)?,
+            max_http_body_bytes: SECTION
+                .positive("max_http_body_bytes", self.max_http_body_bytes)?,
+            frames_per_sec: SECTION.at_most("frames_per_sec", self.frames_per_sec, MAX_COUNT)?,
+            frame_burst: SECTION.positive_at_most("frame_burst", self.frame_burst, MAX_COUNT)?,
+            rate_limited_close_after: SECTION.positive_at_most(
+                "rate_limited_close_after",
+                self.rate_limited_close_after,
+                MAX_COUNT,
+            )?,
+            login_failures_per_address: SECTION.at_most(
+                "login_failures_per_address",
+                self.login_failures_per_address,
+                MAX_COUNT,
+            )?,
+            login_failures_per_account: SECTION.at_most(
+                "login_failures_per_account",
+                self.login_failures_per_account,
+                MAX_COUNT,
+            )?,
+            login_window: Duration::from_secs(login_window_secs.into()),
+            login_tracker_capacity: SECTION
+                .positive("login_tracker_capacity", self.login_tracker_capacity)?,
+            max_connections: SECTION.positive("max_connections", self.max_connections)?,
+            max_conversations_per_user: SECTION.positive(
+                "max_conversations_per_user",
+                self.max_conversations_per_user,
+            )?,
+        })
+    }
+}
