@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{spawn_node, wait_for, Frame, RedisServer, TestApp, TestClient, TestProvider};
+use crate::helpers::{
+    spawn_node, wait_for, Acked, Frame, RedisServer, TestApp, TestClient, TestProvider,
+};
 use parley_provider::ProviderOptions;
 
 const PREFIX: &str = "cluster-test:";
@@ -86,14 +88,11 @@ async fn three_nodes_share_direct_and_group_chat_in_seq_order() {
     alice
         .send(json!({"type": "send", "to": "bob", "text": "alice@node-a hi", "clientMsgId": "d1", "traceId": trace}))
         .await;
-    let Frame::Ack {
+    let Acked {
         conversation_id: direct,
         seq,
         ..
-    } = alice.expect_ack().await
-    else {
-        unreachable!()
-    };
+    } = alice.acked().await;
     assert_eq!(seq, 1);
     assert_eq!(alice.expect_message().await.seq, 1);
     let got = bob.expect_message().await;
@@ -172,23 +171,10 @@ async fn three_nodes_share_direct_and_group_chat_in_seq_order() {
     }
     carol.close().await;
     for client in [&mut alice, &mut bob] {
-        client
-            .wait_for("carol offline", |f| match f {
-                Frame::Presence {
-                    username, status, ..
-                } if username == "carol" && status == "offline" => Some(()),
-                _ => None,
-            })
-            .await;
+        client.wait_presence("carol", "offline").await;
     }
     let mut carol = TestClient::connect(a, &carol_t).await;
-    bob.wait_for("carol online again", |f| match f {
-        Frame::Presence {
-            username, status, ..
-        } if username == "carol" && status == "online" => Some(()),
-        _ => None,
-    })
-    .await;
+    bob.wait_presence("carol", "online").await;
     // Membership changes cross nodes: carol (now on A) leaves; bob on B hears it.
     carol
         .send(json!({"type": "leave", "conversationId": group}))
@@ -498,14 +484,7 @@ async fn when_a_node_dies_its_clients_reconnect_elsewhere_and_miss_nothing() {
         alice.say(&direct, &format!("m{i}"), &format!("c{i}")).await;
     }
     // Node B notices A's heartbeat stopped and tells alice bob is offline.
-    alice
-        .wait_for("bob offline after his node died", |f| match f {
-            Frame::Presence {
-                username, status, ..
-            } if username == "bob" && status == "offline" => Some(()),
-            _ => None,
-        })
-        .await;
+    alice.wait_presence("bob", "offline").await;
     let mut bob = TestClient::connect(&nodes[1], &bob_t).await;
     let (missed, more) = bob.history(&direct, last_seen, 100).await;
     assert!(!more);

@@ -126,11 +126,7 @@ async fn upgrades_beyond_the_connection_cap_get_503() {
 #[tokio::test]
 async fn a_user_in_too_many_conversations_may_not_start_another() {
     let app = spawn_app_with(|s| s.limits.max_conversations_per_user = 2).await;
-    let (alice, _bob, _carol) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("carol").await,
-    );
+    let [alice, _bob, _carol] = app.users(["alice", "bob", "carol"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     a.say_to("bob", "hi bob", "d1").await;
     a.create("first", &["carol"]).await;
@@ -142,38 +138,20 @@ async fn a_user_in_too_many_conversations_may_not_start_another() {
         (code.as_str(), reference.as_deref()),
         ("forbidden", Some("c3"))
     );
-    let (status, body) = app
-        .post(
-            "/api/conversations",
-            Some(&alice.token),
-            json!({"name": "third", "members": ["bob"]}),
-        )
-        .await;
+    let (status, body) = app.post_group(&alice.token, "third", &["bob"]).await;
     assert_eq!(status, 403, "{body}");
     a.send(json!({"type": "send", "to": "carol", "text": "hi", "clientMsgId": "d2", "ref": "d2"}))
         .await;
     let (code, _, _) = a.expect_error().await;
     assert_eq!(code, "forbidden");
     // A payment would start the direct conversation it is posted in.
-    let (status, body) = app
-        .post(
-            "/api/payments",
-            Some(&alice.token),
-            json!({"to": "carol", "amount": 5, "idempotencyKey": "k1"}),
-        )
-        .await;
+    let (status, body) = app.post_payment(&alice.token, "carol", 5, "k1").await;
     assert_eq!(status, 403, "{body}");
     let (_, me) = app.get("/api/me", Some(&alice.token)).await;
     assert_eq!(me["balance"], 10_000, "no money moved: {me}");
     // An existing direct conversation is not a new one.
     let mut again = TestClient::connect(&app, &alice.token).await;
     again.say_to("bob", "still here", "d3").await;
-    let (status, body) = app
-        .post(
-            "/api/payments",
-            Some(&alice.token),
-            json!({"to": "bob", "amount": 5, "idempotencyKey": "k2"}),
-        )
-        .await;
+    let (status, body) = app.post_payment(&alice.token, "bob", 5, "k2").await;
     assert_eq!(status, 202, "{body}");
 }

@@ -1,16 +1,23 @@
 mod app;
 mod browser;
 mod client;
+mod http;
 mod provider;
 mod receiver;
 mod redis;
+mod scenes;
+mod waits;
+mod web;
 
-pub use app::{spawn_app, spawn_app_with, spawn_node, TestApp};
+pub use app::{spawn_app, spawn_app_with, spawn_node, TestApp, TestUser};
 pub use browser::{Browser, Chromedriver};
 pub use client::{ConversationItem, Frame, TestClient};
+pub use http::find_item;
 pub use provider::TestProvider;
 pub use receiver::{http_receiver, Inbox};
 pub use redis::RedisServer;
+pub use scenes::Acked;
+pub(crate) use web::{web_app, web_app_or_skip};
 
 use std::future::Future;
 use std::time::Duration;
