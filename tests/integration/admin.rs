@@ -74,7 +74,7 @@ async fn an_admin_lists_and_disconnects_sessions() {
         a.expect_close().await,
         (1008, "disconnected by an admin".to_string())
     );
-    let gone = |list: &Value| list["total"] == 0;
+    let gone = |list: &Value| (list["total"] == 0).then_some(());
     app.poll(
         "the session to leave the list",
         Duration::from_secs(5),
@@ -102,7 +102,7 @@ async fn idle_conversation_actors_retire_and_come_back_where_they_were() {
     assert_eq!(view["items"][0]["membersOnline"], json!(["alice", "bob"]));
 
     for round in 0..3u64 {
-        let retired = |view: &Value| view["active"] == 0;
+        let retired = |view: &Value| (view["active"] == 0).then_some(());
         let path = "/admin/conversations";
         app.poll(
             "the idle actor to retire",

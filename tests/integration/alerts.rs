@@ -6,7 +6,7 @@ use std::time::Duration;
 use parley::alerts::Rule;
 use serde_json::{json, Value};
 
-use crate::helpers::{http_receiver, spawn_app_with, wait_for, Inbox, TestClient};
+use crate::helpers::{http_receiver, spawn_app_with, strings_of, wait_for, Inbox, TestClient};
 
 fn seen(inbox: &Inbox, state: &str) -> Option<Value> {
     inbox
@@ -55,12 +55,7 @@ async fn a_restart_storm_fires_and_resolves_through_the_webhook() {
     let (_, alerts) = app.get("/admin/alerts", Some(&root.token)).await;
     let storm = &alerts["items"][0];
     assert_eq!(storm["name"], "restart_storm");
-    let path: Vec<&str> = storm["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["to"].as_str().unwrap())
-        .collect();
+    let path = strings_of(&storm["history"], "to");
     assert!(
         path.windows(2).any(|w| w == ["firing", "resolved"]),
         "{path:?}"

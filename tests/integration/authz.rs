@@ -311,11 +311,7 @@ async fn every_http_route_answers_each_caller_as_documented() {
     let secret_text = "secret: the plan is at noon";
     let group = app.group(&alice.token, "plans", &["bob"]).await;
     let (status, ack) = app
-        .post(
-            &format!("/api/conversations/{group}/messages"),
-            Some(&alice.token),
-            json!({"text": secret_text, "clientMsgId": "seed"}),
-        )
+        .post_message(&alice.token, &group, secret_text, "seed")
         .await;
     assert_eq!(status, 201, "{ack}");
     let payment = app.pay(&alice.token, "bob", 250, "seed").await;

@@ -186,12 +186,7 @@ async fn a_non_member_is_forbidden() {
             ("forbidden", Some(reference.as_str()))
         );
     }
-    let (status, body) = app
-        .get(
-            &format!("/api/conversations/{id}/messages"),
-            Some(&eve.token),
-        )
-        .await;
+    let (status, body) = app.get_messages(&eve.token, &id, "").await;
     assert_eq!(status, 403);
     assert_eq!(body["error"]["code"], "forbidden");
     let (status, _) = app.post_message(&eve.token, &id, "x", "y").await;
@@ -405,22 +400,16 @@ async fn chat_over_http() {
     let id = conv["conversationId"].as_str().unwrap().to_string();
 
     for i in 1..=3 {
+        let (text, client_msg_id) = (format!("n{i}"), format!("h{i}"));
         let (status, ack) = app
-            .post(
-                &format!("/api/conversations/{id}/messages"),
-                Some(&alice.token),
-                json!({"text": format!("n{i}"), "clientMsgId": format!("h{i}")}),
-            )
+            .post_message(&alice.token, &id, &text, &client_msg_id)
             .await;
         assert_eq!(status, 201, "{ack}");
         assert_eq!(ack["seq"], i);
         assert_eq!(b.expect_message().await.seq, i);
     }
     let (status, page) = app
-        .get(
-            &format!("/api/conversations/{id}/messages?afterSeq=1&limit=1"),
-            Some(&bob.token),
-        )
+        .get_messages(&bob.token, &id, "?afterSeq=1&limit=1")
         .await;
     assert_eq!(status, 200);
     assert_eq!(page["hasMore"], true);

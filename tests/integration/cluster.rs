@@ -208,18 +208,14 @@ async fn three_nodes_share_direct_and_group_chat_in_seq_order() {
         })
         .await;
     let m = dave
-        .wait_for("the welcome", |f| match f {
-            Frame::Message(m) if m.text == "alice@node-a welcome" => Some(m.seq),
-            _ => None,
-        })
-        .await;
+        .wait_message_text("the welcome", "alice@node-a welcome")
+        .await
+        .seq;
     assert_eq!(m, seq2);
     let got = alice
-        .wait_for("bob's message", |f| match f {
-            Frame::Message(m) if m.text == "bob@node-b after" => Some(m.seq),
-            _ => None,
-        })
-        .await;
+        .wait_message_text("bob's message", "bob@node-b after")
+        .await
+        .seq;
     assert_eq!(got, seq);
 }
 
@@ -353,11 +349,9 @@ async fn a_redis_outage_fails_fast_keeps_sessions_and_recovers_without_a_gap() {
     assert_eq!(seq, 2, "nothing was stored during the outage");
     // Bob's node resubscribed by itself: the message arrives live.
     let live = bob
-        .wait_for("the message after the outage", |f| match f {
-            Frame::Message(m) if m.text == "after" => Some(m.seq),
-            _ => None,
-        })
-        .await;
+        .wait_message_text("the message after the outage", "after")
+        .await
+        .seq;
     assert_eq!(live, 2);
     // And history has no gap.
     let all = bob.full_history(&direct).await;

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app_with, wait_for, Frame, TestClient};
+use crate::helpers::{spawn_app_with, wait_for, Frame, TestApp, TestClient};
 
 #[tokio::test]
 async fn frames_over_the_rate_are_refused_then_sustained_abuse_closes_the_session() {
@@ -55,13 +55,19 @@ async fn login(app: &crate::helpers::TestApp, user: &str, password: &str) -> req
         .expect("login request")
 }
 
+/// A server that throttles logins after `per_account` failures for one
+/// account, or `per_address` from one address.
+async fn login_throttled_app(per_account: u32, per_address: u32) -> TestApp {
+    spawn_app_with(|s| {
+        s.limits.login_failures_per_account = per_account;
+        s.limits.login_failures_per_address = per_address;
+    })
+    .await
+}
+
 #[tokio::test]
 async fn failed_logins_are_throttled_per_account_with_a_retry_time() {
-    let app = spawn_app_with(|s| {
-        s.limits.login_failures_per_account = 3;
-        s.limits.login_failures_per_address = 100;
-    })
-    .await;
+    let app = login_throttled_app(3, 100).await;
     app.user("alice").await;
     app.user("bob").await;
     for _ in 0..3 {
@@ -86,11 +92,7 @@ async fn failed_logins_are_throttled_per_account_with_a_retry_time() {
 
 #[tokio::test]
 async fn failed_logins_are_throttled_per_address_across_accounts() {
-    let app = spawn_app_with(|s| {
-        s.limits.login_failures_per_account = 100;
-        s.limits.login_failures_per_address = 3;
-    })
-    .await;
+    let app = login_throttled_app(100, 3).await;
     app.user("carol").await;
     // Guessing at several accounts (one of them not existing) from one address.
     for user in ["carol", "dave", "erin"] {

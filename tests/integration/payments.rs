@@ -8,7 +8,7 @@ use parley_provider::{ProviderBehaviour, ProviderOptions};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    spawn_app_with, tree_child, wait_for, Frame, TestApp, TestClient, TestProvider,
+    spawn_app_with, strings_of, tree_child, wait_for, Frame, TestApp, TestClient, TestProvider,
 };
 
 /// Waits until the payment is completed or failed.
@@ -235,12 +235,7 @@ async fn the_breaker_opens_fails_fast_and_closes_when_the_provider_is_back() {
     let (_, list) = app.get("/admin/breakers", Some(&root.token)).await;
     let status = &list["items"][0]["status"];
     assert_eq!(status["state"], "closed", "{list}");
-    let path: Vec<&str> = status["transitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["to"].as_str().unwrap())
-        .collect();
+    let path = strings_of(&status["transitions"], "to");
     assert!(path.ends_with(&["half_open", "closed"]), "{path:?}");
     assert_eq!(balance(&app, &bob.token).await, 10100);
     let charge = provider

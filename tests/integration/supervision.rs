@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, tree_child, Frame, TestApp, TestClient};
+use crate::helpers::{spawn_app_with, tree_child, Frame, TestApp, TestClient, TestUser};
 
 async fn arm(app: &TestApp, admin: &str, target: &str, kind: &str, count: u32) {
     let (status, body) = app
@@ -16,6 +16,29 @@ async fn arm(app: &TestApp, admin: &str, target: &str, kind: &str, count: u32) {
         )
         .await;
     assert_eq!(status, 202, "{body}");
+}
+
+/// A server with fault injection on, and alice's session armed to fail
+/// (`kind`: panic, stop) at its next frame; root (the admin) is registered.
+async fn alices_session_armed(kind: &str) -> ArmedSession {
+    let app = spawn_app_with(|s| s.faults_enabled = true).await;
+    let [root, alice] = app.users(["root", "alice"]).await;
+    let a = TestClient::connect(&app, &alice.token).await;
+    let session = format!("session:{}", a.session_id);
+    arm(&app, &root.token, &session, kind, 1).await;
+    ArmedSession {
+        app,
+        root,
+        alice,
+        a,
+    }
+}
+
+struct ArmedSession {
+    app: TestApp,
+    root: TestUser,
+    alice: TestUser,
+    a: TestClient,
 }
 
 /// Sends until acked, resending the same frame (same clientMsgId) after an
@@ -171,11 +194,9 @@ async fn twenty_panics_in_a_live_conversation_lose_and_duplicate_nothing() {
 
 #[tokio::test]
 async fn a_session_that_panics_answers_internal_and_serves_on() {
-    let app = spawn_app_with(|s| s.faults_enabled = true).await;
-    let [root, alice] = app.users(["root", "alice"]).await;
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let session = format!("session:{}", a.session_id);
-    arm(&app, &root.token, &session, "panic", 1).await;
+    let ArmedSession {
+        app, root, mut a, ..
+    } = alices_session_armed("panic").await;
     let trace = trace_for(1);
     a.send(json!({"type": "ping", "ref": "p1", "traceId": trace}))
         .await;
@@ -330,11 +351,9 @@ async fn a_request_that_keeps_crashing_its_actor_is_refused_as_poison() {
 
 #[tokio::test]
 async fn a_stop_fault_answers_the_frame_and_closes_the_session() {
-    let app = spawn_app_with(|s| s.faults_enabled = true).await;
-    let [root, alice] = app.users(["root", "alice"]).await;
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let session = format!("session:{}", a.session_id);
-    arm(&app, &root.token, &session, "stop", 1).await;
+    let ArmedSession {
+        app, alice, mut a, ..
+    } = alices_session_armed("stop").await;
     a.send(json!({"type": "ping", "ref": "s1"})).await;
     let (code, reference, _) = a.expect_error().await;
     assert_eq!(

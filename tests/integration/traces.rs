@@ -218,16 +218,20 @@ async fn a_restarted_actor_s_last_failure_trace_is_kept() {
     .await;
     // Joining the directory panics it: no client sees an error.
     let mut a = TestClient::connect(&app, &alice.token).await;
-    let failure = wait_for(
-        "the directory's failure",
-        Duration::from_secs(10),
-        || async {
-            let (_, view) = app.get("/admin/supervision", Some(&root.token)).await;
-            let last = tree_child(&view["tree"], "directory")["lastFailure"].clone();
-            last["traceId"].as_str().map(str::to_string)
-        },
-    )
-    .await;
+    let failure_trace = |view: &Value| {
+        let last = &tree_child(&view["tree"], "directory")["lastFailure"];
+        last["traceId"].as_str().map(str::to_string)
+    };
+    let (what, timeout) = ("the directory's failure", Duration::from_secs(10));
+    let failure = app
+        .poll(
+            what,
+            timeout,
+            "/admin/supervision",
+            &root.token,
+            failure_trace,
+        )
+        .await;
     let view = look_up(&app, &root.token, &failure, |v| {
         has(v, "supervision", "directory")
     })

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{find_item, wait_for, web_app_or_skip, Browser, Frame, TestClient};
+use crate::helpers::{find_item, wait_for, web_app_or_skip, Browser, TestClient};
 use crate::web_ui::{assert_no_console_errors, sign_in, wait_connected, wait_shown};
 
 fn item(id: &str) -> String {
@@ -67,10 +67,7 @@ async fn own_entries_stay_read_and_seen_by_survives_a_reload() {
         .await;
     assert_eq!(status, 201, "{ack}");
     let asked = b
-        .wait_for("alice's question", |f| match f {
-            Frame::Message(m) if m.text == "did you get it?" => Some(m.clone()),
-            _ => None,
-        })
+        .wait_message_text("alice's question", "did you get it?")
         .await;
     assert_eq!((asked.seq, asked.sender.as_str()), (paid.seq + 1, "alice"));
     // Bob's word in the open group reaches alice's page after both of hers.

@@ -56,10 +56,7 @@ pub(crate) async fn stored_first_conversation(app: &TestApp, user: &str) -> Valu
     let token = app.login(user).await.token;
     let (_, list) = app.get("/api/conversations", Some(&token)).await;
     let id = list["items"][0]["conversationId"].as_str().unwrap_or("");
-    let (_, page) = app
-        .get(&format!("/api/conversations/{id}/messages"), Some(&token))
-        .await;
-    page
+    app.get_messages(&token, id, "").await.1
 }
 
 /// Opens a chat with `to` from the page's "New conversation" form and sends
@@ -359,12 +356,17 @@ async fn the_page_reconnects_after_the_server_drops_it_and_misses_nothing() {
     alice.quit().await;
 }
 
-/// Logs into the admin console as `root`.
-pub(crate) async fn admin_sign_in(page: &Browser, app: &TestApp) {
+/// Fills in and submits the admin console's login form as `user`.
+async fn submit_admin_login(page: &Browser, app: &TestApp, user: &str) {
     page.goto(&app.url("/admin/ui")).await;
-    page.type_into("#admin-username", "root").await;
+    page.type_into("#admin-username", user).await;
     page.type_into("#admin-password", PASSWORD).await;
     page.click("#admin-login-btn").await;
+}
+
+/// Logs into the admin console as `root`.
+pub(crate) async fn admin_sign_in(page: &Browser, app: &TestApp) {
+    submit_admin_login(page, app, "root").await;
     page.wait_js(
         "the console to show",
         "const c = document.querySelector('#console'); return c && !c.hidden;",
@@ -380,10 +382,7 @@ async fn the_admin_console_shows_the_tree_and_forces_a_breaker_open() {
 
     // A non-admin account is turned away at the login form.
     let page = driver.browser("admin", 1280, 800).await;
-    page.goto(&app.url("/admin/ui")).await;
-    page.type_into("#admin-username", "carol").await;
-    page.type_into("#admin-password", PASSWORD).await;
-    page.click("#admin-login-btn").await;
+    submit_admin_login(&page, &app, "carol").await;
     page.wait_js(
         "the not-an-admin message",
         "return (document.querySelector('#login-error')?.textContent || '').includes('admin');",

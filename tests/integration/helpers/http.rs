@@ -52,6 +52,12 @@ impl TestApp {
         .await
     }
 
+    /// `GET /api/conversations/{id}/messages` with `query` ("" or "?afterSeq=...").
+    pub async fn get_messages(&self, token: &str, conversation: &str, query: &str) -> (u16, Value) {
+        let path = format!("/api/conversations/{conversation}/messages{query}");
+        self.get(&path, Some(token)).await
+    }
+
     /// `POST /api/payments` from the token's owner to `to`.
     pub async fn post_payment(
         &self,
@@ -93,22 +99,36 @@ impl TestApp {
         self.post("/admin/faults", Some(token), fault).await
     }
 
-    /// GETs `path` every few milliseconds until `done` accepts the body
-    /// (`what` names the wait in the timeout's panic).
-    pub async fn poll(
+    /// GETs `path` every few milliseconds until `pick` takes something
+    /// from the body (`what` names the wait in the timeout's panic).
+    pub async fn poll<T>(
         &self,
         what: &str,
         timeout: Duration,
         path: &str,
         token: &str,
-        done: impl Fn(&Value) -> bool,
-    ) -> Value {
+        pick: impl Fn(&Value) -> Option<T>,
+    ) -> T {
         super::wait_for(what, timeout, || async {
             let (_, body) = self.get(path, Some(token)).await;
-            done(&body).then_some(body)
+            pick(&body)
         })
         .await
     }
+}
+
+/// The string `key` of each entry of `list`, in order; panics unless
+/// `list` is an array whose every entry has that string.
+pub fn strings_of<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
+    let entries = list
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"));
+    let string = |e: &'a Value| {
+        e[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string {key:?} in {e}"))
+    };
+    entries.iter().map(string).collect()
 }
 
 /// The entry of `list` (a JSON array, as in `items` of a listing) whose

@@ -12,7 +12,7 @@ mod web;
 pub use app::{spawn_app, spawn_app_with, spawn_node, TestApp, TestUser};
 pub use browser::{Browser, Chromedriver};
 pub use client::{ConversationItem, Frame, TestClient};
-pub use http::find_item;
+pub use http::{find_item, strings_of};
 pub use provider::TestProvider;
 pub use receiver::{http_receiver, Inbox};
 pub use redis::RedisServer;

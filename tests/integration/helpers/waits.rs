@@ -47,6 +47,15 @@ impl TestClient {
         .await
     }
 
+    /// Until a message reading `text` (`what` names the wait).
+    pub async fn wait_message_text(&mut self, what: &str, text: &str) -> MessageItem {
+        self.wait_for(what, |f| match f {
+            Frame::Message(m) if m.text == text => Some(m.clone()),
+            _ => None,
+        })
+        .await
+    }
+
     /// The seqs of every message of `conversation`, paging through history.
     pub async fn history_seqs(&mut self, conversation: &str) -> Vec<u64> {
         let all = self.full_history(conversation).await;
