@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, Acked, Frame, TestClient};
+use crate::helpers::{spawn_app, Acked, AliceInvitedBob, Frame, TestClient};
 
 #[tokio::test]
 async fn direct_chat_both_ways() {
@@ -37,8 +37,7 @@ async fn direct_chat_both_ways() {
     assert_eq!(a.expect_message().await.text, "hi alice");
 
     // `to` again lands in the same direct conversation.
-    a.send(json!({"type": "send", "to": "bob", "text": "again", "clientMsgId": "a2"}))
-        .await;
+    a.send_to("bob", "again", "a2").await;
     let Acked {
         conversation_id: c2,
         seq,
@@ -81,9 +80,7 @@ async fn group_of_three_with_one_member_on_two_devices() {
 #[tokio::test]
 async fn an_offline_member_catches_up_with_history() {
     let app = spawn_app().await;
-    let [alice, bob] = app.users(["alice", "bob"]).await;
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let group = a.create("pair", &["bob"]).await;
+    let AliceInvitedBob { bob, mut a, group } = AliceInvitedBob::on(&app).await;
     let mut b = TestClient::connect(&app, &bob.token).await;
     a.say(&group.conversation_id, "one", "1").await;
     assert_eq!(b.expect_message().await.seq, 1);
@@ -110,8 +107,7 @@ async fn an_offline_member_catches_up_with_history() {
 async fn a_repeated_client_msg_id_gets_the_same_ack_and_no_second_message() {
     let app = spawn_app().await;
     let [(alice, mut a), (_bob, mut b)] = app.online(["alice", "bob"]).await;
-    a.send(json!({"type": "send", "to": "bob", "text": "once", "clientMsgId": "same"}))
-        .await;
+    a.send_to("bob", "once", "same").await;
     let first = a.expect_ack().await;
     let Frame::Ack {
         conversation_id, ..
@@ -123,8 +119,7 @@ async fn a_repeated_client_msg_id_gets_the_same_ack_and_no_second_message() {
     a.expect_message().await;
     b.expect_message().await;
 
-    a.send(json!({"type": "send", "to": "bob", "text": "once", "clientMsgId": "same"}))
-        .await;
+    a.send_to("bob", "once", "same").await;
     let again = a.expect_ack().await;
     let strip = |f: &Frame| match f {
         Frame::Ack {
@@ -148,8 +143,7 @@ async fn a_repeated_client_msg_id_gets_the_same_ack_and_no_second_message() {
     // Across a reconnect, too.
     a.close().await;
     let mut a = TestClient::connect(&app, &alice.token).await;
-    a.send(json!({"type": "send", "conversationId": conversation_id, "text": "once", "clientMsgId": "same"}))
-        .await;
+    a.send_in(&conversation_id, "once", "same").await;
     assert_eq!(strip(&a.expect_ack().await), strip(&first));
 
     // A new id makes seq 2: nothing was created by the repeats.
@@ -255,9 +249,7 @@ async fn a_trace_id_follows_the_message_to_every_member() {
 #[tokio::test]
 async fn typing_read_receipts_and_presence() {
     let app = spawn_app().await;
-    let [alice, bob] = app.users(["alice", "bob"]).await;
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let group = a.create("pair", &["bob"]).await;
+    let AliceInvitedBob { bob, mut a, group } = AliceInvitedBob::on(&app).await;
     let id = group.conversation_id.clone();
 
     // Bob comes online: alice hears it; bob learns alice is online.
@@ -374,12 +366,10 @@ async fn invite_and_leave() {
     // Bob no longer gets messages, and may not send.
     a.say(&id, "bye bob", "a2").await;
     c.expect_message().await;
-    b.send(json!({"type": "send", "conversationId": id, "text": "wait", "clientMsgId": "b9"}))
-        .await;
+    b.send_in(&id, "wait", "b9").await;
     assert_eq!(b.expect_error().await.0, "forbidden");
     // Direct conversations cannot be left.
-    a.send(json!({"type": "send", "to": "bob", "text": "dm", "clientMsgId": "d1"}))
-        .await;
+    a.send_to("bob", "dm", "d1").await;
     let Acked {
         conversation_id: dm,
         ..

@@ -199,7 +199,7 @@ async fn three_nodes_share_direct_and_group_chat_in_seq_order() {
     })
     .await;
     alice
-        .send(json!({"type": "send", "conversationId": group, "text": "alice@node-a welcome", "clientMsgId": "welcome"}))
+        .send_in(&group, "alice@node-a welcome", "welcome")
         .await;
     let seq2 = alice
         .wait_for("the welcome's ack", |f| match f {
@@ -292,9 +292,7 @@ async fn a_redis_outage_fails_fast_keeps_sessions_and_recovers_without_a_gap() {
     redis.kill();
     // Sends fail fast with `unavailable`, and no session is closed.
     let started = std::time::Instant::now();
-    alice
-        .send(json!({"type": "send", "conversationId": direct, "text": "during", "clientMsgId": "m2"}))
-        .await;
+    alice.send_in(&direct, "during", "m2").await;
     let (code, _, _) = alice.expect_error().await;
     assert_eq!(code, "unavailable");
     assert!(
@@ -330,9 +328,7 @@ async fn a_redis_outage_fails_fast_keeps_sessions_and_recovers_without_a_gap() {
     // The same clientMsgId retried until the breaker lets it through.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let seq = loop {
-        alice
-            .send(json!({"type": "send", "conversationId": direct, "text": "after", "clientMsgId": "m3"}))
-            .await;
+        alice.send_in(&direct, "after", "m3").await;
         match alice.recv().await {
             Frame::Ack { seq, .. } => break seq,
             Frame::Error { code, .. } if code == "unavailable" => {

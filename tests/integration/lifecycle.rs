@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::helpers::{
-    http_receiver, spawn_app, spawn_app_with, wait_for, Acked, Frame, TestClient,
+    http_receiver, spawn_app, spawn_app_with, wait_for, Acked, AliceInvitedBob, Frame, TestClient,
 };
 
 #[tokio::test]
@@ -21,8 +21,7 @@ async fn a_restart_keeps_history_and_seq_continues() {
     let app = spawn_app().await;
     let [alice, _bob] = app.users(["alice", "bob"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
-    a.send(json!({"type": "send", "to": "bob", "text": "before", "clientMsgId": "1"}))
-        .await;
+    a.send_to("bob", "before", "1").await;
     let Acked {
         conversation_id, ..
     } = a.acked().await;
@@ -43,8 +42,7 @@ async fn a_restart_keeps_history_and_seq_continues() {
     let (seq, _) = a.say(&conversation_id, "after", "4").await;
     assert_eq!(seq, 4);
     // Idempotency survives the restart too.
-    a.send(json!({"type": "send", "conversationId": conversation_id, "text": "before", "clientMsgId": "2"}))
-        .await;
+    a.send_in(&conversation_id, "before", "2").await;
     let Acked { seq, .. } = a.acked().await;
     assert_eq!(seq, 2);
 }
@@ -53,8 +51,7 @@ async fn a_restart_keeps_history_and_seq_continues() {
 async fn graceful_shutdown_closes_sessions_with_1001_and_flushes() {
     let app = spawn_app().await;
     let [(alice, mut a), (_bob, mut b)] = app.online(["alice", "bob"]).await;
-    a.send(json!({"type": "send", "to": "bob", "text": "x", "clientMsgId": "0"}))
-        .await;
+    a.send_to("bob", "x", "0").await;
     let Acked {
         conversation_id, ..
     } = a.acked().await;
@@ -153,9 +150,7 @@ async fn heartbeats_ping_and_silent_clients_are_closed() {
         s.session.heartbeat_timeout = Duration::from_secs(2);
     })
     .await;
-    let [alice, bob] = app.users(["alice", "bob"]).await;
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    a.create("pair", &["bob"]).await;
+    let AliceInvitedBob { bob, mut a, .. } = AliceInvitedBob::on(&app).await;
     let mut b = TestClient::connect(&app, &bob.token).await;
     // Alice reads: she sees pings (and answers them) and stays.
     let saw_ping = tokio::time::timeout(Duration::from_secs(5), async {

@@ -21,8 +21,7 @@ async fn promtool_accepts_the_metrics() {
     let [root, alice, _bob] = app.users(["root", "alice", "bob"]).await;
     // Some traffic so that every kind of metric has a value.
     let mut a = TestClient::connect(&app, &alice.token).await;
-    a.send(json!({"type": "send", "to": "bob", "text": "hi", "clientMsgId": "m"}))
-        .await;
+    a.send_to("bob", "hi", "m").await;
     a.expect_ack().await;
     app.post_fault(&root.token, json!({"target": "directory", "kind": "panic"}))
         .await;

@@ -257,8 +257,7 @@ async fn a_failing_root_ends_the_server_with_an_error() {
     let mut a = TestClient::connect(&app, &alice.token).await;
     let id = a.create("doomed", &["bob"]).await.conversation_id;
     arm(&app, &root.token, &format!("conversation:{id}"), "panic", 1).await;
-    a.send(json!({"type": "send", "conversationId": id, "text": "x", "clientMsgId": "x"}))
-        .await;
+    a.send_in(&id, "x", "x").await;
     assert_eq!(a.expect_error().await.0, "internal");
     let result = app.join(Duration::from_secs(15)).await;
     let err = result.expect_err("the server must fail");

@@ -158,8 +158,7 @@ async fn an_ordinary_message_is_found_among_recent_hops_with_no_sampling() {
     let root = app.user("root").await;
     let [mut a, mut b] = app.clients(["alice", "bob"]).await;
     // No traceId given: the server makes one, and nothing samples it.
-    a.send(json!({"type": "send", "to": "bob", "text": "where did it go", "clientMsgId": "r1"}))
-        .await;
+    a.send_to("bob", "where did it go", "r1").await;
     let Acked { trace_id, .. } = a.acked().await;
     a.expect_message().await;
     assert_eq!(b.expect_message().await.trace_id, trace_id);
@@ -348,9 +347,7 @@ async fn another_node_keeps_its_part_of_a_kept_trace_and_its_recent_hops() {
     let mut bob_ws = TestClient::connect(&b, &bob.token).await;
 
     // An ordinary message: each node has its hops among its recent ones.
-    alice_ws
-        .send(json!({"type": "send", "to": "bob", "text": "across", "clientMsgId": "x1"}))
-        .await;
+    alice_ws.send_to("bob", "across", "x1").await;
     let Acked { trace_id, .. } = alice_ws.acked().await;
     assert_eq!(bob_ws.expect_message().await.trace_id, trace_id);
     let on_b = look_up(&b, &root.token, &trace_id, |v| {

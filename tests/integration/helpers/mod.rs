@@ -6,6 +6,7 @@ mod provider;
 mod receiver;
 mod redis;
 mod scenes;
+mod sends;
 mod waits;
 mod web;
 
@@ -16,7 +17,7 @@ pub use http::{find_item, strings_of};
 pub use provider::TestProvider;
 pub use receiver::{http_receiver, Inbox};
 pub use redis::RedisServer;
-pub use scenes::Acked;
+pub use scenes::{Acked, AliceInvitedBob};
 pub(crate) use web::{web_app, web_app_or_skip};
 
 use std::future::Future;

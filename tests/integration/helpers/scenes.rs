@@ -1,7 +1,7 @@
 //! The casts of the tests: several registered users at once, users with a
 //! session each, and what an ack says.
 
-use super::{Frame, TestApp, TestClient, TestUser};
+use super::{ConversationItem, Frame, TestApp, TestClient, TestUser};
 
 impl TestApp {
     /// Registers and logs in each of `names`, in order.
@@ -41,6 +41,23 @@ impl TestApp {
     /// `online` for a test that needs only the sessions.
     pub async fn clients<const N: usize>(&self, names: [&str; N]) -> [TestClient; N] {
         self.online(names).await.map(|(_, client)| client)
+    }
+}
+
+/// Alice, with a session, and the group `pair` she made with Bob, who is
+/// registered but has no session yet.
+pub struct AliceInvitedBob {
+    pub bob: TestUser,
+    pub a: TestClient,
+    pub group: ConversationItem,
+}
+
+impl AliceInvitedBob {
+    pub async fn on(app: &TestApp) -> AliceInvitedBob {
+        let [alice, bob] = app.users(["alice", "bob"]).await;
+        let mut a = TestClient::connect(app, &alice.token).await;
+        let group = a.create("pair", &["bob"]).await;
+        AliceInvitedBob { bob, a, group }
     }
 }
 
