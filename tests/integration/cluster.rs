@@ -224,8 +224,7 @@ async fn one_user_with_a_session_on_each_node_gets_everything_everywhere() {
     let Some((_redis, nodes)) = cluster(3, &[]).await else {
         return;
     };
-    let alice_t = nodes[0].user("alice").await.token;
-    let bob_t = nodes[0].user("bob").await.token;
+    let [alice_t, bob_t] = nodes[0].users(["alice", "bob"]).await.map(|u| u.token);
     let mut alices = Vec::new();
     for node in &nodes {
         alices.push(TestClient::connect(node, &alice_t).await);
@@ -281,8 +280,7 @@ async fn a_redis_outage_fails_fast_keeps_sessions_and_recovers_without_a_gap() {
         return;
     };
     let (a, b) = (&nodes[0], &nodes[1]);
-    let alice_t = a.user("alice").await.token;
-    let bob_t = a.user("bob").await.token;
+    let [alice_t, bob_t] = a.users(["alice", "bob"]).await.map(|u| u.token);
     let root = a.user("root").await;
     let mut alice = TestClient::connect(a, &alice_t).await;
     let mut bob = TestClient::connect(b, &bob_t).await;
@@ -360,8 +358,7 @@ async fn messages_published_while_the_channel_is_down_are_caught_up_in_order() {
     let Some((redis, nodes)) = cluster(2, &[]).await else {
         return;
     };
-    let alice_t = nodes[0].user("alice").await.token;
-    let bob_t = nodes[0].user("bob").await.token;
+    let [alice_t, bob_t] = nodes[0].users(["alice", "bob"]).await.map(|u| u.token);
     let mut alice = TestClient::connect(&nodes[0], &alice_t).await;
     let mut bob = TestClient::connect(&nodes[1], &bob_t).await;
     let (_, direct) = alice.say_to("bob", "before", "c0").await;
@@ -455,8 +452,7 @@ async fn when_a_node_dies_its_clients_reconnect_elsewhere_and_miss_nothing() {
     let Some((_redis, mut nodes)) = cluster(2, &[]).await else {
         return;
     };
-    let alice_t = nodes[1].user("alice").await.token;
-    let bob_t = nodes[1].user("bob").await.token;
+    let [alice_t, bob_t] = nodes[1].users(["alice", "bob"]).await.map(|u| u.token);
     let mut bob = TestClient::connect(&nodes[0], &bob_t).await;
     let mut alice = TestClient::connect(&nodes[1], &alice_t).await;
     let (_, direct) = alice.say_to("bob", "m0", "c0").await;

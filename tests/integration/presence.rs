@@ -145,11 +145,7 @@ async fn a_group_created_over_http_shows_in_every_session_of_its_members() {
 #[tokio::test]
 async fn an_invited_user_sees_the_group_and_meets_its_members() {
     let app = spawn_app().await;
-    let alice = app.user("alice").await;
-    let [bob, carol] = app.users(["bob", "carol"]).await;
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
-    let mut c = TestClient::connect(&app, &carol.token).await;
+    let [mut a, mut b, mut c] = app.clients(["alice", "bob", "carol"]).await;
     let group = create(&mut a, "pair", &["bob"]).await;
     let id = group.conversation_id.clone();
 
