@@ -19,7 +19,7 @@ use crate::actors::directory::Directory;
 use crate::actors::registry::SessionRegistry;
 use crate::actors::Deps;
 use crate::auth::Tokens;
-use crate::cluster::ClusterLink;
+use crate::cluster::{ClusterHandle, ClusterLink};
 use crate::config::{Settings, StorageBackend};
 use crate::domain::TraceContext;
 use crate::http::{self, AppState};
@@ -185,6 +185,7 @@ impl Application {
         let provider_breaker = breaker("payment_provider")?;
         let saga = SagaDeps {
             store: store.clone(),
+            cluster: ClusterHandle::of(&store),
             provider: ProviderClient::new(provider_url.clone(), provider_breaker),
             conversations: conversations.clone(),
             registry: registry.clone(),
@@ -216,6 +217,7 @@ impl Application {
         );
         let deps = Deps {
             settings: settings.clone(),
+            cluster: ClusterHandle::of(&store),
             store,
             registry,
             directory,
@@ -228,7 +230,7 @@ impl Application {
             alerts,
         };
         let cluster = deps
-            .store
+            .cluster
             .redis()
             .cloned()
             .map(|redis| crate::cluster::start(&deps, redis));

@@ -36,7 +36,13 @@ pub async fn start_group(
         )));
     }
     let limits = &deps.settings.limits;
-    room_to_start(&deps.store, creator, limits.max_conversations_per_user, None).await?;
+    room_to_start(
+        &deps.store,
+        creator,
+        limits.max_conversations_per_user,
+        None,
+    )
+    .await?;
     let conversation = deps.store.create_group(name, members).await?;
     let added = conversation.members.clone();
     introduce(&deps.directory, conversation.clone(), added, asking, trace);

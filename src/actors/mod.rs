@@ -37,6 +37,8 @@ use crate::supervision::Supervisor;
 pub struct Deps {
     pub settings: Arc<Settings>,
     pub store: Store,
+    /// Whether other nodes share the store, and what to tell them.
+    pub cluster: crate::cluster::ClusterHandle,
     /// Users to their connected sessions (each session adds and removes itself).
     pub registry: registry::SessionRegistry,
     pub directory: Addr<directory::Directory>,

@@ -40,12 +40,9 @@ impl Actor for PaymentActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let Some(redis) = self.deps.store.redis().cloned() else {
-            return self.run_saga(ctx);
-        };
-        let (id, lease) = (self.id, self.deps.lease);
+        let (cluster, id, lease) = (self.deps.cluster.clone(), self.id, self.deps.lease);
         ctx.wait(
-            async move { redis.claim_saga(id, lease).await }
+            async move { cluster.claim_saga(id, lease).await }
                 .into_actor(self)
                 .map(|res, act, ctx| match res {
                     Ok(true) => {
@@ -71,12 +68,7 @@ impl Actor for PaymentActor {
     fn stopped(&mut self, _: &mut Self::Context) {
         self.router.finished(self.id);
         if self.finished {
-            if let Some(redis) = self.deps.store.redis().cloned() {
-                let id = self.id;
-                actix_rt::spawn(async move {
-                    let _ = redis.release_saga(id).await;
-                });
-            }
+            self.deps.cluster.release_saga(self.id);
             return;
         }
         // Stopped mid-saga (not a panic, so not restarted in place): the
@@ -104,12 +96,9 @@ impl PaymentActor {
     /// Renews the lease; if another node holds it now (this node was cut
     /// off longer than the lease), stop and leave the saga to it.
     fn renew(&mut self, ctx: &mut Context<Self>) {
-        let Some(redis) = self.deps.store.redis().cloned() else {
-            return;
-        };
-        let (id, lease) = (self.id, self.deps.lease);
+        let (cluster, id, lease) = (self.deps.cluster.clone(), self.id, self.deps.lease);
         ctx.spawn(
-            async move { redis.claim_saga(id, lease).await }
+            async move { cluster.claim_saga(id, lease).await }
                 .into_actor(self)
                 .map(|res, act, ctx| match res {
                     Ok(true) => act.leased_at = Instant::now(),

@@ -22,7 +22,10 @@ use crate::store::redis::{BusSignal, EventKind, RedisStore};
 use crate::supervision::policy::{Intensity, RestartType, Strategy};
 use crate::supervision::{ChildSpec, Envelope, SupervisorPolicy};
 
+mod handle;
 mod task;
+
+pub use handle::ClusterHandle;
 
 use task::{ClusterTask, Job};
 

@@ -4,7 +4,6 @@
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use actix_ws::CloseCode;
 use serde::Deserialize;
-use serde_json::json;
 
 use std::time::Duration;
 
@@ -13,6 +12,10 @@ use super::{ApiError, AppState, AuthUser};
 use crate::actors::breaker::{Force, Status};
 use crate::actors::conversation::Describe;
 use crate::domain::{rfc3339_ms, SessionId, TraceContext, TraceId};
+use crate::protocol::admin::{
+    BreakerView, Closing, ConversationList, FaultArmed, FaultsEnabled, Items, RestartCount,
+    SeriesList, SeriesName, SeriesPoints, SessionItem, SessionList, SupervisionView, TraceView,
+};
 use crate::protocol::ErrorCode;
 use crate::resilience::BreakerState;
 use crate::supervision::faults::{Fault, FaultError};
@@ -65,17 +68,18 @@ pub async fn sessions(
     let items: Vec<_> = all
         .iter()
         .take(limit)
-        .map(|s| {
-            json!({
-                "sessionId": s.id,
-                "username": s.username,
-                "node": node,
-                "since": rfc3339_ms(s.since),
-                "queuedFrames": s.queued(),
-            })
+        .map(|s| SessionItem {
+            session_id: s.id,
+            username: &s.username,
+            node,
+            since: rfc3339_ms(s.since),
+            queued_frames: s.queued(),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "total": all.len(), "items": items })))
+    Ok(HttpResponse::Ok().json(SessionList {
+        total: all.len(),
+        items,
+    }))
 }
 
 pub async fn disconnect(
@@ -103,7 +107,10 @@ pub async fn disconnect(
         "disconnected by an admin",
         TraceContext::new(admin.trace),
     );
-    Ok(HttpResponse::Ok().json(json!({ "sessionId": id, "closing": true })))
+    Ok(HttpResponse::Ok().json(Closing {
+        session_id: id,
+        closing: true,
+    }))
 }
 
 pub async fn conversations(
@@ -119,16 +126,16 @@ pub async fn conversations(
         .running(limit)
         .into_iter()
         .map(|addr| async move { addr.send(Envelope::new(trace, Describe)).await.ok() });
-    let items: Vec<_> = futures_util::future::join_all(asks)
+    let items = futures_util::future::join_all(asks)
         .await
         .into_iter()
         .flatten()
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "node": state.deps.settings.server.node_id,
-        "active": state.deps.conversations.active(),
-        "items": items,
-    })))
+    Ok(HttpResponse::Ok().json(ConversationList {
+        node: &state.deps.settings.server.node_id,
+        active: state.deps.conversations.active(),
+        items,
+    }))
 }
 
 /// The live supervision tree, with restart counts by actor kind and reason.
@@ -137,17 +144,21 @@ pub async fn supervision(state: web::Data<AppState>, _: AdminUser) -> HttpRespon
     let tree = deps
         .root
         .snapshot(deps.settings.supervision.tree_max_children);
-    let restarts: Vec<_> = deps
+    let restarts = deps
         .root
         .restart_counts()
         .into_iter()
-        .map(|(kind, reason, count)| json!({"kind": kind, "reason": reason, "count": count}))
+        .map(|(kind, reason, count)| RestartCount {
+            kind,
+            reason,
+            count,
+        })
         .collect();
-    HttpResponse::Ok().json(json!({
-        "node": deps.settings.server.node_id,
-        "tree": tree,
-        "restarts": restarts,
-    }))
+    HttpResponse::Ok().json(SupervisionView {
+        node: &deps.settings.server.node_id,
+        tree,
+        restarts,
+    })
 }
 
 #[derive(Deserialize)]
@@ -165,7 +176,9 @@ pub async fn faults_status(
     state: web::Data<AppState>,
     AdminUser(_admin): AdminUser,
 ) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "enabled": state.deps.settings.faults_enabled }))
+    HttpResponse::Ok().json(FaultsEnabled {
+        enabled: state.deps.settings.faults_enabled,
+    })
 }
 
 /// `POST /admin/faults`: arms a fault (only with `faults.enabled`).
@@ -200,19 +213,22 @@ pub async fn faults(
             other => bad(other.to_string()),
         })?;
     tracing::warn!(target = %body.target, kind = %body.kind, count, trace_id = %trace, "fault armed");
-    Ok(HttpResponse::Accepted()
-        .json(json!({"target": body.target, "kind": body.kind, "count": count})))
+    Ok(HttpResponse::Accepted().json(FaultArmed {
+        target: body.target,
+        kind: body.kind,
+        count,
+    }))
 }
 
 /// Every circuit breaker: state, window figures, recent transitions.
 pub async fn breakers(state: web::Data<AppState>, AdminUser(admin): AdminUser) -> HttpResponse {
     let trace = TraceContext::new(admin.trace);
     let asks = state.deps.breakers.iter().map(|(name, addr)| async move {
-        let snapshot = addr.send(Envelope::new(trace, Status)).await.ok();
-        json!({ "name": name, "status": snapshot })
+        let status = addr.send(Envelope::new(trace, Status)).await.ok();
+        BreakerView { name, status }
     });
-    let items: Vec<_> = futures_util::future::join_all(asks).await;
-    HttpResponse::Ok().json(json!({ "items": items }))
+    let items = futures_util::future::join_all(asks).await;
+    HttpResponse::Ok().json(Items { items })
 }
 
 #[derive(Deserialize)]
@@ -256,7 +272,10 @@ pub async fn force_breaker(
             trace,
         )
     })?;
-    Ok(HttpResponse::Ok().json(json!({ "name": path.as_str(), "status": snapshot })))
+    Ok(HttpResponse::Ok().json(BreakerView {
+        name: path.as_str(),
+        status: Some(snapshot),
+    }))
 }
 
 /// `GET /admin/traces/{traceId}`: every recorded hop of a recent trace.
@@ -278,12 +297,12 @@ pub async fn trace(
             admin.trace,
         )
     })?;
-    Ok(HttpResponse::Ok().json(json!({
-        "traceId": wanted,
-        "hops": found.hops,
-        "hopsNotKept": found.dropped,
-        "kept": found.kept,
-    })))
+    Ok(HttpResponse::Ok().json(TraceView {
+        trace_id: wanted,
+        hops: found.hops,
+        hops_not_kept: found.dropped,
+        kept: found.kept,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -301,12 +320,14 @@ pub async fn series(
     let trace = admin.trace;
     let q: SeriesQuery = query(&req, trace)?;
     let Some(name) = q.name.as_deref().filter(|n| !n.is_empty()) else {
-        let list: Vec<_> = crate::series::SERIES
+        let series = crate::series::SERIES
             .iter()
-            .map(|(name, what)| json!({"name": name, "description": what}))
+            .map(|&(name, description)| SeriesName { name, description })
             .collect();
-        return Ok(HttpResponse::Ok()
-            .json(json!({ "series": list, "maxSeconds": crate::series::SECONDS })));
+        return Ok(HttpResponse::Ok().json(SeriesList {
+            series,
+            max_seconds: crate::series::SECONDS,
+        }));
     };
     let seconds = q.seconds.unwrap_or(300);
     if !(1..=crate::series::SECONDS as u64).contains(&seconds) {
@@ -323,7 +344,11 @@ pub async fn series(
             trace,
         )
     })?;
-    Ok(HttpResponse::Ok().json(json!({ "name": name, "seconds": seconds, "points": points })))
+    Ok(HttpResponse::Ok().json(SeriesPoints {
+        name,
+        seconds,
+        points,
+    }))
 }
 
 /// `GET /admin/alerts`: every rule with its state, value and history.
@@ -346,5 +371,5 @@ pub async fn alerts(
                 admin.trace,
             )
         })?;
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(Items { items }))
 }

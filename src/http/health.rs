@@ -13,7 +13,7 @@ pub async fn healthz() -> HttpResponse {
 /// 200 when the store answers; 503 naming the failing part otherwise
 /// ("store" for the embedded database, "redis" in a cluster).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let part = if state.deps.store.redis().is_some() {
+    let part = if state.deps.cluster.is_shared() {
         "redis"
     } else {
         "store"

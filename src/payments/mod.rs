@@ -105,7 +105,7 @@ pub async fn create(
     crate::traces::keep(payment.trace_id, crate::traces::Keep::Payment);
     if !existed {
         tracing::info!(payment = %payment.id, amount, trace_id = %trace.trace_id, "payment created");
-        saga::announce(&deps.store, &deps.registry, &payment, reference);
+        saga::announce(&deps.cluster, &deps.registry, &payment, reference);
     }
     if !payment.step.is_terminal() && !deps.payments.start(payment.id) {
         tracing::warn!(payment = %payment.id, "too many payments running; this one resumes at the next start");

@@ -15,9 +15,10 @@ use crate::actors::conversations::ConversationRouter;
 use tracing::Instrument;
 
 use crate::actors::registry::SessionRegistry;
+use crate::cluster::ClusterHandle;
 use crate::domain::{now_ms, MessageKind, Payment, PaymentId, SagaStep, TraceContext};
 use crate::protocol::ServerFrame;
-use crate::store::redis::{ClusterEvent, EventKind};
+use crate::store::redis::EventKind;
 use crate::store::{Store, StoreError};
 use crate::supervision::faults::{Faults, Injected};
 use crate::supervision::{Envelope, Responder, TraceScope};
@@ -29,6 +30,8 @@ use super::client::{ChargeAnswer, ProviderClient, RefundAnswer};
 #[derive(Clone)]
 pub struct SagaDeps {
     pub store: Store,
+    /// Leases (one node runs a saga) and status announcements.
+    pub cluster: ClusterHandle,
     pub provider: ProviderClient,
     pub conversations: ConversationRouter,
     pub registry: SessionRegistry,
@@ -81,21 +84,15 @@ fn count_end(p: &Payment) {
 /// sessions only.
 /// Tells this node's payer and payee sessions, and, in a cluster, the other
 /// nodes (which tell theirs).
-pub fn announce(store: &Store, registry: &SessionRegistry, p: &Payment, reference: Option<String>) {
+pub fn announce(
+    cluster: &ClusterHandle,
+    registry: &SessionRegistry,
+    p: &Payment,
+    reference: Option<String>,
+) {
     notify(registry, p, reference);
-    if let Some(redis) = store.redis().cloned() {
-        let event = ClusterEvent {
-            node: redis.node().to_string(),
-            trace: p.trace_id,
-            recorded: crate::traces::recorded(p.trace_id),
-            what: EventKind::Payment { payment_id: p.id },
-        };
-        tokio::spawn(async move {
-            if let Err(e) = redis.publish(&event).await {
-                tracing::warn!(error = %e, trace_id = %event.trace, "payment status not published to the cluster");
-            }
-        });
-    }
+    let what = EventKind::Payment { payment_id: p.id };
+    cluster.tell_others(what, p.trace_id, "payment status");
 }
 
 /// Tells this node's payer and payee sessions (the payer's asking session
@@ -117,7 +114,7 @@ pub fn notify(registry: &SessionRegistry, p: &Payment, reference: Option<String>
 
 impl SagaDeps {
     fn announce(&self, p: &Payment) {
-        announce(&self.store, &self.registry, p, None);
+        announce(&self.cluster, &self.registry, p, None);
     }
 
     fn retry(&self) -> Retry {

@@ -1,7 +1,8 @@
 //! The wire contract (SPEC.md): the only module that knows the JSON shape of
-//! frames. Client frames are parsed and validated here into typed requests;
+//! frames (and, in `admin`, of the admin HTTP answers). Client frames are parsed and validated here into typed requests;
 //! server frames are serialized here once and shared by every recipient.
 
+pub mod admin;
 mod client;
 mod codes;
 mod server;

@@ -43,7 +43,7 @@ impl ConversationActor {
     /// first message event routed here (a lock on the router's map; once
     /// something is delivered the core needs it no more).
     pub(super) fn note_routed(&mut self) {
-        if self.cluster.is_some() && self.delivery.delivered().is_none() {
+        if self.cluster.is_shared() && self.delivery.delivered().is_none() {
             self.delivery.routed(self.router.first_routed(self.id));
         }
     }

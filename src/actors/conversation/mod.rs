@@ -24,12 +24,13 @@ use self::core::{Commit, Delivery};
 use super::conversations::ConversationRouter;
 use super::registry::SessionRegistry;
 use super::{ChatError, ChatResult};
+use crate::cluster::ClusterHandle;
 use crate::config::Settings;
 use crate::domain::{
     now_ms, Conversation, ConversationId, MessageId, MessageKind, SessionId, TraceContext, Username,
 };
 use crate::protocol::ServerFrame;
-use crate::store::redis::{EventKind, RedisStore};
+use crate::store::redis::EventKind;
 use crate::store::{AppendOutcome, NewMessage, Store, StoreError};
 use crate::supervision::faults::{Faults, Injected};
 use crate::supervision::{Envelope, Msg, Responder};
@@ -227,7 +228,7 @@ pub struct ConversationActor {
     stopping: bool,
     /// Cluster mode: messages are delivered from the cluster channel (every
     /// node's commits, in seq order), and events are published here.
-    cluster: Option<RedisStore>,
+    cluster: ClusterHandle,
     /// What is delivered, held, fetched or reloaded (see core.rs); it
     /// survives restarts.
     delivery: Delivery,
@@ -242,9 +243,9 @@ impl ConversationActor {
         router: ConversationRouter,
         faults: Arc<Faults>,
     ) -> Self {
-        let cluster = store.redis().cloned();
+        let cluster = ClusterHandle::of(&store);
         ConversationActor {
-            delivery: Delivery::new(id, cluster.is_some(), None),
+            delivery: Delivery::new(id, cluster.is_shared(), None),
             cluster,
             id,
             settings,
@@ -264,7 +265,7 @@ impl ConversationActor {
 
     /// Where the predecessor of this actor left off.
     pub fn delivered_up_to(mut self, seq: Option<u64>) -> Self {
-        self.delivery = Delivery::new(self.id, self.cluster.is_some(), seq);
+        self.delivery = Delivery::new(self.id, self.cluster.is_shared(), seq);
         self
     }
 
@@ -660,7 +661,7 @@ impl Handler<Envelope<Committed>> for ConversationActor {
                         format!("sequenced seq {}", message.seq),
                         accepted.elapsed(),
                     );
-                    if self.cluster.is_some() {
+                    if self.cluster.is_shared() {
                         // The sender may already mark it read.
                         if let State::Ready(conv) = &mut self.state {
                             conv.last_seq = conv.last_seq.max(message.seq);

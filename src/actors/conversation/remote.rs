@@ -6,7 +6,7 @@ use actix::prelude::*;
 use super::{ConversationActor, State};
 use crate::domain::TraceContext;
 use crate::protocol::ServerFrame;
-use crate::store::redis::{ClusterEvent, EventKind};
+use crate::store::redis::EventKind;
 use crate::traces::{self, ActorRef};
 
 impl ConversationActor {
@@ -116,20 +116,7 @@ impl ConversationActor {
     /// Tells the other nodes (cluster mode; a no-op with SQLite). Fire and
     /// forget: these events are advisory, and a failure is logged.
     pub(super) fn publish(&self, what: EventKind, trace: TraceContext) {
-        let Some(redis) = &self.cluster else {
-            return;
-        };
-        let event = ClusterEvent {
-            node: redis.node().to_string(),
-            trace: trace.trace_id,
-            recorded: traces::recorded(trace.trace_id),
-            what,
-        };
-        let redis = redis.clone();
-        tokio::spawn(async move {
-            if let Err(e) = redis.publish(&event).await {
-                tracing::warn!(error = %e, trace_id = %event.trace, "cluster event not published");
-            }
-        });
+        self.cluster
+            .tell_others(what, trace.trace_id, "cluster event");
     }
 }

@@ -16,7 +16,7 @@ use crate::domain::{
     Conversation, ConversationId, ConversationKind, SessionId, TraceContext, Username,
 };
 use crate::protocol::{ConversationView, ServerFrame};
-use crate::store::redis::{ClusterEvent, EventKind, Status};
+use crate::store::redis::{EventKind, Status};
 use crate::store::StoreError;
 use crate::supervision::{Envelope, Msg};
 
@@ -157,7 +157,7 @@ impl Directory {
         if pairs.is_empty() {
             return;
         }
-        let Some(redis) = self.cluster.clone() else {
+        let Some(redis) = self.cluster.redis().cloned() else {
             let statuses = |others: &[Username]| -> Vec<Status> {
                 others.iter().map(|o| self.status(o)).collect()
             };
@@ -228,24 +228,13 @@ impl Directory {
         except: Option<SessionId>,
         trace: TraceContext,
     ) {
-        let Some(redis) = self.cluster.clone() else {
-            return;
+        let what = EventKind::Added {
+            conversation_id: id,
+            users: added.to_vec(),
+            session: except,
         };
-        let event = ClusterEvent {
-            node: redis.node().to_string(),
-            trace: trace.trace_id,
-            recorded: crate::traces::recorded(trace.trace_id),
-            what: EventKind::Added {
-                conversation_id: id,
-                users: added.to_vec(),
-                session: except,
-            },
-        };
-        tokio::spawn(async move {
-            if let Err(e) = redis.publish(&event).await {
-                tracing::warn!(error = %e, trace_id = %event.trace, "new members not announced to other nodes");
-            }
-        });
+        self.cluster
+            .tell_others(what, trace.trace_id, "new members");
     }
 }
 

@@ -24,9 +24,10 @@ use actix_ws::CloseCode;
 
 use super::registry::SessionRegistry;
 use super::session::SessionHandle;
+use crate::cluster::ClusterHandle;
 use crate::domain::{now_ms, rfc3339_ms, TraceContext, Username};
 use crate::protocol::ServerFrame;
-use crate::store::redis::{RedisStore, Status, LAST_SEEN_CAPACITY};
+use crate::store::redis::{Status, LAST_SEEN_CAPACITY};
 use crate::store::Store;
 use crate::store::StoreError;
 use crate::supervision::faults::{Faults, Injected};
@@ -84,7 +85,7 @@ pub struct Directory {
     registry: SessionRegistry,
     store: Store,
     /// Cluster mode: presence is kept in Redis.
-    cluster: Option<RedisStore>,
+    cluster: ClusterHandle,
     sessions_per_user: usize,
     faults: Arc<Faults>,
     /// One process: when each user's last session closed (cluster mode
@@ -102,7 +103,7 @@ impl Directory {
         faults: Arc<Faults>,
     ) -> Addr<Directory> {
         let directory = Directory {
-            cluster: store.redis().cloned(),
+            cluster: ClusterHandle::of(&store),
             registry,
             store,
             sessions_per_user,
@@ -199,7 +200,7 @@ impl Directory {
     /// Tells a new session which of its contacts are online anywhere, and
     /// when the others were last seen.
     fn greet(&self, session: SessionHandle, trace: TraceContext, ctx: &mut Context<Self>) {
-        let (store, Some(redis)) = (self.store.clone(), self.cluster.clone()) else {
+        let (store, Some(redis)) = (self.store.clone(), self.cluster.redis().cloned()) else {
             return;
         };
         let user = session.username.clone();
@@ -221,7 +222,7 @@ impl Directory {
     /// changes reach Redis in the order sessions came and went. A failure
     /// (Redis down) is logged; `Reassert` repairs it when Redis is back.
     fn record(&self, user: Username, up: bool, trace: TraceContext, ctx: &mut Context<Self>) {
-        let Some(redis) = self.cluster.clone() else {
+        let Some(redis) = self.cluster.redis().cloned() else {
             return;
         };
         ctx.wait(
@@ -298,7 +299,7 @@ impl Handler<Envelope<Joined>> for Directory {
             return;
         }
         let user = handle.username.clone();
-        if self.cluster.is_some() {
+        if self.cluster.is_shared() {
             if count == 1 {
                 self.record(user, true, env.trace, ctx);
             }
@@ -316,7 +317,7 @@ impl Handler<Envelope<Left>> for Directory {
     fn handle(&mut self, env: Envelope<Left>, ctx: &mut Self::Context) {
         let _scope = env.enter("directory");
         if env.msg.remaining == 0 {
-            if self.cluster.is_some() {
+            if self.cluster.is_shared() {
                 // Only if no session came back meanwhile (the registry is
                 // ahead of this mailbox).
                 if !self.registry.is_online(&env.msg.user) {
@@ -356,7 +357,7 @@ impl Handler<Envelope<Reassert>> for Directory {
 
     fn handle(&mut self, env: Envelope<Reassert>, ctx: &mut Self::Context) {
         let _scope = env.enter("directory");
-        let Some(redis) = self.cluster.clone() else {
+        let Some(redis) = self.cluster.redis().cloned() else {
             return;
         };
         let mut users: Vec<Username> = self

@@ -185,13 +185,6 @@ impl SessionActor {
         })
     }
 
-    fn fail(&self, e: ChatError, reference: Option<String>, trace: TraceContext) {
-        self.push(
-            &ServerFrame::error(e.code(), e.to_string(), reference, trace.trace_id),
-            trace,
-        );
-    }
-
     fn dispatch(
         &mut self,
         request: ClientRequest,
@@ -275,7 +268,8 @@ impl SessionActor {
                 let (deps, session) = (self.deps.clone(), self.id);
                 ctx.spawn(
                     async move {
-                        let c = start_group(&deps, &me, name, members, Some(session), trace).await?;
+                        let c =
+                            start_group(&deps, &me, name, members, Some(session), trace).await?;
                         Ok(ConversationView::created(&c))
                     }
                     .into_actor(self)

@@ -1,7 +1,7 @@
 //! The socket side of a session: the upgrade, the pump task (socket to
 //! mailbox) and the writer task (outbound queue to socket).
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, Closed};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -10,6 +10,7 @@ use super::actor::{Inbound, SessionActor};
 use super::handle::Outbound;
 use crate::actors::Deps;
 use crate::domain::{now_ms, SessionId, TraceContext, Username};
+use crate::limits::{FrameGuard, Refusal};
 use crate::supervision::policy::RestartType;
 use crate::supervision::{ChildSpec, Envelope};
 use crate::traces::{self, ActorRef};
@@ -22,9 +23,17 @@ pub fn start_session(
     user: Username,
     trace: TraceContext,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (response, ws, stream) = actix_ws::handle(req, body)?;
     let settings = &deps.settings.session;
     let max_frame = settings.max_frame_bytes;
+    // Oversized frames are refused from their headers (limits/frames.rs);
+    // actix-ws's own checks below wait for the whole frame.
+    let refusal = Refusal::default();
+    let guarded = FrameGuard::new(body.into_inner(), max_frame, refusal.clone());
+    let mut raw: actix_web::dev::Payload = actix_web::dev::Payload::Stream {
+        payload: Box::pin(guarded),
+    };
+    let body = web::Payload::from_request(req, &mut raw).into_inner()?;
+    let (response, ws, stream) = actix_ws::handle(req, body)?;
     let stream = stream
         .max_frame_size(max_frame)
         .aggregate_continuations()
@@ -52,6 +61,7 @@ pub fn start_session(
                 Ok(AggregatedMessage::Pong(_)) => (Inbound::Pong, false),
                 Ok(AggregatedMessage::Close(_)) => (Inbound::Closed, true),
                 Err(actix_ws::ProtocolError::Overflow) => (Inbound::TooLarge, true),
+                Err(_) if refusal.refused() => (Inbound::TooLarge, true),
                 Err(e) => (Inbound::ProtocolError(e.to_string()), true),
             };
             // `send` waits while the mailbox is full: the socket is not read
