@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
+use tokio::sync::watch;
 
 use super::policy::{Backoff, Intensity, RestartType, Strategy};
 use super::ChildSpec;
@@ -132,15 +133,42 @@ fn policy(strategy: Strategy, max_restarts: u32) -> SupervisorPolicy {
     }
 }
 
+/// A one-for-one root allowing `max_restarts`, with the panic hook that
+/// turns a panic into a failure, and an empty log for its probes.
+fn one_for_one_root(max_restarts: u32) -> (Supervisor, watch::Receiver<Option<String>>, Log) {
+    install_panic_hook();
+    let (root, failed) = Supervisor::root("root", policy(Strategy::OneForOne, max_restarts));
+    (root, failed, Log::default())
+}
+
 fn probe(sup: &Supervisor, name: &'static str, log: &Log, restart: RestartType) -> Addr<Probe> {
+    probe_panicking(sup, name, log, restart, PanicIn::Nowhere)
+}
+
+/// Where a probe panics by itself, besides the crashes it is sent.
+#[derive(Clone, Copy, PartialEq)]
+enum PanicIn {
+    Nowhere,
+    /// Its first incarnation's `started`.
+    Started,
+    Stopped,
+}
+
+fn probe_panicking(
+    sup: &Supervisor,
+    name: &'static str,
+    log: &Log,
+    restart: RestartType,
+    panics: PanicIn,
+) -> Addr<Probe> {
     sup.spawn(
         ChildSpec::new(name, "probe", restart, 16),
         Probe {
             name,
             log: log.clone(),
             incarnation: 0,
-            panic_in_stopped: false,
-            panic_in_started: false,
+            panic_in_stopped: panics == PanicIn::Stopped,
+            panic_in_started: panics == PanicIn::Started,
         },
         None,
     )
@@ -184,9 +212,7 @@ fn child<'a>(tree: &'a NodeView, name: &str) -> &'a super::ChildView {
 
 #[actix_rt::test]
 async fn a_panic_restarts_in_place_and_queued_messages_follow_in_order() {
-    install_panic_hook();
-    let (root, _failed) = Supervisor::root("root", policy(Strategy::OneForOne, 10));
-    let log = Log::default();
+    let (root, _failed, log) = one_for_one_root(10);
     let a = probe(&root, "a", &log, RestartType::Permanent);
     send(&a, Cmd::Crash);
     for n in 1..=5 {
@@ -228,9 +254,7 @@ async fn a_panic_restarts_in_place_and_queued_messages_follow_in_order() {
 
 #[actix_rt::test]
 async fn the_request_in_flight_gets_an_error_reply() {
-    install_panic_hook();
-    let (root, _failed) = Supervisor::root("root", policy(Strategy::OneForOne, 10));
-    let log = Log::default();
+    let (root, _failed, log) = one_for_one_root(10);
     let a = probe(&root, "a", &log, RestartType::Permanent);
     let (reply, answer) = Responder::oneshot();
     send(&a, Cmd::Ask(reply));
@@ -241,20 +265,8 @@ async fn the_request_in_flight_gets_an_error_reply() {
 
 #[actix_rt::test]
 async fn a_panic_inside_stopped_does_not_abort_the_process() {
-    install_panic_hook();
-    let (root, _failed) = Supervisor::root("root", policy(Strategy::OneForOne, 10));
-    let log = Log::default();
-    let a = root.spawn(
-        ChildSpec::new("a", "probe", RestartType::Permanent, 16),
-        Probe {
-            name: "a",
-            log: log.clone(),
-            incarnation: 0,
-            panic_in_stopped: true,
-            panic_in_started: false,
-        },
-        None,
-    );
+    let (root, _failed, log) = one_for_one_root(10);
+    let a = probe_panicking(&root, "a", &log, RestartType::Permanent, PanicIn::Stopped);
     send(&a, Cmd::Stop);
     // stopped() panicked; the actor is restarted and serves again.
     send(&a, Cmd::Note(1));
@@ -271,9 +283,7 @@ async fn a_panic_inside_stopped_does_not_abort_the_process() {
 
 #[actix_rt::test]
 async fn restart_types_decide_who_comes_back() {
-    install_panic_hook();
-    let (root, _failed) = Supervisor::root("root", policy(Strategy::OneForOne, 10));
-    let log = Log::default();
+    let (root, _failed, log) = one_for_one_root(10);
     let permanent = probe(&root, "p", &log, RestartType::Permanent);
     let transient = probe(&root, "t", &log, RestartType::Transient);
     let temporary = probe(&root, "x", &log, RestartType::Temporary);
@@ -304,9 +314,7 @@ async fn restart_types_decide_who_comes_back() {
 
 #[actix_rt::test]
 async fn one_for_all_and_rest_for_one_restart_siblings() {
-    install_panic_hook();
-    let (root, _failed) = Supervisor::root("root", policy(Strategy::OneForOne, 10));
-    let log = Log::default();
+    let (root, _failed, log) = one_for_one_root(10);
     let all = root.supervisor("all", policy(Strategy::OneForAll, 10), false);
     let a = probe(&all, "a", &log, RestartType::Permanent);
     let _b = probe(&all, "b", &log, RestartType::Permanent);
@@ -330,9 +338,7 @@ async fn one_for_all_and_rest_for_one_restart_siblings() {
 
 #[actix_rt::test]
 async fn an_intensity_overflow_escalates_and_the_parent_restarts_the_subtree() {
-    install_panic_hook();
-    let (root, failed) = Supervisor::root("root", policy(Strategy::OneForOne, 5));
-    let log = Log::default();
+    let (root, failed, log) = one_for_one_root(5);
     let sub = root.supervisor("sub", policy(Strategy::OneForOne, 2), false);
     let a = probe(&sub, "a", &log, RestartType::Permanent);
     let b = probe(&sub, "b", &log, RestartType::Permanent);
@@ -367,9 +373,7 @@ async fn an_intensity_overflow_escalates_and_the_parent_restarts_the_subtree() {
 
 #[actix_rt::test]
 async fn a_failing_root_reports_its_cause() {
-    install_panic_hook();
-    let (root, mut failed) = Supervisor::root("root", policy(Strategy::OneForOne, 0));
-    let log = Log::default();
+    let (root, mut failed, log) = one_for_one_root(0);
     let a = probe(&root, "a", &log, RestartType::Permanent);
     send(&a, Cmd::Crash);
     let cause = tokio::time::timeout(Duration::from_secs(5), failed.wait_for(Option::is_some))
@@ -383,9 +387,7 @@ async fn a_failing_root_reports_its_cause() {
 
 #[actix_rt::test]
 async fn a_poison_message_is_refused_after_the_configured_tries() {
-    install_panic_hook();
-    let (root, _failed) = Supervisor::root("root", policy(Strategy::OneForOne, 100));
-    let log = Log::default();
+    let (root, _failed, log) = one_for_one_root(100);
     let a = probe(&root, "a", &log, RestartType::Permanent);
     for i in 1..=3 {
         send(&a, Cmd::CrashKeyed(42));
@@ -403,20 +405,8 @@ async fn a_poison_message_is_refused_after_the_configured_tries() {
 
 #[actix_rt::test]
 async fn a_panic_inside_started_is_a_failure_and_the_actor_restarts() {
-    install_panic_hook();
-    let (root, _failed) = Supervisor::root("root", policy(Strategy::OneForOne, 10));
-    let log = Log::default();
-    let a = root.spawn(
-        ChildSpec::new("a", "probe", RestartType::Permanent, 16),
-        Probe {
-            name: "a",
-            log: log.clone(),
-            incarnation: 0,
-            panic_in_stopped: false,
-            panic_in_started: true,
-        },
-        None,
-    );
+    let (root, _failed, log) = one_for_one_root(10);
+    let a = probe_panicking(&root, "a", &log, RestartType::Permanent, PanicIn::Started);
     send(&a, Cmd::Note(1));
     until_logged(&log, "a note 1 in 1").await;
     assert_eq!(lines(&log, "a started"), vec!["a started 1"]);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use crate::helpers::{frame, frame_header, spawn_app, RawWs, TestApp, TestClient};
+use crate::helpers::{frame, frame_header, spawn_app, RawWs, TestApp, TestClient, TestUser};
 
 /// Writes `head`, then up to `total` bytes of filler, counting what the
 /// socket took; ends when the server stops reading for good (an error).
@@ -42,14 +42,37 @@ async fn still_serves(app: &TestApp, token: &str) {
     again.assert_alive().await;
 }
 
+/// A fresh server, alice, and a raw socket of hers on it.
+async fn alice_raw() -> (TestApp, TestUser, RawWs) {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let raw = RawWs::connect(&app, &alice.token).await;
+    (app, alice, raw)
+}
+
+/// Writes `bytes` on a raw socket of alice's, expects the close 1009, and
+/// a new session of hers is served.
+async fn closes_with_1009(bytes: Vec<u8>) {
+    let (
+        app,
+        alice,
+        RawWs {
+            mut reader,
+            mut write,
+        },
+    ) = alice_raw().await;
+    // The server may close before it has read it all.
+    let _ = write.write_all(&bytes).await;
+    assert_eq!(reader.close_code(Duration::from_secs(5)).await, Some(1009));
+    still_serves(&app, &alice.token).await;
+}
+
 /// A header claiming 2^62 bytes, then as many bytes as the server takes (up
 /// to 256 MiB): the server closes with 1009 at the header, so what the
 /// client got to write is what the socket buffers hold, not the stream.
 #[tokio::test]
 async fn a_frame_claiming_2_pow_62_bytes_is_refused_at_its_header() {
-    let app = spawn_app().await;
-    let alice = app.user("alice").await;
-    let RawWs { mut reader, write } = RawWs::connect(&app, &alice.token).await;
+    let (app, alice, RawWs { mut reader, write }) = alice_raw().await;
     let (writer, sent) = stream_after(write, frame_header(true, 2, 1 << 62), 256 << 20);
     let code = reader.close_code(Duration::from_secs(10)).await;
     let at_close = sent.load(Ordering::Relaxed);
@@ -66,9 +89,7 @@ async fn a_frame_claiming_2_pow_62_bytes_is_refused_at_its_header() {
 /// for the rest.
 #[tokio::test]
 async fn a_frame_claiming_64_mib_is_refused_before_its_payload_arrives() {
-    let app = spawn_app().await;
-    let alice = app.user("alice").await;
-    let RawWs { mut reader, write } = RawWs::connect(&app, &alice.token).await;
+    let (app, alice, RawWs { mut reader, write }) = alice_raw().await;
     let (writer, _) = stream_after(write, frame_header(true, 1, 64 << 20), 1024);
     let code = reader.close_code(Duration::from_secs(5)).await;
     writer.abort();
@@ -80,51 +101,36 @@ async fn a_frame_claiming_64_mib_is_refused_before_its_payload_arrives() {
 /// 1009, as in one frame (PROTOCOL.md), not 1002.
 #[tokio::test]
 async fn a_fragmented_message_over_the_limit_closes_with_1009() {
-    let app = spawn_app().await;
-    let alice = app.user("alice").await;
-    let RawWs {
-        mut reader,
-        mut write,
-    } = RawWs::connect(&app, &alice.token).await;
     let mut bytes = Vec::new();
     for i in 0..7 {
         let opcode = if i == 0 { 1 } else { 0 };
         bytes.extend(frame(i == 6, opcode, &[b'x'; 10_000]));
     }
-    // The server may close before it has read it all.
-    let _ = write.write_all(&bytes).await;
-    assert_eq!(reader.close_code(Duration::from_secs(5)).await, Some(1009));
-    still_serves(&app, &alice.token).await;
+    closes_with_1009(bytes).await;
 }
 
 /// Thousands of empty continuation frames make one message in as many
 /// fragments: refused once past the cap, like an oversized message.
 #[tokio::test]
 async fn a_message_in_too_many_fragments_closes_with_1009() {
-    let app = spawn_app().await;
-    let alice = app.user("alice").await;
-    let RawWs {
-        mut reader,
-        mut write,
-    } = RawWs::connect(&app, &alice.token).await;
     let mut bytes = frame(false, 1, b"{");
     for _ in 0..parley::limits::MAX_FRAGMENTS {
         bytes.extend(frame(false, 0, b""));
     }
-    let _ = write.write_all(&bytes).await;
-    assert_eq!(reader.close_code(Duration::from_secs(5)).await, Some(1009));
-    still_serves(&app, &alice.token).await;
+    closes_with_1009(bytes).await;
 }
 
 /// A message in a few fragments within the limit is one ordinary frame.
 #[tokio::test]
 async fn a_fragmented_message_within_the_limit_is_answered() {
-    let app = spawn_app().await;
-    let alice = app.user("alice").await;
-    let RawWs {
-        mut reader,
-        mut write,
-    } = RawWs::connect(&app, &alice.token).await;
+    let (
+        _app,
+        _alice,
+        RawWs {
+            mut reader,
+            mut write,
+        },
+    ) = alice_raw().await;
     let text = br#"{"type":"ping","ref":"frag"}"#;
     let (a, b) = text.split_at(10);
     let mut bytes = frame(false, 1, a);

@@ -19,40 +19,33 @@ async fn register_login_me() {
     let (_, me) = app.get("/api/me", Some(&root.token)).await;
     assert_eq!(me["admin"], true);
 
-    let (status, body) = app
-        .post(
+    // Refusals: (path, username, password, status, error code if checked).
+    for (path, name, password, want, code) in [
+        (
             "/api/register",
-            None,
-            json!({"username": "alice", "password": "password123"}),
-        )
-        .await;
-    assert_eq!(status, 409);
-    assert_eq!(body["error"]["code"], "conflict");
-
-    let (status, body) = app
-        .post(
+            "alice",
+            "password123",
+            409,
+            Some("conflict"),
+        ),
+        (
             "/api/login",
-            None,
-            json!({"username": "alice", "password": "wrong-password"}),
-        )
-        .await;
-    assert_eq!(status, 401);
-    assert_eq!(body["error"]["code"], "unauthorized");
-    let (status, _) = app
-        .post(
-            "/api/login",
-            None,
-            json!({"username": "nobody", "password": "password123"}),
-        )
-        .await;
-    assert_eq!(status, 401);
+            "alice",
+            "wrong-password",
+            401,
+            Some("unauthorized"),
+        ),
+        ("/api/login", "nobody", "password123", 401, None),
+    ] {
+        let (status, body) = app.post_credentials(path, name, password).await;
+        assert_eq!(status, want, "{path} {name}: {body}");
+        if let Some(code) = code {
+            assert_eq!(body["error"]["code"], code, "{path} {name}");
+        }
+    }
 
     let (_, login) = app
-        .post(
-            "/api/login",
-            None,
-            json!({"username": "alice", "password": "password123"}),
-        )
+        .post_credentials("/api/login", "alice", "password123")
         .await;
     let expires = login["expiresAt"].as_str().unwrap();
     assert!(expires.ends_with('Z') && expires.len() == 24, "{expires}");

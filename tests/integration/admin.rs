@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, tree_child, wait_for, TestClient};
+use crate::helpers::{find_item, spawn_app, spawn_app_with, tree_child, wait_for, TestClient};
 
 #[tokio::test]
 async fn admin_routes_need_an_admin() {
@@ -43,7 +43,7 @@ async fn admin_routes_need_an_admin() {
 #[tokio::test]
 async fn an_admin_lists_and_disconnects_sessions() {
     let app = spawn_app().await;
-    let (root, alice) = (app.user("root").await, app.user("alice").await);
+    let [root, alice] = app.users(["root", "alice"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     // The session is registered before the client can act on its hello.
     let list = wait_for(
@@ -74,13 +74,13 @@ async fn an_admin_lists_and_disconnects_sessions() {
         a.expect_close().await,
         (1008, "disconnected by an admin".to_string())
     );
-    wait_for(
+    let gone = |list: &Value| (list["total"] == 0).then_some(());
+    app.poll(
         "the session to leave the list",
         Duration::from_secs(5),
-        || async {
-            let (_, list) = app.get("/admin/sessions", Some(&root.token)).await;
-            (list["total"] == 0).then_some(())
-        },
+        "/admin/sessions",
+        &root.token,
+        gone,
     )
     .await;
 }
@@ -88,13 +88,8 @@ async fn an_admin_lists_and_disconnects_sessions() {
 #[tokio::test]
 async fn idle_conversation_actors_retire_and_come_back_where_they_were() {
     let app = spawn_app_with(|s| s.conversations.idle_stop = Duration::from_millis(300)).await;
-    let (root, alice, bob) = (
-        app.user("root").await,
-        app.user("alice").await,
-        app.user("bob").await,
-    );
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
+    let root = app.user("root").await;
+    let [mut a, mut b] = app.clients(["alice", "bob"]).await;
     let group = a.create("naps", &["bob"]).await;
     let id = group.conversation_id.clone();
     a.say(&id, "one", "1").await;
@@ -107,13 +102,14 @@ async fn idle_conversation_actors_retire_and_come_back_where_they_were() {
     assert_eq!(view["items"][0]["membersOnline"], json!(["alice", "bob"]));
 
     for round in 0..3u64 {
-        wait_for(
+        let retired = |view: &Value| (view["active"] == 0).then_some(());
+        let path = "/admin/conversations";
+        app.poll(
             "the idle actor to retire",
             Duration::from_secs(10),
-            || async {
-                let (_, view) = app.get("/admin/conversations", Some(&root.token)).await;
-                (view["active"] == 0).then_some(())
-            },
+            path,
+            &root.token,
+            retired,
         )
         .await;
         // The next message starts a fresh actor that continues the seq.
@@ -132,11 +128,7 @@ async fn breakers_are_listed_and_can_be_forced() {
     assert_eq!(list["items"][0]["name"], "payment_provider");
     assert_eq!(list["items"][0]["status"]["state"], "closed");
     let (status, forced) = app
-        .post(
-            "/admin/breakers/payment_provider",
-            Some(&root.token),
-            json!({"state": "forced_open"}),
-        )
+        .force_breaker(&root.token, "payment_provider", "forced_open")
         .await;
     assert_eq!(status, 200, "{forced}");
     assert_eq!(forced["status"]["state"], "forced_open");
@@ -145,27 +137,17 @@ async fn breakers_are_listed_and_can_be_forced() {
         "forced by an operator"
     );
     let (status, _) = app
-        .post(
-            "/admin/breakers/payment_provider",
-            Some(&root.token),
-            json!({"state": "half_open"}),
-        )
+        .force_breaker(&root.token, "payment_provider", "half_open")
         .await;
     assert_eq!(status, 400);
-    let (status, _) = app
-        .post(
-            "/admin/breakers/nope",
-            Some(&root.token),
-            json!({"state": "closed"}),
-        )
-        .await;
+    let (status, _) = app.force_breaker(&root.token, "nope", "closed").await;
     assert_eq!(status, 404);
 }
 
 #[tokio::test]
 async fn the_tree_names_a_sessions_user_and_conversations_their_group() {
     let app = spawn_app().await;
-    let (root, alice) = (app.user("root").await, app.user("alice").await);
+    let [root, alice] = app.users(["root", "alice"]).await;
     app.user("bob").await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     let group = a.create("ops room", &["bob"]).await;
@@ -180,13 +162,7 @@ async fn the_tree_names_a_sessions_user_and_conversations_their_group() {
     assert!(directory.get("label").is_none(), "{directory}");
 
     let (_, view) = app.get("/admin/conversations", Some(&root.token)).await;
-    let item = view["items"]
-        .as_array()
-        .and_then(|items| {
-            items
-                .iter()
-                .find(|c| c["conversationId"] == group.conversation_id.as_str())
-        })
+    let item = find_item(&view["items"], "conversationId", &group.conversation_id)
         .unwrap_or_else(|| panic!("the group is not listed: {view}"));
     assert_eq!(
         (item["name"].as_str(), item["kind"].as_str()),
@@ -201,11 +177,7 @@ async fn breaker_transitions_carry_their_wall_clock_time() {
     let root = app.user("root").await;
     let before = chrono::Utc::now() - chrono::Duration::seconds(1);
     let (status, forced) = app
-        .post(
-            "/admin/breakers/payment_provider",
-            Some(&root.token),
-            json!({"state": "forced_open"}),
-        )
+        .force_breaker(&root.token, "payment_provider", "forced_open")
         .await;
     assert_eq!(status, 200, "{forced}");
     let after = chrono::Utc::now() + chrono::Duration::seconds(1);

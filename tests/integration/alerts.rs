@@ -6,7 +6,7 @@ use std::time::Duration;
 use parley::alerts::Rule;
 use serde_json::{json, Value};
 
-use crate::helpers::{http_receiver, spawn_app_with, wait_for, Inbox, TestClient};
+use crate::helpers::{http_receiver, spawn_app_with, strings_of, wait_for, Inbox, TestClient};
 
 fn seen(inbox: &Inbox, state: &str) -> Option<Value> {
     inbox
@@ -27,12 +27,11 @@ async fn a_restart_storm_fires_and_resolves_through_the_webhook() {
         s.alert_webhook = Some(format!("http://127.0.0.1:{port}/hook"));
     })
     .await;
-    let (root, alice) = (app.user("root").await, app.user("alice").await);
+    let [root, alice] = app.users(["root", "alice"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     let (status, _) = app
-        .post(
-            "/admin/faults",
-            Some(&root.token),
+        .post_fault(
+            &root.token,
             json!({"target": format!("session:{}", a.session_id), "kind": "panic", "count": 6}),
         )
         .await;
@@ -56,12 +55,7 @@ async fn a_restart_storm_fires_and_resolves_through_the_webhook() {
     let (_, alerts) = app.get("/admin/alerts", Some(&root.token)).await;
     let storm = &alerts["items"][0];
     assert_eq!(storm["name"], "restart_storm");
-    let path: Vec<&str> = storm["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["to"].as_str().unwrap())
-        .collect();
+    let path = strings_of(&storm["history"], "to");
     assert!(
         path.windows(2).any(|w| w == ["firing", "resolved"]),
         "{path:?}"
@@ -78,23 +72,13 @@ async fn a_payment_refused_by_a_forced_open_breaker_fires_breaker_open() {
             vec![Rule::parse("breaker_open|breaker_open|sum|30|>|0|0|critical").unwrap()];
     })
     .await;
-    let (root, alice) = (app.user("root").await, app.user("alice").await);
+    let [root, alice] = app.users(["root", "alice"]).await;
     app.user("bob").await;
     let (status, _) = app
-        .post(
-            "/admin/breakers/payment_provider",
-            Some(&root.token),
-            json!({"state": "forced_open"}),
-        )
+        .force_breaker(&root.token, "payment_provider", "forced_open")
         .await;
     assert_eq!(status, 200);
-    let (status, body) = app
-        .post(
-            "/api/payments",
-            Some(&alice.token),
-            json!({"to": "bob", "amount": 1250, "idempotencyKey": "k1"}),
-        )
-        .await;
+    let (status, body) = app.post_payment(&alice.token, "bob", 1250, "k1").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (503, Some("unavailable"))

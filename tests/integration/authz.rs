@@ -309,38 +309,12 @@ async fn every_http_route_answers_each_caller_as_documented() {
 
     // Alice's things: a group with Bob holding a message, a payment to Bob.
     let secret_text = "secret: the plan is at noon";
-    let (status, group) = app
-        .post(
-            "/api/conversations",
-            Some(&alice.token),
-            json!({"name": "plans", "members": ["bob"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{group}");
-    let group = group["conversationId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a conversation has a conversationId: {group}"))
-        .to_string();
+    let group = app.group(&alice.token, "plans", &["bob"]).await;
     let (status, ack) = app
-        .post(
-            &format!("/api/conversations/{group}/messages"),
-            Some(&alice.token),
-            json!({"text": secret_text, "clientMsgId": "seed"}),
-        )
+        .post_message(&alice.token, &group, secret_text, "seed")
         .await;
     assert_eq!(status, 201, "{ack}");
-    let (status, payment) = app
-        .post(
-            "/api/payments",
-            Some(&alice.token),
-            json!({"to": "bob", "amount": 250, "idempotencyKey": "seed"}),
-        )
-        .await;
-    assert_eq!(status, 202, "{payment}");
-    let payment = payment["paymentId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a payment has a paymentId: {payment}"))
-        .to_string();
+    let payment = app.pay(&alice.token, "bob", 250, "seed").await;
     // A session for the admin to disconnect (Carol's: she is no caller).
     let mut carol_ws = TestClient::connect(&app, &carol.token).await;
     let session = carol_ws.session_id.clone();
@@ -476,29 +450,11 @@ async fn lists_and_lookups_show_only_the_callers_own_data() {
     let mallory = app.user("mallory").await;
     let root = app.user("root").await;
 
-    let (status, group) = app
-        .post(
-            "/api/conversations",
-            Some(&alice.token),
-            json!({"name": "plans", "members": ["bob"]}),
-        )
-        .await;
+    let (status, group) = app.post_group(&alice.token, "plans", &["bob"]).await;
     assert_eq!(status, 201, "{group}");
-    let (status, own) = app
-        .post(
-            "/api/conversations",
-            Some(&mallory.token),
-            json!({"name": "mallory's own", "members": []}),
-        )
-        .await;
+    let (status, own) = app.post_group(&mallory.token, "mallory's own", &[]).await;
     assert_eq!(status, 201, "{own}");
-    let (status, payment) = app
-        .post(
-            "/api/payments",
-            Some(&alice.token),
-            json!({"to": "bob", "amount": 250, "idempotencyKey": "k1"}),
-        )
-        .await;
+    let (status, payment) = app.post_payment(&alice.token, "bob", 250, "k1").await;
     assert_eq!(status, 202, "{payment}");
     let payment_path = format!(
         "/api/payments/{}",
@@ -899,13 +855,7 @@ async fn every_client_frame_answers_each_caller_as_documented() {
     // before the checks, whose frames they would otherwise interleave.
     let mut a = TestClient::connect(&app, &alice.token).await;
     let mut b = TestClient::connect(&app, &bob.token).await;
-    let (status, p) = app
-        .post(
-            "/api/payments",
-            Some(&alice.token),
-            json!({"to": "bob", "amount": 250, "idempotencyKey": "seed"}),
-        )
-        .await;
+    let (status, p) = app.post_payment(&alice.token, "bob", 250, "seed").await;
     assert_eq!(status, 202, "{p}");
     let payment_id = p["paymentId"].as_str().unwrap_or("?").to_string();
     let payment_path = format!("/api/payments/{payment_id}");

@@ -11,7 +11,7 @@ const CONV: &str = "0191d8f0-6a3c-7cc2-a1b0-0a0b0c0d0e0f";
 #[tokio::test]
 async fn a_table_of_bad_frames() {
     let app = spawn_app().await;
-    let (alice, _bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, _bob] = app.users(["alice", "bob"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     let too_long = "x".repeat(4097);
     let long_ref = "r".repeat(65);

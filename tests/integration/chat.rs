@@ -3,28 +3,23 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, Frame, TestClient};
+use crate::helpers::{spawn_app, Acked, AliceInvitedBob, Frame, TestClient};
 
 #[tokio::test]
 async fn direct_chat_both_ways() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
+    let [mut a, mut b] = app.clients(["alice", "bob"]).await;
 
     a.send(
         json!({"type": "send", "to": "bob", "text": "hi bob", "clientMsgId": "a1", "ref": "r1"}),
     )
     .await;
-    let Frame::Ack {
+    let Acked {
         seq,
         conversation_id,
         reference,
         ..
-    } = a.expect_ack().await
-    else {
-        unreachable!()
-    };
+    } = a.acked().await;
     assert_eq!((seq, reference.as_deref()), (1, Some("r1")));
     // The sender's session gets the message frame too, after its ack.
     let mine = a.expect_message().await;
@@ -42,27 +37,19 @@ async fn direct_chat_both_ways() {
     assert_eq!(a.expect_message().await.text, "hi alice");
 
     // `to` again lands in the same direct conversation.
-    a.send(json!({"type": "send", "to": "bob", "text": "again", "clientMsgId": "a2"}))
-        .await;
-    let Frame::Ack {
+    a.send_to("bob", "again", "a2").await;
+    let Acked {
         conversation_id: c2,
         seq,
         ..
-    } = a.expect_ack().await
-    else {
-        unreachable!()
-    };
+    } = a.acked().await;
     assert_eq!((c2.as_str(), seq), (conversation_id.as_str(), 3));
 }
 
 #[tokio::test]
 async fn group_of_three_with_one_member_on_two_devices() {
     let app = spawn_app().await;
-    let (alice, bob, carol) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("carol").await,
-    );
+    let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     let mut b1 = TestClient::connect(&app, &bob.token).await;
     let mut b2 = TestClient::connect(&app, &bob.token).await;
@@ -93,9 +80,7 @@ async fn group_of_three_with_one_member_on_two_devices() {
 #[tokio::test]
 async fn an_offline_member_catches_up_with_history() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let group = a.create("pair", &["bob"]).await;
+    let AliceInvitedBob { bob, mut a, group } = AliceInvitedBob::on(&app).await;
     let mut b = TestClient::connect(&app, &bob.token).await;
     a.say(&group.conversation_id, "one", "1").await;
     assert_eq!(b.expect_message().await.seq, 1);
@@ -121,11 +106,8 @@ async fn an_offline_member_catches_up_with_history() {
 #[tokio::test]
 async fn a_repeated_client_msg_id_gets_the_same_ack_and_no_second_message() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
-    a.send(json!({"type": "send", "to": "bob", "text": "once", "clientMsgId": "same"}))
-        .await;
+    let [(alice, mut a), (_bob, mut b)] = app.online(["alice", "bob"]).await;
+    a.send_to("bob", "once", "same").await;
     let first = a.expect_ack().await;
     let Frame::Ack {
         conversation_id, ..
@@ -137,8 +119,7 @@ async fn a_repeated_client_msg_id_gets_the_same_ack_and_no_second_message() {
     a.expect_message().await;
     b.expect_message().await;
 
-    a.send(json!({"type": "send", "to": "bob", "text": "once", "clientMsgId": "same"}))
-        .await;
+    a.send_to("bob", "once", "same").await;
     let again = a.expect_ack().await;
     let strip = |f: &Frame| match f {
         Frame::Ack {
@@ -162,8 +143,7 @@ async fn a_repeated_client_msg_id_gets_the_same_ack_and_no_second_message() {
     // Across a reconnect, too.
     a.close().await;
     let mut a = TestClient::connect(&app, &alice.token).await;
-    a.send(json!({"type": "send", "conversationId": conversation_id, "text": "once", "clientMsgId": "same"}))
-        .await;
+    a.send_in(&conversation_id, "once", "same").await;
     assert_eq!(strip(&a.expect_ack().await), strip(&first));
 
     // A new id makes seq 2: nothing was created by the repeats.
@@ -176,11 +156,7 @@ async fn a_repeated_client_msg_id_gets_the_same_ack_and_no_second_message() {
 #[tokio::test]
 async fn a_non_member_is_forbidden() {
     let app = spawn_app().await;
-    let (alice, _bob, eve) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("eve").await,
-    );
+    let [alice, _bob, eve] = app.users(["alice", "bob", "eve"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     let group = a.create("private", &["bob"]).await;
     a.say(&group.conversation_id, "secret", "s1").await;
@@ -204,21 +180,10 @@ async fn a_non_member_is_forbidden() {
             ("forbidden", Some(reference.as_str()))
         );
     }
-    let (status, body) = app
-        .get(
-            &format!("/api/conversations/{id}/messages"),
-            Some(&eve.token),
-        )
-        .await;
+    let (status, body) = app.get_messages(&eve.token, &id, "").await;
     assert_eq!(status, 403);
     assert_eq!(body["error"]["code"], "forbidden");
-    let (status, _) = app
-        .post(
-            &format!("/api/conversations/{id}/messages"),
-            Some(&eve.token),
-            json!({"text": "x", "clientMsgId": "y"}),
-        )
-        .await;
+    let (status, _) = app.post_message(&eve.token, &id, "x", "y").await;
     assert_eq!(status, 403);
     // Nothing leaked into the conversation.
     assert_eq!(a.full_history(&id).await.len(), 1);
@@ -230,20 +195,15 @@ async fn a_non_member_is_forbidden() {
 #[tokio::test]
 async fn a_trace_id_follows_the_message_to_every_member() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
+    let [(alice, mut a), (_bob, mut b)] = app.online(["alice", "bob"]).await;
     let trace = "0af7651916cd43dd8448eb211c80319c";
     a.send(json!({"type": "send", "to": "bob", "text": "traced", "clientMsgId": "t1", "traceId": trace}))
         .await;
-    let Frame::Ack {
+    let Acked {
         trace_id,
         conversation_id,
         ..
-    } = a.expect_ack().await
-    else {
-        unreachable!()
-    };
+    } = a.acked().await;
     assert_eq!(trace_id, trace);
     assert_eq!(a.expect_message().await.trace_id, trace);
     assert_eq!(b.expect_message().await.trace_id, trace);
@@ -289,9 +249,7 @@ async fn a_trace_id_follows_the_message_to_every_member() {
 #[tokio::test]
 async fn typing_read_receipts_and_presence() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let group = a.create("pair", &["bob"]).await;
+    let AliceInvitedBob { bob, mut a, group } = AliceInvitedBob::on(&app).await;
     let id = group.conversation_id.clone();
 
     // Bob comes online: alice hears it; bob learns alice is online.
@@ -305,13 +263,7 @@ async fn typing_read_receipts_and_presence() {
         })
         .await;
     assert_eq!(status, "online");
-    b.wait_for("presence of alice", |f| match f {
-        Frame::Presence {
-            username, status, ..
-        } if username == "alice" && status == "online" => Some(()),
-        _ => None,
-    })
-    .await;
+    b.wait_presence("alice", "online").await;
 
     a.send(json!({"type": "typing", "conversationId": id}))
         .await;
@@ -373,14 +325,7 @@ async fn typing_read_receipts_and_presence() {
 #[tokio::test]
 async fn invite_and_leave() {
     let app = spawn_app().await;
-    let (alice, bob, carol) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("carol").await,
-    );
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
-    let mut c = TestClient::connect(&app, &carol.token).await;
+    let [mut a, mut b, mut c] = app.clients(["alice", "bob", "carol"]).await;
     let group = a.create("club", &["bob"]).await;
     let id = group.conversation_id.clone();
 
@@ -421,19 +366,14 @@ async fn invite_and_leave() {
     // Bob no longer gets messages, and may not send.
     a.say(&id, "bye bob", "a2").await;
     c.expect_message().await;
-    b.send(json!({"type": "send", "conversationId": id, "text": "wait", "clientMsgId": "b9"}))
-        .await;
+    b.send_in(&id, "wait", "b9").await;
     assert_eq!(b.expect_error().await.0, "forbidden");
     // Direct conversations cannot be left.
-    a.send(json!({"type": "send", "to": "bob", "text": "dm", "clientMsgId": "d1"}))
-        .await;
-    let Frame::Ack {
+    a.send_to("bob", "dm", "d1").await;
+    let Acked {
         conversation_id: dm,
         ..
-    } = a.expect_ack().await
-    else {
-        unreachable!()
-    };
+    } = a.acked().await;
     a.expect_message().await;
     a.send(json!({"type": "leave", "conversationId": dm})).await;
     assert_eq!(a.expect_error().await.0, "bad_request");
@@ -442,36 +382,24 @@ async fn invite_and_leave() {
 #[tokio::test]
 async fn chat_over_http() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let mut b = TestClient::connect(&app, &bob.token).await;
-    let (status, conv) = app
-        .post(
-            "/api/conversations",
-            Some(&alice.token),
-            json!({"name": "http", "members": ["bob"]}),
-        )
-        .await;
+    let (status, conv) = app.post_group(&alice.token, "http", &["bob"]).await;
     assert_eq!(status, 201, "{conv}");
     assert_eq!(conv["members"], json!(["alice", "bob"]));
     let id = conv["conversationId"].as_str().unwrap().to_string();
 
     for i in 1..=3 {
+        let (text, client_msg_id) = (format!("n{i}"), format!("h{i}"));
         let (status, ack) = app
-            .post(
-                &format!("/api/conversations/{id}/messages"),
-                Some(&alice.token),
-                json!({"text": format!("n{i}"), "clientMsgId": format!("h{i}")}),
-            )
+            .post_message(&alice.token, &id, &text, &client_msg_id)
             .await;
         assert_eq!(status, 201, "{ack}");
         assert_eq!(ack["seq"], i);
         assert_eq!(b.expect_message().await.seq, i);
     }
     let (status, page) = app
-        .get(
-            &format!("/api/conversations/{id}/messages?afterSeq=1&limit=1"),
-            Some(&bob.token),
-        )
+        .get_messages(&bob.token, &id, "?afterSeq=1&limit=1")
         .await;
     assert_eq!(status, 200);
     assert_eq!(page["hasMore"], true);
@@ -541,7 +469,7 @@ async fn concurrent_senders_get_gap_free_unique_seqs() {
 #[tokio::test]
 async fn one_senders_messages_keep_their_order() {
     let app = spawn_app().await;
-    let (alice, _bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, _bob] = app.users(["alice", "bob"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     let group = a.create("ordered", &["bob"]).await;
     // Pipelined: every frame goes out before any ack is read. The first ones

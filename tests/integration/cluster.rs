@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{spawn_node, wait_for, Frame, RedisServer, TestApp, TestClient, TestProvider};
+use crate::helpers::{
+    spawn_node, wait_for, Acked, Frame, RedisServer, TestApp, TestClient, TestProvider,
+};
 use parley_provider::ProviderOptions;
 
 const PREFIX: &str = "cluster-test:";
@@ -86,14 +88,11 @@ async fn three_nodes_share_direct_and_group_chat_in_seq_order() {
     alice
         .send(json!({"type": "send", "to": "bob", "text": "alice@node-a hi", "clientMsgId": "d1", "traceId": trace}))
         .await;
-    let Frame::Ack {
+    let Acked {
         conversation_id: direct,
         seq,
         ..
-    } = alice.expect_ack().await
-    else {
-        unreachable!()
-    };
+    } = alice.acked().await;
     assert_eq!(seq, 1);
     assert_eq!(alice.expect_message().await.seq, 1);
     let got = bob.expect_message().await;
@@ -172,23 +171,10 @@ async fn three_nodes_share_direct_and_group_chat_in_seq_order() {
     }
     carol.close().await;
     for client in [&mut alice, &mut bob] {
-        client
-            .wait_for("carol offline", |f| match f {
-                Frame::Presence {
-                    username, status, ..
-                } if username == "carol" && status == "offline" => Some(()),
-                _ => None,
-            })
-            .await;
+        client.wait_presence("carol", "offline").await;
     }
     let mut carol = TestClient::connect(a, &carol_t).await;
-    bob.wait_for("carol online again", |f| match f {
-        Frame::Presence {
-            username, status, ..
-        } if username == "carol" && status == "online" => Some(()),
-        _ => None,
-    })
-    .await;
+    bob.wait_presence("carol", "online").await;
     // Membership changes cross nodes: carol (now on A) leaves; bob on B hears it.
     carol
         .send(json!({"type": "leave", "conversationId": group}))
@@ -213,7 +199,7 @@ async fn three_nodes_share_direct_and_group_chat_in_seq_order() {
     })
     .await;
     alice
-        .send(json!({"type": "send", "conversationId": group, "text": "alice@node-a welcome", "clientMsgId": "welcome"}))
+        .send_in(&group, "alice@node-a welcome", "welcome")
         .await;
     let seq2 = alice
         .wait_for("the welcome's ack", |f| match f {
@@ -222,18 +208,14 @@ async fn three_nodes_share_direct_and_group_chat_in_seq_order() {
         })
         .await;
     let m = dave
-        .wait_for("the welcome", |f| match f {
-            Frame::Message(m) if m.text == "alice@node-a welcome" => Some(m.seq),
-            _ => None,
-        })
-        .await;
+        .wait_message_text("the welcome", "alice@node-a welcome")
+        .await
+        .seq;
     assert_eq!(m, seq2);
     let got = alice
-        .wait_for("bob's message", |f| match f {
-            Frame::Message(m) if m.text == "bob@node-b after" => Some(m.seq),
-            _ => None,
-        })
-        .await;
+        .wait_message_text("bob's message", "bob@node-b after")
+        .await
+        .seq;
     assert_eq!(got, seq);
 }
 
@@ -242,8 +224,7 @@ async fn one_user_with_a_session_on_each_node_gets_everything_everywhere() {
     let Some((_redis, nodes)) = cluster(3, &[]).await else {
         return;
     };
-    let alice_t = nodes[0].user("alice").await.token;
-    let bob_t = nodes[0].user("bob").await.token;
+    let [alice_t, bob_t] = nodes[0].users(["alice", "bob"]).await.map(|u| u.token);
     let mut alices = Vec::new();
     for node in &nodes {
         alices.push(TestClient::connect(node, &alice_t).await);
@@ -299,8 +280,7 @@ async fn a_redis_outage_fails_fast_keeps_sessions_and_recovers_without_a_gap() {
         return;
     };
     let (a, b) = (&nodes[0], &nodes[1]);
-    let alice_t = a.user("alice").await.token;
-    let bob_t = a.user("bob").await.token;
+    let [alice_t, bob_t] = a.users(["alice", "bob"]).await.map(|u| u.token);
     let root = a.user("root").await;
     let mut alice = TestClient::connect(a, &alice_t).await;
     let mut bob = TestClient::connect(b, &bob_t).await;
@@ -310,9 +290,7 @@ async fn a_redis_outage_fails_fast_keeps_sessions_and_recovers_without_a_gap() {
     redis.kill();
     // Sends fail fast with `unavailable`, and no session is closed.
     let started = std::time::Instant::now();
-    alice
-        .send(json!({"type": "send", "conversationId": direct, "text": "during", "clientMsgId": "m2"}))
-        .await;
+    alice.send_in(&direct, "during", "m2").await;
     let (code, _, _) = alice.expect_error().await;
     assert_eq!(code, "unavailable");
     assert!(
@@ -348,9 +326,7 @@ async fn a_redis_outage_fails_fast_keeps_sessions_and_recovers_without_a_gap() {
     // The same clientMsgId retried until the breaker lets it through.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let seq = loop {
-        alice
-            .send(json!({"type": "send", "conversationId": direct, "text": "after", "clientMsgId": "m3"}))
-            .await;
+        alice.send_in(&direct, "after", "m3").await;
         match alice.recv().await {
             Frame::Ack { seq, .. } => break seq,
             Frame::Error { code, .. } if code == "unavailable" => {
@@ -367,11 +343,9 @@ async fn a_redis_outage_fails_fast_keeps_sessions_and_recovers_without_a_gap() {
     assert_eq!(seq, 2, "nothing was stored during the outage");
     // Bob's node resubscribed by itself: the message arrives live.
     let live = bob
-        .wait_for("the message after the outage", |f| match f {
-            Frame::Message(m) if m.text == "after" => Some(m.seq),
-            _ => None,
-        })
-        .await;
+        .wait_message_text("the message after the outage", "after")
+        .await
+        .seq;
     assert_eq!(live, 2);
     // And history has no gap.
     let all = bob.full_history(&direct).await;
@@ -384,8 +358,7 @@ async fn messages_published_while_the_channel_is_down_are_caught_up_in_order() {
     let Some((redis, nodes)) = cluster(2, &[]).await else {
         return;
     };
-    let alice_t = nodes[0].user("alice").await.token;
-    let bob_t = nodes[0].user("bob").await.token;
+    let [alice_t, bob_t] = nodes[0].users(["alice", "bob"]).await.map(|u| u.token);
     let mut alice = TestClient::connect(&nodes[0], &alice_t).await;
     let mut bob = TestClient::connect(&nodes[1], &bob_t).await;
     let (_, direct) = alice.say_to("bob", "before", "c0").await;
@@ -479,8 +452,7 @@ async fn when_a_node_dies_its_clients_reconnect_elsewhere_and_miss_nothing() {
     let Some((_redis, mut nodes)) = cluster(2, &[]).await else {
         return;
     };
-    let alice_t = nodes[1].user("alice").await.token;
-    let bob_t = nodes[1].user("bob").await.token;
+    let [alice_t, bob_t] = nodes[1].users(["alice", "bob"]).await.map(|u| u.token);
     let mut bob = TestClient::connect(&nodes[0], &bob_t).await;
     let mut alice = TestClient::connect(&nodes[1], &alice_t).await;
     let (_, direct) = alice.say_to("bob", "m0", "c0").await;
@@ -498,14 +470,7 @@ async fn when_a_node_dies_its_clients_reconnect_elsewhere_and_miss_nothing() {
         alice.say(&direct, &format!("m{i}"), &format!("c{i}")).await;
     }
     // Node B notices A's heartbeat stopped and tells alice bob is offline.
-    alice
-        .wait_for("bob offline after his node died", |f| match f {
-            Frame::Presence {
-                username, status, ..
-            } if username == "bob" && status == "offline" => Some(()),
-            _ => None,
-        })
-        .await;
+    alice.wait_presence("bob", "offline").await;
     let mut bob = TestClient::connect(&nodes[1], &bob_t).await;
     let (missed, more) = bob.history(&direct, last_seen, 100).await;
     assert!(!more);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{spawn_node, tree_child, wait_for, Frame, RedisServer, TestClient};
+use crate::helpers::{spawn_node, tree_child, wait_for, RedisServer, TestClient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_panic_in_the_subscription_restarts_it_and_the_node_catches_up() {
@@ -39,9 +39,8 @@ async fn a_panic_in_the_subscription_restarts_it_and_the_node_catches_up() {
 
     // The next cluster signal node B's subscription handles crashes it.
     let (status, body) = b
-        .post(
-            "/admin/faults",
-            Some(&root),
+        .post_fault(
+            &root,
             json!({"target": "cluster:subscription", "kind": "panic", "count": 1}),
         )
         .await;
@@ -62,19 +61,12 @@ async fn a_panic_in_the_subscription_restarts_it_and_the_node_catches_up() {
     .await;
     // Whichever event the crash ate, bob gets the message, once.
     let got = bob
-        .wait_for("the message sent around the crash", |f| match f {
-            Frame::Message(m) if m.conversation_id == direct => Some(m.seq),
-            _ => None,
-        })
-        .await;
+        .wait_message_in("the message sent around the crash", &direct)
+        .await
+        .seq;
     assert_eq!(got, second);
     // And the restarted subscription serves on: the next message is live.
     let (third, _) = alice.say(&direct, "later", "m3").await;
-    let next = bob
-        .wait_for("the next message", |f| match f {
-            Frame::Message(m) if m.conversation_id == direct => Some(m.seq),
-            _ => None,
-        })
-        .await;
+    let next = bob.wait_message_in("the next message", &direct).await.seq;
     assert_eq!(next, third);
 }

@@ -1,7 +1,8 @@
 //! The server's life: restarts keep history and seq, graceful shutdown,
 //! authentication of upgrades, heartbeats, slow consumers, bad settings.
 
-use std::process::{Command, Stdio};
+use std::ffi::OsString;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,21 +12,19 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::helpers::{http_receiver, spawn_app, spawn_app_with, wait_for, Frame, TestClient};
+use crate::helpers::{
+    http_receiver, spawn_app, spawn_app_with, wait_for, Acked, AliceInvitedBob, Frame, TestClient,
+};
 
 #[tokio::test]
 async fn a_restart_keeps_history_and_seq_continues() {
     let app = spawn_app().await;
-    let (alice, _bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, _bob] = app.users(["alice", "bob"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
-    a.send(json!({"type": "send", "to": "bob", "text": "before", "clientMsgId": "1"}))
-        .await;
-    let Frame::Ack {
+    a.send_to("bob", "before", "1").await;
+    let Acked {
         conversation_id, ..
-    } = a.expect_ack().await
-    else {
-        unreachable!()
-    };
+    } = a.acked().await;
     a.expect_message().await;
     for i in 2..=3 {
         a.say(&conversation_id, "before", &i.to_string()).await;
@@ -43,28 +42,19 @@ async fn a_restart_keeps_history_and_seq_continues() {
     let (seq, _) = a.say(&conversation_id, "after", "4").await;
     assert_eq!(seq, 4);
     // Idempotency survives the restart too.
-    a.send(json!({"type": "send", "conversationId": conversation_id, "text": "before", "clientMsgId": "2"}))
-        .await;
-    let Frame::Ack { seq, .. } = a.expect_ack().await else {
-        unreachable!()
-    };
+    a.send_in(&conversation_id, "before", "2").await;
+    let Acked { seq, .. } = a.acked().await;
     assert_eq!(seq, 2);
 }
 
 #[tokio::test]
 async fn graceful_shutdown_closes_sessions_with_1001_and_flushes() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
-    a.send(json!({"type": "send", "to": "bob", "text": "x", "clientMsgId": "0"}))
-        .await;
-    let Frame::Ack {
+    let [(alice, mut a), (_bob, mut b)] = app.online(["alice", "bob"]).await;
+    a.send_to("bob", "x", "0").await;
+    let Acked {
         conversation_id, ..
-    } = a.expect_ack().await
-    else {
-        unreachable!()
-    };
+    } = a.acked().await;
     // Queue sends and shut down without waiting for their acks.
     for i in 1..=20 {
         a.send(json!({"type": "send", "conversationId": conversation_id, "text": "x", "clientMsgId": i.to_string()}))
@@ -104,12 +94,7 @@ async fn graceful_shutdown_closes_sessions_with_1001_and_flushes() {
         .await;
         let _keep = dir;
         let mut a = TestClient::connect(&app, &alice.token).await;
-        let stored: Vec<u64> = a
-            .full_history(&conversation_id)
-            .await
-            .iter()
-            .map(|m| m.seq)
-            .collect();
+        let stored: Vec<u64> = a.history_seqs(&conversation_id).await;
         for seq in &acked {
             assert!(
                 stored.contains(seq),
@@ -165,9 +150,7 @@ async fn heartbeats_ping_and_silent_clients_are_closed() {
         s.session.heartbeat_timeout = Duration::from_secs(2);
     })
     .await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    a.create("pair", &["bob"]).await;
+    let AliceInvitedBob { bob, mut a, .. } = AliceInvitedBob::on(&app).await;
     let mut b = TestClient::connect(&app, &bob.token).await;
     // Alice reads: she sees pings (and answers them) and stays.
     let saw_ping = tokio::time::timeout(Duration::from_secs(5), async {
@@ -181,13 +164,7 @@ async fn heartbeats_ping_and_silent_clients_are_closed() {
     assert!(saw_ping.is_ok(), "no ping within 5 s");
     // Bob reads nothing, so he answers no ping: alice hears he went offline.
     let watcher = tokio::spawn(async move {
-        a.wait_for("bob offline", |f| match f {
-            Frame::Presence {
-                username, status, ..
-            } if username == "bob" && status == "offline" => Some(()),
-            _ => None,
-        })
-        .await;
+        a.wait_presence("bob", "offline").await;
         a
     });
     let mut a = tokio::time::timeout(Duration::from_secs(15), watcher)
@@ -206,11 +183,7 @@ async fn a_slow_consumer_is_closed_with_1008_and_keeps_its_history() {
         s.session.slow_consumer_close_grace = Duration::from_secs(60);
     })
     .await;
-    let (alice, bob, carol) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("carol").await,
-    );
+    let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
     let mut c = TestClient::connect(&app, &carol.token).await;
     let group = c.create("flood", &["alice", "bob"]).await;
     let id = group.conversation_id.clone();
@@ -293,22 +266,30 @@ async fn an_invalid_setting_stops_start_up_naming_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("storage.sqlite_synchronous"));
 }
 
-#[tokio::test]
-async fn the_binary_serves_and_exits_0_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = crate::helpers::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+/// The `parley` binary serving on `port` from `dir`, with `env` added and
+/// its output discarded.
+fn serve_quietly(dir: &std::path::Path, port: u16, env: &[(&str, OsString)]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_parley"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env(
-            "PARLEY__STORAGE__SQLITE_PATH",
-            dir.path().join("db/parley.db"),
-        )
-        .current_dir(dir.path())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .expect("spawning the parley binary")
+}
+
+#[tokio::test]
+async fn the_binary_serves_and_exits_0_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::helpers::free_port();
+    let db = dir.path().join("db/parley.db");
+    let mut child = serve_quietly(
+        dir.path(),
+        port,
+        &[("PARLEY__STORAGE__SQLITE_PATH", OsString::from(db))],
+    );
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/readyz");
     wait_for("the binary to be ready", Duration::from_secs(20), || {
@@ -343,19 +324,17 @@ async fn spans_are_exported_over_otlp_with_the_request_trace_id() {
     let (collector, bodies) = http_receiver("/v1/traces");
     let dir = tempfile::tempdir().unwrap();
     let port = crate::helpers::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("PARLEY__STORAGE__SQLITE_PATH", dir.path().join("parley.db"))
-        .env(
+    let env = [
+        (
+            "PARLEY__STORAGE__SQLITE_PATH",
+            OsString::from(dir.path().join("parley.db")),
+        ),
+        (
             "PARLEY__TELEMETRY__OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{collector}"),
-        )
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+            OsString::from(format!("http://127.0.0.1:{collector}")),
+        ),
+    ];
+    let mut child = serve_quietly(dir.path(), port, &env);
     let http = reqwest::Client::new();
     let trace = "5e1ec7ed5e1ec7ed5e1ec7ed5e1ec7ed";
     wait_for("the binary to answer", Duration::from_secs(20), || {

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app_with, wait_for, Frame, TestClient};
+use crate::helpers::{spawn_app_with, wait_for, Frame, TestApp, TestClient};
 
 #[tokio::test]
 async fn frames_over_the_rate_are_refused_then_sustained_abuse_closes_the_session() {
@@ -55,13 +55,19 @@ async fn login(app: &crate::helpers::TestApp, user: &str, password: &str) -> req
         .expect("login request")
 }
 
+/// A server that throttles logins after `per_account` failures for one
+/// account, or `per_address` from one address.
+async fn login_throttled_app(per_account: u32, per_address: u32) -> TestApp {
+    spawn_app_with(|s| {
+        s.limits.login_failures_per_account = per_account;
+        s.limits.login_failures_per_address = per_address;
+    })
+    .await
+}
+
 #[tokio::test]
 async fn failed_logins_are_throttled_per_account_with_a_retry_time() {
-    let app = spawn_app_with(|s| {
-        s.limits.login_failures_per_account = 3;
-        s.limits.login_failures_per_address = 100;
-    })
-    .await;
+    let app = login_throttled_app(3, 100).await;
     app.user("alice").await;
     app.user("bob").await;
     for _ in 0..3 {
@@ -86,11 +92,7 @@ async fn failed_logins_are_throttled_per_account_with_a_retry_time() {
 
 #[tokio::test]
 async fn failed_logins_are_throttled_per_address_across_accounts() {
-    let app = spawn_app_with(|s| {
-        s.limits.login_failures_per_account = 100;
-        s.limits.login_failures_per_address = 3;
-    })
-    .await;
+    let app = login_throttled_app(100, 3).await;
     app.user("carol").await;
     // Guessing at several accounts (one of them not existing) from one address.
     for user in ["carol", "dave", "erin"] {
@@ -126,11 +128,7 @@ async fn upgrades_beyond_the_connection_cap_get_503() {
 #[tokio::test]
 async fn a_user_in_too_many_conversations_may_not_start_another() {
     let app = spawn_app_with(|s| s.limits.max_conversations_per_user = 2).await;
-    let (alice, _bob, _carol) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("carol").await,
-    );
+    let [alice, _bob, _carol] = app.users(["alice", "bob", "carol"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     a.say_to("bob", "hi bob", "d1").await;
     a.create("first", &["carol"]).await;
@@ -142,38 +140,20 @@ async fn a_user_in_too_many_conversations_may_not_start_another() {
         (code.as_str(), reference.as_deref()),
         ("forbidden", Some("c3"))
     );
-    let (status, body) = app
-        .post(
-            "/api/conversations",
-            Some(&alice.token),
-            json!({"name": "third", "members": ["bob"]}),
-        )
-        .await;
+    let (status, body) = app.post_group(&alice.token, "third", &["bob"]).await;
     assert_eq!(status, 403, "{body}");
     a.send(json!({"type": "send", "to": "carol", "text": "hi", "clientMsgId": "d2", "ref": "d2"}))
         .await;
     let (code, _, _) = a.expect_error().await;
     assert_eq!(code, "forbidden");
     // A payment would start the direct conversation it is posted in.
-    let (status, body) = app
-        .post(
-            "/api/payments",
-            Some(&alice.token),
-            json!({"to": "carol", "amount": 5, "idempotencyKey": "k1"}),
-        )
-        .await;
+    let (status, body) = app.post_payment(&alice.token, "carol", 5, "k1").await;
     assert_eq!(status, 403, "{body}");
     let (_, me) = app.get("/api/me", Some(&alice.token)).await;
     assert_eq!(me["balance"], 10_000, "no money moved: {me}");
     // An existing direct conversation is not a new one.
     let mut again = TestClient::connect(&app, &alice.token).await;
     again.say_to("bob", "still here", "d3").await;
-    let (status, body) = app
-        .post(
-            "/api/payments",
-            Some(&alice.token),
-            json!({"to": "bob", "amount": 5, "idempotencyKey": "k2"}),
-        )
-        .await;
+    let (status, body) = app.post_payment(&alice.token, "bob", 5, "k2").await;
     assert_eq!(status, 202, "{body}");
 }

@@ -18,29 +18,15 @@ async fn promtool_accepts_the_metrics() {
         return;
     }
     let app = spawn_app_with(|s| s.faults_enabled = true).await;
-    let (root, alice, _bob) = (
-        app.user("root").await,
-        app.user("alice").await,
-        app.user("bob").await,
-    );
+    let [root, alice, _bob] = app.users(["root", "alice", "bob"]).await;
     // Some traffic so that every kind of metric has a value.
     let mut a = TestClient::connect(&app, &alice.token).await;
-    a.send(json!({"type": "send", "to": "bob", "text": "hi", "clientMsgId": "m"}))
-        .await;
+    a.send_to("bob", "hi", "m").await;
     a.expect_ack().await;
-    app.post(
-        "/admin/faults",
-        Some(&root.token),
-        json!({"target": "directory", "kind": "panic"}),
-    )
-    .await;
+    app.post_fault(&root.token, json!({"target": "directory", "kind": "panic"}))
+        .await;
     let _second = TestClient::connect(&app, &alice.token).await;
-    app.post(
-        "/api/payments",
-        Some(&alice.token),
-        json!({"to": "bob", "amount": 5, "idempotencyKey": "k"}),
-    )
-    .await;
+    app.post_payment(&alice.token, "bob", 5, "k").await;
     let res = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 200);
     assert!(res.headers()["content-type"]
@@ -87,11 +73,7 @@ async fn promtool_accepts_the_metrics() {
 #[tokio::test]
 async fn per_second_series_fill_from_live_traffic() {
     let app = crate::helpers::spawn_app().await;
-    let (root, alice, _bob) = (
-        app.user("root").await,
-        app.user("alice").await,
-        app.user("bob").await,
-    );
+    let [root, alice, _bob] = app.users(["root", "alice", "bob"]).await;
     let (status, list) = app.get("/admin/metrics/series", Some(&root.token)).await;
     assert_eq!(status, 200, "{list}");
     assert!(list["series"]

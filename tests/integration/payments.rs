@@ -8,17 +8,8 @@ use parley_provider::{ProviderBehaviour, ProviderOptions};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    spawn_app_with, tree_child, wait_for, Frame, TestApp, TestClient, TestProvider,
+    spawn_app_with, strings_of, tree_child, wait_for, Frame, TestApp, TestClient, TestProvider,
 };
-
-async fn pay(app: &TestApp, token: &str, to: &str, amount: i64, key: &str) -> (u16, Value) {
-    app.post(
-        "/api/payments",
-        Some(token),
-        json!({"to": to, "amount": amount, "idempotencyKey": key}),
-    )
-    .await
-}
 
 /// Waits until the payment is completed or failed.
 async fn settled(app: &TestApp, token: &str, id: &str) -> Value {
@@ -41,26 +32,38 @@ fn fast_retries(s: &mut parley::config::Settings) {
     s.payments.retry_max = Duration::from_millis(100);
 }
 
+/// A provider keeping 1000 keys, and a server paying through it with fast
+/// retries, `retry_deadline`, and `tweak`.
+async fn with_provider(
+    retry_deadline: Duration,
+    tweak: impl FnOnce(&mut parley::config::Settings),
+) -> (TestProvider, TestApp) {
+    let provider = TestProvider::start(ProviderOptions {
+        max_keys: 1000,
+        ..ProviderOptions::default()
+    });
+    let url = provider.url();
+    let app = spawn_app_with(move |s| {
+        s.payments.provider_url = Some(url);
+        fast_retries(s);
+        s.payments.retry_deadline = retry_deadline;
+        tweak(s);
+    })
+    .await;
+    (provider, app)
+}
+
 #[tokio::test]
 async fn a_payment_completes_moves_money_and_posts_a_message() {
     let app = spawn_app_with(|_| {}).await;
-    let (alice, bob, eve) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("eve").await,
-    );
+    let [alice, bob, eve] = app.users(["alice", "bob", "eve"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     let mut b = TestClient::connect(&app, &bob.token).await;
     a.send(
         json!({"type": "pay", "to": "bob", "amount": 1500, "idempotencyKey": "k1", "ref": "p1"}),
     )
     .await;
-    let pending = a
-        .wait_for("pending", |f| match f {
-            Frame::Payment(p) if p.status == "pending" => Some(p.clone()),
-            _ => None,
-        })
-        .await;
+    let pending = a.wait_payment("pending").await;
     assert_eq!(
         (pending.from.as_str(), pending.to.as_str(), pending.amount),
         ("alice", "bob", 1500)
@@ -73,12 +76,7 @@ async fn a_payment_completes_moves_money_and_posts_a_message() {
             _ => None,
         })
         .await;
-        let m = c
-            .wait_for("the payment message", |f| match f {
-                Frame::Message(m) if m.kind == "payment" => Some(m.clone()),
-                _ => None,
-            })
-            .await;
+        let m = c.wait_payment_message().await;
         assert_eq!(
             (m.sender.as_str(), m.receiver.as_deref(), m.text.as_str()),
             ("alice", Some("bob"), "paid 15.00 to bob"),
@@ -98,13 +96,13 @@ async fn a_payment_completes_moves_money_and_posts_a_message() {
         "not eve's business"
     );
     // The same key again: the same payment, nothing new.
-    let (status, again) = pay(&app, &alice.token, "bob", 1500, "k1").await;
+    let (status, again) = app.post_payment(&alice.token, "bob", 1500, "k1").await;
     assert_eq!(
         (status, again["paymentId"].as_str()),
         (202, Some(pending.payment_id.as_str()))
     );
     assert_eq!(balance(&app, &alice.token).await, 8500);
-    let (status, err) = pay(&app, &alice.token, "bob", 99, "k1").await;
+    let (status, err) = app.post_payment(&alice.token, "bob", 99, "k1").await;
     assert_eq!(
         (status, err["error"]["code"].as_str()),
         (409, Some("conflict"))
@@ -120,8 +118,8 @@ async fn a_decline_fails_the_payment_and_returns_the_money() {
     });
     let url = provider.url();
     let app = spawn_app_with(move |s| s.payments.provider_url = Some(url)).await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
-    let (status, p) = pay(&app, &alice.token, "bob", 700, "d1").await;
+    let [alice, bob] = app.users(["alice", "bob"]).await;
+    let (status, p) = app.post_payment(&alice.token, "bob", 700, "d1").await;
     assert_eq!(status, 202, "{p}");
     let done = settled(&app, &alice.token, p["paymentId"].as_str().unwrap()).await;
     assert_eq!(
@@ -135,8 +133,8 @@ async fn a_decline_fails_the_payment_and_returns_the_money() {
 #[tokio::test]
 async fn insufficient_funds_are_refused_and_nothing_is_held() {
     let app = spawn_app_with(|_| {}).await;
-    let (alice, _bob) = (app.user("alice").await, app.user("bob").await);
-    let (status, err) = pay(&app, &alice.token, "bob", 10001, "big").await;
+    let [alice, _bob] = app.users(["alice", "bob"]).await;
+    let (status, err) = app.post_payment(&alice.token, "bob", 10001, "big").await;
     assert_eq!(
         (status, err["error"]["code"].as_str()),
         (402, Some("insufficient_funds"))
@@ -180,15 +178,7 @@ async fn insufficient_funds_are_refused_and_nothing_is_held() {
 
 #[tokio::test]
 async fn the_breaker_opens_fails_fast_and_closes_when_the_provider_is_back() {
-    let provider = TestProvider::start(ProviderOptions {
-        max_keys: 1000,
-        ..ProviderOptions::default()
-    });
-    let url = provider.url();
-    let app = spawn_app_with(move |s| {
-        s.payments.provider_url = Some(url);
-        fast_retries(s);
-        s.payments.retry_deadline = Duration::from_secs(30);
+    let (provider, app) = with_provider(Duration::from_secs(30), |s| {
         let b = &mut s.breakers[0];
         b.config.minimum_calls = 3;
         b.config.wait_open = Duration::from_secs(2);
@@ -197,17 +187,13 @@ async fn the_breaker_opens_fails_fast_and_closes_when_the_provider_is_back() {
         b.config.half_open_calls = 1;
     })
     .await;
-    let (root, alice, bob) = (
-        app.user("root").await,
-        app.user("alice").await,
-        app.user("bob").await,
-    );
+    let [root, alice, bob] = app.users(["root", "alice", "bob"]).await;
     // The provider fails every request; a payment keeps trying and trips the breaker.
     provider.state.set(&ProviderBehaviour {
         outage: Some(true),
         ..ProviderBehaviour::default()
     });
-    let (status, first) = pay(&app, &alice.token, "bob", 100, "b1").await;
+    let (status, first) = app.post_payment(&alice.token, "bob", 100, "b1").await;
     assert_eq!(status, 202, "{first}");
     wait_for("the breaker to open", Duration::from_secs(10), || async {
         let (_, list) = app.get("/admin/breakers", Some(&root.token)).await;
@@ -218,7 +204,7 @@ async fn the_breaker_opens_fails_fast_and_closes_when_the_provider_is_back() {
     let seen = requests(&provider);
     // While open, a new payment fails at once, nothing held, and no request
     // reaches the provider (the first saga's retries are rejected too).
-    let (status, err) = pay(&app, &alice.token, "bob", 100, "b2").await;
+    let (status, err) = app.post_payment(&alice.token, "bob", 100, "b2").await;
     assert_eq!(
         (status, err["error"]["code"].as_str()),
         (503, Some("unavailable")),
@@ -249,12 +235,7 @@ async fn the_breaker_opens_fails_fast_and_closes_when_the_provider_is_back() {
     let (_, list) = app.get("/admin/breakers", Some(&root.token)).await;
     let status = &list["items"][0]["status"];
     assert_eq!(status["state"], "closed", "{list}");
-    let path: Vec<&str> = status["transitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["to"].as_str().unwrap())
-        .collect();
+    let path = strings_of(&status["transitions"], "to");
     assert!(path.ends_with(&["half_open", "closed"]), "{path:?}");
     assert_eq!(balance(&app, &bob.token).await, 10100);
     let charge = provider
@@ -266,26 +247,14 @@ async fn the_breaker_opens_fails_fast_and_closes_when_the_provider_is_back() {
 
 #[tokio::test]
 async fn an_unreachable_provider_past_the_deadline_is_compensated() {
-    let mut provider = TestProvider::start(ProviderOptions {
-        max_keys: 1000,
-        ..ProviderOptions::default()
-    });
-    let url = provider.url();
-    let app = spawn_app_with(move |s| {
-        s.payments.provider_url = Some(url);
-        fast_retries(s);
-        s.payments.retry_deadline = Duration::from_secs(1);
+    let (mut provider, app) = with_provider(Duration::from_secs(1), |s| {
         s.breakers[0].config.wait_open = Duration::from_millis(200);
         s.breakers[0].config.max_wait = Duration::from_millis(200);
     })
     .await;
-    let (root, alice, bob) = (
-        app.user("root").await,
-        app.user("alice").await,
-        app.user("bob").await,
-    );
+    let [root, alice, bob] = app.users(["root", "alice", "bob"]).await;
     provider.stop().await;
-    let (_, p) = pay(&app, &alice.token, "bob", 300, "c1").await;
+    let (_, p) = app.post_payment(&alice.token, "bob", 300, "c1").await;
     let id = p["paymentId"].as_str().unwrap().to_string();
     // The deadline passes: the saga compensates, and its refund waits for the provider.
     wait_for(
@@ -318,22 +287,19 @@ async fn injected_panics_during_sagas_change_nothing_in_the_outcome() {
         fast_retries(s);
     })
     .await;
-    let (root, alice, bob) = (
-        app.user("root").await,
-        app.user("alice").await,
-        app.user("bob").await,
-    );
+    let [root, alice, bob] = app.users(["root", "alice", "bob"]).await;
     let (status, _) = app
-        .post(
-            "/admin/faults",
-            Some(&root.token),
+        .post_fault(
+            &root.token,
             json!({"target": "payment", "kind": "panic", "count": 3}),
         )
         .await;
     assert_eq!(status, 202);
     let mut ids = Vec::new();
     for i in 0..3 {
-        let (_, p) = pay(&app, &alice.token, "bob", 100, &format!("f{i}")).await;
+        let (_, p) = app
+            .post_payment(&alice.token, "bob", 100, &format!("f{i}"))
+            .await;
         ids.push(p["paymentId"].as_str().unwrap().to_string());
     }
     for id in &ids {
@@ -349,7 +315,7 @@ async fn injected_panics_during_sagas_change_nothing_in_the_outcome() {
 #[tokio::test]
 async fn a_process_stopped_at_any_saga_step_resumes_every_saga_at_start() {
     let app = spawn_app_with(fast_retries).await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let (settings, dir) = app.stop_keeping_data().await;
     // While the server is down, leave one saga at each unfinished step, as a
     // crash would have.
@@ -439,9 +405,8 @@ async fn random_payments_failures_kills_and_a_restart_conserve_money() {
     let mut ids = Vec::new();
     for round in 0..2 {
         let (status, _) = app
-            .post(
-                "/admin/faults",
-                Some(&root),
+            .post_fault(
+                &root,
                 json!({"target": "payment", "kind": "panic", "count": 8}),
             )
             .await;
@@ -450,14 +415,9 @@ async fn random_payments_failures_kills_and_a_restart_conserve_money() {
             let from = rng.gen_range(0..names.len());
             let to = (from + rng.gen_range(1..names.len())) % names.len();
             let amount = rng.gen_range(1..4000);
-            let (status, p) = pay(
-                &app,
-                &tokens[from],
-                names[to],
-                amount,
-                &format!("r{round}-{i}"),
-            )
-            .await;
+            let (status, p) = app
+                .post_payment(&tokens[from], names[to], amount, &format!("r{round}-{i}"))
+                .await;
             match status {
                 202 => ids.push((from, p["paymentId"].as_str().unwrap().to_string())),
                 402 | 503 => {}

@@ -89,9 +89,7 @@ fn assert_recent(last_seen: &str) {
 #[tokio::test]
 async fn a_first_direct_message_introduces_both_users() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
+    let [mut a, mut b] = app.clients(["alice", "bob"]).await;
     say_to(&mut a, "bob", "hi bob").await;
     assert_eq!(presence_of(&mut a, "bob").await.0, "online");
     assert_eq!(presence_of(&mut b, "alice").await.0, "online");
@@ -101,7 +99,7 @@ async fn a_first_direct_message_introduces_both_users() {
 async fn a_new_group_shows_at_once_and_introduces_its_members() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let (bob, carol) = (app.user("bob").await, app.user("carol").await);
+    let [bob, carol] = app.users(["bob", "carol"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     let mut a2 = TestClient::connect(&app, &alice.token).await;
     let mut b = TestClient::connect(&app, &bob.token).await;
@@ -136,16 +134,8 @@ async fn a_new_group_shows_at_once_and_introduces_its_members() {
 #[tokio::test]
 async fn a_group_created_over_http_shows_in_every_session_of_its_members() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
-    let (status, body) = app
-        .post(
-            "/api/conversations",
-            Some(&alice.token),
-            json!({"name": "over http", "members": ["bob"]}),
-        )
-        .await;
+    let [(alice, mut a), (_bob, mut b)] = app.online(["alice", "bob"]).await;
+    let (status, body) = app.post_group(&alice.token, "over http", &["bob"]).await;
     assert_eq!(status, 201, "{body}");
     for client in [&mut a, &mut b] {
         assert_eq!(added(client).await.conversation_id, body["conversationId"]);
@@ -155,11 +145,7 @@ async fn a_group_created_over_http_shows_in_every_session_of_its_members() {
 #[tokio::test]
 async fn an_invited_user_sees_the_group_and_meets_its_members() {
     let app = spawn_app().await;
-    let alice = app.user("alice").await;
-    let (bob, carol) = (app.user("bob").await, app.user("carol").await);
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
-    let mut c = TestClient::connect(&app, &carol.token).await;
+    let [mut a, mut b, mut c] = app.clients(["alice", "bob", "carol"]).await;
     let group = create(&mut a, "pair", &["bob"]).await;
     let id = group.conversation_id.clone();
 
@@ -177,7 +163,7 @@ async fn an_invited_user_sees_the_group_and_meets_its_members() {
 #[tokio::test]
 async fn an_offline_contact_comes_with_the_time_last_seen() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     let b = TestClient::connect(&app, &bob.token).await;
     say_to(&mut a, "bob", "hi").await;
@@ -210,15 +196,10 @@ async fn across_nodes_new_groups_and_contacts_are_told_everywhere() {
     let Some((_redis, node_a, node_b)) = two_nodes().await else {
         return;
     };
-    node_a.user("alice").await;
-    node_a.user("bob").await;
-    node_a.user("carol").await;
-    let alice_t = node_a.login("alice").await.token;
-    let bob_t = node_b.login("bob").await.token;
-    let carol_t = node_b.login("carol").await.token;
-    let mut alice = TestClient::connect(&node_a, &alice_t).await;
-    let mut bob = TestClient::connect(&node_b, &bob_t).await;
-    let mut carol = TestClient::connect(&node_b, &carol_t).await;
+    node_a.users(["alice", "bob", "carol"]).await;
+    let mut alice = node_a.session_of("alice").await;
+    let mut bob = node_b.session_of("bob").await;
+    let mut carol = node_b.session_of("carol").await;
     assert_ne!(alice.node, bob.node);
 
     // A group created on A shows on B at once, and its members meet.
@@ -263,10 +244,8 @@ async fn across_nodes_a_first_direct_message_introduces_both_users() {
     };
     node_a.user("alice").await;
     node_a.user("bob").await;
-    let alice_t = node_a.login("alice").await.token;
-    let bob_t = node_b.login("bob").await.token;
-    let mut alice = TestClient::connect(&node_a, &alice_t).await;
-    let mut bob = TestClient::connect(&node_b, &bob_t).await;
+    let mut alice = node_a.session_of("alice").await;
+    let mut bob = node_b.session_of("bob").await;
     say_to(&mut alice, "bob", "hi").await;
     assert_eq!(presence_of(&mut alice, "bob").await.0, "online");
     assert_eq!(presence_of(&mut bob, "alice").await.0, "online");

@@ -31,9 +31,7 @@ fn read_by(conversation: &Value) -> BTreeMap<String, u64> {
 #[tokio::test]
 async fn a_sent_message_is_read_by_its_sender_and_every_marker_is_listed() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
+    let [(alice, mut a), (bob, mut b)] = app.online(["alice", "bob"]).await;
 
     let (seq, id) = a.say_to("bob", "hello", "h1").await;
     assert_eq!(seq, 1);
@@ -72,17 +70,12 @@ async fn a_sent_message_is_read_by_its_sender_and_every_marker_is_listed() {
 #[tokio::test]
 async fn a_payment_message_is_read_by_its_payer() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     let (_, id) = a.say_to("bob", "invoice?", "i1").await;
     a.send(json!({"type": "pay", "to": "bob", "amount": 1250, "idempotencyKey": "k1"}))
         .await;
-    let paid = a
-        .wait_for("the payment message", |f| match f {
-            Frame::Message(m) if m.kind == "payment" => Some(m.clone()),
-            _ => None,
-        })
-        .await;
+    let paid = a.wait_payment_message().await;
     let mine = listed(&app, &alice.token, &id).await;
     assert_eq!(mine["lastSeq"].as_u64(), Some(paid.seq));
     assert_eq!(mine["lastReadSeq"].as_u64(), Some(paid.seq), "{mine}");
@@ -92,22 +85,12 @@ async fn a_payment_message_is_read_by_its_payer() {
 #[tokio::test]
 async fn a_new_group_lists_every_member_at_zero() {
     let app = spawn_app().await;
-    let (alice, _bob, _carol) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("carol").await,
-    );
+    let [alice, _bob, _carol] = app.users(["alice", "bob", "carol"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     let created = a.create("trio", &["bob", "carol"]).await;
     let zero = marks(&[("alice", 0), ("bob", 0), ("carol", 0)]);
     assert_eq!(created.read_by, Some(zero.clone()));
-    let (status, made) = app
-        .post(
-            "/api/conversations",
-            Some(&alice.token),
-            json!({"name": "duo", "members": ["bob"]}),
-        )
-        .await;
+    let (status, made) = app.post_group(&alice.token, "duo", &["bob"]).await;
     assert_eq!(status, 201, "{made}");
     assert_eq!(read_by(&made), marks(&[("alice", 0), ("bob", 0)]));
 }

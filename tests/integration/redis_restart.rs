@@ -82,8 +82,7 @@ async fn every_acked_message_reaches_the_other_node_after_redis_restarts_twenty_
     };
     let a = spawn_node(&redis.url(), "restarts:", "node-a", &[]).await;
     let b = spawn_node(&redis.url(), "restarts:", "node-b", &[]).await;
-    let alice_t = a.user("alice").await.token;
-    let bob_t = a.user("bob").await.token;
+    let [alice_t, bob_t] = a.users(["alice", "bob"]).await.map(|u| u.token);
     let mut alice = TestClient::connect(&a, &alice_t).await;
     let mut bob = TestClient::connect(&b, &bob_t).await;
     let (_, direct) = alice.say_to("bob", "hello", "m0").await;
@@ -105,11 +104,6 @@ async fn every_acked_message_reaches_the_other_node_after_redis_restarts_twenty_
     // order.
     ready(&a).await;
     ready(&b).await;
-    let seqs: Vec<u64> = bob
-        .full_history(&direct)
-        .await
-        .iter()
-        .map(|m| m.seq)
-        .collect();
+    let seqs: Vec<u64> = bob.history_seqs(&direct).await;
     assert_eq!(seqs, (1..=(1 + 2 * ROUNDS as u64)).collect::<Vec<_>>());
 }

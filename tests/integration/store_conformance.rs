@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use parley::config::Settings;
 use parley::domain::{
-    ConversationId, ConversationKind, MessageId, MessageKind, PaymentId, PaymentStatus, SagaStep,
-    TraceId, Username,
+    Conversation, ConversationId, ConversationKind, MessageId, MessageKind, PaymentId,
+    PaymentStatus, SagaStep, TraceId, Username,
 };
 use parley::store::redis::{ClusterEvent, EventKind, RedisOptions};
 use parley::store::{NewMessage, NewUser, Store, StoreError};
@@ -35,6 +35,23 @@ fn msg(conv: ConversationId, sender: &str, client_msg_id: &str, text: &str) -> N
     }
 }
 
+/// `add_member` (at most `max` members) with a trace of its own.
+async fn add(
+    store: &Store,
+    id: ConversationId,
+    user: &str,
+    max: usize,
+) -> Result<Conversation, StoreError> {
+    store.add_member(id, u(user), max, TraceId::random()).await
+}
+
+/// `remove_member` with a trace of its own, from no session.
+async fn remove(store: &Store, id: ConversationId, user: &str) -> Result<Conversation, StoreError> {
+    store
+        .remove_member(id, u(user), TraceId::random(), None)
+        .await
+}
+
 async fn users(store: &Store, names: &[&str]) {
     for n in names {
         store
@@ -43,6 +60,16 @@ async fn users(store: &Store, names: &[&str]) {
                 password_hash: "hash".into(),
                 balance: 100,
             })
+            .await
+            .unwrap();
+    }
+}
+
+/// Appends "t1" to "t{count}" from `sender` (client ids "1" to "{count}").
+async fn append_texts(store: &Store, conv: ConversationId, sender: &str, count: u64) {
+    for i in 1..=count {
+        store
+            .append(msg(conv, sender, &i.to_string(), &format!("t{i}")))
             .await
             .unwrap();
     }
@@ -106,14 +133,23 @@ macro_rules! backend {
     };
 }
 
+/// Each check every backend must pass, then the backend's own (`$extra`),
+/// as tests of the backend `$make` makes.
+macro_rules! every_check {
+    ($make:ident: $($extra:ident),* $(,)?) => {
+        backend!($make: accounts, direct_conversations, direct_conversation_is_race_free,
+            groups_are_all_or_nothing, append_assigns_seq_and_dedups,
+            completions_come_in_seq_order, history_pages_and_checks_membership, history_edges,
+            membership_changes, conversations_list_in_creation_order,
+            read_markers_only_move_forward, own_messages_are_read,
+            conversations_list_every_members_marker, contacts, concurrent_appends_are_gap_free,
+            payments_hold_move_and_return_money, payment_lookups_and_listing, $($extra),*);
+    };
+}
+
 mod sqlite_backend {
     use super::sqlite;
-    backend!(sqlite: accounts, direct_conversations, direct_conversation_is_race_free,
-        groups_are_all_or_nothing, append_assigns_seq_and_dedups,
-        completions_come_in_seq_order, history_pages_and_checks_membership, history_edges,
-        membership_changes, conversations_list_in_creation_order, read_markers_only_move_forward,
-        own_messages_are_read, conversations_list_every_members_marker, contacts, concurrent_appends_are_gap_free, shutdown_flushes_then_refuses,
-        payments_hold_move_and_return_money, payment_lookups_and_listing);
+    every_check!(sqlite: shutdown_flushes_then_refuses);
 }
 
 /// Every check but `shutdown_flushes_then_refuses`: Redis buffers nothing
@@ -122,12 +158,7 @@ mod sqlite_backend {
 /// is SQLite-only too; the Redis-only checks follow the shared ones.
 mod redis_backend {
     use super::redis;
-    backend!(redis: accounts, direct_conversations, direct_conversation_is_race_free,
-        groups_are_all_or_nothing, append_assigns_seq_and_dedups,
-        completions_come_in_seq_order, history_pages_and_checks_membership, history_edges,
-        membership_changes, conversations_list_in_creation_order, read_markers_only_move_forward,
-        own_messages_are_read, conversations_list_every_members_marker, contacts, concurrent_appends_are_gap_free, payments_hold_move_and_return_money,
-        payment_lookups_and_listing);
+    every_check!(redis:);
 }
 
 async fn accounts(store: &Store) {
@@ -220,12 +251,7 @@ async fn history_pages_and_checks_membership(store: &Store) {
         .direct_conversation(u("alice"), u("bob"))
         .await
         .unwrap();
-    for i in 1..=5 {
-        store
-            .append(msg(c.id, "alice", &i.to_string(), &format!("t{i}")))
-            .await
-            .unwrap();
-    }
+    append_texts(store, c.id, "alice", 5).await;
     let page = store.history(u("bob"), c.id, 0, 2).await.unwrap();
     assert_eq!(
         page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
@@ -256,56 +282,26 @@ async fn membership_changes(store: &Store) {
         .create_group("g".into(), vec![u("alice")])
         .await
         .unwrap();
-    let g2 = store
-        .add_member(g.id, u("bob"), 10, TraceId::random())
-        .await
-        .unwrap();
+    let g2 = add(store, g.id, "bob", 10).await.unwrap();
     assert_eq!(g2.members, vec![u("alice"), u("bob")]);
-    assert!(matches!(
-        store
-            .add_member(g.id, u("bob"), 10, TraceId::random())
-            .await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert!(matches!(
-        store
-            .add_member(g.id, u("carol"), 2, TraceId::random())
-            .await,
-        Err(StoreError::BadRequest(_))
-    ));
-    assert!(matches!(
-        store
-            .add_member(g.id, u("ghost"), 10, TraceId::random())
-            .await,
-        Err(StoreError::NotFound(_))
-    ));
-    let g3 = store
-        .remove_member(g.id, u("alice"), TraceId::random(), None)
-        .await
-        .unwrap();
+    let twice = add(store, g.id, "bob", 10).await;
+    assert!(matches!(twice, Err(StoreError::Conflict(_))));
+    let full = add(store, g.id, "carol", 2).await;
+    assert!(matches!(full, Err(StoreError::BadRequest(_))));
+    let ghost = add(store, g.id, "ghost", 10).await;
+    assert!(matches!(ghost, Err(StoreError::NotFound(_))));
+    let g3 = remove(store, g.id, "alice").await.unwrap();
     assert_eq!(g3.members, vec![u("bob")]);
-    assert!(matches!(
-        store
-            .remove_member(g.id, u("alice"), TraceId::random(), None)
-            .await,
-        Err(StoreError::NotMember)
-    ));
+    let not_member = remove(store, g.id, "alice").await;
+    assert!(matches!(not_member, Err(StoreError::NotMember)));
     let d = store
         .direct_conversation(u("alice"), u("bob"))
         .await
         .unwrap();
-    assert!(matches!(
-        store
-            .add_member(d.id, u("carol"), 10, TraceId::random())
-            .await,
-        Err(StoreError::BadRequest(_))
-    ));
-    assert!(matches!(
-        store
-            .remove_member(d.id, u("bob"), TraceId::random(), None)
-            .await,
-        Err(StoreError::BadRequest(_))
-    ));
+    let into_direct = add(store, d.id, "carol", 10).await;
+    assert!(matches!(into_direct, Err(StoreError::BadRequest(_))));
+    let out_of_direct = remove(store, d.id, "bob").await;
+    assert!(matches!(out_of_direct, Err(StoreError::BadRequest(_))));
 }
 
 async fn read_markers_only_move_forward(store: &Store) {
@@ -379,10 +375,7 @@ async fn conversations_list_every_members_marker(store: &Store) {
         assert_eq!(list[0].read_by, expected, "as {user} sees it");
     }
     // A member who left is no longer listed.
-    store
-        .remove_member(g.id, u("carol"), TraceId::random(), None)
-        .await
-        .unwrap();
+    remove(store, g.id, "carol").await.unwrap();
     let list = store.conversations_of(u("alice")).await.unwrap();
     assert_eq!(
         list[0].read_by.keys().cloned().collect::<Vec<_>>(),
@@ -627,12 +620,7 @@ async fn history_edges(store: &Store) {
         .unwrap();
     let empty = store.history(u("alice"), c.id, 0, 10).await.unwrap();
     assert!(empty.messages.is_empty() && !empty.has_more);
-    for i in 1..=3 {
-        store
-            .append(msg(c.id, "bob", &i.to_string(), &format!("t{i}")))
-            .await
-            .unwrap();
-    }
+    append_texts(store, c.id, "bob", 3).await;
     let none = store.history(u("alice"), c.id, 0, 0).await.unwrap();
     assert!(none.messages.is_empty() && none.has_more);
     let exact = store.history(u("alice"), c.id, 1, 2).await.unwrap();
@@ -675,10 +663,7 @@ async fn conversations_list_in_creation_order(store: &Store) {
     assert_eq!(listed[3].conversation.name, "alice,carol");
     assert!(listed.iter().all(|s| s.last_read_seq == 0));
     // Leaving drops the conversation from the list; the rest keep their order.
-    store
-        .remove_member(made[1], u("alice"), TraceId::random(), None)
-        .await
-        .unwrap();
+    remove(store, made[1], "alice").await.unwrap();
     let listed = store.conversations_of(u("alice")).await.unwrap();
     assert_eq!(
         listed.iter().map(|s| s.conversation.id).collect::<Vec<_>>(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, tree_child, Frame, TestApp, TestClient};
+use crate::helpers::{spawn_app_with, tree_child, Frame, TestApp, TestClient, TestUser};
 
 async fn arm(app: &TestApp, admin: &str, target: &str, kind: &str, count: u32) {
     let (status, body) = app
@@ -16,6 +16,29 @@ async fn arm(app: &TestApp, admin: &str, target: &str, kind: &str, count: u32) {
         )
         .await;
     assert_eq!(status, 202, "{body}");
+}
+
+/// A server with fault injection on, and alice's session armed to fail
+/// (`kind`: panic, stop) at its next frame; root (the admin) is registered.
+async fn alices_session_armed(kind: &str) -> ArmedSession {
+    let app = spawn_app_with(|s| s.faults_enabled = true).await;
+    let [root, alice] = app.users(["root", "alice"]).await;
+    let a = TestClient::connect(&app, &alice.token).await;
+    let session = format!("session:{}", a.session_id);
+    arm(&app, &root.token, &session, kind, 1).await;
+    ArmedSession {
+        app,
+        root,
+        alice,
+        a,
+    }
+}
+
+struct ArmedSession {
+    app: TestApp,
+    root: TestUser,
+    alice: TestUser,
+    a: TestClient,
 }
 
 /// Sends until acked, resending the same frame (same clientMsgId) after an
@@ -81,8 +104,8 @@ async fn twenty_panics_in_a_live_conversation_lose_and_duplicate_nothing() {
     })
     .await;
     let root = app.user("root").await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
-    let (carol, dave) = (app.user("carol").await, app.user("dave").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
+    let [carol, dave] = app.users(["carol", "dave"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     let mut b = TestClient::connect(&app, &bob.token).await;
     let mut c = TestClient::connect(&app, &carol.token).await;
@@ -171,17 +194,9 @@ async fn twenty_panics_in_a_live_conversation_lose_and_duplicate_nothing() {
 
 #[tokio::test]
 async fn a_session_that_panics_answers_internal_and_serves_on() {
-    let app = spawn_app_with(|s| s.faults_enabled = true).await;
-    let (root, alice) = (app.user("root").await, app.user("alice").await);
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    arm(
-        &app,
-        &root.token,
-        &format!("session:{}", a.session_id),
-        "panic",
-        1,
-    )
-    .await;
+    let ArmedSession {
+        app, root, mut a, ..
+    } = alices_session_armed("panic").await;
     let trace = trace_for(1);
     a.send(json!({"type": "ping", "ref": "p1", "traceId": trace}))
         .await;
@@ -206,13 +221,8 @@ async fn an_intensity_overflow_escalates_and_the_root_restarts_the_subtree() {
         s.supervision.conversations.poison_tries = 10;
     })
     .await;
-    let (root, alice, bob) = (
-        app.user("root").await,
-        app.user("alice").await,
-        app.user("bob").await,
-    );
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
+    let root = app.user("root").await;
+    let [mut a, mut b] = app.clients(["alice", "bob"]).await;
     let id = a.create("fragile", &["bob"]).await.conversation_id;
     let other = b.create("bystander", &["alice"]).await.conversation_id;
     b.say(&other, "before", "o1").await;
@@ -243,16 +253,11 @@ async fn a_failing_root_ends_the_server_with_an_error() {
         s.supervision.conversations.intensity.max_restarts = 0;
     })
     .await;
-    let (root, alice, _bob) = (
-        app.user("root").await,
-        app.user("alice").await,
-        app.user("bob").await,
-    );
+    let [root, alice, _bob] = app.users(["root", "alice", "bob"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     let id = a.create("doomed", &["bob"]).await.conversation_id;
     arm(&app, &root.token, &format!("conversation:{id}"), "panic", 1).await;
-    a.send(json!({"type": "send", "conversationId": id, "text": "x", "clientMsgId": "x"}))
-        .await;
+    a.send_in(&id, "x", "x").await;
     assert_eq!(a.expect_error().await.0, "internal");
     let result = app.join(Duration::from_secs(15)).await;
     let err = result.expect_err("the server must fail");
@@ -265,7 +270,7 @@ async fn a_failing_root_ends_the_server_with_an_error() {
 #[tokio::test]
 async fn fault_injection_is_guarded() {
     let app = spawn_app_with(|_| {}).await;
-    let (root, alice) = (app.user("root").await, app.user("alice").await);
+    let [root, alice] = app.users(["root", "alice"]).await;
     let body = json!({"target": "conversation", "kind": "panic", "count": 1});
     assert_eq!(
         app.post("/admin/faults", Some(&alice.token), body.clone())
@@ -324,11 +329,7 @@ async fn fault_injection_is_guarded() {
 #[tokio::test]
 async fn a_request_that_keeps_crashing_its_actor_is_refused_as_poison() {
     let app = spawn_app_with(|s| s.faults_enabled = true).await;
-    let (root, alice, _bob) = (
-        app.user("root").await,
-        app.user("alice").await,
-        app.user("bob").await,
-    );
+    let [root, alice, _bob] = app.users(["root", "alice", "bob"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     let id = a.create("poisoned", &["bob"]).await.conversation_id;
     arm(&app, &root.token, &format!("conversation:{id}"), "panic", 3).await;
@@ -349,17 +350,9 @@ async fn a_request_that_keeps_crashing_its_actor_is_refused_as_poison() {
 
 #[tokio::test]
 async fn a_stop_fault_answers_the_frame_and_closes_the_session() {
-    let app = spawn_app_with(|s| s.faults_enabled = true).await;
-    let (root, alice) = (app.user("root").await, app.user("alice").await);
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    arm(
-        &app,
-        &root.token,
-        &format!("session:{}", a.session_id),
-        "stop",
-        1,
-    )
-    .await;
+    let ArmedSession {
+        app, alice, mut a, ..
+    } = alices_session_armed("stop").await;
     a.send(json!({"type": "ping", "ref": "s1"})).await;
     let (code, reference, _) = a.expect_error().await;
     assert_eq!(
@@ -378,18 +371,15 @@ async fn a_stop_fault_answers_the_frame_and_closes_the_session() {
 async fn a_conversation_stopped_with_a_commit_queued_still_delivers_it() {
     let app = spawn_app_with(|s| s.faults_enabled = true).await;
     let root = app.user("root").await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
+    let [mut a, mut b] = app.clients(["alice", "bob"]).await;
     let id = a.create("stops", &["bob"]).await.conversation_id;
     let target = format!("conversation:{id}");
     // Faults are taken in the order armed: the send waits 300 ms before it
     // is handled, the typing frame queued meanwhile stops the actor, and
     // the send's commit outcome arrives behind it and is dropped with it.
     let (status, body) = app
-        .post(
-            "/admin/faults",
-            Some(&root.token),
+        .post_fault(
+            &root.token,
             json!({"target": target, "kind": "delay", "delayMs": 300, "count": 1}),
         )
         .await;

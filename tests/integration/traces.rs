@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    spawn_app, spawn_app_with, spawn_node, tree_child, wait_for, Frame, RedisServer, TestApp,
-    TestClient,
+    spawn_app, spawn_app_with, spawn_node, tree_child, wait_for, Acked, Frame, RedisServer,
+    TestApp, TestClient,
 };
 
 fn events(trace: &Value) -> Vec<(String, String)> {
@@ -27,13 +27,8 @@ fn events(trace: &Value) -> Vec<(String, String)> {
 #[tokio::test]
 async fn a_chat_message_trace_shows_every_hop() {
     let app = spawn_app().await;
-    let (root, alice, bob) = (
-        app.user("root").await,
-        app.user("alice").await,
-        app.user("bob").await,
-    );
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
+    let root = app.user("root").await;
+    let [(alice, mut a), (_bob, mut b)] = app.online(["alice", "bob"]).await;
     let trace = "7a3f0e1d2c3b4a5968778695a4b3c2d1";
     a.send(json!({"type": "send", "to": "bob", "text": "follow me", "clientMsgId": "t1", "traceId": trace}))
         .await;
@@ -96,11 +91,7 @@ async fn a_chat_message_trace_shows_every_hop() {
 #[tokio::test]
 async fn a_payment_trace_shows_each_saga_step_and_provider_call() {
     let app = spawn_app().await;
-    let (root, alice, _bob) = (
-        app.user("root").await,
-        app.user("alice").await,
-        app.user("bob").await,
-    );
+    let [root, alice, _bob] = app.users(["root", "alice", "bob"]).await;
     let trace = "0123456789abcdef0123456789abcdef";
     let res = app
         .http
@@ -164,19 +155,11 @@ async fn arm(app: &TestApp, admin: &str, fault: Value) {
 #[tokio::test]
 async fn an_ordinary_message_is_found_among_recent_hops_with_no_sampling() {
     let app = spawn_app().await;
-    let (root, alice, bob) = (
-        app.user("root").await,
-        app.user("alice").await,
-        app.user("bob").await,
-    );
-    let mut a = TestClient::connect(&app, &alice.token).await;
-    let mut b = TestClient::connect(&app, &bob.token).await;
+    let root = app.user("root").await;
+    let [mut a, mut b] = app.clients(["alice", "bob"]).await;
     // No traceId given: the server makes one, and nothing samples it.
-    a.send(json!({"type": "send", "to": "bob", "text": "where did it go", "clientMsgId": "r1"}))
-        .await;
-    let Frame::Ack { trace_id, .. } = a.expect_ack().await else {
-        unreachable!()
-    };
+    a.send_to("bob", "where did it go", "r1").await;
+    let Acked { trace_id, .. } = a.acked().await;
     a.expect_message().await;
     assert_eq!(b.expect_message().await.trace_id, trace_id);
     let view = look_up(&app, &root.token, &trace_id, |v| {
@@ -200,11 +183,7 @@ async fn an_ordinary_message_is_found_among_recent_hops_with_no_sampling() {
 #[tokio::test]
 async fn a_payment_s_trace_is_kept_with_the_frame_that_started_it() {
     let app = spawn_app().await;
-    let (root, alice, _bob) = (
-        app.user("root").await,
-        app.user("alice").await,
-        app.user("bob").await,
-    );
+    let [root, alice, _bob] = app.users(["root", "alice", "bob"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     a.send(
         json!({"type": "pay", "to": "bob", "amount": 25, "idempotencyKey": "kept", "ref": "p1"}),
@@ -229,7 +208,7 @@ async fn a_payment_s_trace_is_kept_with_the_frame_that_started_it() {
 #[tokio::test]
 async fn a_restarted_actor_s_last_failure_trace_is_kept() {
     let app = spawn_app_with(|s| s.faults_enabled = true).await;
-    let (root, alice) = (app.user("root").await, app.user("alice").await);
+    let [root, alice] = app.users(["root", "alice"]).await;
     arm(
         &app,
         &root.token,
@@ -238,16 +217,20 @@ async fn a_restarted_actor_s_last_failure_trace_is_kept() {
     .await;
     // Joining the directory panics it: no client sees an error.
     let mut a = TestClient::connect(&app, &alice.token).await;
-    let failure = wait_for(
-        "the directory's failure",
-        Duration::from_secs(10),
-        || async {
-            let (_, view) = app.get("/admin/supervision", Some(&root.token)).await;
-            let last = tree_child(&view["tree"], "directory")["lastFailure"].clone();
-            last["traceId"].as_str().map(str::to_string)
-        },
-    )
-    .await;
+    let failure_trace = |view: &Value| {
+        let last = &tree_child(&view["tree"], "directory")["lastFailure"];
+        last["traceId"].as_str().map(str::to_string)
+    };
+    let (what, timeout) = ("the directory's failure", Duration::from_secs(10));
+    let failure = app
+        .poll(
+            what,
+            timeout,
+            "/admin/supervision",
+            &root.token,
+            failure_trace,
+        )
+        .await;
     let view = look_up(&app, &root.token, &failure, |v| {
         has(v, "supervision", "directory")
     })
@@ -263,7 +246,7 @@ async fn a_restarted_actor_s_last_failure_trace_is_kept() {
 #[tokio::test]
 async fn an_error_s_trace_is_kept_but_not_a_401_s() {
     let app = spawn_app().await;
-    let (root, alice) = (app.user("root").await, app.user("alice").await);
+    let [root, alice] = app.users(["root", "alice"]).await;
     // An error frame: its trace is kept with the frame it answers.
     let mut a = TestClient::connect(&app, &alice.token).await;
     a.send(
@@ -280,13 +263,7 @@ async fn an_error_s_trace_is_kept_but_not_a_401_s() {
     assert!(has(&view, "session", "received send"), "{view}");
 
     // An HTTP error answer is a hop of its own, and keeps its trace.
-    let (status, body) = app
-        .post(
-            "/api/payments",
-            Some(&alice.token),
-            json!({"to": "root", "amount": -1, "idempotencyKey": "bad"}),
-        )
-        .await;
+    let (status, body) = app.post_payment(&alice.token, "root", -1, "bad").await;
     assert_eq!(status, 400, "{body}");
     let trace = body["error"]["traceId"].as_str().unwrap();
     let view = look_up(&app, &root.token, trace, |_| true).await;
@@ -308,11 +285,7 @@ async fn an_error_s_trace_is_kept_but_not_a_401_s() {
 #[tokio::test]
 async fn a_slow_delivery_keeps_its_trace() {
     let app = spawn_app_with(|s| s.faults_enabled = true).await;
-    let (root, alice, _bob) = (
-        app.user("root").await,
-        app.user("alice").await,
-        app.user("bob").await,
-    );
+    let [root, alice, _bob] = app.users(["root", "alice", "bob"]).await;
     let mut a = TestClient::connect(&app, &alice.token).await;
     let (_, conversation) = a.say_to("bob", "first", "s0").await;
     // The conversation sleeps 300 ms on each of the next two requests: the
@@ -374,12 +347,8 @@ async fn another_node_keeps_its_part_of_a_kept_trace_and_its_recent_hops() {
     let mut bob_ws = TestClient::connect(&b, &bob.token).await;
 
     // An ordinary message: each node has its hops among its recent ones.
-    alice_ws
-        .send(json!({"type": "send", "to": "bob", "text": "across", "clientMsgId": "x1"}))
-        .await;
-    let Frame::Ack { trace_id, .. } = alice_ws.expect_ack().await else {
-        unreachable!()
-    };
+    alice_ws.send_to("bob", "across", "x1").await;
+    let Acked { trace_id, .. } = alice_ws.acked().await;
     assert_eq!(bob_ws.expect_message().await.trace_id, trace_id);
     let on_b = look_up(&b, &root.token, &trace_id, |v| {
         has(v, "session", "delivered")

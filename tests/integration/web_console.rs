@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, wait_for, Chromedriver, TestApp, TestClient};
+use crate::helpers::{wait_for, web_app_or_skip, TestApp, TestClient};
 use crate::web_ui::{admin_sign_in, assert_no_console_errors};
 
 /// WebDriver's ArrowLeft.
@@ -26,10 +26,7 @@ async fn breaker_state(app: &TestApp, root: &str, name: &str) -> Value {
 
 #[tokio::test]
 async fn the_console_names_sessions_groups_and_amounts_and_confirms_a_breaker_force() {
-    let Some(driver) = Chromedriver::start().await else {
-        return;
-    };
-    let app = spawn_app().await;
+    let (driver, app) = web_app_or_skip!();
     let root = app.user("root").await.token;
     let alice = app.user("alice").await;
     app.user("bob").await;
@@ -37,11 +34,7 @@ async fn the_console_names_sessions_groups_and_amounts_and_confirms_a_breaker_fo
     let group = a.create("ops room", &["bob"]).await;
     a.say(&group.conversation_id, "hello", "1").await;
     let (status, payment) = app
-        .post(
-            "/api/payments",
-            Some(&alice.token),
-            json!({"to": "bob", "amount": 1250, "idempotencyKey": "console-1"}),
-        )
+        .post_payment(&alice.token, "bob", 1250, "console-1")
         .await;
     assert_eq!(status, 202, "{payment}");
     let payment_id = payment["paymentId"].as_str().unwrap_or_default();
@@ -62,41 +55,28 @@ async fn the_console_names_sessions_groups_and_amounts_and_confirms_a_breaker_fo
         )
         .await;
     assert_eq!(who, json!(["alice", sid]));
-    let in_tree = page
-        .wait_js(
+    let conversation = &group.conversation_id;
+    for (what, css, want) in [
+        (
             "alice's session in the tree",
-            &format!(
-                "const n = document.querySelector('#tree li[data-node=\"session:{sid}\"] > .node-user');
-                 return n ? n.textContent : null;"
-            ),
-        )
-        .await;
-    assert_eq!(in_tree, "alice");
-
-    // Conversations: the group's name.
-    let name = page
-        .wait_js(
+            format!("#tree li[data-node=\"session:{sid}\"] > .node-user"),
+            "alice",
+        ),
+        // Conversations: the group's name.
+        (
             "the group's name",
-            &format!(
-                "const n = document.querySelector(\"#conversation-rows tr[data-conversation-id='{}'] .conv-name\");
-                 return n ? n.textContent : null;",
-                group.conversation_id
-            ),
-        )
-        .await;
-    assert_eq!(name, "ops room");
-
-    // Payments: 1250 minor units read 12.50.
-    let amount = page
-        .wait_js(
+            format!("#conversation-rows tr[data-conversation-id='{conversation}'] .conv-name"),
+            "ops room",
+        ),
+        // Payments: 1250 minor units read 12.50.
+        (
             "the payment's amount",
-            &format!(
-                "const n = document.querySelector(\"#payment-rows tr[data-payment-id='{payment_id}'] .pay-amount\");
-                 return n ? n.textContent : null;"
-            ),
-        )
-        .await;
-    assert_eq!(amount, "12.50");
+            format!("#payment-rows tr[data-payment-id='{payment_id}'] .pay-amount"),
+            "12.50",
+        ),
+    ] {
+        assert_eq!(page.wait_text(what, &css).await, want, "{what}");
+    }
 
     // A breaker force: the first click only asks, the second forces.
     let breaker = "payment_provider";

@@ -1,14 +1,11 @@
 //! The chat page checks a name before it opens a chat with someone new.
 
-use crate::helpers::{spawn_app, Chromedriver};
+use crate::helpers::web_app_or_skip;
 use crate::web_ui::sign_in;
 
 #[tokio::test]
 async fn messaging_someone_who_does_not_exist_is_refused_before_any_send() {
-    let Some(driver) = Chromedriver::start().await else {
-        return;
-    };
-    let app = spawn_app().await;
+    let (driver, app) = web_app_or_skip!();
     app.user("alice").await;
     app.user("bob").await;
     let page = driver.browser("contacts-alice", 1280, 800).await;

@@ -3,8 +3,10 @@
 //! group in the list at once, Leave confirmed by a second click, and the
 //! others told "bob left" in the conversation.
 
-use crate::helpers::{spawn_app, Browser, Chromedriver};
-use crate::web_ui::{assert_no_console_errors, message_new_contact, sign_in};
+use serde_json::json;
+
+use crate::helpers::{web_app_or_skip, Browser};
+use crate::web_ui::{alice_and_bob_sign_up, assert_no_console_errors, message_new_contact};
 
 /// The open conversation's subtitle (the other person's presence).
 const SUBTITLE: &str = "(document.querySelector('#conversation-sub')?.textContent || '')";
@@ -38,26 +40,21 @@ async fn open(page: &Browser, name: &str) {
     assert_eq!(clicked, true, "no conversation {name} to open");
 }
 
+/// Waits until the header of the page's open conversation says `text`.
+async fn header_says(page: &Browser, what: &str, text: &str) {
+    let script = format!("return {SUBTITLE} === {};", json!(text));
+    page.wait_js(what, &script).await;
+}
+
 #[tokio::test]
 async fn presence_groups_and_leaving_as_two_people_see_them() {
-    let Some(driver) = Chromedriver::start().await else {
-        return;
-    };
-    let app = spawn_app().await;
-    let alice = driver.browser("presence-alice", 1280, 800).await;
-    let bob = driver.browser("presence-bob", 1280, 800).await;
-    sign_in(&alice, &app, "alice", true).await;
-    sign_in(&bob, &app, "bob", true).await;
+    let (driver, app) = web_app_or_skip!();
+    let (alice, bob) = alice_and_bob_sign_up(&driver, &app, "presence").await;
 
     // Alice starts a direct chat with bob: her header shows him online
     // without bob doing anything.
     message_new_contact(&alice, "bob", "hello bob").await;
-    alice
-        .wait_js(
-            "alice's header to show bob online",
-            &format!("return {SUBTITLE} === 'online';"),
-        )
-        .await;
+    header_says(&alice, "alice's header to show bob online", "online").await;
     alice.screenshot("contact-online").await;
 
     // A group alice creates shows in bob's list at once, before anyone posts.
@@ -110,12 +107,12 @@ async fn presence_groups_and_leaving_as_two_people_see_them() {
     // Bob logs out: alice's direct chat says when he was last seen.
     bob.click("#logout-btn").await;
     open(&alice, "bob").await;
-    alice
-        .wait_js(
-            "alice's header to show bob last seen",
-            &format!("return {SUBTITLE} === 'last seen just now';"),
-        )
-        .await;
+    header_says(
+        &alice,
+        "alice's header to show bob last seen",
+        "last seen just now",
+    )
+    .await;
     alice.screenshot("contact-last-seen").await;
 
     assert_no_console_errors(&alice).await;

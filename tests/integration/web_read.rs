@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, wait_for, Browser, Chromedriver, Frame, TestClient};
-use crate::web_ui::{assert_no_console_errors, sign_in, wait_shown};
+use crate::helpers::{find_item, wait_for, web_app_or_skip, Browser, TestClient};
+use crate::web_ui::{assert_no_console_errors, sign_in, wait_connected, wait_shown};
 
 fn item(id: &str) -> String {
     format!("#conversation-list li[data-conversation-id='{id}']")
@@ -38,20 +38,13 @@ async fn wait_seen_by(page: &Browser, what: &str, who: &str) {
 /// Loads the page again (the token is kept) and waits for its socket.
 async fn reload(page: &Browser, url: &str) {
     page.goto(url).await;
-    page.wait_js(
-        "the reloaded page to connect",
-        "return document.querySelector('#conn-status')?.dataset.state === 'open';",
-    )
-    .await;
+    wait_connected(page, "the reloaded page to connect").await;
 }
 
 #[tokio::test]
 async fn own_entries_stay_read_and_seen_by_survives_a_reload() {
-    let Some(driver) = Chromedriver::start().await else {
-        return;
-    };
-    let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let (driver, app) = web_app_or_skip!();
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let mut b = TestClient::connect(&app, &bob.token).await;
     let (_, direct) = b.say_to("alice", "hi alice", "h1").await;
     let group = b.create("lobby", &["alice"]).await.conversation_id;
@@ -67,35 +60,19 @@ async fn own_entries_stay_read_and_seen_by_survives_a_reload() {
     page.type_into("#pay-to", "bob").await;
     page.type_into("#pay-amount", "12.50").await;
     page.click("#pay-btn").await;
-    let paid = b
-        .wait_for("the payment message", |f| match f {
-            Frame::Message(m) if m.kind == "payment" => Some(m.clone()),
-            _ => None,
-        })
-        .await;
+    let paid = b.wait_payment_message().await;
     assert_eq!(paid.conversation_id, direct);
     let (status, ack) = app
-        .post(
-            &format!("/api/conversations/{direct}/messages"),
-            Some(&alice.token),
-            json!({"text": "did you get it?", "clientMsgId": "phone-1"}),
-        )
+        .post_message(&alice.token, &direct, "did you get it?", "phone-1")
         .await;
     assert_eq!(status, 201, "{ack}");
     let asked = b
-        .wait_for("alice's question", |f| match f {
-            Frame::Message(m) if m.text == "did you get it?" => Some(m.clone()),
-            _ => None,
-        })
+        .wait_message_text("alice's question", "did you get it?")
         .await;
     assert_eq!((asked.seq, asked.sender.as_str()), (paid.seq + 1, "alice"));
     // Bob's word in the open group reaches alice's page after both of hers.
     let (status, ack) = app
-        .post(
-            &format!("/api/conversations/{group}/messages"),
-            Some(&bob.token),
-            json!({"text": "after the payment", "clientMsgId": "g1"}),
-        )
+        .post_message(&bob.token, &group, "after the payment", "g1")
         .await;
     assert_eq!(status, 201, "{ack}");
     wait_shown(&page, "bob's message in the open group", |m| {
@@ -122,13 +99,7 @@ async fn own_entries_stay_read_and_seen_by_survives_a_reload() {
     wait_seen_by(&page, "bob's receipt, live", "bob").await;
     wait_for("bob's stored marker", Duration::from_secs(10), || async {
         let (_, list) = app.get("/api/conversations", Some(&alice.token)).await;
-        let listed = list["items"]
-            .as_array()
-            .and_then(|items| {
-                items
-                    .iter()
-                    .find(|c| c["conversationId"] == direct.as_str())
-            })
+        let listed = find_item(&list["items"], "conversationId", &direct)
             .cloned()
             .unwrap_or_default();
         (listed["readBy"]["bob"] == asked.seq).then_some(())

@@ -3,17 +3,16 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, Chromedriver};
-use crate::web_ui::{assert_no_console_errors, message_new_contact, sign_in};
+use crate::helpers::web_app_or_skip;
+use crate::web_ui::{
+    assert_no_console_errors, message_new_contact, sign_in, stored_first_conversation,
+};
 
 const ENTER: &str = "\u{E007}";
 
 #[tokio::test]
 async fn a_message_s_details_show_its_trace_id_to_copy() {
-    let Some(driver) = Chromedriver::start().await else {
-        return;
-    };
-    let app = spawn_app().await;
+    let (driver, app) = web_app_or_skip!();
     let page = driver.browser("trace-alice", 1280, 800).await;
     sign_in(&page, &app, "alice", true).await;
     app.user("bob").await;
@@ -26,12 +25,7 @@ async fn a_message_s_details_show_its_trace_id_to_copy() {
     .await;
 
     // What the server stored for it.
-    let token = app.login("alice").await.token;
-    let (_, list) = app.get("/api/conversations", Some(&token)).await;
-    let id = list["items"][0]["conversationId"].as_str().unwrap_or("");
-    let (_, history) = app
-        .get(&format!("/api/conversations/{id}/messages"), Some(&token))
-        .await;
+    let history = stored_first_conversation(&app, "alice").await;
     let trace = history["messages"][0]["traceId"]
         .as_str()
         .unwrap_or("")

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, wait_for, Browser, Chromedriver, TestApp};
+use crate::helpers::{spawn_app, wait_for, web_app_or_skip, Browser, Chromedriver, TestApp};
 
 const PASSWORD: &str = "password123";
 
@@ -23,12 +23,40 @@ pub(crate) async fn sign_in(page: &Browser, app: &TestApp, user: &str, register:
         "#login-btn"
     })
     .await;
+    wait_connected(page, &format!("{user}'s page to connect")).await;
+    assert_eq!(page.text("#me").await, user);
+}
+
+/// Waits for the page's WebSocket to be open.
+pub(crate) async fn wait_connected(page: &Browser, what: &str) {
     page.wait_js(
-        &format!("{user}'s page to connect"),
+        what,
         "return document.querySelector('#conn-status')?.dataset.state === 'open';",
     )
     .await;
-    assert_eq!(page.text("#me").await, user);
+}
+
+/// Alice and Bob register through pages of their own (`{prefix}-alice`,
+/// `{prefix}-bob`), each signed in and connected.
+pub(crate) async fn alice_and_bob_sign_up(
+    driver: &Chromedriver,
+    app: &TestApp,
+    prefix: &str,
+) -> (Browser, Browser) {
+    let alice = driver.browser(&format!("{prefix}-alice"), 1280, 800).await;
+    let bob = driver.browser(&format!("{prefix}-bob"), 1280, 800).await;
+    sign_in(&alice, app, "alice", true).await;
+    sign_in(&bob, app, "bob", true).await;
+    (alice, bob)
+}
+
+/// The messages of `user`'s first listed conversation, as the server
+/// stored them (`GET .../messages`).
+pub(crate) async fn stored_first_conversation(app: &TestApp, user: &str) -> Value {
+    let token = app.login(user).await.token;
+    let (_, list) = app.get("/api/conversations", Some(&token)).await;
+    let id = list["items"][0]["conversationId"].as_str().unwrap_or("");
+    app.get_messages(&token, id, "").await.1
 }
 
 /// Opens a chat with `to` from the page's "New conversation" form and sends
@@ -68,20 +96,28 @@ pub(crate) async fn assert_no_console_errors(page: &Browser) {
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
 
-/// A group of `owner` and `member`, made over HTTP; its id.
-async fn group(app: &TestApp, owner: &str, name: &str, member: &str) -> String {
-    let (status, conv) = app
-        .post(
-            "/api/conversations",
-            Some(owner),
-            json!({"name": name, "members": [member]}),
-        )
+/// Bob's group `name` with alice, holding "message 1" to "message {count}"
+/// (posted over HTTP), opened in alice's page `page_name`; the page, bob's
+/// token and the group's id.
+async fn alice_opens_bobs_group(
+    driver: &Chromedriver,
+    app: &TestApp,
+    page_name: &str,
+    name: &str,
+    count: u32,
+) -> (Browser, String, String) {
+    app.user("alice").await;
+    let bob = app.user("bob").await.token;
+    let id = app.group(&bob, name, &["alice"]).await;
+    post_messages(app, &bob, &id, 1..=count).await;
+    let alice = driver.browser(page_name, 1280, 800).await;
+    sign_in(&alice, app, "alice", false).await;
+    alice
+        .click(&format!(
+            "#conversation-list li[data-conversation-id='{id}']"
+        ))
         .await;
-    assert_eq!(status, 201, "{conv}");
-    conv["conversationId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    (alice, bob, id)
 }
 
 /// Posts "message {n}" for each n over HTTP, each acked before the next.
@@ -92,13 +128,8 @@ async fn post_messages(
     numbers: std::ops::RangeInclusive<u32>,
 ) {
     for n in numbers {
-        let (status, ack) = app
-            .post(
-                &format!("/api/conversations/{id}/messages"),
-                Some(token),
-                json!({"text": format!("message {n}"), "clientMsgId": format!("m{n}")}),
-            )
-            .await;
+        let (text, client_msg_id) = (format!("message {n}"), format!("m{n}"));
+        let (status, ack) = app.post_message(token, id, &text, &client_msg_id).await;
         assert_eq!(status, 201, "{ack}");
     }
 }
@@ -160,14 +191,8 @@ async fn pages_and_assets_are_served_with_a_strict_content_security_policy() {
 
 #[tokio::test]
 async fn two_users_chat_in_two_browsers_and_see_typing_and_read_state() {
-    let Some(driver) = Chromedriver::start().await else {
-        return;
-    };
-    let app = spawn_app().await;
-    let alice = driver.browser("chat-alice", 1280, 800).await;
-    let bob = driver.browser("chat-bob", 1280, 800).await;
-    sign_in(&alice, &app, "alice", true).await;
-    sign_in(&bob, &app, "bob", true).await;
+    let (driver, app) = web_app_or_skip!();
+    let (alice, bob) = alice_and_bob_sign_up(&driver, &app, "chat").await;
 
     // Alice starts a direct conversation; the first send creates it.
     message_new_contact(&alice, "bob", "hello bob").await;
@@ -237,12 +262,7 @@ async fn two_users_chat_in_two_browsers_and_see_typing_and_read_state() {
     bob.screenshot("conversation").await;
 
     // What the pages showed is what the server stored.
-    let token = app.login("alice").await.token;
-    let (_, list) = app.get("/api/conversations", Some(&token)).await;
-    let id = list["items"][0]["conversationId"].as_str().unwrap_or("");
-    let (_, page) = app
-        .get(&format!("/api/conversations/{id}/messages"), Some(&token))
-        .await;
+    let page = stored_first_conversation(&app, "alice").await;
     let texts: Vec<_> = page["messages"]
         .as_array()
         .map(|m| m.iter().map(|m| m["text"].clone()).collect())
@@ -270,23 +290,10 @@ async fn session_of(app: &TestApp, root: &str, user: &str) -> Option<String> {
 
 #[tokio::test]
 async fn the_page_reconnects_after_the_server_drops_it_and_misses_nothing() {
-    let Some(driver) = Chromedriver::start().await else {
-        return;
-    };
-    let app = spawn_app().await;
+    let (driver, app) = web_app_or_skip!();
     let root = app.user("root").await.token;
-    app.user("alice").await;
-    let bob = app.user("bob").await.token;
-    let id = group(&app, &bob, "crew", "alice").await;
-    post_messages(&app, &bob, &id, 1..=3).await;
-
-    let alice = driver.browser("reconnect-alice", 1280, 800).await;
-    sign_in(&alice, &app, "alice", false).await;
-    alice
-        .click(&format!(
-            "#conversation-list li[data-conversation-id='{id}']"
-        ))
-        .await;
+    let (alice, bob, id) =
+        alice_opens_bobs_group(&driver, &app, "reconnect-alice", "crew", 3).await;
     wait_shown(&alice, "the first three messages", |m| m.len() == 3).await;
 
     // The server drops the page's socket; bob writes while it is away.
@@ -349,12 +356,17 @@ async fn the_page_reconnects_after_the_server_drops_it_and_misses_nothing() {
     alice.quit().await;
 }
 
-/// Logs into the admin console as `root`.
-pub(crate) async fn admin_sign_in(page: &Browser, app: &TestApp) {
+/// Fills in and submits the admin console's login form as `user`.
+async fn submit_admin_login(page: &Browser, app: &TestApp, user: &str) {
     page.goto(&app.url("/admin/ui")).await;
-    page.type_into("#admin-username", "root").await;
+    page.type_into("#admin-username", user).await;
     page.type_into("#admin-password", PASSWORD).await;
     page.click("#admin-login-btn").await;
+}
+
+/// Logs into the admin console as `root`.
+pub(crate) async fn admin_sign_in(page: &Browser, app: &TestApp) {
+    submit_admin_login(page, app, "root").await;
     page.wait_js(
         "the console to show",
         "const c = document.querySelector('#console'); return c && !c.hidden;",
@@ -364,19 +376,13 @@ pub(crate) async fn admin_sign_in(page: &Browser, app: &TestApp) {
 
 #[tokio::test]
 async fn the_admin_console_shows_the_tree_and_forces_a_breaker_open() {
-    let Some(driver) = Chromedriver::start().await else {
-        return;
-    };
-    let app = spawn_app().await;
+    let (driver, app) = web_app_or_skip!();
     let root = app.user("root").await.token;
     app.user("carol").await;
 
     // A non-admin account is turned away at the login form.
     let page = driver.browser("admin", 1280, 800).await;
-    page.goto(&app.url("/admin/ui")).await;
-    page.type_into("#admin-username", "carol").await;
-    page.type_into("#admin-password", PASSWORD).await;
-    page.click("#admin-login-btn").await;
+    submit_admin_login(&page, &app, "carol").await;
     page.wait_js(
         "the not-an-admin message",
         "return (document.querySelector('#login-error')?.textContent || '').includes('admin');",
@@ -448,13 +454,7 @@ async fn the_admin_console_shows_the_tree_and_forces_a_breaker_open() {
     // A trace looked up by id shows its hops: a message sent with a
     // client-given trace id (always recorded) crosses several actors.
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let (status, conv) = app
-        .post(
-            "/api/conversations",
-            Some(&root),
-            json!({"name": "ops", "members": ["carol"]}),
-        )
-        .await;
+    let (status, conv) = app.post_group(&root, "ops", &["carol"]).await;
     assert_eq!(status, 201, "{conv}");
     let id = conv["conversationId"].as_str().unwrap_or_default();
     let res = app
@@ -503,10 +503,7 @@ fn collect_names(node: &Value, out: &mut Vec<String>) {
 
 #[tokio::test]
 async fn both_pages_fit_a_phone_sized_window() {
-    let Some(driver) = Chromedriver::start().await else {
-        return;
-    };
-    let app = spawn_app().await;
+    let (driver, app) = web_app_or_skip!();
     app.user("root").await;
     let fits = "return document.documentElement.scrollWidth <= window.innerWidth
                     ? window.innerWidth : null;";
@@ -531,22 +528,9 @@ async fn both_pages_fit_a_phone_sized_window() {
 
 #[tokio::test]
 async fn older_history_loads_on_scroll_and_a_payment_shows_its_status() {
-    let Some(driver) = Chromedriver::start().await else {
-        return;
-    };
-    let app = spawn_app().await;
-    app.user("alice").await;
-    let bob = app.user("bob").await.token;
-    let id = group(&app, &bob, "long", "alice").await;
-    post_messages(&app, &bob, &id, 1..=130).await;
-
-    let alice = driver.browser("history-alice", 1280, 800).await;
-    sign_in(&alice, &app, "alice", false).await;
-    alice
-        .click(&format!(
-            "#conversation-list li[data-conversation-id='{id}']"
-        ))
-        .await;
+    let (driver, app) = web_app_or_skip!();
+    let (alice, _bob, _id) =
+        alice_opens_bobs_group(&driver, &app, "history-alice", "long", 130).await;
     // The latest page first, then older pages each time the list is
     // scrolled to its top, until the first message.
     wait_shown(&alice, "the latest page", |m| {

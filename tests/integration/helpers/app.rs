@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 
 use parley::app::Application;
 use parley::config::Settings;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tempfile::TempDir;
 
 pub struct TestApp {
@@ -282,11 +282,7 @@ impl TestApp {
     /// Registers and logs in `name` (password "password123").
     pub async fn user(&self, name: &str) -> TestUser {
         let (status, body) = self
-            .post(
-                "/api/register",
-                None,
-                json!({"username": name, "password": "password123"}),
-            )
+            .post_credentials("/api/register", name, "password123")
             .await;
         assert_eq!(status, 201, "register {name}: {body}");
         self.login(name).await
@@ -294,11 +290,7 @@ impl TestApp {
 
     pub async fn login(&self, name: &str) -> TestUser {
         let (status, body) = self
-            .post(
-                "/api/login",
-                None,
-                json!({"username": name, "password": "password123"}),
-            )
+            .post_credentials("/api/login", name, "password123")
             .await;
         assert_eq!(status, 200, "login {name}: {body}");
         TestUser {

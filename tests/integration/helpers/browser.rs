@@ -218,6 +218,13 @@ impl Browser {
         }
     }
 
+    /// Performs the actions of one WebDriver input source (a pointer, the
+    /// keyboard).
+    async fn perform(&self, source: Value) -> Result<Value, String> {
+        self.try_call("/actions", json!({ "actions": [source] }))
+            .await
+    }
+
     pub async fn goto(&self, url: &str) {
         self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
             .await;
@@ -247,6 +254,16 @@ impl Browser {
             (!empty).then_some(v)
         })
         .await
+    }
+
+    /// Waits until an element matches `css`, and returns its text.
+    pub async fn wait_text(&self, what: &str, css: &str) -> Value {
+        // A JSON string is a JavaScript string literal, whatever quotes `css` holds.
+        let script = format!(
+            "const n = document.querySelector({}); return n ? n.textContent : null;",
+            json!(css)
+        );
+        self.wait_js(what, &script).await
     }
 
     /// Waits until `css` matches a displayed element, and returns its reference.
@@ -289,15 +306,12 @@ impl Browser {
     pub async fn hover(&self, css: &str, dx: i64, dy: i64) {
         let id = self.displayed(css).await;
         let moved = self
-            .try_call(
-                "/actions",
-                json!({"actions": [{
-                    "type": "pointer",
-                    "id": "mouse",
-                    "parameters": {"pointerType": "mouse"},
-                    "actions": [{"type": "pointerMove", "origin": {ELEMENT: id}, "x": dx, "y": dy, "duration": 0}],
-                }]}),
-            )
+            .perform(json!({
+                "type": "pointer",
+                "id": "mouse",
+                "parameters": {"pointerType": "mouse"},
+                "actions": [{"type": "pointerMove", "origin": {ELEMENT: id}, "x": dx, "y": dy, "duration": 0}],
+            }))
             .await;
         assert!(moved.is_ok(), "hovering over {css}: {moved:?}");
     }
@@ -306,14 +320,11 @@ impl Browser {
     /// `"\u{E012}"`, ArrowLeft) on whatever has focus.
     pub async fn press(&self, key: &str) {
         let pressed = self
-            .try_call(
-                "/actions",
-                json!({"actions": [{
-                    "type": "key",
-                    "id": "keyboard",
-                    "actions": [{"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}],
-                }]}),
-            )
+            .perform(json!({
+                "type": "key",
+                "id": "keyboard",
+                "actions": [{"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}],
+            }))
             .await;
         assert!(pressed.is_ok(), "pressing {key:?}: {pressed:?}");
     }

@@ -1,18 +1,26 @@
 mod app;
 mod browser;
 mod client;
+mod http;
 mod provider;
 mod raw_ws;
 mod receiver;
 mod redis;
+mod scenes;
+mod sends;
+mod waits;
+mod web;
 
-pub use app::{spawn_app, spawn_app_with, spawn_node, TestApp};
+pub use app::{spawn_app, spawn_app_with, spawn_node, TestApp, TestUser};
 pub use browser::{Browser, Chromedriver};
 pub use client::{ConversationItem, Frame, TestClient};
+pub use http::{find_item, strings_of};
 pub use provider::TestProvider;
 pub use raw_ws::{frame, frame_header, RawWs};
 pub use receiver::{http_receiver, Inbox};
 pub use redis::RedisServer;
+pub use scenes::{Acked, AliceInvitedBob};
+pub(crate) use web::{web_app, web_app_or_skip};
 
 use std::future::Future;
 use std::time::Duration;

@@ -33,6 +33,13 @@ fn fetch_of(actions: &[Action]) -> Option<(Ticket, Username, u64)> {
     })
 }
 
+/// Seq 1 arrives, then `ahead` past a gap: the fetch the core asks for.
+fn fetch_past_gap(core: &mut Delivery, id: ConversationId, ahead: u64) -> (Ticket, Username, u64) {
+    core.remote(message(id, 1), TraceContext::random());
+    let out = core.remote(message(id, ahead), TraceContext::random());
+    fetch_of(&out).expect("a fetch for the gap")
+}
+
 fn reload_of(actions: &[Action]) -> Option<Ticket> {
     actions.iter().find_map(|a| match a {
         Action::Reload { ticket } => Some(*ticket),
@@ -107,9 +114,7 @@ fn a_message_ahead_of_a_gap_is_held_and_the_gap_fetched() {
 #[test]
 fn a_failed_fetch_is_retried_after_a_pause() {
     let (mut core, id) = core(true);
-    core.remote(message(id, 1), TraceContext::random());
-    let out = core.remote(message(id, 3), TraceContext::random());
-    let (ticket, _, after) = fetch_of(&out).unwrap();
+    let (ticket, _, after) = fetch_past_gap(&mut core, id, 3);
     let out = core.fetched(ticket, after, Fetched::Failed);
     assert!(matches!(out[..], [Action::RetryLater]));
     let (_, _, again) = fetch_of(&core.retry()).expect("fetched again");
@@ -120,9 +125,7 @@ fn a_failed_fetch_is_retried_after_a_pause() {
 fn a_fetch_for_a_member_who_left_reloads_the_membership_first() {
     let (mut core, id) = core(true);
     core.members_changed(&[user("aaron"), user("bob")]);
-    core.remote(message(id, 1), TraceContext::random());
-    let out = core.remote(message(id, 3), TraceContext::random());
-    let (ticket, member, after) = fetch_of(&out).unwrap();
+    let (ticket, member, after) = fetch_past_gap(&mut core, id, 3);
     assert_eq!(member, user("aaron"));
     let ticket = reload_of(&core.fetched(ticket, after, Fetched::NotMember)).expect("a reload");
     let out = core.reloaded(ticket, Reloaded::Members(fixed_members()));
@@ -179,8 +182,7 @@ fn the_first_event_starts_the_sequence_no_later_than_the_load() {
 #[test]
 fn an_answer_for_a_failed_incarnation_is_ignored() {
     let (mut core, id) = core(true);
-    core.remote(message(id, 1), TraceContext::random());
-    let (old, _, after) = fetch_of(&core.remote(message(id, 3), TraceContext::random())).unwrap();
+    let (old, _, after) = fetch_past_gap(&mut core, id, 3);
     core.restarted();
     assert!(!core.busy(), "not loaded: nobody to deliver to");
     let out = core.loaded(3, &fixed_members());
@@ -248,9 +250,7 @@ fn beyond_max_held_messages_are_fetched_later() {
 #[test]
 fn messages_missing_from_the_store_are_skipped() {
     let (mut core, id) = core(true);
-    core.remote(message(id, 1), TraceContext::random());
-    let (ticket, _, after) =
-        fetch_of(&core.remote(message(id, 4), TraceContext::random())).unwrap();
+    let (ticket, _, after) = fetch_past_gap(&mut core, id, 4);
     let out = core.fetched(ticket, after, page(vec![message(id, 3)]));
     assert_eq!(seqs(&out), vec![3, 4]);
 }
@@ -375,10 +375,8 @@ fn a_page_read_before_the_gap_is_no_proof_of_lost_messages() {
 #[test]
 fn a_whole_page_without_a_message_it_must_hold_skips_it() {
     let (mut core, id) = core(true);
-    core.remote(message(id, 1), TraceContext::random());
     // 3 was committed before the fetch was issued: 2 was too.
-    let (ticket, _, after) =
-        fetch_of(&core.remote(message(id, 3), TraceContext::random())).unwrap();
+    let (ticket, _, after) = fetch_past_gap(&mut core, id, 3);
     let out = core.fetched(ticket, after, page(Vec::new()));
     assert_eq!(seqs(&out), vec![3]);
 }
