@@ -23,7 +23,7 @@ use crate::cluster::{ClusterHandle, ClusterLink};
 use crate::config::{Settings, StorageBackend};
 use crate::domain::TraceContext;
 use crate::http::{self, AppState};
-use crate::limits::LoginThrottle;
+use crate::limits::{LoginRules, LoginThrottle};
 use crate::payments::saga::SagaDeps;
 use crate::payments::{PaymentRouter, ProviderClient};
 use crate::store::redis::RedisOptions;
@@ -228,6 +228,9 @@ impl Application {
             breakers: Arc::new(breakers),
             payments: payments.clone(),
             alerts,
+            origins: Arc::new(crate::traces::TraceOrigins::new(
+                settings.auth.token_secret.expose(),
+            )),
         };
         let cluster = deps
             .cluster
@@ -246,12 +249,13 @@ impl Application {
         let state = web::Data::new(AppState {
             deps: deps.clone(),
             tokens: Tokens::new(settings.auth.token_secret.clone(), settings.auth.token_ttl),
-            logins: LoginThrottle::new(
-                settings.limits.login_failures_per_address,
-                settings.limits.login_failures_per_account,
-                settings.limits.login_window,
-                settings.limits.login_tracker_capacity,
-            ),
+            logins: LoginThrottle::new(LoginRules {
+                per_address: settings.limits.login_failures_per_address,
+                per_account_address: settings.limits.login_failures_per_account_address,
+                first_delay: settings.limits.login_first_delay,
+                window: settings.limits.login_window,
+                capacity: settings.limits.login_tracker_capacity,
+            }),
         });
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("binding {}", settings.server.listen))?;

@@ -6,6 +6,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+mod malformed;
+
 /// Installs the global subscriber; a second call (tests) is a no-op.
 pub fn init(format: LogFormat) {
     init_with_default(format, "info");
@@ -44,8 +46,12 @@ fn install(
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
 
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_directive));
+    // actix-http's dispatcher errors always reach `MalformedRequests`, which
+    // counts them whatever RUST_LOG says and writes its own rate-limited line.
+    let dispatcher = format!("{}=error", malformed::DISPATCHER);
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default_directive))
+        .add_directive(dispatcher.parse()?);
     let fmt = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -54,7 +60,10 @@ fn install(
             .with_target(false)
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(false).boxed(),
-    };
+    }
+    .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+        !malformed::is_dispatcher_error(meta)
+    }));
     let provider = match otlp_endpoint {
         Some(endpoint) => {
             use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -84,6 +93,7 @@ fn install(
     });
     let _ = tracing_subscriber::registry()
         .with(filter)
+        .with(malformed::MalformedRequests::default())
         .with(fmt)
         .with(otel)
         .try_init();
@@ -221,6 +231,14 @@ fn describe() {
     describe_counter!(
         "parley_rate_limited_total",
         "Requests refused by an abuse limit: frame (over a session's frames per second), session_closed (closed for sustained abuse), login (throttled failed logins), connection (upgrade over the node's cap)."
+    );
+    describe_counter!(
+        "parley_http_malformed_total",
+        "HTTP requests actix-http refused as malformed, and connections it dropped on an error (logged at most once per 10 s)."
+    );
+    describe_counter!(
+        "parley_http_slow_bodies_total",
+        "Requests whose body did not arrive within limits.http_body_timeout_ms: answered 408, connection closed."
     );
     describe_counter!(
         "parley_http_requests_total",

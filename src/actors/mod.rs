@@ -54,4 +54,6 @@ pub struct Deps {
     pub payments: crate::payments::PaymentRouter,
     /// Evaluates the alert rules every second.
     pub alerts: Addr<alerts::AlertsActor>,
+    /// Whose trace ids are whose (`traces::TraceOrigins`).
+    pub origins: Arc<crate::traces::TraceOrigins>,
 }

@@ -17,11 +17,13 @@ pub(super) struct RawLimits {
     history_default_limit: u64,
     max_group_members: u64,
     max_http_body_bytes: u64,
+    http_body_timeout_ms: u64,
     frames_per_sec: u64,
     frame_burst: u64,
     rate_limited_close_after: u64,
     login_failures_per_address: u64,
-    login_failures_per_account: u64,
+    login_failures_per_account_address: u64,
+    login_first_delay_secs: u64,
     login_window_secs: u64,
     login_tracker_capacity: u64,
     max_connections: u64,
@@ -34,11 +36,13 @@ impl Default for RawLimits {
             history_default_limit: 100,
             max_group_members: 1000,
             max_http_body_bytes: 65_536,
+            http_body_timeout_ms: 10_000,
             frames_per_sec: 50,
             frame_burst: 200,
             rate_limited_close_after: 50,
             login_failures_per_address: 20,
-            login_failures_per_account: 5,
+            login_failures_per_account_address: 5,
+            login_first_delay_secs: 5,
             login_window_secs: 300,
             login_tracker_capacity: 100_000,
             max_connections: 20_000,
@@ -52,14 +56,21 @@ pub struct LimitSettings {
     pub history_default_limit: u32,
     pub max_group_members: usize,
     pub max_http_body_bytes: usize,
+    /// Time for a whole request body to arrive once its headers have; a
+    /// body still incomplete then gets 408 and the connection is closed.
+    pub http_body_timeout: Duration,
     /// Client frames per second per session (token bucket rate); 0: no limit.
     pub frames_per_sec: u32,
     pub frame_burst: u32,
     /// Refused frames, without a second's pause, before the session is closed.
     pub rate_limited_close_after: u32,
-    /// Failed logins per window before 429; 0: not counted.
+    /// Failed logins before logins wait (`limits::LoginThrottle`); 0: not
+    /// counted.
     pub login_failures_per_address: u32,
-    pub login_failures_per_account: u32,
+    pub login_failures_per_account_address: u32,
+    /// The first wait once a count is reached; each failure after doubles it.
+    pub login_first_delay: Duration,
+    /// The longest wait, and how long failures are remembered.
     pub login_window: Duration,
     pub login_tracker_capacity: usize,
     /// WebSocket sessions on this node; an upgrade beyond gets 503.
@@ -76,11 +87,19 @@ impl RawLimits {
         };
         let login_window_secs =
             SECTION.positive_at_most("login_window_secs", self.login_window_secs, 86_400)?;
+        let login_first_delay_secs = SECTION.positive_at_most(
+            "login_first_delay_secs",
+            self.login_first_delay_secs,
+            login_window_secs,
+        )?;
+        let http_body_timeout_ms =
+            SECTION.positive_at_most("http_body_timeout_ms", self.http_body_timeout_ms, 600_000)?;
         Ok(LimitSettings {
             history_default_limit,
             max_group_members: SECTION.positive("max_group_members", self.max_group_members)?,
             max_http_body_bytes: SECTION
                 .positive("max_http_body_bytes", self.max_http_body_bytes)?,
+            http_body_timeout: Duration::from_millis(http_body_timeout_ms.into()),
             frames_per_sec: SECTION.at_most("frames_per_sec", self.frames_per_sec, MAX_COUNT)?,
             frame_burst: SECTION.positive_at_most("frame_burst", self.frame_burst, MAX_COUNT)?,
             rate_limited_close_after: SECTION.positive_at_most(
@@ -93,11 +112,12 @@ impl RawLimits {
                 self.login_failures_per_address,
                 MAX_COUNT,
             )?,
-            login_failures_per_account: SECTION.at_most(
-                "login_failures_per_account",
-                self.login_failures_per_account,
+            login_failures_per_account_address: SECTION.at_most(
+                "login_failures_per_account_address",
+                self.login_failures_per_account_address,
                 MAX_COUNT,
             )?,
+            login_first_delay: Duration::from_secs(login_first_delay_secs.into()),
             login_window: Duration::from_secs(login_window_secs.into()),
             login_tracker_capacity: SECTION
                 .positive("login_tracker_capacity", self.login_tracker_capacity)?,

@@ -20,6 +20,15 @@ impl TraceId {
         }
     }
 
+    /// These bytes, unless all zero.
+    pub fn from_bytes(bytes: [u8; 16]) -> Option<Self> {
+        (bytes != [0u8; 16]).then_some(TraceId(bytes))
+    }
+
+    pub fn bytes(&self) -> [u8; 16] {
+        self.0
+    }
+
     /// Exactly 32 lowercase hex characters, not all zero.
     pub fn parse(s: &str) -> Option<Self> {
         let raw = s.as_bytes();

@@ -72,16 +72,10 @@ pub async fn login(
     // that cannot exist has no account to protect.
     let account = Username::parse(&body.username).ok().map(|u| u.to_string());
     let account = account.as_deref();
-    if let Err(wait) = state.logins.begin(address, account, Instant::now()) {
-        metrics::counter!("parley_rate_limited_total", "what" => "login").increment(1);
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            format!("too many failed logins; retry in {secs} s"),
-            trace,
-        )
-        .retry_after(secs));
-    }
+    let attempt = match state.logins.begin(address, account, Instant::now()) {
+        Ok(attempt) => attempt,
+        Err(wait) => return Err(login_wait(wait, trace)),
+    };
     let checked = check_password(&state, &body.username, body.password, trace).await;
     let record = match checked {
         Ok(record) => record,
@@ -90,17 +84,29 @@ pub async fn login(
             // check (the store down, hashing cancelled) is taken back, or an
             // outage would lock every client out.
             if e.code == ErrorCode::Unauthorized {
-                state.logins.failed(address, Instant::now());
+                state.logins.failed(&attempt, Instant::now());
             } else {
-                state.logins.abandoned(account);
+                state.logins.abandoned(&attempt);
             }
             return Err(e);
         }
     };
     // The attempt was counted when it began; a right password takes it back.
-    state.logins.succeeded(&record.username.to_string());
+    state.logins.succeeded(&attempt);
     let (token, expires) = state.tokens.issue(&record.username, now_ms());
     Ok(HttpResponse::Ok().json(json!({ "token": token, "expiresAt": rfc3339_ms(expires) })))
+}
+
+/// 429 for a login that must wait `wait`.
+fn login_wait(wait: std::time::Duration, trace: crate::domain::TraceId) -> ApiError {
+    metrics::counter!("parley_rate_limited_total", "what" => "login").increment(1);
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError::new(
+        ErrorCode::RateLimited,
+        format!("too many failed logins; retry in {secs} s"),
+        trace,
+    )
+    .retry_after(secs)
 }
 
 /// The account if `password` is its password; `unauthorized` otherwise.

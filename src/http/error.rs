@@ -19,6 +19,9 @@ pub struct ApiError {
     /// For `rate_limited`: seconds until a retry can succeed, sent as
     /// `Retry-After` and `retryAfterSecs`.
     pub retry_after_secs: Option<u64>,
+    /// The request did not arrive in time: 408 whatever the code, and the
+    /// connection is closed (its unread rest cannot be skipped safely).
+    pub timed_out: bool,
 }
 
 impl ApiError {
@@ -28,7 +31,13 @@ impl ApiError {
             message: message.into(),
             trace_id,
             retry_after_secs: None,
+            timed_out: false,
         }
+    }
+
+    pub fn timed_out(mut self) -> Self {
+        self.timed_out = true;
+        self
     }
 
     pub fn retry_after(mut self, secs: u64) -> Self {
@@ -47,6 +56,9 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
+        if self.timed_out {
+            return StatusCode::REQUEST_TIMEOUT;
+        }
         StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
@@ -63,6 +75,9 @@ impl ResponseError for ApiError {
         if let Some(secs) = self.retry_after_secs {
             error["retryAfterSecs"] = json!(secs);
             res.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        if self.timed_out {
+            res.force_close();
         }
         res.json(json!({ "error": error }))
     }

@@ -27,13 +27,53 @@ impl RequestTrace {
             .get("traceparent")
             .and_then(|h| h.to_str().ok())
             .and_then(TraceId::from_traceparent);
-        if let Some(t) = given {
-            crate::traces::keep(t, crate::traces::Keep::Asked);
+        // A given id is honoured only if it is this caller's (or no one's
+        // yet): `traces::TraceOrigins`.
+        let (trace, honoured) = match req.app_data::<web::Data<AppState>>() {
+            Some(state) => state.deps.origins.admit(given, caller(req, state)),
+            None => (given.unwrap_or_else(TraceId::random), given.is_some()),
+        };
+        if honoured {
+            crate::traces::keep(trace, crate::traces::Keep::Asked);
         }
-        let trace = given.unwrap_or_else(TraceId::random);
         req.extensions_mut().insert(RequestTrace(trace));
         trace
     }
+}
+
+/// Who is asking, as trace ids know it: the user of a valid bearer token,
+/// else the client's address.
+fn caller(req: &HttpRequest, state: &AppState) -> crate::traces::Caller {
+    let user = bearer_token(req).and_then(|t| state.tokens.verify(&t, now_ms()).ok());
+    match user {
+        Some(u) => state.deps.origins.caller(u.as_str()),
+        None => {
+            let address = req
+                .peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
+            state.deps.origins.caller(&format!("addr:{address}"))
+        }
+    }
+}
+
+/// The bearer token of the request: its `Authorization` header, or
+/// `?token=` for browsers.
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let from_header = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_string());
+    from_header.or_else(|| {
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("token").cloned())
+    })
 }
 
 impl FromRequest for RequestTrace {
@@ -60,23 +100,7 @@ impl AuthUser {
         let state = req
             .app_data::<web::Data<AppState>>()
             .ok_or_else(|| ApiError::new(ErrorCode::Internal, "server state missing", trace))?;
-        let from_header = req
-            .headers()
-            .get("authorization")
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(|t| t.trim().to_string());
-        let from_query = || {
-            web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-                .ok()
-                .and_then(|q| q.get("token").cloned())
-        };
-        let token = from_header
-            .or_else(from_query)
-            .ok_or_else(|| unauthorized("a bearer token is required"))?;
+        let token = bearer_token(req).ok_or_else(|| unauthorized("a bearer token is required"))?;
         let username = state
             .tokens
             .verify(&token, now_ms())
@@ -106,7 +130,11 @@ pub fn query<T: DeserializeOwned>(req: &HttpRequest, trace: TraceId) -> Result<T
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))
 }
 
-/// A JSON body of type `T`, at most `limits.max_http_body_bytes`.
+/// A JSON body of type `T`, at most `limits.max_http_body_bytes`, whole
+/// within `limits.http_body_timeout`: a client that sends its headers and
+/// then trickles (or withholds) the body would otherwise hold a socket and a
+/// worker's attention for as long as it likes. That one deadline for a body
+/// of bounded size is also its minimum rate. Past it: 408, connection closed.
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
@@ -115,33 +143,60 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
         let trace = RequestTrace::of(req);
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map_or(65_536, |s| s.deps.settings.limits.max_http_body_bytes);
-        let mut payload = payload.take();
+        let (limit, deadline) = req.app_data::<web::Data<AppState>>().map_or(
+            (65_536, std::time::Duration::from_secs(10)),
+            |s| {
+                let limits = &s.deps.settings.limits;
+                (limits.max_http_body_bytes, limits.http_body_timeout)
+            },
+        );
+        let payload = payload.take();
         Box::pin(async move {
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk
-                    .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ApiError::new(
-                        ErrorCode::TooLarge,
-                        format!("the body is larger than {limit} bytes"),
+            let body = tokio::time::timeout(deadline, read_body(payload, limit, trace))
+                .await
+                .map_err(|_| {
+                    metrics::counter!("parley_http_slow_bodies_total").increment(1);
+                    ApiError::new(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "the request body did not arrive within {} ms",
+                            deadline.as_millis()
+                        ),
                         trace,
-                    ));
-                }
-                body.extend_from_slice(&chunk);
-            }
+                    )
+                    .timed_out()
+                })??;
             decode_json(&body, trace).map(JsonBody)
         })
     }
 }
 
+/// The body, refused as soon as it passes `limit` bytes.
+async fn read_body(
+    mut payload: actix_web::dev::Payload,
+    limit: usize,
+    trace: TraceId,
+) -> Result<web::BytesMut, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string(), trace))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                ErrorCode::TooLarge,
+                format!("the body is larger than {limit} bytes"),
+                trace,
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// A whole body (already within the size limit) as `T`: not JSON or not an
 /// object is `bad_json`, a missing or mistyped field is `bad_request`.
 pub(super) fn decode_json<T: DeserializeOwned>(body: &[u8], trace: TraceId) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+    let value = crate::protocol::parse_strict(body).map_err(|e| {
         ApiError::new(
             ErrorCode::BadJson,
             format!("the body is not valid JSON: {e}"),

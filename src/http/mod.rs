@@ -29,7 +29,7 @@ use crate::protocol::ErrorCode;
 pub struct AppState {
     pub deps: Deps,
     pub tokens: Tokens,
-    /// Failed logins per address and per account (`limits.login_*`).
+    /// Failed logins per address and per (account, address) (`limits.login_*`).
     pub logins: crate::limits::LoginThrottle,
 }
 
@@ -85,9 +85,11 @@ async fn not_found(req: HttpRequest) -> ApiError {
 
 /// Middleware body: gives every request its trace id (from `traceparent` or
 /// new), runs the handler inside a span carrying it, and returns it in the
-/// `x-trace-id` response header.
+/// `x-trace-id` response header. `HEAD` is answered as `GET` is, without the
+/// body (load balancers probe `/healthz` so): the route table stays one
+/// method per route, and actix-http, which saw the `HEAD`, drops the body.
 pub fn traced<S, B>(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     srv: &S,
 ) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + 'static
 where
@@ -95,6 +97,9 @@ where
     S::Future: 'static,
     B: 'static,
 {
+    if req.method() == actix_web::http::Method::HEAD {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
     let trace = RequestTrace::of(req.request());
     let started = std::time::Instant::now();
     let method = req.method().clone();

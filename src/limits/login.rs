@@ -1,91 +1,135 @@
-//! Failed logins, counted per client address and per account in fixed
-//! windows. Once a count reaches its limit, logins from that address (or to
-//! that account) are answered 429 `rate_limited` with the time left in the
-//! window, whatever the password, and nothing is hashed.
+//! Password guessing, slowed without locking the owner out.
 //!
-//! An account's attempts count when they begin, before the password is
-//! checked, so a burst of concurrent guesses at one account cannot all
-//! reach the hashing; a successful login clears the account's count, and an
-//! attempt the server could not check is taken back. An address counts only
-//! wrong passwords, once checked: many people behind one address may log in
-//! at the same moment, and their attempts in flight must not lock them out.
+//! Failures are counted per (account, client address) pair and per client
+//! address. Past its free count, each further failure of a key doubles the
+//! wait before that key may try again, from `first_delay` up to `window`;
+//! logins are answered 429 `rate_limited` during the wait, whatever the
+//! password, and nothing is hashed. So a guesser at `bob` from one address
+//! slows only `bob` from that address: `bob` himself, from anywhere else,
+//! logs in at once (an account-wide count would hand every stranger a way
+//! to lock him out). An address guessing at many accounts slows itself.
 //!
-//! Accounts are counted for every well-formed name, existing or not, so the
-//! answers do not tell which names exist. IPv6 clients are counted per /64,
-//! the block one subscriber usually holds.
+//! A pair's attempts count when they begin, before the password is checked,
+//! so a burst of concurrent guesses cannot all reach the hashing; a
+//! successful login clears the pair, and an attempt the server could not
+//! check is taken back. An address counts only wrong passwords, once
+//! checked: many people behind one address may log in at the same moment.
 //!
-//! Bounded: at most `capacity` addresses and `capacity` accounts, in two
-//! tables, so a flood of fresh addresses cannot push out the accounts under
-//! attack. When a table is full, keys whose window has ended are dropped
-//! first, then the key with the oldest window.
+//! A key's count is forgotten once it has been quiet for `window` after its
+//! wait ended (so waiting out the longest wait does not start it afresh with
+//! its free failures). Pairs are
+//! kept for every well-formed name, existing or not, so the answers do not
+//! tell which names exist. IPv6 clients are counted per /64, the block one
+//! subscriber usually holds.
+//!
+//! Bounded: at most `capacity` addresses and `capacity` pairs, in two
+//! tables, so a flood of fresh addresses cannot push out the pairs under
+//! attack. When a table is full, forgotten keys are dropped first, then the
+//! key whose last failure is oldest.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use std::sync::{Mutex, MutexGuard};
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    window_start: Instant,
-    attempts: u32,
+    last: Instant,
+    failures: u32,
+}
+
+/// How a count turns into waits.
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    free: u32,
+    first_delay: Duration,
+    window: Duration,
+}
+
+impl Rule {
+    /// The wait after `failures`: none within the free count, then
+    /// `first_delay` doubling with each failure, at most `window`.
+    fn delay(&self, failures: u32) -> Option<Duration> {
+        if self.free == 0 || failures < self.free {
+            return None;
+        }
+        let doublings = (failures - self.free).min(31);
+        Some(
+            self.first_delay
+                .saturating_mul(1u32 << doublings)
+                .min(self.window),
+        )
+    }
 }
 
 #[derive(Debug)]
 struct Table<K> {
-    limit: u32,
+    rule: Rule,
     entries: HashMap<K, Entry>,
 }
 
 impl<K: Hash + Eq + Clone> Table<K> {
-    fn new(limit: u32) -> Self {
+    fn new(rule: Rule) -> Self {
         Table {
-            limit,
+            rule,
             entries: HashMap::new(),
         }
     }
 
-    /// Time left locked for `key`, if it is.
-    fn locked(&self, key: &K, window: Duration, now: Instant) -> Option<Duration> {
-        let e = self.entries.get(key)?;
-        let ends = e.window_start + window;
-        (self.limit > 0 && e.attempts >= self.limit && ends > now).then(|| ends - now)
+    /// Whether `e` has been quiet a window past the end of its wait.
+    fn forgotten(rule: &Rule, e: &Entry, now: Instant) -> bool {
+        let wait = rule.delay(e.failures).unwrap_or_default();
+        now.saturating_duration_since(e.last) >= wait + rule.window
     }
 
-    fn count(&mut self, key: K, window: Duration, capacity: usize, now: Instant) {
-        if self.limit == 0 {
+    /// Drops the keys that are forgotten.
+    fn forget(&mut self, now: Instant) {
+        let rule = self.rule;
+        self.entries.retain(|_, e| !Self::forgotten(&rule, e, now));
+    }
+
+    /// Time left to wait for `key`, if any.
+    fn wait(&self, key: &K, now: Instant) -> Option<Duration> {
+        let e = self.entries.get(key)?;
+        let until = e.last + self.rule.delay(e.failures)?;
+        (until > now).then(|| until - now)
+    }
+
+    fn count(&mut self, key: K, capacity: usize, now: Instant) {
+        if self.rule.free == 0 {
             return;
         }
         if !self.entries.contains_key(&key) && self.entries.len() >= capacity {
-            self.make_room(window, capacity, now);
+            self.forget(now);
+            self.drop_oldest(capacity);
         }
-        let e = self.entries.entry(key).or_insert(Entry {
-            window_start: now,
-            attempts: 0,
-        });
-        if now.saturating_duration_since(e.window_start) >= window {
-            *e = Entry {
-                window_start: now,
-                attempts: 0,
-            };
+        let fresh = Entry {
+            last: now,
+            failures: 0,
+        };
+        let rule = self.rule;
+        let e = self.entries.entry(key).or_insert(fresh);
+        if Self::forgotten(&rule, e, now) {
+            *e = fresh;
         }
-        e.attempts = e.attempts.saturating_add(1);
+        e.failures = e.failures.saturating_add(1);
+        e.last = now;
     }
 
     fn uncount(&mut self, key: &K) {
         if let Some(e) = self.entries.get_mut(key) {
-            e.attempts = e.attempts.saturating_sub(1);
+            e.failures = e.failures.saturating_sub(1);
         }
     }
 
-    fn make_room(&mut self, window: Duration, capacity: usize, now: Instant) {
-        self.entries
-            .retain(|_, e| now.saturating_duration_since(e.window_start) < window);
+    fn drop_oldest(&mut self, capacity: usize) {
         if self.entries.len() >= capacity {
             let oldest = self
                 .entries
                 .iter()
-                .min_by_key(|(_, e)| e.window_start)
+                .min_by_key(|(_, e)| e.last)
                 .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 self.entries.remove(&k);
@@ -94,15 +138,31 @@ impl<K: Hash + Eq + Clone> Table<K> {
     }
 }
 
+type Pair = (String, IpAddr);
+
 #[derive(Debug)]
 struct Tables {
     addresses: Table<IpAddr>,
-    accounts: Table<String>,
+    pairs: Table<Pair>,
+}
+
+/// What `LoginThrottle::new` is given (`limits.login_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct LoginRules {
+    /// Wrong passwords from one address before it waits; 0: not counted.
+    pub per_address: u32,
+    /// Attempts at one account from one address before that pair waits.
+    pub per_account_address: u32,
+    pub first_delay: Duration,
+    /// The longest wait, and how long a count is remembered once its
+    /// wait has ended.
+    pub window: Duration,
+    /// Keys per table.
+    pub capacity: usize,
 }
 
 #[derive(Debug)]
 pub struct LoginThrottle {
-    window: Duration,
     capacity: usize,
     tables: Mutex<Tables>,
 }
@@ -118,36 +178,55 @@ fn address_key(a: IpAddr) -> IpAddr {
     }
 }
 
+/// The attempt `LoginThrottle::begin` let through, to be ended by one of
+/// `succeeded`, `failed` or `abandoned`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    address: Option<IpAddr>,
+    pair: Option<Pair>,
+}
+
 impl LoginThrottle {
-    /// A limit of 0 turns that count off.
-    pub fn new(per_address: u32, per_account: u32, window: Duration, capacity: usize) -> Self {
+    pub fn new(rules: LoginRules) -> Self {
+        let rule = |free| Rule {
+            free,
+            first_delay: rules.first_delay.min(rules.window),
+            window: rules.window,
+        };
         LoginThrottle {
-            window,
-            capacity: capacity.max(1),
+            capacity: rules.capacity.max(1),
             tables: Mutex::new(Tables {
-                addresses: Table::new(per_address),
-                accounts: Table::new(per_account),
+                addresses: Table::new(rule(rules.per_address)),
+                pairs: Table::new(rule(rules.per_account_address)),
             }),
         }
     }
 
-    /// Counts an attempt at `account` that is about to check a password,
-    /// or, when the address or the account is locked, says how long to wait
-    /// (and counts nothing).
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        // The tables stay consistent at every step: a panic elsewhere while
+        // holding the lock leaves nothing half-written.
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts an attempt at `account` from `address` that is about to check
+    /// a password, or, when the address or the pair must wait, says how long
+    /// (and counts nothing). An attempt without a known address counts only
+    /// against its account, as the address `0.0.0.0`.
     pub fn begin(
         &self,
         address: Option<IpAddr>,
         account: Option<&str>,
         now: Instant,
-    ) -> Result<(), Duration> {
-        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+    ) -> Result<Attempt, Duration> {
+        let mut t = self.lock();
         let address = address.map(address_key);
-        let account = account.map(str::to_string);
+        let pair = account.map(|n| {
+            let from = address.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            (n.to_string(), from)
+        });
         let wait = [
-            address.and_then(|a| t.addresses.locked(&a, self.window, now)),
-            account
-                .as_ref()
-                .and_then(|n| t.accounts.locked(n, self.window, now)),
+            address.and_then(|a| t.addresses.wait(&a, now)),
+            pair.as_ref().and_then(|p| t.pairs.wait(p, now)),
         ]
         .into_iter()
         .flatten()
@@ -155,132 +234,40 @@ impl LoginThrottle {
         if let Some(wait) = wait {
             return Err(wait);
         }
-        if let Some(n) = account {
-            t.accounts.count(n, self.window, self.capacity, now);
+        if let Some(p) = &pair {
+            t.pairs.count(p.clone(), self.capacity, now);
         }
-        Ok(())
+        Ok(Attempt { address, pair })
     }
 
-    /// The attempt begun for `account` had the right password.
-    pub fn succeeded(&self, account: &str) {
-        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        t.accounts.entries.remove(account);
-    }
-
-    /// The attempt begun from `address` had a wrong password.
-    pub fn failed(&self, address: Option<IpAddr>, now: Instant) {
-        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(a) = address.map(address_key) {
-            t.addresses.count(a, self.window, self.capacity, now);
+    /// The attempt had the right password: its pair starts afresh.
+    pub fn succeeded(&self, attempt: &Attempt) {
+        if let Some(p) = &attempt.pair {
+            self.lock().pairs.entries.remove(p);
         }
     }
 
-    /// The attempt begun for `account` ended without its password being
-    /// checked (a server error): it does not count.
-    pub fn abandoned(&self, account: Option<&str>) {
-        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = account {
-            t.accounts.uncount(&n.to_string());
+    /// The attempt had a wrong password: its address counts it too.
+    pub fn failed(&self, attempt: &Attempt, now: Instant) {
+        if let Some(a) = attempt.address {
+            self.lock().addresses.count(a, self.capacity, now);
+        }
+    }
+
+    /// The attempt ended without its password being checked (a server
+    /// error): it does not count.
+    pub fn abandoned(&self, attempt: &Attempt) {
+        if let Some(p) = &attempt.pair {
+            self.lock().pairs.uncount(p);
         }
     }
 
     #[cfg(test)]
     fn len(&self) -> (usize, usize) {
-        let t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        (t.addresses.entries.len(), t.accounts.entries.len())
+        let t = self.lock();
+        (t.addresses.entries.len(), t.pairs.entries.len())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::{Ipv4Addr, Ipv6Addr};
-
-    const A: Option<IpAddr> = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)));
-    const B: Option<IpAddr> = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
-
-    #[test]
-    fn an_account_is_locked_for_the_rest_of_its_window() {
-        let t0 = Instant::now();
-        let t = LoginThrottle::new(100, 3, Duration::from_secs(60), 1000);
-        for _ in 0..3 {
-            assert_eq!(t.begin(A, Some("alice"), t0), Ok(()));
-        }
-        let later = t0 + Duration::from_secs(20);
-        // From another address too: the account is what is guessed at.
-        assert_eq!(
-            t.begin(B, Some("alice"), later),
-            Err(Duration::from_secs(40))
-        );
-        assert_eq!(t.begin(A, Some("bob"), later), Ok(()));
-        assert_eq!(
-            t.begin(B, Some("alice"), t0 + Duration::from_secs(60)),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn account_attempts_in_flight_count_and_success_or_a_server_error_gives_them_back() {
-        let t0 = Instant::now();
-        let t = LoginThrottle::new(100, 2, Duration::from_secs(60), 1000);
-        assert_eq!(t.begin(A, Some("alice"), t0), Ok(()));
-        assert_eq!(t.begin(A, Some("alice"), t0), Ok(()));
-        // Two begun, none finished: the third waits.
-        assert!(t.begin(A, Some("alice"), t0).is_err());
-        t.abandoned(Some("alice"));
-        assert_eq!(t.begin(A, Some("alice"), t0), Ok(()));
-        t.succeeded("alice");
-        assert_eq!(t.begin(A, Some("alice"), t0), Ok(()));
-    }
-
-    #[test]
-    fn an_address_counts_wrong_passwords_not_logins_in_flight() {
-        let t0 = Instant::now();
-        let t = LoginThrottle::new(3, 100, Duration::from_secs(60), 1000);
-        // Many people behind one address logging in at once.
-        for i in 0..50 {
-            assert_eq!(t.begin(A, Some(&format!("u{i}")), t0), Ok(()));
-        }
-        for _ in 0..3 {
-            t.failed(A, t0);
-        }
-        assert!(t.begin(A, Some("someone"), t0).is_err());
-        assert_eq!(t.begin(B, Some("someone"), t0), Ok(()));
-    }
-
-    #[test]
-    fn ipv6_is_counted_per_64() {
-        let t0 = Instant::now();
-        let t = LoginThrottle::new(2, 100, Duration::from_secs(60), 1000);
-        let net = |host: u16| {
-            Some(IpAddr::V6(Ipv6Addr::new(
-                0x2001, 0xdb8, 1, 2, 0, 0, 0, host,
-            )))
-        };
-        t.failed(net(1), t0);
-        t.failed(net(2), t0);
-        assert!(t.begin(net(3), None, t0).is_err());
-        let other = Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 3, 0, 0, 0, 1)));
-        assert_eq!(t.begin(other, None, t0), Ok(()));
-    }
-
-    #[test]
-    fn the_tables_are_bounded_and_addresses_do_not_push_out_accounts() {
-        let t0 = Instant::now();
-        let t = LoginThrottle::new(5, 2, Duration::from_secs(60), 10);
-        t.begin(None, Some("victim"), t0).ok();
-        t.begin(None, Some("victim"), t0).ok();
-        for i in 0..100u8 {
-            let a = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)));
-            t.failed(a, t0 + Duration::from_millis(u64::from(i) + 1));
-        }
-        assert_eq!(t.len(), (10, 1));
-        assert!(t
-            .begin(None, Some("victim"), t0 + Duration::from_secs(1))
-            .is_err());
-        for i in 0..100 {
-            t.begin(None, Some(&format!("user{i}")), t0).ok();
-        }
-        assert_eq!(t.len(), (10, 10));
-    }
-}
+mod tests;

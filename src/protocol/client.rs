@@ -89,17 +89,20 @@ pub struct FrameError {
     pub message: String,
     pub reference: Option<String>,
     pub trace_id: TraceId,
+    /// Whether the frame gave `trace_id` (else the server made it).
+    pub trace_given: bool,
 }
 
 pub fn parse_client_frame(
     text: &str,
     default_history_limit: u32,
 ) -> Result<ClientFrame, FrameError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| FrameError {
+    let value: Value = super::parse_strict(text.as_bytes()).map_err(|e| FrameError {
         code: ErrorCode::BadJson,
         message: format!("frame is not valid JSON: {e}"),
         reference: None,
         trace_id: TraceId::random(),
+        trace_given: false,
     })?;
     let Value::Object(mut obj) = value else {
         return Err(FrameError {
@@ -107,6 +110,7 @@ pub fn parse_client_frame(
             message: "a frame must be a JSON object".into(),
             reference: None,
             trace_id: TraceId::random(),
+            trace_given: false,
         });
     };
     let given = obj
@@ -124,6 +128,7 @@ pub fn parse_client_frame(
                 message: format!("ref must be a string of at most {MAX_REF_CHARS} characters"),
                 reference: None,
                 trace_id,
+                trace_given,
             })
         }
     };
@@ -132,6 +137,7 @@ pub fn parse_client_frame(
         message,
         reference: reference.clone(),
         trace_id,
+        trace_given,
     };
     let kind = match obj.remove("type") {
         Some(Value::String(t)) => t,
@@ -365,6 +371,10 @@ mod tests {
     fn bad_inputs() {
         assert_eq!(err("{").code, ErrorCode::BadJson);
         assert_eq!(err("[1]").code, ErrorCode::BadJson);
+        assert_eq!(
+            err(r#"{"type":"typing","type":"send"}"#).code,
+            ErrorCode::BadJson
+        );
         assert_eq!(err(r#"{"x":1}"#).code, ErrorCode::BadRequest);
         assert_eq!(err(r#"{"type":5}"#).code, ErrorCode::BadRequest);
         assert_eq!(

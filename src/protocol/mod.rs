@@ -5,12 +5,14 @@
 pub mod admin;
 mod client;
 mod codes;
+mod json;
 mod server;
 
 pub use client::{
     parse_client_frame, validate_members, ClientFrame, ClientRequest, FrameError, SendTarget,
 };
 pub use codes::ErrorCode;
+pub use json::parse_strict;
 pub use server::{ConversationView, MessageView, PaymentView, ServerFrame};
 
 /// Text limits from SPEC.md.

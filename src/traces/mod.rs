@@ -24,7 +24,10 @@
 //!
 //! Recording stays cheap: one shard lock per hop, no formatting.
 
+mod origin;
 mod shard;
+
+pub use origin::{Caller, TraceOrigins};
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

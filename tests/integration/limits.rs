@@ -56,17 +56,17 @@ async fn login(app: &crate::helpers::TestApp, user: &str, password: &str) -> req
 }
 
 /// A server that throttles logins after `per_account` failures for one
-/// account, or `per_address` from one address.
+/// account from one address, or `per_address` from one address.
 async fn login_throttled_app(per_account: u32, per_address: u32) -> TestApp {
     spawn_app_with(|s| {
-        s.limits.login_failures_per_account = per_account;
+        s.limits.login_failures_per_account_address = per_account;
         s.limits.login_failures_per_address = per_address;
     })
     .await
 }
 
 #[tokio::test]
-async fn failed_logins_are_throttled_per_account_with_a_retry_time() {
+async fn failed_logins_at_one_account_from_one_address_wait_with_a_retry_time() {
     let app = login_throttled_app(3, 100).await;
     app.user("alice").await;
     app.user("bob").await;
@@ -88,6 +88,43 @@ async fn failed_logins_are_throttled_per_account_with_a_retry_time() {
     assert_eq!(body["error"]["retryAfterSecs"], retry);
     // Another account from the same address is not affected.
     assert_eq!(login(&app, "bob", "password123").await.status(), 200);
+}
+
+/// A login to `user` sent from the loopback address `from` (127.0.0.x).
+async fn login_from(
+    app: &crate::helpers::TestApp,
+    from: [u8; 4],
+    user: &str,
+    password: &str,
+) -> reqwest::Response {
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(from))
+        .build()
+        .expect("a client bound to a loopback address");
+    client
+        .post(app.url("/api/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .expect("login request")
+}
+
+#[tokio::test]
+async fn a_guesser_cannot_lock_the_owner_out_from_another_address() {
+    let app = login_throttled_app(3, 100).await;
+    app.user("bob").await;
+    for _ in 0..10 {
+        let status = login_from(&app, [127, 0, 0, 2], "bob", "wrong-password")
+            .await
+            .status();
+        assert!(status == 401 || status == 429, "{status}");
+    }
+    // The guesser waits, right password or not...
+    let res = login_from(&app, [127, 0, 0, 2], "bob", "password123").await;
+    assert_eq!(res.status(), 429);
+    // ...and bob, from his own address, logs in at once.
+    let res = login_from(&app, [127, 0, 0, 3], "bob", "password123").await;
+    assert_eq!(res.status(), 200);
 }
 
 #[tokio::test]

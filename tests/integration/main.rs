@@ -4,6 +4,7 @@
 mod helpers;
 
 mod abuse;
+mod abuse_http;
 mod accounts;
 mod admin;
 mod alerts;

@@ -380,3 +380,76 @@ async fn another_node_keeps_its_part_of_a_kept_trace_and_its_recent_hops() {
         .iter()
         .all(|h| h["node"] == "node-b"));
 }
+
+#[tokio::test]
+async fn a_trace_id_is_honoured_only_for_the_caller_whose_it_is() {
+    let app = spawn_app().await;
+    let root = app.user("root").await;
+    let [(alice, mut a), (bob, mut b)] = app.online(["alice", "bob"]).await;
+    // One alice chose, and one the server made for her.
+    let chosen = "1f2e3d4c5b6a79881f2e3d4c5b6a7988";
+    a.send(json!({"type": "send", "to": "bob", "text": "mine", "clientMsgId": "a1", "traceId": chosen}))
+        .await;
+    assert_eq!(a.acked().await.trace_id, chosen);
+    a.expect_message().await;
+    assert_eq!(b.expect_message().await.trace_id, chosen);
+    a.send_to("bob", "no id given", "a2").await;
+    let Acked { trace_id: made, .. } = a.acked().await;
+    a.expect_message().await;
+    assert_eq!(b.expect_message().await.trace_id, made);
+    // Bob saw both on alice's messages; reusing them gets him ids of his own.
+    let mut own = Vec::new();
+    for (i, taken) in [chosen, made.as_str()].into_iter().enumerate() {
+        b.send(json!({"type": "send", "to": "alice", "text": "graft", "clientMsgId": format!("b{i}"), "traceId": taken}))
+            .await;
+        let ack = b.acked().await;
+        assert_ne!(ack.trace_id, taken, "bob was given alice's trace");
+        b.expect_message().await;
+        a.expect_message().await;
+        own.push(ack.trace_id);
+    }
+    // Over HTTP too.
+    let res = app
+        .http
+        .get(app.url("/api/me"))
+        .bearer_auth(&bob.token)
+        .header("traceparent", format!("00-{chosen}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .expect("GET /api/me");
+    assert_ne!(res.headers()["x-trace-id"], chosen);
+    // His own ids stay his, and alice's hers.
+    b.send(json!({"type": "ping", "ref": "p", "traceId": own[0]}))
+        .await;
+    let pong = b
+        .wait_for("pong", |f| match f {
+            Frame::Pong { trace_id, .. } => Some(trace_id.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(pong, own[0]);
+    let res = app
+        .http
+        .get(app.url("/api/me"))
+        .bearer_auth(&alice.token)
+        .header("traceparent", format!("00-{made}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .expect("GET /api/me");
+    assert_eq!(res.headers()["x-trace-id"], made.as_str());
+    // Alice's traces hold her sends only.
+    for trace in [chosen, made.as_str()] {
+        let view = look_up(&app, &root.token, trace, |v| {
+            has(v, "session", "received send")
+        })
+        .await;
+        let senders: Vec<&str> = view["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["event"] == "received send")
+            .map(|h| h["actor"].as_str().unwrap())
+            .collect();
+        assert_eq!(senders, [format!("session:{}", a.session_id)], "{view}");
+    }
+}

@@ -68,6 +68,9 @@ impl Msg for Control {
 pub struct SessionActor {
     pub(super) id: SessionId,
     pub(super) user: Username,
+    /// The user as trace ids know it: a frame's traceId is honoured only if
+    /// it is this caller's (`traces::TraceOrigins`).
+    pub(super) caller: crate::traces::Caller,
     pub(super) since: i64,
     /// The trace of the upgrade request (hello, presence, closing).
     pub(super) trace: TraceContext,
@@ -112,6 +115,7 @@ impl SessionActor {
         );
         SessionActor {
             id,
+            caller: deps.origins.caller(user.as_str()),
             user,
             since,
             trace,

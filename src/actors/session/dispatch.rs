@@ -12,8 +12,8 @@ use crate::actors::quota::room_to_start;
 use crate::actors::{ChatError, ChatResult};
 use crate::domain::{ConversationId, MessageKind, TraceContext, Username};
 use crate::protocol::{
-    parse_client_frame, ClientRequest, ConversationView, ErrorCode, MessageView, PaymentView,
-    SendTarget, ServerFrame,
+    parse_client_frame, ClientFrame, ClientRequest, ConversationView, ErrorCode, FrameError,
+    MessageView, PaymentView, SendTarget, ServerFrame,
 };
 use crate::store::AppendOutcome;
 use crate::supervision::faults::Injected;
@@ -54,10 +54,26 @@ impl DirectCache {
 }
 
 impl SessionActor {
+    /// A client frame, its traceId (given or not) replaced by one of this
+    /// user's unless it is theirs already: no hop of this session's can land
+    /// in a stranger's trace.
+    fn parse(&self, text: &str) -> Result<ClientFrame, FrameError> {
+        let admit = |id, given: bool| self.deps.origins.admit(given.then_some(id), self.caller);
+        match parse_client_frame(text, self.deps.settings.limits.history_default_limit) {
+            Ok(mut f) => {
+                (f.trace_id, f.trace_given) = admit(f.trace_id, f.trace_given);
+                Ok(f)
+            }
+            Err(mut e) => {
+                (e.trace_id, e.trace_given) = admit(e.trace_id, e.trace_given);
+                Err(e)
+            }
+        }
+    }
+
     pub(super) fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         let received = std::time::Instant::now();
-        let frame = match parse_client_frame(text, self.deps.settings.limits.history_default_limit)
-        {
+        let frame = match self.parse(text) {
             Ok(f) => f,
             Err(e) => {
                 let trace = TraceContext::new(e.trace_id);
@@ -124,12 +140,10 @@ impl SessionActor {
     pub(super) fn refuse_rate(&mut self, msg: &super::actor::Inbound, trace: TraceContext) {
         metrics::counter!("parley_rate_limited_total", "what" => "frame").increment(1);
         let (reference, trace_id) = match msg {
-            super::actor::Inbound::Text(text) => {
-                match parse_client_frame(text, self.deps.settings.limits.history_default_limit) {
-                    Ok(f) => (f.reference, f.trace_id),
-                    Err(e) => (e.reference, e.trace_id),
-                }
-            }
+            super::actor::Inbound::Text(text) => match self.parse(text) {
+                Ok(f) => (f.reference, f.trace_id),
+                Err(e) => (e.reference, e.trace_id),
+            },
             _ => (None, trace.trace_id),
         };
         let rate = self.deps.settings.limits.frames_per_sec;
@@ -145,11 +159,10 @@ impl SessionActor {
     /// A frame that crashed this session repeatedly: answered, not handled.
     pub(super) fn refuse_poison(&mut self, text: &str) {
         tracing::warn!(session = %self.id, "refusing a poison frame");
-        let (reference, trace_id) =
-            match parse_client_frame(text, self.deps.settings.limits.history_default_limit) {
-                Ok(f) => (f.reference, f.trace_id),
-                Err(e) => (e.reference, e.trace_id),
-            };
+        let (reference, trace_id) = match self.parse(text) {
+            Ok(f) => (f.reference, f.trace_id),
+            Err(e) => (e.reference, e.trace_id),
+        };
         let f = ServerFrame::error(
             ErrorCode::BadRequest,
             "this frame crashed the session repeatedly and is refused (poison message)",
