@@ -4,15 +4,26 @@
 //! creator must have room to start one (`quota`); every member's sessions
 //! are introduced to it.
 //!
+//! Consent (SPEC v2 "Invitations"): of the users named, the creator's
+//! contacts (who share a conversation with them) become members; anyone
+//! else gets an invitation, written with the group in one transaction, and
+//! joins only by accepting it (`limits.group_consent`; off, all are
+//! members, as in v1).
+//!
 //! The group does not exist before the store commits it, so there is no
 //! conversation actor to ask yet: this runs in the caller's task and talks
 //! to the store directly (the rule that changes to an existing conversation
 //! go through its actor is not at stake).
 
+use std::collections::HashSet;
+
 use super::directory::introduce;
 use super::quota::room_to_start;
 use super::{ChatError, ChatResult, Deps};
-use crate::domain::{Conversation, SessionId, TraceContext, Username};
+use crate::domain::{now_ms, rfc3339_ms, Conversation, SessionId, TraceContext, Username};
+use crate::protocol::{ConversationView, ServerFrame};
+use crate::store::redis::EventKind;
+use crate::store::Invitations;
 
 /// Creates the group `name` of `creator` and `members` (the creator is
 /// added). `asking`: the session that asked, which gets its own answer and
@@ -22,20 +33,20 @@ pub async fn start_group(
     deps: &Deps,
     creator: &Username,
     name: String,
-    mut members: Vec<Username>,
+    mut named: Vec<Username>,
     asking: Option<SessionId>,
     trace: TraceContext,
 ) -> ChatResult<Conversation> {
-    members.push(creator.clone());
-    members.sort();
-    members.dedup();
-    let max = deps.settings.limits.max_group_members;
-    if members.len() > max {
+    named.push(creator.clone());
+    named.sort();
+    named.dedup();
+    let limits = &deps.settings.limits;
+    let max = limits.max_group_members;
+    if named.len() > max {
         return Err(ChatError::BadRequest(format!(
             "a group has at most {max} members"
         )));
     }
-    let limits = &deps.settings.limits;
     room_to_start(
         &deps.store,
         creator,
@@ -43,8 +54,65 @@ pub async fn start_group(
         None,
     )
     .await?;
-    let conversation = deps.store.create_group(name, members).await?;
+    let (members, strangers) = if limits.group_consent {
+        let contacts: HashSet<Username> = deps
+            .store
+            .contacts_of(creator.clone())
+            .await?
+            .into_iter()
+            .collect();
+        named
+            .into_iter()
+            .partition(|u| u == creator || contacts.contains(u))
+    } else {
+        (named, Vec::new())
+    };
+    let invite = (!strangers.is_empty()).then(|| Invitations {
+        from: creator.clone(),
+        to: strangers,
+        at: now_ms(),
+        max_pending: limits.max_invitations_per_user,
+    });
+    let conversation = deps
+        .store
+        .create_group(name, members, invite.clone())
+        .await?;
     let added = conversation.members.clone();
     introduce(&deps.directory, conversation.clone(), added, asking, trace);
+    if let Some(invite) = invite {
+        tell_invitees(deps, &conversation, &invite, trace);
+    }
     Ok(conversation)
+}
+
+/// The `invitation` frame to each invitee's sessions, here and on the
+/// other nodes.
+fn tell_invitees(
+    deps: &Deps,
+    conversation: &Conversation,
+    invite: &Invitations,
+    trace: TraceContext,
+) {
+    let frame = ServerFrame::Invitation {
+        conversation: ConversationView::new(conversation, None),
+        from: invite.from.clone(),
+        created_at: rfc3339_ms(invite.at),
+        trace_id: trace.trace_id,
+    };
+    let text = frame.to_text();
+    for user in &invite.to {
+        deps.registry.for_each_session(user, |s| {
+            s.deliver(text.clone(), trace);
+        });
+        deps.cluster.tell_others(
+            EventKind::Invitation {
+                conversation_id: conversation.id,
+                username: user.clone(),
+                from: invite.from.clone(),
+                created_at: invite.at,
+            },
+            trace.trace_id,
+            "invitation",
+        );
+    }
 }

@@ -28,6 +28,8 @@ pub(super) struct RawLimits {
     login_tracker_capacity: u64,
     max_connections: u64,
     max_conversations_per_user: u64,
+    max_invitations_per_user: u64,
+    group_consent: bool,
 }
 
 impl Default for RawLimits {
@@ -47,6 +49,8 @@ impl Default for RawLimits {
             login_tracker_capacity: 100_000,
             max_connections: 20_000,
             max_conversations_per_user: 5_000,
+            max_invitations_per_user: 100,
+            group_consent: true,
         }
     }
 }
@@ -77,6 +81,12 @@ pub struct LimitSettings {
     pub max_connections: usize,
     /// A user in this many conversations may not start another.
     pub max_conversations_per_user: usize,
+    /// Pending invitations one user holds; a new one past it drops their
+    /// oldest.
+    pub max_invitations_per_user: usize,
+    /// SPEC v2: only contacts add a user to a group; anyone else invites.
+    /// false: anyone adds anyone (v1, for clients written before v2).
+    pub group_consent: bool,
 }
 
 impl RawLimits {
@@ -126,6 +136,9 @@ impl RawLimits {
                 "max_conversations_per_user",
                 self.max_conversations_per_user,
             )?,
+            max_invitations_per_user: SECTION
+                .positive("max_invitations_per_user", self.max_invitations_per_user)?,
+            group_consent: self.group_consent,
         })
     }
 }

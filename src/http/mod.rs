@@ -7,6 +7,7 @@ mod chat;
 mod error;
 mod extract;
 mod health;
+mod invitations;
 mod pages;
 mod payments;
 mod ws;
@@ -49,6 +50,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/conversations", web::post().to(chat::create_conversation))
                 .route("/conversations/{id}/messages", web::get().to(chat::history))
                 .route("/conversations/{id}/messages", web::post().to(chat::send))
+                .route("/invitations", web::get().to(invitations::list))
+                .route(
+                    "/invitations/{id}/accept",
+                    web::post().to(invitations::accept),
+                )
+                .route(
+                    "/invitations/{id}/decline",
+                    web::post().to(invitations::decline),
+                )
                 .route("/payments", web::post().to(payments::create))
                 .route("/payments/{id}", web::get().to(payments::get)),
         )

@@ -42,6 +42,14 @@ pub enum ClientRequest {
     Leave {
         conversation_id: ConversationId,
     },
+    /// v2: join a group one was invited to.
+    Accept {
+        conversation_id: ConversationId,
+    },
+    /// v2: drop an invitation.
+    Decline {
+        conversation_id: ConversationId,
+    },
     History {
         conversation_id: ConversationId,
         after_seq: u64,
@@ -71,6 +79,8 @@ impl ClientRequest {
             ClientRequest::Create { .. } => "create",
             ClientRequest::Invite { .. } => "invite",
             ClientRequest::Leave { .. } => "leave",
+            ClientRequest::Accept { .. } => "accept",
+            ClientRequest::Decline { .. } => "decline",
             ClientRequest::History { .. } => "history",
             ClientRequest::Conversations => "conversations",
             ClientRequest::Read { .. } => "read",
@@ -273,6 +283,18 @@ fn parse_request(
         "leave" => {
             let f: ConvOnly = fields(obj)?;
             ClientRequest::Leave {
+                conversation_id: conversation_id(&f.conversation_id)?,
+            }
+        }
+        "accept" => {
+            let f: ConvOnly = fields(obj)?;
+            ClientRequest::Accept {
+                conversation_id: conversation_id(&f.conversation_id)?,
+            }
+        }
+        "decline" => {
+            let f: ConvOnly = fields(obj)?;
+            ClientRequest::Decline {
                 conversation_id: conversation_id(&f.conversation_id)?,
             }
         }

@@ -13,7 +13,7 @@ pub use client::{
 };
 pub use codes::ErrorCode;
 pub use json::parse_strict;
-pub use server::{ConversationView, MessageView, PaymentView, ServerFrame};
+pub use server::{ConversationView, InvitationView, MessageView, PaymentView, ServerFrame};
 
 /// Text limits from SPEC.md.
 pub const MAX_TEXT_CHARS: usize = 4096;

@@ -89,6 +89,25 @@ impl ConversationView {
     }
 }
 
+/// A pending invitation as clients see it (SPEC v2 `GET /api/invitations`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationView {
+    pub conversation: ConversationView,
+    pub from: Username,
+    pub created_at: String,
+}
+
+impl InvitationView {
+    pub fn new(i: &crate::store::Invitation) -> Self {
+        InvitationView {
+            conversation: ConversationView::new(&i.conversation, None),
+            from: i.from.clone(),
+            created_at: crate::domain::rfc3339_ms(i.created_at),
+        }
+    }
+}
+
 /// A payment as clients see it (SPEC `payment`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -165,6 +184,34 @@ pub enum ServerFrame {
     Invited {
         conversation_id: ConversationId,
         username: Username,
+        /// Extension: true when `username` got an invitation (they share no
+        /// conversation with the inviter) rather than the membership.
+        pending: bool,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        trace_id: TraceId,
+    },
+    /// v2: to the invitee's sessions.
+    #[serde(rename_all = "camelCase")]
+    Invitation {
+        conversation: ConversationView,
+        from: Username,
+        created_at: String,
+        trace_id: TraceId,
+    },
+    /// Extension: the answer to `accept` (the group then arrives as
+    /// `conversation_added` on every session of the user).
+    #[serde(rename_all = "camelCase")]
+    Accepted {
+        conversation_id: ConversationId,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        trace_id: TraceId,
+    },
+    /// Extension: the answer to `decline`.
+    #[serde(rename_all = "camelCase")]
+    Declined {
+        conversation_id: ConversationId,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
         trace_id: TraceId,
@@ -309,6 +356,9 @@ impl ServerFrame {
             ServerFrame::Message(_) => "message",
             ServerFrame::Created { .. } => "created",
             ServerFrame::Invited { .. } => "invited",
+            ServerFrame::Invitation { .. } => "invitation",
+            ServerFrame::Accepted { .. } => "accepted",
+            ServerFrame::Declined { .. } => "declined",
             ServerFrame::MemberJoined { .. } => "member_joined",
             ServerFrame::Left { .. } => "left",
             ServerFrame::MemberLeft { .. } => "member_left",

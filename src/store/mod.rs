@@ -19,7 +19,8 @@ use std::path::Path;
 pub use error::StoreError;
 pub use sqlite::SqliteOptions;
 pub use types::{
-    AppendOutcome, Completion, ConversationSummary, HistoryPage, NewMessage, NewUser, UserRecord,
+    AppendOutcome, Completion, ConversationSummary, HistoryPage, Invitation, Invitations,
+    NewMessage, NewUser, UserRecord,
 };
 
 use crate::config::StorageSettings;
@@ -92,14 +93,37 @@ impl Store {
         on_backend!(self.create_user(user))
     }
 
-    /// A group with these members (the creator included by the caller).
-    /// `NotFound` naming the first member that has no account.
+    /// A group with these members (the creator included by the caller),
+    /// and `invite`'s invitations to it, in one transaction. `NotFound`
+    /// naming the first member or invitee that has no account.
     pub async fn create_group(
         &self,
         name: String,
         members: Vec<Username>,
+        invite: Option<Invitations>,
     ) -> Result<Conversation, StoreError> {
-        on_backend!(self.create_group(name, members))
+        on_backend!(self.create_group(name, members, invite))
+    }
+
+    /// Invites `user` to the group `id` on behalf of `from`: the new
+    /// invitation and `true`, or the pending one and `false`. `Conflict` if
+    /// `user` is a member already, `NotFound` for a missing user or group,
+    /// `BadRequest` for a direct conversation. An invitee holds at most
+    /// `max_pending` invitations: a new one past that drops their oldest,
+    /// so no one can grow another user's list without bound.
+    pub async fn invite(
+        &self,
+        id: ConversationId,
+        user: Username,
+        from: Username,
+        max_pending: usize,
+    ) -> Result<(Invitation, bool), StoreError> {
+        on_backend!(self.invite(id, user, from, max_pending))
+    }
+
+    /// Drops `user`'s invitation to `id`; whether there was one.
+    pub async fn decline(&self, id: ConversationId, user: Username) -> Result<bool, StoreError> {
+        on_backend!(self.decline(id, user))
     }
 
     /// The direct conversation of two users, created on first use.
@@ -111,8 +135,9 @@ impl Store {
         on_backend!(self.direct_conversation(a, b))
     }
 
-    /// Adds a member to a group; `Conflict` if already one, `BadRequest` when
-    /// the group would exceed `max_members`. In a cluster the other nodes
+    /// Adds a member to a group (and drops their invitation to it, if any,
+    /// in the same transaction: accepting is joining); `Conflict` if already
+    /// one, `BadRequest` when the group would exceed `max_members`. In a cluster the other nodes
     /// hear of it (`trace`: the request that caused it) atomically with the
     /// change.
     pub async fn add_member(
@@ -265,6 +290,27 @@ impl Store {
         limit: u32,
     ) -> Result<HistoryPage, StoreError> {
         on_backend!(self.history(user, id, after_seq, limit))
+    }
+
+    /// `user`'s pending invitations, newest first (at most the
+    /// `max_pending` that `invite` keeps).
+    pub async fn invitations_of(&self, user: Username) -> Result<Vec<Invitation>, StoreError> {
+        on_backend!(self.invitations_of(user))
+    }
+
+    /// `user`'s pending invitation to `id`, if any.
+    pub async fn invitation(
+        &self,
+        id: ConversationId,
+        user: Username,
+    ) -> Result<Option<Invitation>, StoreError> {
+        on_backend!(self.invitation(id, user))
+    }
+
+    /// Whether `a` and `b` share a conversation (contacts add each other to
+    /// groups directly; others invite).
+    pub async fn share_a_conversation(&self, a: Username, b: Username) -> Result<bool, StoreError> {
+        on_backend!(self.share_a_conversation(a, b))
     }
 
     /// Everyone who shares at least one conversation with `user` (presence).

@@ -80,3 +80,25 @@ pub struct ConversationSummary {
     /// member, so as bounded as the membership (`limits.max_group_members`).
     pub read_by: BTreeMap<Username, u64>,
 }
+
+/// A pending invitation of a user to a group (SPEC v2 "Invitations"): not
+/// a membership until accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    pub conversation: Conversation,
+    pub from: Username,
+    /// When it was made, in ms.
+    pub created_at: i64,
+}
+
+/// Who to invite to a group, written with it in one transaction.
+/// `max_pending` bounds each invitee's pending invitations: past it, the
+/// invitee's oldest is dropped (see `Store::invite`).
+#[derive(Debug, Clone)]
+pub struct Invitations {
+    pub from: Username,
+    pub to: Vec<Username>,
+    /// When they are made, in ms (the invitation frames say the same).
+    pub at: i64,
+    pub max_pending: usize,
+}

@@ -28,7 +28,9 @@ fn figure(r: &Report, name: &str) -> f64 {
 
 #[tokio::test]
 async fn chat_delivers_every_acked_message_once_and_writes_both_reports() {
-    let app = spawn_app_with(|_| {}).await;
+    // The default, consent: the load tool's rooms are invitations its
+    // members accept.
+    let app = spawn_app_with(|s| s.limits.group_consent = true).await;
     let out = tempfile::tempdir().expect("temp dir");
     let target = app.url("");
     let out_dir = out.path().to_string_lossy().to_string();

@@ -13,7 +13,7 @@ use parley::domain::{
     PaymentStatus, SagaStep, TraceId, Username,
 };
 use parley::store::redis::{ClusterEvent, EventKind, RedisOptions};
-use parley::store::{NewMessage, NewUser, Store, StoreError};
+use parley::store::{Invitations, NewMessage, NewUser, Store, StoreError};
 use tempfile::TempDir;
 
 use crate::helpers::RedisServer;
@@ -143,7 +143,9 @@ macro_rules! every_check {
             membership_changes, conversations_list_in_creation_order,
             read_markers_only_move_forward, own_messages_are_read,
             conversations_list_every_members_marker, contacts, concurrent_appends_are_gap_free,
-            payments_hold_move_and_return_money, payment_lookups_and_listing, $($extra),*);
+            payments_hold_move_and_return_money, payment_lookups_and_listing,
+            invitations_wait_for_their_answer, invitations_are_bounded_and_atomic_with_groups,
+            $($extra),*);
     };
 }
 
@@ -201,7 +203,7 @@ async fn direct_conversations(store: &Store) {
 async fn groups_are_all_or_nothing(store: &Store) {
     users(store, &["alice", "bob"]).await;
     let bad = store
-        .create_group("g".into(), vec![u("alice"), u("bob"), u("ghost")])
+        .create_group("g".into(), vec![u("alice"), u("bob"), u("ghost")], None)
         .await;
     assert!(matches!(bad, Err(StoreError::NotFound(_))), "{bad:?}");
     assert!(
@@ -209,7 +211,7 @@ async fn groups_are_all_or_nothing(store: &Store) {
         "nothing half-written"
     );
     let g = store
-        .create_group("g".into(), vec![u("bob"), u("alice"), u("bob")])
+        .create_group("g".into(), vec![u("bob"), u("alice"), u("bob")], None)
         .await
         .unwrap();
     assert_eq!(g.members, vec![u("alice"), u("bob")]);
@@ -279,7 +281,7 @@ async fn history_pages_and_checks_membership(store: &Store) {
 async fn membership_changes(store: &Store) {
     users(store, &["alice", "bob", "carol"]).await;
     let g = store
-        .create_group("g".into(), vec![u("alice")])
+        .create_group("g".into(), vec![u("alice")], None)
         .await
         .unwrap();
     let g2 = add(store, g.id, "bob", 10).await.unwrap();
@@ -361,7 +363,7 @@ async fn own_messages_are_read(store: &Store) {
 async fn conversations_list_every_members_marker(store: &Store) {
     users(store, &["alice", "bob", "carol"]).await;
     let g = store
-        .create_group("trio".into(), vec![u("alice"), u("bob"), u("carol")])
+        .create_group("trio".into(), vec![u("alice"), u("bob"), u("carol")], None)
         .await
         .unwrap();
     for cmid in ["1", "2", "3"] {
@@ -390,13 +392,129 @@ async fn contacts(store: &Store) {
         .await
         .unwrap();
     store
-        .create_group("g".into(), vec![u("alice"), u("carol"), u("bob")])
+        .create_group("g".into(), vec![u("alice"), u("carol"), u("bob")], None)
         .await
         .unwrap();
     let mut c = store.contacts_of(u("alice")).await.unwrap();
     c.sort();
     assert_eq!(c, vec![u("bob"), u("carol")]);
     assert!(store.contacts_of(u("dave")).await.unwrap().is_empty());
+}
+
+async fn invitations_wait_for_their_answer(store: &Store) {
+    users(store, &["alice", "bob", "carol"]).await;
+    let g = store
+        .create_group("g".into(), vec![u("alice")], None)
+        .await
+        .unwrap();
+    assert!(!store
+        .share_a_conversation(u("alice"), u("bob"))
+        .await
+        .unwrap());
+    let (first, new) = store.invite(g.id, u("bob"), u("alice"), 10).await.unwrap();
+    assert!(new);
+    assert_eq!(
+        (first.conversation.id, first.from.clone()),
+        (g.id, u("alice"))
+    );
+    // Asked again: the pending one, nothing new.
+    let (again, new) = store.invite(g.id, u("bob"), u("carol"), 10).await.unwrap();
+    assert!(!new);
+    assert_eq!(again, first);
+    // Not a membership: bob is in no conversation, and shares none.
+    assert!(store.conversations_of(u("bob")).await.unwrap().is_empty());
+    assert!(!store
+        .share_a_conversation(u("alice"), u("bob"))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.invitations_of(u("bob")).await.unwrap(),
+        vec![first.clone()]
+    );
+    assert_eq!(store.invitation(g.id, u("bob")).await.unwrap(), Some(first));
+    // Joining uses it up.
+    add(store, g.id, "bob", 10).await.unwrap();
+    assert_eq!(store.invitation(g.id, u("bob")).await.unwrap(), None);
+    assert!(store
+        .share_a_conversation(u("bob"), u("alice"))
+        .await
+        .unwrap());
+    // A member is not invited; nor is a user who does not exist.
+    assert!(matches!(
+        store.invite(g.id, u("bob"), u("alice"), 10).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.invite(g.id, u("ghost"), u("alice"), 10).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Declined: gone, once.
+    store
+        .invite(g.id, u("carol"), u("alice"), 10)
+        .await
+        .unwrap();
+    assert!(store.decline(g.id, u("carol")).await.unwrap());
+    assert!(!store.decline(g.id, u("carol")).await.unwrap());
+    assert!(store.invitations_of(u("carol")).await.unwrap().is_empty());
+    // Direct conversations have no invitations.
+    let d = store
+        .direct_conversation(u("alice"), u("bob"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.invite(d.id, u("carol"), u("alice"), 10).await,
+        Err(StoreError::BadRequest(_))
+    ));
+}
+
+async fn invitations_are_bounded_and_atomic_with_groups(store: &Store) {
+    users(store, &["mallory", "victim", "carol"]).await;
+    let invite = |at: i64| Invitations {
+        from: u("mallory"),
+        to: vec![u("victim")],
+        at,
+        max_pending: 3,
+    };
+    let mut groups = Vec::new();
+    for i in 0..5 {
+        let g = store
+            .create_group(
+                format!("spam{i}"),
+                vec![u("mallory")],
+                Some(invite(1_000 + i)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(g.members, vec![u("mallory")], "invited, not a member");
+        groups.push(g.id);
+    }
+    // The newest three, newest first.
+    let pending: Vec<ConversationId> = store
+        .invitations_of(u("victim"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.conversation.id)
+        .collect();
+    assert_eq!(pending, vec![groups[4], groups[3], groups[2]]);
+    assert!(store
+        .conversations_of(u("victim"))
+        .await
+        .unwrap()
+        .is_empty());
+    // A missing invitee: no group, no invitation.
+    let bad = Invitations {
+        to: vec![u("carol"), u("ghost")],
+        ..invite(2_000)
+    };
+    assert!(matches!(
+        store
+            .create_group("bad".into(), vec![u("mallory")], Some(bad))
+            .await,
+        Err(StoreError::NotFound(m)) if m.contains("ghost")
+    ));
+    assert!(store.invitations_of(u("carol")).await.unwrap().is_empty());
+    assert_eq!(store.conversations_of(u("mallory")).await.unwrap().len(), 5);
 }
 
 async fn concurrent_appends_are_gap_free(store: &Store) {
@@ -643,7 +761,7 @@ async fn conversations_list_in_creation_order(store: &Store) {
     let mut made = Vec::new();
     for name in ["first", "second", "third"] {
         let g = store
-            .create_group(name.into(), vec![u("alice"), u("bob")])
+            .create_group(name.into(), vec![u("alice"), u("bob")], None)
             .await
             .unwrap();
         made.push(g.id);

@@ -72,8 +72,19 @@ pub async fn rooms(
             ));
         };
         let names: Vec<String> = members.iter().map(|(n, _)| n.clone()).collect();
-        let id = target
+        let (id, joined) = target
             .group(creator, &format!("{prefix} room {r}"), &names)
+            .await?;
+        // A server with consent (SPEC v2) invites the creator's strangers.
+        let invited: Vec<&str> = members
+            .iter()
+            .filter(|(n, _)| !joined.contains(n))
+            .map(|(_, t)| t.as_str())
+            .collect();
+        stream::iter(invited)
+            .map(|token| target.accept(token, &id))
+            .buffer_unordered(common.setup_concurrency.max(1))
+            .try_collect::<Vec<()>>()
             .await?;
         rooms.push(Room { id, members });
     }

@@ -178,13 +178,15 @@ impl Target {
             .ok_or_else(|| LoadError::Setup(format!("login {name}: no token in {body}")))
     }
 
-    /// A group of `members` created by the token's owner; returns its id.
+    /// A group of `members` created by the token's owner: its id and who
+    /// is a member now (with consent, those not the creator's contacts are
+    /// only invited: see `accept`).
     pub async fn group(
         &self,
         token: &str,
         name: &str,
         members: &[String],
-    ) -> Result<String, LoadError> {
+    ) -> Result<(String, Vec<String>), LoadError> {
         let url = format!("{}/api/conversations", self.base);
         let req = self
             .http
@@ -196,10 +198,28 @@ impl Target {
             &[201],
             self.call("create", req).await?,
         )?;
-        body["conversationId"]
+        let id = body["conversationId"]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| LoadError::Setup(format!("no conversationId in {body}")))
+            .ok_or_else(|| LoadError::Setup(format!("no conversationId in {body}")))?;
+        let joined = body["members"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok((id, joined))
+    }
+
+    /// The token's owner accepts their invitation to the group `id`.
+    pub async fn accept(&self, token: &str, id: &str) -> Result<(), LoadError> {
+        let req = self
+            .http
+            .post(format!("{}/api/invitations/{id}/accept", self.base))
+            .bearer_auth(token);
+        Self::expect("accept invitation", &[204], self.call("accept", req).await?).map(|_| ())
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Result<Value, LoadError> {

@@ -17,6 +17,7 @@ use actix::prelude::*;
 
 mod core;
 mod delivery;
+mod membership;
 mod remote;
 
 use self::core::{Commit, Delivery};
@@ -46,8 +47,19 @@ pub enum ConvRequest {
         kind: MessageKind,
         reply: Responder<ChatResult<AppendOutcome>>,
     },
+    /// `reply`: whether `user` got an invitation rather than the membership.
     Invite {
         by: Username,
+        user: Username,
+        reply: Responder<ChatResult<bool>>,
+    },
+    /// `user` accepts their invitation to this group.
+    Accept {
+        user: Username,
+        reply: Responder<ChatResult<()>>,
+    },
+    /// `user` declines it.
+    Decline {
         user: Username,
         reply: Responder<ChatResult<()>>,
     },
@@ -88,6 +100,8 @@ impl Msg for ConvRequest {
                 ..
             } => ("send", sender, client_msg_id).hash(&mut h),
             ConvRequest::Invite { by, user, .. } => ("invite", by, user).hash(&mut h),
+            ConvRequest::Accept { user, .. } => ("accept", user).hash(&mut h),
+            ConvRequest::Decline { user, .. } => ("decline", user).hash(&mut h),
             ConvRequest::Leave { user, .. } => ("leave", user).hash(&mut h),
             ConvRequest::Read { user, seq, .. } => ("read", user, seq).hash(&mut h),
             // Ephemeral and never retried, or not from a client: not worth tracking.
@@ -104,7 +118,9 @@ impl ConvRequest {
     pub fn reject(self, e: ChatError) {
         match self {
             ConvRequest::Send { reply, .. } => reply.respond(Err(e)),
-            ConvRequest::Invite { reply, .. }
+            ConvRequest::Invite { reply, .. } => reply.respond(Err(e)),
+            ConvRequest::Accept { reply, .. }
+            | ConvRequest::Decline { reply, .. }
             | ConvRequest::Leave { reply, .. }
             | ConvRequest::Read { reply, .. }
             | ConvRequest::Typing { reply, .. } => reply.respond(Err(e)),
@@ -443,83 +459,15 @@ impl ConversationActor {
                 reply.respond(Ok(()));
             }
             ConvRequest::Invite { by, user, reply } => {
-                if !conv.is_member(&by) {
-                    return reply.respond(Err(ChatError::not_member()));
-                }
-                let store = self.store.clone();
-                let max = self.settings.limits.max_group_members;
-                let id = self.id;
-                let joined = user.clone();
-                // Membership changes wait for their commit before the next
-                // request is handled, so every later request sees them.
-                ctx.wait(
-                    async move { store.add_member(id, user, max, trace.trace_id).await }
-                        .into_actor(self)
-                        .map(move |res, act, _| match res {
-                            Ok(updated) => {
-                                // The inviter's `invited` first, then everyone's `member_joined`.
-                                reply.respond(Ok(()));
-                                let frame = ServerFrame::MemberJoined {
-                                    conversation_id: act.id,
-                                    username: joined.clone(),
-                                    trace_id: trace.trace_id,
-                                };
-                                act.fan_out(&updated, &frame, trace, None);
-                                act.delivery.members_changed(&updated.members);
-                                // The new member and the others learn each
-                                // other's presence; the group shows in theirs.
-                                crate::actors::directory::introduce(
-                                    act.router.directory(),
-                                    updated.clone(),
-                                    vec![joined],
-                                    None,
-                                    trace,
-                                );
-                                act.state = State::Ready(updated);
-                            }
-                            Err(e) => reply.respond(Err(e.into())),
-                        }),
-                );
+                self.invite(conv, by, user, reply, trace, ctx)
             }
+            ConvRequest::Accept { user, reply } => self.accept(user, reply, trace, ctx),
+            ConvRequest::Decline { user, reply } => self.decline(user, reply, ctx),
             ConvRequest::Leave {
                 user,
                 session,
                 reply,
-            } => {
-                if !conv.is_member(&user) {
-                    return reply.respond(Err(ChatError::not_member()));
-                }
-                let store = self.store.clone();
-                let id = self.id;
-                let left = user.clone();
-                ctx.wait(
-                    async move { store.remove_member(id, user, trace.trace_id, session).await }
-                        .into_actor(self)
-                        .map(move |res, act, _| match res {
-                            Ok(updated) => {
-                                // The leaver's `left` first; then the remaining
-                                // members and the leaver's other sessions hear of it.
-                                reply.respond(Ok(()));
-                                let frame = ServerFrame::MemberLeft {
-                                    conversation_id: act.id,
-                                    username: left.clone(),
-                                    trace_id: trace.trace_id,
-                                };
-                                act.fan_out(&updated, &frame, trace, None);
-                                act.read_marks.remove(&left);
-                                let text = frame.to_text();
-                                act.registry.for_each_session(&left, |s| {
-                                    if Some(s.id) != session {
-                                        s.deliver(text.clone(), trace);
-                                    }
-                                });
-                                act.delivery.members_changed(&updated.members);
-                                act.state = State::Ready(updated);
-                            }
-                            Err(e) => reply.respond(Err(e.into())),
-                        }),
-                );
-            }
+            } => self.leave(conv, user, session, reply, trace, ctx),
         }
     }
 }

@@ -99,6 +99,22 @@ impl ConversationActor {
                     self.fan_out(conv, &frame, trace, Some(&username));
                 }
             }
+            EventKind::Invitation {
+                username,
+                from,
+                created_at,
+                ..
+            } => {
+                let State::Ready(conv) = &self.state else {
+                    return;
+                };
+                let invitation = crate::store::Invitation {
+                    conversation: conv.clone(),
+                    from,
+                    created_at,
+                };
+                self.tell_invitee(&username, &invitation, trace);
+            }
             // Presence and new members go to the directory and payments to
             // the node's relay, never here.
             EventKind::Presence { .. } | EventKind::Payment { .. } | EventKind::Added { .. } => {}

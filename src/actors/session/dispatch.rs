@@ -294,10 +294,11 @@ impl SessionActor {
                 username,
             } => {
                 let invited = username.clone();
-                let reply = self.responder(reference, trace, move |(), r, t| {
+                let reply = self.responder(reference, trace, move |pending, r, t| {
                     Some(ServerFrame::Invited {
                         conversation_id,
                         username: invited,
+                        pending,
                         reference: r,
                         trace_id: t.trace_id,
                     })
@@ -307,6 +308,32 @@ impl SessionActor {
                     user: username,
                     reply,
                 };
+                self.deps
+                    .conversations
+                    .route(conversation_id, Envelope::new(trace, request));
+            }
+            ClientRequest::Accept { conversation_id } => {
+                let reply = self.responder(reference, trace, move |(), r, t| {
+                    Some(ServerFrame::Accepted {
+                        conversation_id,
+                        reference: r,
+                        trace_id: t.trace_id,
+                    })
+                });
+                let request = ConvRequest::Accept { user: me, reply };
+                self.deps
+                    .conversations
+                    .route(conversation_id, Envelope::new(trace, request));
+            }
+            ClientRequest::Decline { conversation_id } => {
+                let reply = self.responder(reference, trace, move |(), r, t| {
+                    Some(ServerFrame::Declined {
+                        conversation_id,
+                        reference: r,
+                        trace_id: t.trace_id,
+                    })
+                });
+                let request = ConvRequest::Decline { user: me, reply };
                 self.deps
                     .conversations
                     .route(conversation_id, Envelope::new(trace, request));

@@ -7,6 +7,8 @@
 //! |---------------------------|--------|-------------------------------------------------|
 //! | `P user:<name>`           | hash   | `pw`, `balance`, `created` (ms)                 |
 //! | `P user:<name>:convs`     | zset   | conversation ids scored by creation ms          |
+//! | `P user:<name>:invites`   | zset   | invited-to group ids scored by invitation ms    |
+//! | `P user:<name>:inviters`  | hash   | invited-to group id -> inviter                  |
 //! | `P conv:<id>`             | hash   | `kind`, `name`, `created` (ms), `seq` (last)    |
 //! | `P conv:<id>:members`     | hash   | member -> last read seq                         |
 //! | `P conv:<id>:log`         | stream | one entry per message, entry id `<seq>-0`       |
@@ -24,6 +26,7 @@
 //! string (see `wire`); integers that may pass 2^53 travel as strings.
 
 mod conversations;
+mod invitations;
 mod messages;
 mod payments;
 mod scripts;

@@ -63,6 +63,14 @@ pub enum EventKind {
     /// A payment's status changed; payer and payee sessions on every node
     /// hear it (each node reads the payment from the store).
     Payment { payment_id: PaymentId },
+    /// `username` was invited to a group by `from` (at `created_at` ms):
+    /// their sessions on every node get `invitation`.
+    Invitation {
+        conversation_id: ConversationId,
+        username: Username,
+        from: Username,
+        created_at: i64,
+    },
 }
 
 impl EventKind {
@@ -83,6 +91,9 @@ impl EventKind {
                 conversation_id, ..
             }
             | EventKind::Added {
+                conversation_id, ..
+            }
+            | EventKind::Invitation {
                 conversation_id, ..
             } => Some(*conversation_id),
             EventKind::Presence { .. } | EventKind::Payment { .. } => None,
@@ -138,6 +149,9 @@ struct Wire {
     text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     at: Option<i64>,
+    /// invitation only: the inviter
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
 }
 
 impl Wire {
@@ -158,6 +172,7 @@ impl Wire {
             kind: None,
             text: None,
             at: None,
+            from: None,
         }
     }
 }
@@ -195,6 +210,7 @@ impl ClusterEvent {
             EventKind::Presence { .. } => Wire::new("presence", self),
             EventKind::Payment { .. } => Wire::new("payment", self),
             EventKind::Added { .. } => Wire::new("added", self),
+            EventKind::Invitation { .. } => Wire::new("invitation", self),
         };
         match &self.what {
             EventKind::Message(m) => {
@@ -234,6 +250,16 @@ impl ClusterEvent {
             }
             EventKind::Payment { payment_id } => {
                 w.id = Some(payment_id.to_string());
+            }
+            EventKind::Invitation {
+                username,
+                from,
+                created_at,
+                ..
+            } => {
+                w.user = Some(username.to_string());
+                w.from = Some(from.to_string());
+                w.at = Some(*created_at);
             }
         }
         // A struct of strings, numbers and options always serializes.
@@ -295,6 +321,12 @@ impl ClusterEvent {
             "payment" => EventKind::Payment {
                 payment_id: PaymentId::parse(field(w.id.as_deref(), "id")?)
                     .map_err(|e| BadEvent(e.to_string()))?,
+            },
+            "invitation" => EventKind::Invitation {
+                conversation_id: conv(&w.conv)?,
+                username: user(w.user)?,
+                from: user(w.from)?,
+                created_at: field(w.at, "at")?,
             },
             other => return Err(BadEvent(format!("unknown type {other:?}"))),
         };

@@ -2,6 +2,7 @@
 //! commit, a small pool of read-only connections used from the blocking pool.
 
 mod checkpoint;
+mod invitations;
 mod payments;
 mod queries;
 mod reads;
@@ -17,7 +18,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::types::{
-    AppendOutcome, Completion, ConversationSummary, HistoryPage, NewMessage, NewUser, UserRecord,
+    AppendOutcome, Completion, ConversationSummary, HistoryPage, Invitation, Invitations,
+    NewMessage, NewUser, UserRecord,
 };
 use super::StoreError;
 use crate::config::{StorageSettings, Synchronous};
@@ -142,13 +144,55 @@ impl SqliteStore {
         &self,
         name: String,
         members: Vec<Username>,
+        invite: Option<Invitations>,
     ) -> Result<Conversation, StoreError> {
         self.write(|done| WriteOp::CreateGroup {
             name,
             members,
+            invite,
             done,
         })
         .await
+    }
+
+    pub async fn invite(
+        &self,
+        id: ConversationId,
+        user: Username,
+        from: Username,
+        max_pending: usize,
+    ) -> Result<(Invitation, bool), StoreError> {
+        self.write(|done| WriteOp::Invite {
+            id,
+            user,
+            from,
+            max_pending,
+            done,
+        })
+        .await
+    }
+
+    pub async fn decline(&self, id: ConversationId, user: Username) -> Result<bool, StoreError> {
+        self.write(|done| WriteOp::Decline { id, user, done }).await
+    }
+
+    pub async fn invitations_of(&self, user: Username) -> Result<Vec<Invitation>, StoreError> {
+        self.read(move |c| invitations::invitations_of(c, &user))
+            .await
+    }
+
+    pub async fn invitation(
+        &self,
+        id: ConversationId,
+        user: Username,
+    ) -> Result<Option<Invitation>, StoreError> {
+        self.read(move |c| invitations::invitation(c, id, &user))
+            .await
+    }
+
+    pub async fn share_a_conversation(&self, a: Username, b: Username) -> Result<bool, StoreError> {
+        self.read(move |c| invitations::share_a_conversation(c, &a, &b))
+            .await
     }
 
     pub async fn direct_conversation(

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use crate::config::Synchronous;
 use crate::store::StoreError;
 
-const VERSION: i64 = 2;
+const VERSION: i64 = 3;
 
 pub fn configure_writer(conn: &Connection, synchronous: Synchronous) -> Result<(), StoreError> {
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -49,7 +49,10 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if version < 1 {
         v1(conn)?;
     }
-    v2(conn)
+    if version < 2 {
+        v2(conn)?;
+    }
+    v3(conn)
 }
 
 /// Users, conversations, members, messages.
@@ -123,6 +126,23 @@ fn v2(conn: &Connection) -> Result<(), StoreError> {
             PRIMARY KEY (payment_id, step)
         ) WITHOUT ROWID;
         PRAGMA user_version = 2;
+        COMMIT;",
+    )?;
+    Ok(())
+}
+
+/// Invitations (SPEC v2): pending, not memberships.
+fn v3(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "BEGIN;
+        CREATE TABLE IF NOT EXISTS invitations (
+            username TEXT NOT NULL REFERENCES users(username),
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            inviter TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (username, conversation_id)
+        ) WITHOUT ROWID;
+        PRAGMA user_version = 3;
         COMMIT;",
     )?;
     Ok(())

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::mpsc;
 
+use super::invitations;
 use super::payments;
 use super::queries::{self, MESSAGE_COLUMNS};
 use super::seqs::Seqs;
@@ -16,7 +17,9 @@ use crate::domain::{
     now_ms, Conversation, ConversationId, ConversationKind, Payment, PaymentId, SagaStep,
     StoredMessage, TraceId, Username,
 };
-use crate::store::{AppendOutcome, Completion, NewMessage, NewUser, StoreError};
+use crate::store::{
+    AppendOutcome, Completion, Invitation, Invitations, NewMessage, NewUser, StoreError,
+};
 use crate::supervision::{supervised, ChildId, Decision, Exit, Supervisor};
 use crate::traces::{self, ActorRef};
 
@@ -25,7 +28,20 @@ pub enum WriteOp {
     CreateGroup {
         name: String,
         members: Vec<Username>,
+        invite: Option<Invitations>,
         done: Completion<Conversation>,
+    },
+    Invite {
+        id: ConversationId,
+        user: Username,
+        from: Username,
+        max_pending: usize,
+        done: Completion<(Invitation, bool)>,
+    },
+    Decline {
+        id: ConversationId,
+        user: Username,
+        done: Completion<bool>,
     },
     Direct {
         a: Username,
@@ -84,6 +100,8 @@ impl WriteOp {
             | WriteOp::AddMember { done, .. }
             | WriteOp::RemoveMember { done, .. } => done(Err(e)),
             WriteOp::Append(_, d) => d(Err(e)),
+            WriteOp::Invite { done, .. } => done(Err(e)),
+            WriteOp::Decline { done, .. } => done(Err(e)),
             WriteOp::CreatePayment { done, .. } => done(Err(e)),
             WriteOp::AdvancePayment { done, .. } => done(Err(e)),
             WriteOp::Credit { done, .. } => done(Err(e)),
@@ -257,10 +275,27 @@ fn execute(conn: &Connection, op: WriteOp) -> Pending {
         WriteOp::CreateGroup {
             name,
             members,
+            invite,
             done,
         } => pending(
             done,
-            in_savepoint(conn, |c| create_group(c, &name, &members)),
+            in_savepoint(conn, |c| create_group(c, &name, &members, invite.as_ref())),
+        ),
+        WriteOp::Invite {
+            id,
+            user,
+            from,
+            max_pending,
+            done,
+        } => pending(
+            done,
+            in_savepoint(conn, |c| {
+                invitations::invite(c, id, &user, &from, max_pending)
+            }),
+        ),
+        WriteOp::Decline { id, user, done } => pending(
+            done,
+            in_savepoint(conn, |c| invitations::remove(c, id, &user)),
         ),
         WriteOp::Direct { a, b, done } => pending(done, in_savepoint(conn, |c| direct(c, &a, &b))),
         WriteOp::AddMember {
@@ -393,9 +428,19 @@ fn create_group(
     conn: &Connection,
     name: &str,
     members: &[Username],
+    invite: Option<&Invitations>,
 ) -> Result<Conversation, StoreError> {
     require_users(conn, members)?;
-    insert_conversation(conn, ConversationKind::Group, name, None, members)
+    if let Some(i) = invite {
+        require_users(conn, &i.to)?;
+    }
+    let conv = insert_conversation(conn, ConversationKind::Group, name, None, members)?;
+    if let Some(i) = invite {
+        for user in i.to.iter().filter(|u| !conv.is_member(u)) {
+            invitations::insert(conn, conv.id, user, &i.from, i.at, i.max_pending)?;
+        }
+    }
+    Ok(conv)
 }
 
 fn direct(conn: &Connection, a: &Username, b: &Username) -> Result<Conversation, StoreError> {
@@ -450,6 +495,8 @@ fn add_member(
         "INSERT INTO members (conversation_id, username, joined_at) VALUES (?1, ?2, ?3)",
     )?
     .execute(params![id.to_string(), user.as_str(), now_ms()])?;
+    // Accepting an invitation is joining: it is used up with the join.
+    invitations::remove(conn, id, user)?;
     load(conn, id)
 }
 

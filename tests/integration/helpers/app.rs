@@ -42,6 +42,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         .auth
         .admins
         .insert(parley::domain::Username::parse("root").unwrap());
+    // Most tests' scenes predate SPEC v2 consent and create groups of
+    // strangers to test delivery, not membership: they run with anyone
+    // adding anyone (a real setting, `limits.group_consent = false`).
+    // Consent itself, the default, is tested in invitations.rs.
+    settings.limits.group_consent = false;
     tweak(&mut settings);
     start(settings, dir).await
 }
@@ -111,6 +116,8 @@ pub async fn spawn_node(
         ("PARLEY__SERVER__NODE_ID", node),
         ("PARLEY__SERVER__WORKERS", "2"),
         ("PARLEY__AUTH__ADMINS", "root"),
+        // As in `spawn_app_with`: the scenes add members directly.
+        ("PARLEY__LIMITS__GROUP_CONSENT", "false"),
         // Every node must accept every node's tokens.
         (
             "PARLEY__AUTH__TOKEN_SECRET",

@@ -89,6 +89,29 @@ pub enum Frame {
     Invited {
         conversation_id: String,
         username: String,
+        /// Whether `username` got an invitation rather than the membership.
+        pending: bool,
+        trace_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Invitation {
+        conversation: ConversationItem,
+        from: String,
+        created_at: String,
+        trace_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Accepted {
+        conversation_id: String,
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+        trace_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Declined {
+        conversation_id: String,
+        #[serde(rename = "ref")]
+        reference: Option<String>,
         trace_id: String,
     },
     #[serde(rename_all = "camelCase")]
@@ -258,7 +281,10 @@ impl TestClient {
     pub async fn recv(&mut self) -> Frame {
         loop {
             let f = self.recv_any().await;
-            if !matches!(f, Frame::Presence { .. } | Frame::ConversationAdded { .. }) {
+            if !matches!(
+                f,
+                Frame::Presence { .. } | Frame::ConversationAdded { .. } | Frame::Invitation { .. }
+            ) {
                 return f;
             }
         }

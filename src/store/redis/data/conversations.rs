@@ -9,7 +9,7 @@ use crate::domain::{
 };
 use crate::store::redis::EventKind;
 use crate::store::redis::RedisStore;
-use crate::store::{ConversationSummary, StoreError};
+use crate::store::{ConversationSummary, Invitations, StoreError};
 
 #[derive(serde::Deserialize)]
 struct SummaryWire {
@@ -20,19 +20,28 @@ struct SummaryWire {
 }
 
 impl RedisStore {
-    /// A group with these members; `NotFound` naming the first member (in
-    /// the given order) that has no account, and then nothing is written.
+    /// A group with these members and `invite`'s invitations; `NotFound`
+    /// naming the first member (in the given order), then invitee, that has
+    /// no account, and then nothing is written.
     pub async fn create_group(
         &self,
         name: String,
         members: Vec<Username>,
+        invite: Option<Invitations>,
     ) -> Result<Conversation, StoreError> {
         let mut args = vec![
             ConversationId::new_random().to_string(),
             name,
             now_ms().to_string(),
+            members.len().to_string(),
         ];
         args.extend(members.iter().map(|m| m.to_string()));
+        if let Some(i) = invite {
+            args.push(i.from.to_string());
+            args.push(i.max_pending.to_string());
+            args.push(i.at.to_string());
+            args.extend(i.to.iter().map(|u| u.to_string()));
+        }
         self.conversation_script(&GROUP_CREATE, args).await
     }
 

@@ -110,6 +110,24 @@ pub struct UserWire {
     pub created: String,
 }
 
+/// An invitation as the invitation scripts answer it.
+#[derive(Deserialize)]
+pub struct InvitationWire {
+    conv: ConvWire,
+    from: String,
+    created: String,
+}
+
+impl InvitationWire {
+    pub fn into_invitation(self) -> Result<crate::store::Invitation, StoreError> {
+        Ok(crate::store::Invitation {
+            conversation: self.conv.into_conversation()?,
+            from: username(&self.from)?,
+            created_at: number("invitation time", &self.created)?,
+        })
+    }
+}
+
 #[derive(Deserialize)]
 pub struct ConvWire {
     id: String,

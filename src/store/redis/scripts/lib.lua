@@ -15,6 +15,8 @@ local function k_conv(id) return P .. 'conv:' .. id end
 local function k_members(id) return P .. 'conv:' .. id .. ':members' end
 local function k_log(id) return P .. 'conv:' .. id .. ':log' end
 local function k_dedup(id) return P .. 'conv:' .. id .. ':dedup' end
+local function k_invites(name) return P .. 'user:' .. name .. ':invites' end
+local function k_inviters(name) return P .. 'user:' .. name .. ':inviters' end
 local function k_direct(lo, hi) return P .. 'direct:' .. lo .. '|' .. hi end
 local function k_pay(id) return P .. 'pay:' .. id end
 local function k_pay_steps(id) return P .. 'pay:' .. id .. ':steps' end
@@ -108,3 +110,33 @@ local function group(id, direct_msg)
   end
   return c
 end
+
+-- A pending invitation {conv, from, created}, or nil.
+local function invitation(user, id)
+  local from = redis.call('HGET', k_inviters(user), id)
+  if not from then return nil end
+  local c = conversation(id)
+  if not c then return nil end
+  return {conv = c, from = from, created = redis.call('ZSCORE', k_invites(user), id)}
+end
+
+-- Records an invitation (checked by the caller), then keeps the invitee's
+-- `max` newest: by (created, id) like SQLite, so both drop the same ones.
+local function add_invitation(user, id, from, now, max)
+  redis.call('ZADD', k_invites(user), now, id)
+  redis.call('HSET', k_inviters(user), id, from)
+  local extra = redis.call('ZCARD', k_invites(user)) - max
+  if extra > 0 then
+    for _, old in ipairs(redis.call('ZRANGE', k_invites(user), 0, extra - 1)) do
+      redis.call('HDEL', k_inviters(user), old)
+    end
+    redis.call('ZREMRANGEBYRANK', k_invites(user), 0, extra - 1)
+  end
+end
+
+-- Drops an invitation; 1 if there was one.
+local function drop_invitation(user, id)
+  redis.call('HDEL', k_inviters(user), id)
+  return redis.call('ZREM', k_invites(user), id)
+end
+

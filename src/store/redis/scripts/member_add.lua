@@ -17,5 +17,7 @@ if not user_exists(name) then
 end
 redis.call('HSET', k_members(id), name, '0')
 redis.call('ZADD', k_user_convs(name), c.created, id)
+-- Accepting an invitation is joining: it is used up with the join.
+drop_invitation(name, id)
 redis.call('PUBLISH', K_EVENTS, ARGV[5])
 return ok(conversation(id))

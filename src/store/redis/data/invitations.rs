@@ -1,0 +1,69 @@
+//! Invitations to groups (SPEC v2): pending, not memberships.
+
+use super::scripts::{INVITE, INVITES_OF, INVITE_DECLINE, INVITE_GET, SHARES};
+use super::wire::{InvitationWire, List};
+use crate::domain::{now_ms, ConversationId, TraceContext, Username};
+use crate::store::redis::RedisStore;
+use crate::store::{Invitation, StoreError};
+
+#[derive(serde::Deserialize)]
+struct Invited {
+    inv: InvitationWire,
+    new: bool,
+}
+
+impl RedisStore {
+    /// See `Store::invite`.
+    pub async fn invite(
+        &self,
+        id: ConversationId,
+        user: Username,
+        from: Username,
+        max_pending: usize,
+    ) -> Result<(Invitation, bool), StoreError> {
+        let args = vec![
+            id.to_string(),
+            user.to_string(),
+            from.to_string(),
+            now_ms().to_string(),
+            max_pending.to_string(),
+        ];
+        let answer: Invited = self
+            .eval_some(TraceContext::random(), &INVITE, args)
+            .await?;
+        Ok((answer.inv.into_invitation()?, answer.new))
+    }
+
+    pub async fn decline(&self, id: ConversationId, user: Username) -> Result<bool, StoreError> {
+        let args = vec![id.to_string(), user.to_string()];
+        self.eval_some(TraceContext::random(), &INVITE_DECLINE, args)
+            .await
+    }
+
+    pub async fn invitation(
+        &self,
+        id: ConversationId,
+        user: Username,
+    ) -> Result<Option<Invitation>, StoreError> {
+        let args = vec![id.to_string(), user.to_string()];
+        let found: Option<InvitationWire> =
+            self.eval(TraceContext::random(), &INVITE_GET, args).await?;
+        found.map(InvitationWire::into_invitation).transpose()
+    }
+
+    /// Newest first.
+    pub async fn invitations_of(&self, user: Username) -> Result<Vec<Invitation>, StoreError> {
+        let list: List<InvitationWire> = self
+            .eval_some(TraceContext::random(), &INVITES_OF, vec![user.to_string()])
+            .await?;
+        list.0
+            .into_iter()
+            .map(InvitationWire::into_invitation)
+            .collect()
+    }
+
+    pub async fn share_a_conversation(&self, a: Username, b: Username) -> Result<bool, StoreError> {
+        let args = vec![a.to_string(), b.to_string()];
+        self.eval_some(TraceContext::random(), &SHARES, args).await
+    }
+}
