@@ -81,6 +81,7 @@ const state = {
   agoTimer: 0,               // one timer for the header's "last seen … ago"
   leaveArmed: null,          // conversationId whose Leave waits for a second click
   leaveTimer: 0,
+  invitations: new Map(),    // conversationId -> pending invitation {conversation, from, createdAt}
   payments: new Map(),       // paymentId -> payment
   payOutbox: new Map(),      // idempotencyKey -> pay not yet answered
   lastTypingAt: 0,
@@ -342,6 +343,7 @@ function resetState() {
   state.readDirty.clear();
   state.fillQueue.clear();
   state.convs.clear();
+  state.invitations.clear();
   state.outbox.clear();
   state.pendingEls.clear();
   state.refs.clear();
@@ -603,6 +605,9 @@ const HANDLERS = {
   typing: onTyping,
   presence: onPresence,
   conversation_added: onConversationAdded,
+  invitation: onInvitation,
+  accepted: onInvitationAnswered,
+  declined: onInvitationAnswered,
   payment: onPayment,
   pong: (f) => takeRef(f.ref),
   error: onError,
@@ -624,6 +629,7 @@ function onHello(f) {
   state.presence.clear();
   state.lastSeen.clear();
   requestConversations();
+  refreshInvitations();
   catchUp();
   pumpSends();
   for (const [key, pay] of state.payOutbox) if (!pay.retryTimer) sendPay(key, pay);
@@ -785,6 +791,11 @@ function onCreated(f) {
   const conv = upsertConv(f.conversation);
   if (conv.lastSeq === 0 && !conv.loaded) markLoadedEmpty(conv); // nothing to fetch
   if (ctx && ctx.kind === 'create') {
+    // Those named who are not members were invited (they share no
+    // conversation with this user yet): they join when they accept.
+    const joined = new Set((f.conversation && f.conversation.members) || []);
+    const invited = (ctx.members || []).filter((m) => !joined.has(m));
+    if (invited.length) toast(`Invited ${invited.join(', ')}: they join when they accept.`);
     $('new-group-name').value = '';
     $('new-group-members').value = '';
     $('new-error').textContent = '';
@@ -806,8 +817,73 @@ function onInvited(f) {
   takeRef(f.ref);
   $('invite-user').value = '';
   $('conv-error').textContent = '';
+  if (f.pending) {
+    // Not a contact: they join once they accept (SPEC v2 invitations).
+    toast(`Invited ${f.username}: they join when they accept.`);
+    return;
+  }
   addMember(f.conversationId, f.username);
   toast(`Invited ${f.username}.`);
+}
+
+/* ---------- invitations (SPEC v2): groups of people this user shares no conversation with ---------- */
+
+/** The pending list, from the server (after each connect: frames sent while offline are gone). */
+async function refreshInvitations() {
+  try {
+    const data = await api('/api/invitations');
+    state.invitations.clear();
+    for (const inv of (data && data.items) || []) {
+      if (inv && inv.conversation && inv.conversation.conversationId) {
+        state.invitations.set(inv.conversation.conversationId, inv);
+      }
+    }
+    renderInvitations();
+  } catch (e) {
+    if (e.status !== 401) toast(`Could not load invitations: ${e.message}`);
+  }
+}
+
+function onInvitation(f) {
+  if (!f.conversation || !f.conversation.conversationId) return;
+  state.invitations.set(f.conversation.conversationId, f);
+  renderInvitations();
+  toast(`${f.from} invited you to ${f.conversation.name}.`);
+}
+
+/** accepted or declined: the invitation is gone (an accepted group arrives as conversation_added). */
+function onInvitationAnswered(f) {
+  takeRef(f.ref);
+  state.invitations.delete(f.conversationId);
+  renderInvitations();
+}
+
+function answerInvitation(id, kind, li) {
+  for (const b of li.querySelectorAll('button')) b.disabled = true;
+  if (!sendFrame({ type: kind, conversationId: id }, { kind, conversationId: id })) {
+    for (const b of li.querySelectorAll('button')) b.disabled = false;
+    toast('Offline: try again once connected.');
+  }
+}
+
+function renderInvitations() {
+  const ul = $('invitation-list');
+  const items = [...state.invitations.values()].sort((a, b) => String(b.createdAt).localeCompare(String(a.createdAt)));
+  const known = new Map([...ul.children].map((li) => [li.dataset.conversationId, li]));
+  reconcileList(ul, items, (inv) => {
+    const id = inv.conversation.conversationId;
+    const existing = known.get(id);
+    if (existing) return existing;
+    const accept = h('button', { type: 'button', class: 'primary', text: 'Accept' });
+    const decline = h('button', { type: 'button', class: 'quiet', text: 'Decline' });
+    const li = h('li', { class: 'invitation', 'data-conversation-id': id },
+      h('span', { class: 'invitation-text', text: `${inv.conversation.name}, from ${inv.from}` }),
+      h('span', { class: 'invitation-actions' }, accept, decline));
+    accept.addEventListener('click', () => answerInvitation(id, 'accept', li));
+    decline.addEventListener('click', () => answerInvitation(id, 'decline', li));
+    return li;
+  });
+  $('invitations-panel').hidden = items.length === 0;
 }
 
 function onMemberJoined(f) {
@@ -964,6 +1040,13 @@ function onError(f) {
     case 'invite':
     case 'leave':
       $('conv-error').textContent = message;
+      break;
+    case 'accept':
+    case 'decline':
+      // Gone already (answered elsewhere) or refused (a full quota): the
+      // server's list is the truth.
+      toast(message);
+      refreshInvitations();
       break;
     default:
       // read, typing and ping failures change nothing the user can act on.
@@ -1658,7 +1741,8 @@ function onNewGroup(event) {
     err.textContent = `"${bad}" is not a valid username.`;
     return;
   }
-  if (!sendFrame({ type: 'create', name, members: members.filter((m) => m !== state.me) }, { kind: 'create' })) {
+  const named = members.filter((m) => m !== state.me);
+  if (!sendFrame({ type: 'create', name, members: named }, { kind: 'create', members: named })) {
     err.textContent = 'Not connected. Try again when the connection is back.';
     return;
   }

@@ -27,6 +27,7 @@ mod supervision;
 mod traces;
 mod web_console;
 mod web_contacts;
+mod web_invitations;
 mod web_presence;
 mod web_read;
 mod web_traces;
