@@ -93,9 +93,9 @@ fn install(
     });
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(malformed::MalformedRequests::default())
-        .with(fmt)
+        .with(malformed::MalformedRequests::start())
         .with(otel)
+        .with(fmt)
         .try_init();
     Ok(OtlpGuard(provider))
 }

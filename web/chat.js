@@ -808,6 +808,8 @@ function onCreated(f) {
 /** A group this user was just made a member of, from another session or user. */
 function onConversationAdded(f) {
   if (!f.conversation || !f.conversation.conversationId) return;
+  // Accepted, maybe on another tab: no longer an invitation.
+  if (state.invitations.delete(f.conversation.conversationId)) renderInvitations();
   const conv = upsertConv(f.conversation);
   if (conv.lastSeq === 0 && !conv.loaded) markLoadedEmpty(conv); // nothing to fetch
   renderAll();
@@ -1042,12 +1044,15 @@ function onError(f) {
       $('conv-error').textContent = message;
       break;
     case 'accept':
-    case 'decline':
+    case 'decline': {
       // Gone already (answered elsewhere) or refused (a full quota): the
-      // server's list is the truth.
+      // server's list is the truth, and what is still there can be tried again.
       toast(message);
+      const li = $('invitation-list').querySelector(`li[data-conversation-id="${ctx.conversationId}"]`);
+      if (li) for (const b of li.querySelectorAll('button')) b.disabled = false;
       refreshInvitations();
       break;
+    }
     default:
       // read, typing and ping failures change nothing the user can act on.
       break;

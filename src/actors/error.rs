@@ -52,6 +52,7 @@ impl From<StoreError> for ChatError {
             StoreError::NotFound(m) => ChatError::NotFound(m),
             StoreError::NotMember => ChatError::not_member(),
             StoreError::BadRequest(m) => ChatError::BadRequest(m),
+            StoreError::Forbidden(m) => ChatError::Forbidden(m),
             StoreError::InsufficientFunds => {
                 ChatError::InsufficientFunds("insufficient funds".into())
             }

@@ -1,12 +1,13 @@
 //! Starting a group: the one place its rules live, for the WebSocket
 //! `create` frame and `POST /api/conversations` alike. The creator is a
 //! member; duplicates count once; at most `limits.max_group_members`; the
-//! creator must have room to start one (`quota`); every member's sessions
-//! are introduced to it.
+//! creator must have room to start one (`store::Quota`, checked in the
+//! creating transaction); every member's sessions are introduced to it.
 //!
 //! Consent (SPEC v2 "Invitations"): of the users named, the creator's
-//! contacts (who share a conversation with them) become members; anyone
-//! else gets an invitation, written with the group in one transaction, and
+//! contacts become members, those who share with the creator a
+//! conversation they started or accepted themselves (`Store::consenting`);
+//! anyone else gets an invitation, written with the group in one transaction, and
 //! joins only by accepting it (`limits.group_consent`; off, all are
 //! members, as in v1).
 //!
@@ -18,12 +19,11 @@
 use std::collections::HashSet;
 
 use super::directory::introduce;
-use super::quota::room_to_start;
 use super::{ChatError, ChatResult, Deps};
 use crate::domain::{now_ms, rfc3339_ms, Conversation, SessionId, TraceContext, Username};
 use crate::protocol::{ConversationView, ServerFrame};
 use crate::store::redis::EventKind;
-use crate::store::Invitations;
+use crate::store::{Invitations, Quota};
 
 /// Creates the group `name` of `creator` and `members` (the creator is
 /// added). `asking`: the session that asked, which gets its own answer and
@@ -47,23 +47,17 @@ pub async fn start_group(
             "a group has at most {max} members"
         )));
     }
-    room_to_start(
-        &deps.store,
-        creator,
-        limits.max_conversations_per_user,
-        None,
-    )
-    .await?;
     let (members, strangers) = if limits.group_consent {
-        let contacts: HashSet<Username> = deps
+        let others: Vec<Username> = named.iter().filter(|u| *u != creator).cloned().collect();
+        let consenting: HashSet<Username> = deps
             .store
-            .contacts_of(creator.clone())
+            .consenting(creator.clone(), others)
             .await?
             .into_iter()
             .collect();
         named
             .into_iter()
-            .partition(|u| u == creator || contacts.contains(u))
+            .partition(|u| u == creator || consenting.contains(u))
     } else {
         (named, Vec::new())
     };
@@ -73,9 +67,14 @@ pub async fn start_group(
         at: now_ms(),
         max_pending: limits.max_invitations_per_user,
     });
+    // The creator's quota is checked in the store's own transaction.
+    let quota = Quota {
+        user: creator.clone(),
+        max: limits.max_conversations_per_user,
+    };
     let conversation = deps
         .store
-        .create_group(name, members, invite.clone())
+        .create_group(name, members, invite.clone(), Some(quota))
         .await?;
     let added = conversation.members.clone();
     introduce(&deps.directory, conversation.clone(), added, asking, trace);

@@ -1,10 +1,11 @@
-//! `limits.max_conversations_per_user`: a user may start a conversation (a
-//! group, or a direct one with someone new) only while they are in fewer
-//! than that many. Groups others add them to are not refused (they did not
-//! ask), but count towards the limit for their own next start.
-//!
-//! Checked before the store creates anything, so one user's concurrent
-//! starts may pass together and exceed it by the number in flight.
+//! `limits.max_conversations_per_user` before a payment: the payment's saga
+//! creates the payer's direct conversation with the payee only once money
+//! has moved, so a payer who may not start another conversation is refused
+//! before anything happens. Groups, direct conversations opened by a
+//! message, and accepted invitations are checked exactly, in the store's
+//! own transaction (`store::Quota`); this read-then-act check is for
+//! payments only, so one payer's concurrent payments to new contacts may
+//! pass it together.
 
 use super::{ChatError, ChatResult};
 use crate::domain::Username;
@@ -16,11 +17,12 @@ pub async fn room_to_start(
     max: usize,
     direct_with: Option<&Username>,
 ) -> ChatResult<()> {
-    let mine = store.conversations_of(user.clone()).await?;
-    if mine.len() < max {
+    let started = store.started_count(user.clone()).await?;
+    if started < max {
         return Ok(());
     }
     // A direct conversation that exists already is not a new one.
+    let mine = store.conversations_of(user.clone()).await?;
     let exists = direct_with.is_some_and(|other| {
         mine.iter().any(|s| {
             let c = &s.conversation;
@@ -30,8 +32,7 @@ pub async fn room_to_start(
     if exists {
         return Ok(());
     }
-    Err(ChatError::Forbidden(format!(
-        "you are in {} conversations; a user in {max} or more may not start another (leave one first)",
-        mine.len()
+    Err(ChatError::Forbidden(crate::store::Quota::full_message(
+        started, max,
     )))
 }

@@ -22,6 +22,9 @@ pub(super) struct RawLimits {
     frame_burst: u64,
     rate_limited_close_after: u64,
     login_failures_per_address: u64,
+    /// Was `login_failures_per_account` (per account alone) before the
+    /// throttle counted pairs; the old key still reads as this one.
+    #[serde(alias = "login_failures_per_account")]
     login_failures_per_account_address: u64,
     login_first_delay_secs: u64,
     login_window_secs: u64,

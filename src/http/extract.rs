@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -150,30 +151,78 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 (limits.max_http_body_bytes, limits.http_body_timeout)
             },
         );
-        let payload = payload.take();
+        let mut payload = payload.take();
+        let req = req.clone();
         Box::pin(async move {
-            let body = tokio::time::timeout(deadline, read_body(payload, limit, trace))
-                .await
-                .map_err(|_| {
-                    metrics::counter!("parley_http_slow_bodies_total").increment(1);
-                    ApiError::new(
-                        ErrorCode::BadRequest,
-                        format!(
-                            "the request body did not arrive within {} ms",
-                            deadline.as_millis()
-                        ),
-                        trace,
-                    )
-                    .timed_out()
-                })??;
-            decode_json(&body, trace).map(JsonBody)
+            let read = tokio::time::timeout(deadline, read_body(&mut payload, limit, trace)).await;
+            let Ok(body) = read else {
+                metrics::counter!("parley_http_slow_bodies_total").increment(1);
+                // Kept unread until the answer is sent: actix-http closes a
+                // connection whose body is unfinished, but would drain a
+                // dropped chunked one for as long as the client trickles.
+                req.extensions_mut().insert(UnreadBody(payload));
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "the request body did not arrive within {} ms",
+                        deadline.as_millis()
+                    ),
+                    trace,
+                )
+                .timed_out());
+            };
+            decode_json(&body?, trace).map(JsonBody)
         })
+    }
+}
+
+/// A body that did not arrive in time, held by its request (see JsonBody)
+/// and then by its answer's body, until that answer is sent.
+struct UnreadBody(actix_web::dev::Payload);
+
+/// The answer, holding the request's unread body if one timed out: while
+/// the body is held unfinished, actix-http closes the connection once the
+/// answer is sent; a dropped chunked body it would drain for as long as
+/// the client trickles it.
+pub fn hold_unread_body<B: MessageBody + 'static>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::dev::ServiceResponse<BoxBody> {
+    let unread = res.request().extensions_mut().remove::<UnreadBody>();
+    match unread {
+        None => res.map_into_boxed_body(),
+        Some(UnreadBody(payload)) => res.map_body(|_, body| {
+            BoxBody::new(Holding {
+                body: body.boxed(),
+                _payload: payload,
+            })
+        }),
+    }
+}
+
+/// A body that keeps `_payload` alive until it is dropped.
+struct Holding {
+    body: BoxBody,
+    _payload: actix_web::dev::Payload,
+}
+
+impl MessageBody for Holding {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<web::Bytes, Self::Error>>> {
+        Pin::new(&mut self.body).poll_next(cx)
     }
 }
 
 /// The body, refused as soon as it passes `limit` bytes.
 async fn read_body(
-    mut payload: actix_web::dev::Payload,
+    payload: &mut actix_web::dev::Payload,
     limit: usize,
     trace: TraceId,
 ) -> Result<web::BytesMut, ApiError> {

@@ -101,11 +101,11 @@ async fn not_found(req: HttpRequest) -> ApiError {
 pub fn traced<S, B>(
     mut req: ServiceRequest,
     srv: &S,
-) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + 'static
+) -> impl Future<Output = Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error>> + 'static
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
     S::Future: 'static,
-    B: 'static,
+    B: actix_web::body::MessageBody + 'static,
 {
     if req.method() == actix_web::http::Method::HEAD {
         req.head_mut().method = actix_web::http::Method::GET;
@@ -150,6 +150,6 @@ where
             res.headers_mut()
                 .insert(HeaderName::from_static("x-trace-id"), v);
         }
-        Ok(res)
+        Ok(extract::hold_unread_body(res))
     }
 }

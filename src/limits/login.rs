@@ -9,11 +9,19 @@
 //! logs in at once (an account-wide count would hand every stranger a way
 //! to lock him out). An address guessing at many accounts slows itself.
 //!
-//! A pair's attempts count when they begin, before the password is checked,
-//! so a burst of concurrent guesses cannot all reach the hashing; a
-//! successful login clears the pair, and an attempt the server could not
-//! check is taken back. An address counts only wrong passwords, once
-//! checked: many people behind one address may log in at the same moment.
+//! Attempts count when they begin, before the password is checked, for
+//! the pair and the address alike, so a burst of concurrent guesses (at one
+//! account, or sprayed over many) cannot all reach the hashing. A
+//! successful login gives its attempt back (and clears its pair), as does
+//! an attempt the server could not check; so what an address holds is its
+//! wrong passwords plus its logins in flight. Behind one address (a NAT),
+//! more than `per_address` people logging in at the very same moment make
+//! the last wait `first_delay`: the price of bounding a sprayer.
+//!
+//! Not bounded: guesses at one account spread over many addresses (each
+//! pair has its free count). Slowing those without letting strangers lock
+//! the owner out needs a per-account count that spares addresses the owner
+//! logged in from before; not done yet.
 //!
 //! A key's count is forgotten once it has been quiet for `window` after its
 //! wait ended (so waiting out the longest wait does not start it afresh with
@@ -237,28 +245,36 @@ impl LoginThrottle {
         if let Some(p) = &pair {
             t.pairs.count(p.clone(), self.capacity, now);
         }
+        if let Some(a) = address {
+            t.addresses.count(a, self.capacity, now);
+        }
         Ok(Attempt { address, pair })
     }
 
-    /// The attempt had the right password: its pair starts afresh.
+    /// The attempt had the right password: its pair starts afresh, and its
+    /// address has it back.
     pub fn succeeded(&self, attempt: &Attempt) {
+        let mut t = self.lock();
         if let Some(p) = &attempt.pair {
-            self.lock().pairs.entries.remove(p);
+            t.pairs.entries.remove(p);
+        }
+        if let Some(a) = &attempt.address {
+            t.addresses.uncount(a);
         }
     }
 
-    /// The attempt had a wrong password: its address counts it too.
-    pub fn failed(&self, attempt: &Attempt, now: Instant) {
-        if let Some(a) = attempt.address {
-            self.lock().addresses.count(a, self.capacity, now);
-        }
-    }
+    /// The attempt had a wrong password: it stays counted where it began.
+    pub fn failed(&self, _attempt: &Attempt, _now: Instant) {}
 
     /// The attempt ended without its password being checked (a server
     /// error): it does not count.
     pub fn abandoned(&self, attempt: &Attempt) {
+        let mut t = self.lock();
         if let Some(p) = &attempt.pair {
-            self.lock().pairs.uncount(p);
+            t.pairs.uncount(p);
+        }
+        if let Some(a) = &attempt.address {
+            t.addresses.uncount(a);
         }
     }
 

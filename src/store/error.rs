@@ -14,6 +14,9 @@ pub enum StoreError {
     BadRequest(String),
     #[error("insufficient funds")]
     InsufficientFunds,
+    /// Refused by a rule about the caller (the conversation quota).
+    #[error("{0}")]
+    Forbidden(String),
     /// The write queue is full: back off and retry.
     #[error("the store is overloaded, retry later")]
     Busy,
@@ -35,6 +38,7 @@ impl StoreError {
             StoreError::NotMember => ErrorCode::Forbidden,
             StoreError::BadRequest(_) => ErrorCode::BadRequest,
             StoreError::InsufficientFunds => ErrorCode::InsufficientFunds,
+            StoreError::Forbidden(_) => ErrorCode::Forbidden,
             StoreError::Busy | StoreError::Closed | StoreError::Unavailable(_) => {
                 ErrorCode::Unavailable
             }

@@ -20,7 +20,7 @@ pub use error::StoreError;
 pub use sqlite::SqliteOptions;
 pub use types::{
     AppendOutcome, Completion, ConversationSummary, HistoryPage, Invitation, Invitations,
-    NewMessage, NewUser, UserRecord,
+    NewMessage, NewUser, Quota, UserRecord,
 };
 
 use crate::config::StorageSettings;
@@ -95,14 +95,22 @@ impl Store {
 
     /// A group with these members (the creator included by the caller),
     /// and `invite`'s invitations to it, in one transaction. `NotFound`
-    /// naming the first member or invitee that has no account.
+    /// naming the first member or invitee that has no account; with a
+    /// quota (its user is the creator), `Forbidden` when they may start no
+    /// more (see `Quota`).
     pub async fn create_group(
         &self,
         name: String,
         members: Vec<Username>,
         invite: Option<Invitations>,
+        quota: Option<Quota>,
     ) -> Result<Conversation, StoreError> {
-        on_backend!(self.create_group(name, members, invite))
+        on_backend!(self.create_group(name, members, invite, quota))
+    }
+
+    /// How many conversations `user` started or accepted (see `Quota`).
+    pub async fn started_count(&self, user: Username) -> Result<usize, StoreError> {
+        on_backend!(self.started_count(user))
     }
 
     /// Invites `user` to the group `id` on behalf of `from`: the new
@@ -127,17 +135,22 @@ impl Store {
     }
 
     /// The direct conversation of two users, created on first use.
+    /// With a quota, a new one is started by its user (`a` or `b`) within
+    /// it (`Forbidden` otherwise); an existing one is never refused.
     pub async fn direct_conversation(
         &self,
         a: Username,
         b: Username,
+        quota: Option<Quota>,
     ) -> Result<Conversation, StoreError> {
-        on_backend!(self.direct_conversation(a, b))
+        on_backend!(self.direct_conversation(a, b, quota))
     }
 
     /// Adds a member to a group (and drops their invitation to it, if any,
     /// in the same transaction: accepting is joining); `Conflict` if already
-    /// one, `BadRequest` when the group would exceed `max_members`. In a cluster the other nodes
+    /// one, `BadRequest` when the group would exceed `max_members`. With a
+    /// quota (the user joins of their own accord), the membership is theirs
+    /// within it (`Forbidden` otherwise). In a cluster the other nodes
     /// hear of it (`trace`: the request that caused it) atomically with the
     /// change.
     pub async fn add_member(
@@ -146,10 +159,11 @@ impl Store {
         user: Username,
         max_members: usize,
         trace: TraceId,
+        quota: Option<Quota>,
     ) -> Result<Conversation, StoreError> {
         match &self.backend {
-            Backend::Sqlite(b) => b.add_member(id, user, max_members).await,
-            Backend::Redis(b) => b.add_member(id, user, max_members, trace).await,
+            Backend::Sqlite(b) => b.add_member(id, user, max_members, quota).await,
+            Backend::Redis(b) => b.add_member(id, user, max_members, trace, quota).await,
         }
     }
 
@@ -307,10 +321,17 @@ impl Store {
         on_backend!(self.invitation(id, user))
     }
 
-    /// Whether `a` and `b` share a conversation (contacts add each other to
-    /// groups directly; others invite).
-    pub async fn share_a_conversation(&self, a: Username, b: Username) -> Result<bool, StoreError> {
-        on_backend!(self.share_a_conversation(a, b))
+    /// Those of `candidates` who have consented to `inviter`: they share
+    /// with the inviter a conversation they started or accepted themselves
+    /// (`Quota`'s own memberships). Sharing one the inviter (or anyone)
+    /// put them in is not consent: else one direct message, which needs
+    /// none, would make anyone a contact who may add them to groups.
+    pub async fn consenting(
+        &self,
+        inviter: Username,
+        candidates: Vec<Username>,
+    ) -> Result<Vec<Username>, StoreError> {
+        on_backend!(self.consenting(inviter, candidates))
     }
 
     /// Everyone who shares at least one conversation with `user` (presence).

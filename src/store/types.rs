@@ -102,3 +102,26 @@ pub struct Invitations {
     pub at: i64,
     pub max_pending: usize,
 }
+
+/// The conversation quota of the user a write acts for: they may start a
+/// conversation (create a group, open a direct one, accept an invitation)
+/// only while they are in fewer than `max` that they started or accepted
+/// themselves. Checked inside the write's own transaction (script), so
+/// concurrent starts cannot pass it together; the new membership is then
+/// counted as theirs. Memberships others gave them (a contact's group or
+/// invite, the other side of a direct conversation) never count.
+#[derive(Debug, Clone)]
+pub struct Quota {
+    pub user: Username,
+    pub max: usize,
+}
+
+impl Quota {
+    /// Why a user in `n` conversations of their own may start no more (the
+    /// Redis scripts say the same words, in `scripts/lib.lua`).
+    pub fn full_message(n: usize, max: usize) -> String {
+        format!(
+            "you are in {n} conversations you started or joined; a user in {max} or more may not start another (leave one first)"
+        )
+    }
+}

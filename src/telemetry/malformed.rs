@@ -2,12 +2,14 @@
 //! drops on an I/O error) as an ERROR line from its HTTP/1 dispatcher, with
 //! no limit: anyone can fill the log by sending garbage. This layer takes
 //! those lines over: each is counted in `parley_http_malformed_total`, and
-//! at most one WARN line per `EVERY` says how many arrived and the last one.
-//! The original lines are kept out of the log by `is_dispatcher_error`.
+//! a reporter thread writes at most one WARN line per `EVERY` saying how
+//! many arrived and the last one. (Not from inside the layer: `tracing`
+//! drops events emitted while an event is being dispatched.) The original
+//! lines are kept out of the log by `is_dispatcher_error`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -24,59 +26,54 @@ pub fn is_dispatcher_error(meta: &Metadata<'_>) -> bool {
     *meta.level() == Level::ERROR && meta.target().starts_with(DISPATCHER)
 }
 
-/// When the last summary was written, and what arrived since.
-#[derive(Debug)]
-struct Window {
-    last_line: Option<Instant>,
-    since: u64,
+/// What arrived since the last summary (shared with the reporter).
+#[derive(Debug, Default)]
+struct Seen {
+    since: AtomicU64,
+    /// The last line's message, at most `MAX_LAST` bytes.
+    last: Mutex<String>,
 }
 
-/// Decides when a summary is due: the first event at once, then at most one
-/// line per `every`, carrying the count since the previous line.
-#[derive(Debug)]
-pub struct RateLimit {
-    every: Duration,
-    window: Mutex<Window>,
-}
+const MAX_LAST: usize = 512;
 
-impl RateLimit {
-    pub fn new(every: Duration) -> Self {
-        RateLimit {
-            every,
-            window: Mutex::new(Window {
-                last_line: None,
-                since: 0,
-            }),
-        }
-    }
-
-    /// Counts one event; `Some(n)` when a line is due now, saying `n` events
-    /// (this one included) since the last line.
-    pub fn hit(&self, now: Instant) -> Option<u64> {
-        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        w.since += 1;
-        let due = w
-            .last_line
-            .is_none_or(|at| now.saturating_duration_since(at) >= self.every);
-        if !due {
-            return None;
-        }
-        w.last_line = Some(now);
-        Some(std::mem::take(&mut w.since))
+impl Seen {
+    /// The count since the last call and the last message, if any arrived.
+    fn take(&self) -> Option<(u64, String)> {
+        let n = self.since.swap(0, Ordering::Relaxed);
+        (n > 0).then(|| {
+            let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            (n, last.clone())
+        })
     }
 }
 
 pub struct MalformedRequests {
-    limit: RateLimit,
-    total: AtomicU64,
+    seen: Arc<Seen>,
 }
 
-impl Default for MalformedRequests {
-    fn default() -> Self {
-        MalformedRequests {
-            limit: RateLimit::new(EVERY),
-            total: AtomicU64::new(0),
+impl MalformedRequests {
+    /// The layer, and its reporter thread started (one per process: the
+    /// subscriber is installed once).
+    pub fn start() -> Self {
+        let seen = Arc::new(Seen::default());
+        let reporter = seen.clone();
+        let started = std::thread::Builder::new()
+            .name("parley-malformed-log".into())
+            .spawn(move || loop {
+                std::thread::sleep(EVERY);
+                if let Some((since, last)) = reporter.take() {
+                    tracing::warn!(
+                        since,
+                        last = %last,
+                        "HTTP requests refused as malformed or dropped by their connection in the last {} s",
+                        EVERY.as_secs()
+                    );
+                }
+            });
+        if let Err(e) = started {
+            eprintln!("parley: no reporter of malformed requests: {e}");
         }
+        MalformedRequests { seen }
     }
 }
 
@@ -88,6 +85,7 @@ impl Visit for Message {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
             self.0 = format!("{value:?}");
+            self.0.truncate(MAX_LAST);
         }
     }
 }
@@ -98,35 +96,61 @@ impl<S: Subscriber> Layer<S> for MalformedRequests {
             return;
         }
         metrics::counter!("parley_http_malformed_total").increment(1);
-        let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Some(since) = self.limit.hit(Instant::now()) {
-            let mut last = Message::default();
-            event.record(&mut last);
-            tracing::warn!(
-                since,
-                total,
-                last = %last.0,
-                "HTTP requests refused as malformed or dropped by the connection (at most one line per {} s)",
-                EVERY.as_secs()
-            );
-        }
+        let mut message = Message::default();
+        event.record(&mut message);
+        *self.seen.last.lock().unwrap_or_else(|p| p.into_inner()) = message.0;
+        self.seen.since.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::Layer;
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 
     #[test]
-    fn one_line_at_once_then_at_most_one_per_period_with_the_count_since() {
-        let t0 = Instant::now();
-        let r = RateLimit::new(Duration::from_secs(10));
-        assert_eq!(r.hit(t0), Some(1));
-        for i in 1..=500 {
-            assert_eq!(r.hit(t0 + Duration::from_millis(i)), None);
-        }
-        assert_eq!(r.hit(t0 + Duration::from_secs(10)), Some(501));
-        assert_eq!(r.hit(t0 + Duration::from_secs(11)), None);
-        assert_eq!(r.hit(t0 + Duration::from_secs(25)), Some(2));
+    fn the_dispatcher_s_lines_are_counted_and_kept_out_of_the_log() {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .boxed()
+            .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+                !super::is_dispatcher_error(m)
+            }));
+        let layer = super::MalformedRequests::start();
+        let seen = layer.seen.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("warn"))
+            .with(layer)
+            .with(fmt);
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..3 {
+                tracing::error!(target: "actix_http::h1::dispatcher", "stream error: bad {i}");
+            }
+            tracing::error!(target: "parley::other", "a real error");
+        });
+        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(!out.contains("stream error"), "{out}");
+        assert!(out.contains("a real error"), "{out}");
+        assert_eq!(seen.take(), Some((3, "stream error: bad 2".to_string())));
+        assert_eq!(seen.take(), None);
     }
 }

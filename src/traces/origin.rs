@@ -15,14 +15,17 @@
 //!   here, then 4 bytes that name its owner. Checking one is two HMACs and
 //!   no table, on any node.
 //! - Ids a client chose are claimed in a bounded table, first caller wins.
-//!   Bounded: at most `CLAIMS` ids; the oldest claim is forgotten first, and
-//!   a forgotten id may be claimed again (its trace has long left the ring
-//!   of recent hops by then, unless an operator's link keeps it). The table
-//!   is this node's: in a cluster, a client id claimed on one node can be
-//!   claimed by someone else on another.
+//!   Bounded: at most `CLAIMS` ids. A claim is kept at least `CLAIM_KEPT`;
+//!   when the table is full, the oldest claim goes only if it is older than
+//!   that, else the new id is not claimed and its caller gets a fresh id
+//!   (no correlation, no harm). So a flood of fresh ids cannot push out a
+//!   claim to take its id over: it only stops new ids being honoured for a
+//!   while. The table is this node's: in a cluster, a client id claimed on
+//!   one node can be claimed by someone else on another.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -32,6 +35,8 @@ use crate::domain::TraceId;
 
 /// Client-chosen ids remembered with their owner.
 pub const CLAIMS: usize = 65_536;
+/// How long a claim is kept at least, full table or not.
+pub const CLAIM_KEPT: Duration = Duration::from_secs(600);
 
 /// A caller as the trace ids know it: a keyed digest of its name, so the
 /// table holds no user names and an id's owner bytes cannot be forged.
@@ -41,7 +46,8 @@ pub struct Caller([u8; 8]);
 #[derive(Debug, Default)]
 struct Claims {
     owners: HashMap<TraceId, Caller>,
-    order: VecDeque<TraceId>,
+    /// Claims in the order made, with when.
+    order: VecDeque<(TraceId, Instant)>,
 }
 
 pub struct TraceOrigins {
@@ -116,6 +122,17 @@ impl TraceOrigins {
     /// unclaimed (it is claimed now), else a fresh one. The bool says
     /// whether `given` was honoured.
     pub fn admit(&self, given: Option<TraceId>, caller: Caller) -> (TraceId, bool) {
+        self.admit_as(given, caller, true)
+    }
+
+    /// As `admit`, but an unclaimed client id is not claimed (it gets a
+    /// fresh id): for requests refused before they are handled (over the
+    /// rate limit), which must not let a flood fill the claims.
+    pub fn admit_unclaimed(&self, given: Option<TraceId>, caller: Caller) -> (TraceId, bool) {
+        self.admit_as(given, caller, false)
+    }
+
+    fn admit_as(&self, given: Option<TraceId>, caller: Caller, claim: bool) -> (TraceId, bool) {
         let Some(id) = given else {
             return (self.made_for(caller), false);
         };
@@ -129,29 +146,42 @@ impl TraceOrigins {
                 (self.made_for(caller), false)
             };
         }
-        if self.claim(id, caller) {
+        let mine = if claim {
+            self.claim(id, caller, Instant::now())
+        } else {
+            self.claimed_by(id, caller)
+        };
+        if mine {
             (id, true)
         } else {
             (self.made_for(caller), false)
         }
     }
 
+    fn claimed_by(&self, id: TraceId, caller: Caller) -> bool {
+        let c = self.claims.lock().unwrap_or_else(|p| p.into_inner());
+        c.owners.get(&id) == Some(&caller)
+    }
+
     /// Whether `id` is `caller`'s now (claimed by it before, or just now).
-    fn claim(&self, id: TraceId, caller: Caller) -> bool {
+    fn claim(&self, id: TraceId, caller: Caller, now: Instant) -> bool {
         let mut c = self.claims.lock().unwrap_or_else(|p| p.into_inner());
-        match c.owners.get(&id) {
-            Some(owner) => *owner == caller,
-            None => {
-                if c.owners.len() >= CLAIMS {
-                    if let Some(old) = c.order.pop_front() {
-                        c.owners.remove(&old);
-                    }
+        if let Some(owner) = c.owners.get(&id) {
+            return *owner == caller;
+        }
+        if c.owners.len() >= CLAIMS {
+            match c.order.front() {
+                Some(&(old, at)) if now.saturating_duration_since(at) >= CLAIM_KEPT => {
+                    c.order.pop_front();
+                    c.owners.remove(&old);
                 }
-                c.owners.insert(id, caller);
-                c.order.push_back(id);
-                true
+                // Full of recent claims: this id is not claimed.
+                _ => return false,
             }
         }
+        c.owners.insert(id, caller);
+        c.order.push_back((id, now));
+        true
     }
 }
 
@@ -195,18 +225,30 @@ mod tests {
     }
 
     #[test]
-    fn claims_are_bounded_and_the_oldest_is_forgotten_first() {
+    fn a_flood_of_claims_cannot_push_out_a_recent_one() {
         let o = TraceOrigins::new(SECRET);
         let (alice, bob) = (o.caller("alice"), o.caller("bob"));
-        let first = id("00000000000000000000000000000001");
-        assert!(o.admit(first, alice).1);
-        for n in 2..=(CLAIMS as u128 + 1) {
-            let t = id(&format!("{n:032x}"));
-            o.admit(t, alice);
+        let t0 = Instant::now();
+        let first = id("00000000000000000000000000000001").unwrap();
+        assert!(o.claim(first, alice, t0));
+        for n in 2..=(CLAIMS as u128 + 10) {
+            let t = id(&format!("{n:032x}")).unwrap();
+            o.claim(t, bob, t0 + Duration::from_secs(1));
         }
         let c = o.claims.lock().unwrap();
         assert_eq!((c.owners.len(), c.order.len()), (CLAIMS, CLAIMS));
         drop(c);
-        assert!(o.admit(first, bob).1, "forgotten, so claimable again");
+        // Bob's flood did not free alice's id, and his last ids went unclaimed.
+        assert!(!o.claim(first, bob, t0 + Duration::from_secs(2)));
+        let late = id(&format!("{:032x}", CLAIMS as u128 + 10)).unwrap();
+        assert!(
+            !o.claim(late, alice, t0 + Duration::from_secs(2)),
+            "full of recent claims"
+        );
+        // Once old enough, the oldest claims make room, oldest first.
+        let later = t0 + CLAIM_KEPT + Duration::from_secs(1);
+        let fresh = id("ffffffffffffffffffffffffffffffff").unwrap();
+        assert!(o.claim(fresh, bob, later));
+        assert!(o.claim(first, bob, later), "alice's, forgotten, went first");
     }
 }

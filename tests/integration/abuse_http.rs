@@ -145,3 +145,23 @@ async fn malformed_requests_are_counted_and_the_server_keeps_serving() {
     .await;
     app.user("alice").await;
 }
+
+#[tokio::test]
+async fn a_chunked_body_trickled_past_the_deadline_is_cut_off_too() {
+    let app = spawn_app_with(|s| s.limits.http_body_timeout = Duration::from_millis(500)).await;
+    let head = "POST /api/login HTTP/1.1\r\nContent-Type: application/json\r\n\
+                Transfer-Encoding: chunked";
+    let mut socket = raw_request(&app, head, b"1\r\n{\r\n").await;
+    let (mut read_half, mut write_half) = socket.split();
+    let trickle = async {
+        while write_half.write_all(b"1\r\n \r\n").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        std::future::pending::<()>().await;
+    };
+    let answer = tokio::select! {
+        answer = read_until_closed(&mut read_half, Duration::from_secs(10)) => answer,
+        () = trickle => unreachable!("pending"),
+    };
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}

@@ -107,17 +107,17 @@ async fn a_stranger_s_group_is_an_invitation_until_it_is_accepted() {
         text, "welcome",
         "the new member's own member_joined comes first"
     );
-    // Accepting twice: nothing to accept.
+    // Accepting twice: a member already.
     let path = format!("/api/invitations/{}/accept", group.conversation_id);
     let (status, body) = app.post(&path, Some(&bob.token), json!({})).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (404, Some("not_found"))
+        (409, Some("conflict"))
     );
 }
 
 #[tokio::test]
-async fn a_declined_invitation_is_gone_and_contacts_add_each_other_directly() {
+async fn a_declined_invitation_is_gone_and_only_the_invitee_s_own_act_makes_a_contact() {
     let app = consenting(|_| {}).await;
     let [(alice, mut a), (bob, mut b)] = app.online(["alice", "bob"]).await;
     let group = app.group(&alice.token, "g", &["bob"]).await;
@@ -132,15 +132,7 @@ async fn a_declined_invitation_is_gone_and_contacts_add_each_other_directly() {
     assert_eq!(status, 404, "declined: nothing to accept");
 
     // A stranger's `invite` is an invitation too, and says so.
-    a.send(json!({"type": "invite", "conversationId": group, "username": "bob", "ref": "i1"}))
-        .await;
-    let pending = a
-        .wait_for("invited", |f| match f {
-            Frame::Invited { pending, .. } => Some(*pending),
-            _ => None,
-        })
-        .await;
-    assert!(pending);
+    assert!(invite_is_pending(&mut a, &group, "i1").await);
     invitation(&mut b).await;
     b.send(json!({"type": "decline", "conversationId": group, "ref": "no"}))
         .await;
@@ -150,18 +142,19 @@ async fn a_declined_invitation_is_gone_and_contacts_add_each_other_directly() {
     })
     .await;
 
-    // Once they share a conversation, alice adds bob at once.
+    // A message bob was sent is not his consent: alice still only invites.
     a.say_to("bob", "hello", "d1").await;
     b.expect_message().await;
-    a.send(json!({"type": "invite", "conversationId": group, "username": "bob", "ref": "i2"}))
-        .await;
-    let pending = a
-        .wait_for("invited", |f| match f {
-            Frame::Invited { pending, .. } => Some(*pending),
-            _ => None,
-        })
-        .await;
-    assert!(!pending, "a contact joins directly");
+    assert!(
+        invite_is_pending(&mut a, &group, "i2").await,
+        "one DM must not open the door"
+    );
+    invitation(&mut b).await;
+    // Bob accepts: a group of hers he joined is his consent to her.
+    let accept = format!("/api/invitations/{group}/accept");
+    let (status, body) = app.post(&accept, Some(&bob.token), json!({})).await;
+    assert_eq!(status, 204, "{body}");
+    let second = app.group(&alice.token, "second", &["bob"]).await;
     let (_, mine) = app.get("/api/conversations", Some(&bob.token)).await;
     let listed: Vec<&str> = mine["items"]
         .as_array()
@@ -169,7 +162,21 @@ async fn a_declined_invitation_is_gone_and_contacts_add_each_other_directly() {
         .iter()
         .filter_map(|c| c["conversationId"].as_str())
         .collect();
-    assert!(listed.contains(&group.as_str()), "{mine}");
+    assert!(
+        listed.contains(&group.as_str()) && listed.contains(&second.as_str()),
+        "{mine}"
+    );
+}
+
+/// Alice's `invite` of bob to `group`: whether it was only an invitation.
+async fn invite_is_pending(a: &mut TestClient, group: &str, reference: &str) -> bool {
+    a.send(json!({"type": "invite", "conversationId": group, "username": "bob", "ref": reference}))
+        .await;
+    a.wait_for("invited", |f| match f {
+        Frame::Invited { pending, .. } => Some(*pending),
+        _ => None,
+    })
+    .await
 }
 
 #[tokio::test]

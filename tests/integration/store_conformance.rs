@@ -13,7 +13,7 @@ use parley::domain::{
     PaymentStatus, SagaStep, TraceId, Username,
 };
 use parley::store::redis::{ClusterEvent, EventKind, RedisOptions};
-use parley::store::{Invitations, NewMessage, NewUser, Store, StoreError};
+use parley::store::{Invitations, NewMessage, NewUser, Quota, Store, StoreError};
 use tempfile::TempDir;
 
 use crate::helpers::RedisServer;
@@ -42,7 +42,9 @@ async fn add(
     user: &str,
     max: usize,
 ) -> Result<Conversation, StoreError> {
-    store.add_member(id, u(user), max, TraceId::random()).await
+    store
+        .add_member(id, u(user), max, TraceId::random(), None)
+        .await
 }
 
 /// `remove_member` with a trace of its own, from no session.
@@ -79,7 +81,7 @@ async fn append_texts(store: &Store, conv: ConversationId, sender: &str, count: 
 async fn alice_and_bob(store: &Store) -> parley::domain::Conversation {
     users(store, &["alice", "bob"]).await;
     store
-        .direct_conversation(u("alice"), u("bob"))
+        .direct_conversation(u("alice"), u("bob"), None)
         .await
         .unwrap()
 }
@@ -145,6 +147,7 @@ macro_rules! every_check {
             conversations_list_every_members_marker, contacts, concurrent_appends_are_gap_free,
             payments_hold_move_and_return_money, payment_lookups_and_listing,
             invitations_wait_for_their_answer, invitations_are_bounded_and_atomic_with_groups,
+            consent_and_the_quota_count_only_what_a_user_did,
             $($extra),*);
     };
 }
@@ -182,17 +185,19 @@ async fn accounts(store: &Store) {
 async fn direct_conversations(store: &Store) {
     users(store, &["alice", "bob"]).await;
     let c1 = store
-        .direct_conversation(u("bob"), u("alice"))
+        .direct_conversation(u("bob"), u("alice"), None)
         .await
         .unwrap();
     let c2 = store
-        .direct_conversation(u("alice"), u("bob"))
+        .direct_conversation(u("alice"), u("bob"), None)
         .await
         .unwrap();
     assert_eq!(c1.id, c2.id);
     assert_eq!(c1.kind, ConversationKind::Direct);
     assert_eq!(c1.members, vec![u("alice"), u("bob")]);
-    let missing = store.direct_conversation(u("alice"), u("ghost")).await;
+    let missing = store
+        .direct_conversation(u("alice"), u("ghost"), None)
+        .await;
     assert!(
         matches!(missing, Err(StoreError::NotFound(_))),
         "{missing:?}"
@@ -203,7 +208,12 @@ async fn direct_conversations(store: &Store) {
 async fn groups_are_all_or_nothing(store: &Store) {
     users(store, &["alice", "bob"]).await;
     let bad = store
-        .create_group("g".into(), vec![u("alice"), u("bob"), u("ghost")], None)
+        .create_group(
+            "g".into(),
+            vec![u("alice"), u("bob"), u("ghost")],
+            None,
+            None,
+        )
         .await;
     assert!(matches!(bad, Err(StoreError::NotFound(_))), "{bad:?}");
     assert!(
@@ -211,7 +221,7 @@ async fn groups_are_all_or_nothing(store: &Store) {
         "nothing half-written"
     );
     let g = store
-        .create_group("g".into(), vec![u("bob"), u("alice"), u("bob")], None)
+        .create_group("g".into(), vec![u("bob"), u("alice"), u("bob")], None, None)
         .await
         .unwrap();
     assert_eq!(g.members, vec![u("alice"), u("bob")]);
@@ -250,7 +260,7 @@ async fn append_assigns_seq_and_dedups(store: &Store) {
 async fn history_pages_and_checks_membership(store: &Store) {
     users(store, &["alice", "bob", "eve"]).await;
     let c = store
-        .direct_conversation(u("alice"), u("bob"))
+        .direct_conversation(u("alice"), u("bob"), None)
         .await
         .unwrap();
     append_texts(store, c.id, "alice", 5).await;
@@ -281,7 +291,7 @@ async fn history_pages_and_checks_membership(store: &Store) {
 async fn membership_changes(store: &Store) {
     users(store, &["alice", "bob", "carol"]).await;
     let g = store
-        .create_group("g".into(), vec![u("alice")], None)
+        .create_group("g".into(), vec![u("alice")], None, None)
         .await
         .unwrap();
     let g2 = add(store, g.id, "bob", 10).await.unwrap();
@@ -297,7 +307,7 @@ async fn membership_changes(store: &Store) {
     let not_member = remove(store, g.id, "alice").await;
     assert!(matches!(not_member, Err(StoreError::NotMember)));
     let d = store
-        .direct_conversation(u("alice"), u("bob"))
+        .direct_conversation(u("alice"), u("bob"), None)
         .await
         .unwrap();
     let into_direct = add(store, d.id, "carol", 10).await;
@@ -309,7 +319,7 @@ async fn membership_changes(store: &Store) {
 async fn read_markers_only_move_forward(store: &Store) {
     users(store, &["alice", "bob", "eve"]).await;
     let c = store
-        .direct_conversation(u("alice"), u("bob"))
+        .direct_conversation(u("alice"), u("bob"), None)
         .await
         .unwrap();
     store.set_read(c.id, u("bob"), 5).await.unwrap();
@@ -363,7 +373,12 @@ async fn own_messages_are_read(store: &Store) {
 async fn conversations_list_every_members_marker(store: &Store) {
     users(store, &["alice", "bob", "carol"]).await;
     let g = store
-        .create_group("trio".into(), vec![u("alice"), u("bob"), u("carol")], None)
+        .create_group(
+            "trio".into(),
+            vec![u("alice"), u("bob"), u("carol")],
+            None,
+            None,
+        )
         .await
         .unwrap();
     for cmid in ["1", "2", "3"] {
@@ -388,11 +403,16 @@ async fn conversations_list_every_members_marker(store: &Store) {
 async fn contacts(store: &Store) {
     users(store, &["alice", "bob", "carol", "dave"]).await;
     store
-        .direct_conversation(u("alice"), u("bob"))
+        .direct_conversation(u("alice"), u("bob"), None)
         .await
         .unwrap();
     store
-        .create_group("g".into(), vec![u("alice"), u("carol"), u("bob")], None)
+        .create_group(
+            "g".into(),
+            vec![u("alice"), u("carol"), u("bob")],
+            None,
+            None,
+        )
         .await
         .unwrap();
     let mut c = store.contacts_of(u("alice")).await.unwrap();
@@ -401,16 +421,77 @@ async fn contacts(store: &Store) {
     assert!(store.contacts_of(u("dave")).await.unwrap().is_empty());
 }
 
+fn quota(user: &str, max: usize) -> Quota {
+    Quota { user: u(user), max }
+}
+
+/// Whether `who` has consented to be added to groups by `inviter`.
+async fn consents(store: &Store, inviter: &str, who: &str) -> bool {
+    store.consenting(u(inviter), vec![u(who)]).await.unwrap() == vec![u(who)]
+}
+
+async fn consent_and_the_quota_count_only_what_a_user_did(store: &Store) {
+    users(store, &["alice", "bob", "carol"]).await;
+    // Alice messages bob: she started it, he did not.
+    let d = store
+        .direct_conversation(u("alice"), u("bob"), Some(quota("alice", 2)))
+        .await
+        .unwrap();
+    assert!(
+        !consents(store, "alice", "bob").await,
+        "a message he got is not consent"
+    );
+    assert!(
+        consents(store, "bob", "alice").await,
+        "she reached out to him"
+    );
+    assert_eq!(store.started_count(u("alice")).await.unwrap(), 1);
+    assert_eq!(store.started_count(u("bob")).await.unwrap(), 0);
+    // A group alice makes with bob in it counts for her, not for him.
+    store
+        .create_group(
+            "g".into(),
+            vec![u("alice"), u("bob")],
+            None,
+            Some(quota("alice", 2)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.started_count(u("bob")).await.unwrap(), 0);
+    // Full: no new group or direct conversation for alice, in the same
+    // transaction that would make it; the existing direct one is no new one.
+    assert!(matches!(
+        store
+            .create_group("h".into(), vec![u("alice")], None, Some(quota("alice", 2)))
+            .await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        store
+            .direct_conversation(u("alice"), u("carol"), Some(quota("alice", 2)))
+            .await,
+        Err(StoreError::Forbidden(_))
+    ));
+    let again = store
+        .direct_conversation(u("bob"), u("alice"), Some(quota("alice", 2)))
+        .await
+        .unwrap();
+    assert_eq!(again.id, d.id);
+    assert_eq!(store.conversations_of(u("alice")).await.unwrap().len(), 2);
+    // Bob is free to start his own.
+    store
+        .direct_conversation(u("bob"), u("carol"), Some(quota("bob", 1)))
+        .await
+        .unwrap();
+}
+
 async fn invitations_wait_for_their_answer(store: &Store) {
     users(store, &["alice", "bob", "carol"]).await;
     let g = store
-        .create_group("g".into(), vec![u("alice")], None)
+        .create_group("g".into(), vec![u("alice")], None, None)
         .await
         .unwrap();
-    assert!(!store
-        .share_a_conversation(u("alice"), u("bob"))
-        .await
-        .unwrap());
+    assert!(!consents(store, "alice", "bob").await);
     let (first, new) = store.invite(g.id, u("bob"), u("alice"), 10).await.unwrap();
     assert!(new);
     assert_eq!(
@@ -423,22 +504,32 @@ async fn invitations_wait_for_their_answer(store: &Store) {
     assert_eq!(again, first);
     // Not a membership: bob is in no conversation, and shares none.
     assert!(store.conversations_of(u("bob")).await.unwrap().is_empty());
-    assert!(!store
-        .share_a_conversation(u("alice"), u("bob"))
-        .await
-        .unwrap());
+    assert!(!consents(store, "alice", "bob").await);
     assert_eq!(
         store.invitations_of(u("bob")).await.unwrap(),
         vec![first.clone()]
     );
     assert_eq!(store.invitation(g.id, u("bob")).await.unwrap(), Some(first));
-    // Joining uses it up.
-    add(store, g.id, "bob", 10).await.unwrap();
+    // Accepting (a join of his own, within his quota) uses it up, once.
+    let accept = || {
+        store.add_member(
+            g.id,
+            u("bob"),
+            10,
+            TraceId::random(),
+            Some(quota("bob", 10)),
+        )
+    };
+    accept().await.unwrap();
     assert_eq!(store.invitation(g.id, u("bob")).await.unwrap(), None);
-    assert!(store
-        .share_a_conversation(u("bob"), u("alice"))
-        .await
-        .unwrap());
+    assert!(
+        consents(store, "alice", "bob").await,
+        "he joined a group of hers"
+    );
+    remove(store, g.id, "bob").await.unwrap();
+    assert!(matches!(accept().await, Err(StoreError::NotFound(m)) if m.contains("invitation")));
+    assert!(!consents(store, "alice", "bob").await);
+    add(store, g.id, "bob", 10).await.unwrap();
     // A member is not invited; nor is a user who does not exist.
     assert!(matches!(
         store.invite(g.id, u("bob"), u("alice"), 10).await,
@@ -458,7 +549,7 @@ async fn invitations_wait_for_their_answer(store: &Store) {
     assert!(store.invitations_of(u("carol")).await.unwrap().is_empty());
     // Direct conversations have no invitations.
     let d = store
-        .direct_conversation(u("alice"), u("bob"))
+        .direct_conversation(u("alice"), u("bob"), None)
         .await
         .unwrap();
     assert!(matches!(
@@ -482,6 +573,7 @@ async fn invitations_are_bounded_and_atomic_with_groups(store: &Store) {
                 format!("spam{i}"),
                 vec![u("mallory")],
                 Some(invite(1_000 + i)),
+                None,
             )
             .await
             .unwrap();
@@ -509,7 +601,7 @@ async fn invitations_are_bounded_and_atomic_with_groups(store: &Store) {
     };
     assert!(matches!(
         store
-            .create_group("bad".into(), vec![u("mallory")], Some(bad))
+            .create_group("bad".into(), vec![u("mallory")], Some(bad), None)
             .await,
         Err(StoreError::NotFound(m)) if m.contains("ghost")
     ));
@@ -569,7 +661,7 @@ async fn sqlite_data_survives_reopening() {
     let store = open_sqlite(&dir);
     users(&store, &["alice", "bob"]).await;
     let c = store
-        .direct_conversation(u("alice"), u("bob"))
+        .direct_conversation(u("alice"), u("bob"), None)
         .await
         .unwrap();
     store.append(msg(c.id, "alice", "1", "kept")).await.unwrap();
@@ -694,7 +786,11 @@ async fn direct_conversation_is_race_free(store: &Store) {
             ("bob", "alice")
         };
         tasks.push(tokio::spawn(async move {
-            store.direct_conversation(u(a), u(b)).await.unwrap().id
+            store
+                .direct_conversation(u(a), u(b), None)
+                .await
+                .unwrap()
+                .id
         }));
     }
     let mut ids = Vec::new();
@@ -733,7 +829,7 @@ async fn completions_come_in_seq_order(store: &Store) {
 async fn history_edges(store: &Store) {
     users(store, &["alice", "bob", "eve"]).await;
     let c = store
-        .direct_conversation(u("alice"), u("bob"))
+        .direct_conversation(u("alice"), u("bob"), None)
         .await
         .unwrap();
     let empty = store.history(u("alice"), c.id, 0, 10).await.unwrap();
@@ -761,7 +857,7 @@ async fn conversations_list_in_creation_order(store: &Store) {
     let mut made = Vec::new();
     for name in ["first", "second", "third"] {
         let g = store
-            .create_group(name.into(), vec![u("alice"), u("bob")], None)
+            .create_group(name.into(), vec![u("alice"), u("bob")], None, None)
             .await
             .unwrap();
         made.push(g.id);
@@ -769,7 +865,7 @@ async fn conversations_list_in_creation_order(store: &Store) {
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
     let d = store
-        .direct_conversation(u("carol"), u("alice"))
+        .direct_conversation(u("carol"), u("alice"), None)
         .await
         .unwrap();
     made.push(d.id);
@@ -923,7 +1019,7 @@ async fn redis_append_publishes_the_message_event() {
     let mut events = pubsub.into_on_message();
     users(&store, &["alice", "bob"]).await;
     let c = store
-        .direct_conversation(u("alice"), u("bob"))
+        .direct_conversation(u("alice"), u("bob"), None)
         .await
         .unwrap();
     let mut first = msg(c.id, "alice", "e1", "héllo \"there\"\n\\ / \u{1}");
@@ -980,8 +1076,8 @@ async fn redis_nodes_share_one_store() {
     let b = Store::open_redis(b_options, None).await.unwrap();
     users(&a, &["alice", "bob"]).await;
     let (ca, cb) = tokio::join!(
-        a.direct_conversation(u("alice"), u("bob")),
-        b.direct_conversation(u("bob"), u("alice"))
+        a.direct_conversation(u("alice"), u("bob"), None),
+        b.direct_conversation(u("bob"), u("alice"), None)
     );
     let (ca, cb) = (ca.unwrap(), cb.unwrap());
     assert_eq!(ca.id, cb.id);
@@ -1012,7 +1108,7 @@ async fn redis_malformed_values_are_backend_errors() {
     let store = Store::open_redis(options, None).await.unwrap();
     users(&store, &["alice", "bob", "eve"]).await;
     let c = store
-        .direct_conversation(u("alice"), u("bob"))
+        .direct_conversation(u("alice"), u("bob"), None)
         .await
         .unwrap();
     assert!(matches!(

@@ -2,20 +2,21 @@
 //! commit before the next request is handled (`ctx.wait`), so every later
 //! request sees it.
 //!
-//! Consent (SPEC v2 "Invitations"): a member may add a contact (someone
-//! they share a conversation with) at once; anyone else gets an invitation
+//! Consent (SPEC v2 "Invitations"): a member may add a contact at once,
+//! someone who shares with them a conversation the contact started or
+//! accepted (`Store::consenting`: a direct message they were sent is not
+//! consent); anyone else gets an invitation
 //! and becomes a member only by accepting it, so no stranger can put a user
 //! into conversations (and fill their quota).
 
 use actix::prelude::*;
 
 use super::{ConversationActor, State};
-use crate::actors::quota::room_to_start;
 use crate::actors::{ChatError, ChatResult};
 use crate::domain::{rfc3339_ms, Conversation, SessionId, TraceContext, Username};
 use crate::protocol::{ConversationView, ServerFrame};
 use crate::store::redis::EventKind;
-use crate::store::Invitation;
+use crate::store::{Invitation, Quota};
 use crate::supervision::Responder;
 
 /// What an invite did.
@@ -48,8 +49,16 @@ impl ConversationActor {
         let invitee = user.clone();
         ctx.wait(
             async move {
-                if !consent || store.share_a_conversation(by.clone(), user.clone()).await? {
-                    let updated = store.add_member(id, user, max, trace.trace_id).await?;
+                let contact = consent
+                    && !store
+                        .consenting(by.clone(), vec![user.clone()])
+                        .await?
+                        .is_empty();
+                if !consent || contact {
+                    // Given by a contact: not the invitee's own (no quota).
+                    let updated = store
+                        .add_member(id, user, max, trace.trace_id, None)
+                        .await?;
                     Ok(Invited::Joined(updated))
                 } else {
                     let (invitation, new) = store.invite(id, user, by, max_pending).await?;
@@ -100,14 +109,16 @@ impl ConversationActor {
         let joined = user.clone();
         ctx.wait(
             async move {
-                if store.invitation(id, user.clone()).await?.is_none() {
-                    return Err(ChatError::NotFound(
-                        "no invitation to this conversation".into(),
-                    ));
-                }
-                room_to_start(&store, &user, max_conversations, None).await?;
-                // The join uses the invitation up in the same transaction.
-                Ok(store.add_member(id, user, max, trace.trace_id).await?)
+                // One store transaction: the invitation must be there and
+                // is used up, the quota is checked and counted, the join
+                // is made (`NotFound` without an invitation).
+                let quota = Quota {
+                    user: user.clone(),
+                    max: max_conversations,
+                };
+                Ok(store
+                    .add_member(id, user, max, trace.trace_id, Some(quota))
+                    .await?)
             }
             .into_actor(self)
             .map(move |res: ChatResult<Conversation>, act, _| match res {

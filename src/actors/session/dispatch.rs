@@ -8,14 +8,13 @@ use super::actor::SessionActor;
 use crate::actors::conversation::ConvRequest;
 use crate::actors::directory::introduce_direct;
 use crate::actors::groups::start_group;
-use crate::actors::quota::room_to_start;
 use crate::actors::{ChatError, ChatResult};
 use crate::domain::{ConversationId, MessageKind, TraceContext, Username};
 use crate::protocol::{
     parse_client_frame, ClientFrame, ClientRequest, ConversationView, ErrorCode, FrameError,
     MessageView, PaymentView, SendTarget, ServerFrame,
 };
-use crate::store::AppendOutcome;
+use crate::store::{AppendOutcome, Quota};
 use crate::supervision::faults::Injected;
 use crate::supervision::{Envelope, Responder, TraceScope};
 use crate::traces::{self, ActorRef};
@@ -58,7 +57,25 @@ impl SessionActor {
     /// user's unless it is theirs already: no hop of this session's can land
     /// in a stranger's trace.
     fn parse(&self, text: &str) -> Result<ClientFrame, FrameError> {
-        let admit = |id, given: bool| self.deps.origins.admit(given.then_some(id), self.caller);
+        self.parse_as(text, true)
+    }
+
+    /// `parse` for a frame refused unhandled: a client id it carries is
+    /// honoured only if already this user's (never claimed by it).
+    fn parse_refused(&self, text: &str) -> Result<ClientFrame, FrameError> {
+        self.parse_as(text, false)
+    }
+
+    fn parse_as(&self, text: &str, claim: bool) -> Result<ClientFrame, FrameError> {
+        let origins = &self.deps.origins;
+        let admit = |id, given: bool| {
+            let given = given.then_some(id);
+            if claim {
+                origins.admit(given, self.caller)
+            } else {
+                origins.admit_unclaimed(given, self.caller)
+            }
+        };
         match parse_client_frame(text, self.deps.settings.limits.history_default_limit) {
             Ok(mut f) => {
                 (f.trace_id, f.trace_given) = admit(f.trace_id, f.trace_given);
@@ -140,7 +157,7 @@ impl SessionActor {
     pub(super) fn refuse_rate(&mut self, msg: &super::actor::Inbound, trace: TraceContext) {
         metrics::counter!("parley_rate_limited_total", "what" => "frame").increment(1);
         let (reference, trace_id) = match msg {
-            super::actor::Inbound::Text(text) => match self.parse(text) {
+            super::actor::Inbound::Text(text) => match self.parse_refused(text) {
                 Ok(f) => (f.reference, f.trace_id),
                 Err(e) => (e.reference, e.trace_id),
             },
@@ -159,7 +176,7 @@ impl SessionActor {
     /// A frame that crashed this session repeatedly: answered, not handled.
     pub(super) fn refuse_poison(&mut self, text: &str) {
         tracing::warn!(session = %self.id, "refusing a poison frame");
-        let (reference, trace_id) = match self.parse(text) {
+        let (reference, trace_id) = match self.parse_refused(text) {
             Ok(f) => (f.reference, f.trace_id),
             Err(e) => (e.reference, e.trace_id),
         };
@@ -248,9 +265,14 @@ impl SessionActor {
                             let store = self.deps.store.clone();
                             let max = self.deps.settings.limits.max_conversations_per_user;
                             let fut = async move {
-                                room_to_start(&store, &me, max, Some(&to)).await?;
+                                // Started by this user, within their quota
+                                // (checked in the store's own transaction).
+                                let quota = Quota {
+                                    user: me.clone(),
+                                    max,
+                                };
                                 store
-                                    .direct_conversation(me, to.clone())
+                                    .direct_conversation(me, to.clone(), Some(quota))
                                     .await
                                     .map(|c| (to, c))
                                     .map_err(ChatError::from)

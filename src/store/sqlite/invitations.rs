@@ -136,17 +136,25 @@ pub fn invitations_of(conn: &Connection, user: &Username) -> Result<Vec<Invitati
     Ok(out)
 }
 
-pub fn share_a_conversation(
+/// Those of `candidates` who share with `inviter` a conversation they are
+/// in of their own accord (`members.own`).
+pub fn consenting(
     conn: &Connection,
-    a: &Username,
-    b: &Username,
-) -> Result<bool, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT 1 FROM members x JOIN members y ON y.conversation_id = x.conversation_id
-             WHERE x.username = ?1 AND y.username = ?2 LIMIT 1",
-        )?
-        .query_row(params![a.as_str(), b.as_str()], |_| Ok(()))
-        .optional()?
-        .is_some())
+    inviter: &Username,
+    candidates: Vec<Username>,
+) -> Result<Vec<Username>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT 1 FROM members theirs JOIN members mine ON mine.conversation_id = theirs.conversation_id
+         WHERE theirs.username = ?1 AND theirs.own = 1 AND mine.username = ?2 LIMIT 1",
+    )?;
+    let mut out = Vec::new();
+    for c in candidates {
+        let found = stmt
+            .query_row(params![c.as_str(), inviter.as_str()], |_| Ok(()))
+            .optional()?;
+        if found.is_some() {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }

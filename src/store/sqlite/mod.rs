@@ -5,6 +5,7 @@ mod checkpoint;
 mod invitations;
 mod payments;
 mod queries;
+mod quota;
 mod reads;
 mod schema;
 mod seqs;
@@ -19,7 +20,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::types::{
     AppendOutcome, Completion, ConversationSummary, HistoryPage, Invitation, Invitations,
-    NewMessage, NewUser, UserRecord,
+    NewMessage, NewUser, Quota, UserRecord,
 };
 use super::StoreError;
 use crate::config::{StorageSettings, Synchronous};
@@ -145,14 +146,20 @@ impl SqliteStore {
         name: String,
         members: Vec<Username>,
         invite: Option<Invitations>,
+        quota: Option<Quota>,
     ) -> Result<Conversation, StoreError> {
         self.write(|done| WriteOp::CreateGroup {
             name,
             members,
             invite,
+            quota,
             done,
         })
         .await
+    }
+
+    pub async fn started_count(&self, user: Username) -> Result<usize, StoreError> {
+        self.read(move |c| quota::started(c, &user)).await
     }
 
     pub async fn invite(
@@ -190,8 +197,12 @@ impl SqliteStore {
             .await
     }
 
-    pub async fn share_a_conversation(&self, a: Username, b: Username) -> Result<bool, StoreError> {
-        self.read(move |c| invitations::share_a_conversation(c, &a, &b))
+    pub async fn consenting(
+        &self,
+        inviter: Username,
+        candidates: Vec<Username>,
+    ) -> Result<Vec<Username>, StoreError> {
+        self.read(move |c| invitations::consenting(c, &inviter, candidates))
             .await
     }
 
@@ -199,8 +210,10 @@ impl SqliteStore {
         &self,
         a: Username,
         b: Username,
+        quota: Option<Quota>,
     ) -> Result<Conversation, StoreError> {
-        self.write(|done| WriteOp::Direct { a, b, done }).await
+        self.write(|done| WriteOp::Direct { a, b, quota, done })
+            .await
     }
 
     pub async fn add_member(
@@ -208,11 +221,13 @@ impl SqliteStore {
         id: ConversationId,
         user: Username,
         max: usize,
+        quota: Option<Quota>,
     ) -> Result<Conversation, StoreError> {
         self.write(|done| WriteOp::AddMember {
             id,
             user,
             max,
+            quota,
             done,
         })
         .await

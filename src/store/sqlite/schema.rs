@@ -131,10 +131,14 @@ fn v2(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Invitations (SPEC v2): pending, not memberships.
+/// Invitations (SPEC v2): pending, not memberships; and which memberships
+/// their user started or accepted (`own`, the conversation quota: rows from
+/// before count as own).
 fn v3(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "BEGIN;
+        ALTER TABLE members ADD COLUMN own INTEGER NOT NULL DEFAULT 1;
+        CREATE INDEX IF NOT EXISTS members_own ON members(username) WHERE own = 1;
         CREATE TABLE IF NOT EXISTS invitations (
             username TEXT NOT NULL REFERENCES users(username),
             conversation_id TEXT NOT NULL REFERENCES conversations(id),

@@ -12,13 +12,14 @@ use tokio::sync::mpsc;
 use super::invitations;
 use super::payments;
 use super::queries::{self, MESSAGE_COLUMNS};
+use super::quota;
 use super::seqs::Seqs;
 use crate::domain::{
     now_ms, Conversation, ConversationId, ConversationKind, Payment, PaymentId, SagaStep,
     StoredMessage, TraceId, Username,
 };
 use crate::store::{
-    AppendOutcome, Completion, Invitation, Invitations, NewMessage, NewUser, StoreError,
+    AppendOutcome, Completion, Invitation, Invitations, NewMessage, NewUser, Quota, StoreError,
 };
 use crate::supervision::{supervised, ChildId, Decision, Exit, Supervisor};
 use crate::traces::{self, ActorRef};
@@ -29,6 +30,7 @@ pub enum WriteOp {
         name: String,
         members: Vec<Username>,
         invite: Option<Invitations>,
+        quota: Option<Quota>,
         done: Completion<Conversation>,
     },
     Invite {
@@ -46,12 +48,14 @@ pub enum WriteOp {
     Direct {
         a: Username,
         b: Username,
+        quota: Option<Quota>,
         done: Completion<Conversation>,
     },
     AddMember {
         id: ConversationId,
         user: Username,
         max: usize,
+        quota: Option<Quota>,
         done: Completion<Conversation>,
     },
     RemoveMember {
@@ -276,10 +280,13 @@ fn execute(conn: &Connection, op: WriteOp) -> Pending {
             name,
             members,
             invite,
+            quota,
             done,
         } => pending(
             done,
-            in_savepoint(conn, |c| create_group(c, &name, &members, invite.as_ref())),
+            in_savepoint(conn, |c| {
+                create_group(c, &name, &members, invite.as_ref(), quota.as_ref())
+            }),
         ),
         WriteOp::Invite {
             id,
@@ -297,13 +304,20 @@ fn execute(conn: &Connection, op: WriteOp) -> Pending {
             done,
             in_savepoint(conn, |c| invitations::remove(c, id, &user)),
         ),
-        WriteOp::Direct { a, b, done } => pending(done, in_savepoint(conn, |c| direct(c, &a, &b))),
+        WriteOp::Direct { a, b, quota, done } => pending(
+            done,
+            in_savepoint(conn, |c| direct(c, &a, &b, quota.as_ref())),
+        ),
         WriteOp::AddMember {
             id,
             user,
             max,
+            quota,
             done,
-        } => pending(done, in_savepoint(conn, |c| add_member(c, id, &user, max))),
+        } => pending(
+            done,
+            in_savepoint(conn, |c| add_member(c, id, &user, max, quota.as_ref())),
+        ),
         WriteOp::RemoveMember { id, user, done } => {
             pending(done, in_savepoint(conn, |c| remove_member(c, id, &user)))
         }
@@ -399,6 +413,7 @@ fn insert_conversation(
     name: &str,
     direct_key: Option<&str>,
     members: &[Username],
+    own: Option<&Username>,
 ) -> Result<Conversation, StoreError> {
     let id = ConversationId::new_random();
     let now = now_ms();
@@ -411,9 +426,9 @@ fn insert_conversation(
     sorted.dedup();
     for m in &sorted {
         conn.prepare_cached(
-            "INSERT INTO members (conversation_id, username, joined_at) VALUES (?1, ?2, ?3)",
+            "INSERT INTO members (conversation_id, username, joined_at, own) VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![id.to_string(), m.as_str(), now])?;
+        .execute(params![id.to_string(), m.as_str(), now, own == Some(m)])?;
     }
     Ok(Conversation {
         id,
@@ -429,12 +444,17 @@ fn create_group(
     name: &str,
     members: &[Username],
     invite: Option<&Invitations>,
+    quota: Option<&Quota>,
 ) -> Result<Conversation, StoreError> {
     require_users(conn, members)?;
     if let Some(i) = invite {
         require_users(conn, &i.to)?;
     }
-    let conv = insert_conversation(conn, ConversationKind::Group, name, None, members)?;
+    if let Some(q) = quota {
+        quota::check(conn, q)?;
+    }
+    let own = quota.map(|q| &q.user);
+    let conv = insert_conversation(conn, ConversationKind::Group, name, None, members, own)?;
     if let Some(i) = invite {
         for user in i.to.iter().filter(|u| !conv.is_member(u)) {
             invitations::insert(conn, conv.id, user, &i.from, i.at, i.max_pending)?;
@@ -443,7 +463,14 @@ fn create_group(
     Ok(conv)
 }
 
-fn direct(conn: &Connection, a: &Username, b: &Username) -> Result<Conversation, StoreError> {
+/// The pair's conversation, or a new one started by `quota`'s user (which
+/// must be `a` or `b`), within their quota; an existing one is not new.
+fn direct(
+    conn: &Connection,
+    a: &Username,
+    b: &Username,
+    quota: Option<&Quota>,
+) -> Result<Conversation, StoreError> {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     let key = format!("{lo}|{hi}");
     let existing: Option<String> = conn
@@ -456,12 +483,16 @@ fn direct(conn: &Connection, a: &Username, b: &Username) -> Result<Conversation,
             .ok_or_else(|| StoreError::Backend("direct conversation vanished".into()));
     }
     require_users(conn, &[lo.clone(), hi.clone()])?;
+    if let Some(q) = quota {
+        quota::check(conn, q)?;
+    }
     insert_conversation(
         conn,
         ConversationKind::Direct,
         &format!("{lo},{hi}"),
         Some(&key),
         &[lo.clone(), hi.clone()],
+        quota.map(|q| &q.user),
     )
 }
 
@@ -470,11 +501,15 @@ fn load(conn: &Connection, id: ConversationId) -> Result<Conversation, StoreErro
         .ok_or_else(|| StoreError::NotFound("no such conversation".into()))
 }
 
+/// With a quota whose user is `user` (joining of their own accord, that is
+/// accepting an invitation), the invitation must exist and the membership
+/// counts as theirs, within the quota; all in this one savepoint.
 fn add_member(
     conn: &Connection,
     id: ConversationId,
     user: &Username,
     max: usize,
+    quota: Option<&Quota>,
 ) -> Result<Conversation, StoreError> {
     let conv = load(conn, id)?;
     if conv.kind != ConversationKind::Group {
@@ -491,12 +526,21 @@ fn add_member(
         )));
     }
     require_users(conn, std::slice::from_ref(user))?;
+    let own = quota.is_some_and(|q| &q.user == user);
+    // Joining of one's own accord is accepting: it needs the invitation,
+    // which the join uses up (any invitation goes with any join).
+    if !invitations::remove(conn, id, user)? && own {
+        return Err(StoreError::NotFound(
+            "no invitation to this conversation".into(),
+        ));
+    }
+    if let Some(q) = quota {
+        quota::check(conn, q)?;
+    }
     conn.prepare_cached(
-        "INSERT INTO members (conversation_id, username, joined_at) VALUES (?1, ?2, ?3)",
+        "INSERT INTO members (conversation_id, username, joined_at, own) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![id.to_string(), user.as_str(), now_ms()])?;
-    // Accepting an invitation is joining: it is used up with the join.
-    invitations::remove(conn, id, user)?;
+    .execute(params![id.to_string(), user.as_str(), now_ms(), own])?;
     load(conn, id)
 }
 

@@ -2,14 +2,22 @@
 
 use super::scripts::{
     CONTACTS, CONVS_OF, CONV_GET, DIRECT, GROUP_CREATE, MEMBER_ADD, MEMBER_REMOVE, READ_SET,
+    STARTED,
 };
+
+/// A quota as two script arguments: its user ('' for none) and max.
+fn quota_args(quota: Option<Quota>) -> (String, String) {
+    quota.map_or((String::new(), "0".into()), |q| {
+        (q.user.to_string(), q.max.to_string())
+    })
+}
 use super::wire::{self, ConvWire, List};
 use crate::domain::{
     now_ms, Conversation, ConversationId, SessionId, TraceContext, TraceId, Username,
 };
 use crate::store::redis::EventKind;
 use crate::store::redis::RedisStore;
-use crate::store::{ConversationSummary, Invitations, StoreError};
+use crate::store::{ConversationSummary, Invitations, Quota, StoreError};
 
 #[derive(serde::Deserialize)]
 struct SummaryWire {
@@ -28,11 +36,15 @@ impl RedisStore {
         name: String,
         members: Vec<Username>,
         invite: Option<Invitations>,
+        quota: Option<Quota>,
     ) -> Result<Conversation, StoreError> {
+        let (quota_user, quota_max) = quota_args(quota);
         let mut args = vec![
             ConversationId::new_random().to_string(),
             name,
             now_ms().to_string(),
+            quota_user,
+            quota_max,
             members.len().to_string(),
         ];
         args.extend(members.iter().map(|m| m.to_string()));
@@ -51,13 +63,17 @@ impl RedisStore {
         &self,
         a: Username,
         b: Username,
+        quota: Option<Quota>,
     ) -> Result<Conversation, StoreError> {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let (quota_user, quota_max) = quota_args(quota);
         let args = vec![
             lo.to_string(),
             hi.to_string(),
             ConversationId::new_random().to_string(),
             now_ms().to_string(),
+            quota_user,
+            quota_max,
         ];
         self.conversation_script(&DIRECT, args).await
     }
@@ -70,7 +86,9 @@ impl RedisStore {
         user: Username,
         max_members: usize,
         trace: TraceId,
+        quota: Option<Quota>,
     ) -> Result<Conversation, StoreError> {
+        let (quota_user, quota_max) = quota_args(quota);
         let event = self.event(
             trace,
             EventKind::MemberJoined {
@@ -83,6 +101,8 @@ impl RedisStore {
             user.to_string(),
             max_members.to_string(),
             event,
+            quota_user,
+            quota_max,
         ];
         self.conversation_script(&MEMBER_ADD, args).await
     }
@@ -152,6 +172,12 @@ impl RedisStore {
                 })
             })
             .collect()
+    }
+
+    /// How many conversations `user` started or accepted.
+    pub async fn started_count(&self, user: Username) -> Result<usize, StoreError> {
+        self.eval_some(TraceContext::random(), &STARTED, vec![user.to_string()])
+            .await
     }
 
     /// Everyone who shares at least one conversation with `user`.

@@ -1,6 +1,6 @@
 //! Invitations to groups (SPEC v2): pending, not memberships.
 
-use super::scripts::{INVITE, INVITES_OF, INVITE_DECLINE, INVITE_GET, SHARES};
+use super::scripts::{CONSENTING, INVITE, INVITES_OF, INVITE_DECLINE, INVITE_GET};
 use super::wire::{InvitationWire, List};
 use crate::domain::{now_ms, ConversationId, TraceContext, Username};
 use crate::store::redis::RedisStore;
@@ -62,8 +62,16 @@ impl RedisStore {
             .collect()
     }
 
-    pub async fn share_a_conversation(&self, a: Username, b: Username) -> Result<bool, StoreError> {
-        let args = vec![a.to_string(), b.to_string()];
-        self.eval_some(TraceContext::random(), &SHARES, args).await
+    pub async fn consenting(
+        &self,
+        inviter: Username,
+        candidates: Vec<Username>,
+    ) -> Result<Vec<Username>, StoreError> {
+        let mut args = vec![inviter.to_string()];
+        args.extend(candidates.iter().map(|c| c.to_string()));
+        let list: List<String> = self
+            .eval_some(TraceContext::random(), &CONSENTING, args)
+            .await?;
+        list.0.iter().map(|s| super::wire::username(s)).collect()
     }
 }

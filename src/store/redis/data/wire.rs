@@ -38,6 +38,7 @@ pub fn reply<T: DeserializeOwned>(raw: &str) -> Result<Option<T>, StoreError> {
         "not_member" => StoreError::NotMember,
         "bad_request" => StoreError::BadRequest(r.msg),
         "funds" => StoreError::InsufficientFunds,
+        "forbidden" => StoreError::Forbidden(r.msg),
         _ => StoreError::Backend(format!("redis: {}", r.msg)),
     })
 }

@@ -1,4 +1,5 @@
--- ARGV: prefix, lo, hi (sorted usernames), id if new, created ms.
+-- ARGV: prefix, lo, hi (sorted usernames), id if new, created ms, the
+-- quota's user (the one starting it: lo or hi; '' for none) and max.
 -- One script: two nodes asking for the same pair get the same conversation.
 local lo, hi, id = ARGV[2], ARGV[3], ARGV[4]
 local pair = k_direct(lo, hi)
@@ -15,8 +16,15 @@ for _, name in ipairs({lo, hi}) do
     return fail('not_found', 'no user named ' .. name)
   end
 end
+local full = quota_full(ARGV[6], ARGV[7])
+if full then
+  return full
+end
 if not create_conversation(id, 'direct', lo .. ',' .. hi, ARGV[5], {lo, hi}) then
   return fail('backend', 'conversation id ' .. id .. ' is taken')
+end
+if ARGV[6] ~= '' then
+  redis.call('ZADD', k_user_own(ARGV[6]), ARGV[5], id)
 end
 redis.call('SET', pair, id)
 return ok(conversation(id))

@@ -15,6 +15,8 @@ local function k_conv(id) return P .. 'conv:' .. id end
 local function k_members(id) return P .. 'conv:' .. id .. ':members' end
 local function k_log(id) return P .. 'conv:' .. id .. ':log' end
 local function k_dedup(id) return P .. 'conv:' .. id .. ':dedup' end
+-- The conversations a user started or accepted (the quota counts these).
+local function k_user_own(name) return P .. 'user:' .. name .. ':own' end
 local function k_invites(name) return P .. 'user:' .. name .. ':invites' end
 local function k_inviters(name) return P .. 'user:' .. name .. ':inviters' end
 local function k_direct(lo, hi) return P .. 'direct:' .. lo .. '|' .. hi end
@@ -138,5 +140,16 @@ end
 local function drop_invitation(user, id)
   redis.call('HDEL', k_inviters(user), id)
   return redis.call('ZREM', k_invites(user), id)
+end
+
+-- The conversation quota (store::Quota): nil when `user` ('' for none) may
+-- start one more, else the failure to return (the words Rust's SQLite
+-- backend uses, in quota.rs).
+local function quota_full(user, max)
+  if user == '' then return nil end
+  local n = redis.call('ZCARD', k_user_own(user))
+  if n < tonumber(max) then return nil end
+  return fail('forbidden', 'you are in ' .. n .. ' conversations you started or joined; a user in '
+    .. max .. ' or more may not start another (leave one first)')
 end
 

@@ -9,5 +9,6 @@ if redis.call('HDEL', k_members(id), name) == 0 then
   return fail('not_member', 'not a member of this conversation')
 end
 redis.call('ZREM', k_user_convs(name), id)
+redis.call('ZREM', k_user_own(name), id)
 redis.call('PUBLISH', K_EVENTS, ARGV[4])
 return ok(conversation(id))
