@@ -17,7 +17,7 @@ use sha2::Sha256;
 use crate::config::Secret;
 use crate::domain::Username;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
     #[error("missing or malformed token")]
     Malformed,

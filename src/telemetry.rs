@@ -61,9 +61,7 @@ fn install(
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(false).boxed(),
     }
-    .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-        !malformed::is_dispatcher_error(meta)
-    }));
+    .with_filter(malformed::KeepOut);
     let provider = match otlp_endpoint {
         Some(endpoint) => {
             use opentelemetry_otlp::{Protocol, WithExportConfig};

@@ -43,19 +43,35 @@ impl RequestTrace {
 }
 
 /// Who is asking, as trace ids know it: the user of a valid bearer token,
-/// else the client's address.
+/// else the client's address (IPv6 by its /64, as the login throttle).
 fn caller(req: &HttpRequest, state: &AppState) -> crate::traces::Caller {
-    let user = bearer_token(req).and_then(|t| state.tokens.verify(&t, now_ms()).ok());
-    match user {
-        Some(u) => state.deps.origins.caller(u.as_str()),
-        None => {
+    match verified(req, state) {
+        Some(Ok(u)) => state.deps.origins.caller(u.as_str()),
+        _ => {
             let address = req
                 .peer_addr()
-                .map(|a| a.ip().to_string())
+                .map(|a| crate::limits::address_key(a.ip()).to_string())
                 .unwrap_or_default();
             state.deps.origins.caller(&format!("addr:{address}"))
         }
     }
+}
+
+/// The request's bearer token checked once, whoever asks first (the trace
+/// middleware, then `AuthUser`): None without a token.
+#[derive(Clone)]
+struct Verified(Option<Result<Username, crate::auth::AuthError>>);
+
+fn verified(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Option<Result<Username, crate::auth::AuthError>> {
+    if let Some(v) = req.extensions().get::<Verified>() {
+        return v.0.clone();
+    }
+    let v = bearer_token(req).map(|t| state.tokens.verify(&t, now_ms()));
+    req.extensions_mut().insert(Verified(v.clone()));
+    v
 }
 
 /// The bearer token of the request: its `Authorization` header, or
@@ -101,10 +117,8 @@ impl AuthUser {
         let state = req
             .app_data::<web::Data<AppState>>()
             .ok_or_else(|| ApiError::new(ErrorCode::Internal, "server state missing", trace))?;
-        let token = bearer_token(req).ok_or_else(|| unauthorized("a bearer token is required"))?;
-        let username = state
-            .tokens
-            .verify(&token, now_ms())
+        let username = verified(req, state)
+            .ok_or_else(|| unauthorized("a bearer token is required"))?
             .map_err(|e| unauthorized(&e.to_string()))?;
         let admin = state.deps.settings.is_admin(&username);
         Ok(AuthUser {

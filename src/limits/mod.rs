@@ -10,4 +10,4 @@ mod login;
 
 pub use bucket::{FrameLimiter, Verdict};
 pub use frames::{first_refusal, FrameGuard, Refusal, MAX_FRAGMENTS};
-pub use login::{Attempt, LoginRules, LoginThrottle};
+pub use login::{address_key, Attempt, LoginRules, LoginThrottle};

@@ -161,10 +161,7 @@ impl Store {
         trace: TraceId,
         quota: Option<Quota>,
     ) -> Result<Conversation, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(b) => b.add_member(id, user, max_members, quota).await,
-            Backend::Redis(b) => b.add_member(id, user, max_members, trace, quota).await,
-        }
+        on_backend!(self.add_member(id, user, max_members, trace, quota))
     }
 
     /// Removes a member; `NotMember` if they are not one. In a cluster the
@@ -177,10 +174,7 @@ impl Store {
         trace: TraceId,
         session: Option<SessionId>,
     ) -> Result<Conversation, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(b) => b.remove_member(id, user).await,
-            Backend::Redis(b) => b.remove_member(id, user, trace, session).await,
-        }
+        on_backend!(self.remove_member(id, user, trace, session))
     }
 
     /// Appends a message: dedup by (conversation, sender, clientMsgId), else

@@ -5,7 +5,9 @@
 //! a reporter thread writes at most one WARN line per `EVERY` saying how
 //! many arrived and the last one. (Not from inside the layer: `tracing`
 //! drops events emitted while an event is being dispatched.) The original
-//! lines are kept out of the log by `is_dispatcher_error`.
+//! lines are kept out of the log by `KeepOut`. Only its "stream error"
+//! lines (a request that failed to parse, a connection that failed): the
+//! dispatcher's other ERROR lines are server-side faults and stay.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,9 +23,32 @@ pub const DISPATCHER: &str = "actix_http::h1::dispatcher";
 /// At most one summary line per this long.
 const EVERY: Duration = Duration::from_secs(10);
 
-/// Whether `meta` is one of the lines this layer replaces.
-pub fn is_dispatcher_error(meta: &Metadata<'_>) -> bool {
+/// Whether `meta` may be one of the lines this layer replaces.
+fn is_dispatcher_error(meta: &Metadata<'_>) -> bool {
     *meta.level() == Level::ERROR && meta.target().starts_with(DISPATCHER)
+}
+
+/// Whether `event` is one of the lines this layer replaces, with its message.
+fn replaced(event: &Event<'_>) -> Option<String> {
+    if !is_dispatcher_error(event.metadata()) {
+        return None;
+    }
+    let mut message = Message::default();
+    event.record(&mut message);
+    message.0.starts_with("stream error").then_some(message.0)
+}
+
+/// The filter of the log's own layer: everything but the replaced lines.
+pub struct KeepOut;
+
+impl<S: Subscriber> tracing_subscriber::layer::Filter<S> for KeepOut {
+    fn enabled(&self, _: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        true
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, _: &Context<'_, S>) -> bool {
+        replaced(event).is_none()
+    }
 }
 
 /// What arrived since the last summary (shared with the reporter).
@@ -92,13 +117,11 @@ impl Visit for Message {
 
 impl<S: Subscriber> Layer<S> for MalformedRequests {
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-        if !is_dispatcher_error(event.metadata()) {
+        let Some(message) = replaced(event) else {
             return;
-        }
+        };
         metrics::counter!("parley_http_malformed_total").increment(1);
-        let mut message = Message::default();
-        event.record(&mut message);
-        *self.seen.last.lock().unwrap_or_else(|p| p.into_inner()) = message.0;
+        *self.seen.last.lock().unwrap_or_else(|p| p.into_inner()) = message;
         self.seen.since.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -132,9 +155,7 @@ mod tests {
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .boxed()
-            .with_filter(tracing_subscriber::filter::filter_fn(|m| {
-                !super::is_dispatcher_error(m)
-            }));
+            .with_filter(super::KeepOut);
         let layer = super::MalformedRequests::start();
         let seen = layer.seen.clone();
         let subscriber = tracing_subscriber::registry()
@@ -146,10 +167,15 @@ mod tests {
                 tracing::error!(target: "actix_http::h1::dispatcher", "stream error: bad {i}");
             }
             tracing::error!(target: "parley::other", "a real error");
+            tracing::error!(target: "actix_http::h1::dispatcher", "Upgrade handler error: x");
         });
         let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         assert!(!out.contains("stream error"), "{out}");
         assert!(out.contains("a real error"), "{out}");
+        assert!(
+            out.contains("Upgrade handler error"),
+            "server faults stay: {out}"
+        );
         assert_eq!(seen.take(), Some((3, "stream error: bad 2".to_string())));
         assert_eq!(seen.take(), None);
     }

@@ -19,6 +19,8 @@ async fn a_body_that_does_not_arrive_in_time_gets_408_and_its_socket_is_closed()
     for _ in 0..50 {
         stalled.push(raw_request(&app, SLOW_LOGIN, b"{").await);
     }
+    // Others are served while those wait.
+    app.user("alice").await;
     let mut trickler = raw_request(&app, SLOW_LOGIN, b"{").await;
     let (mut read_half, mut write_half) = trickler.split();
     let trickle = async {
@@ -32,8 +34,6 @@ async fn a_body_that_does_not_arrive_in_time_gets_408_and_its_socket_is_closed()
         () = trickle => unreachable!("pending"),
     };
     assert!(trickled.starts_with("HTTP/1.1 408"), "{trickled}");
-    // Others are served meanwhile.
-    app.user("alice").await;
     for mut socket in stalled {
         let answer = read_until_closed(&mut socket, Duration::from_secs(10)).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");

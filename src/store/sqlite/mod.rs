@@ -25,7 +25,8 @@ use super::types::{
 use super::StoreError;
 use crate::config::{StorageSettings, Synchronous};
 use crate::domain::{
-    Conversation, ConversationId, Payment, PaymentId, PaymentStatus, SagaStep, TraceId, Username,
+    Conversation, ConversationId, Payment, PaymentId, PaymentStatus, SagaStep, SessionId, TraceId,
+    Username,
 };
 use writer::WriteOp;
 
@@ -216,11 +217,15 @@ impl SqliteStore {
             .await
     }
 
+    /// `_trace`: what Redis tells other nodes with the change; one node
+    /// has none to tell (the same signature as Redis, so `Store` need not
+    /// tell the backends apart).
     pub async fn add_member(
         &self,
         id: ConversationId,
         user: Username,
         max: usize,
+        _trace: TraceId,
         quota: Option<Quota>,
     ) -> Result<Conversation, StoreError> {
         self.write(|done| WriteOp::AddMember {
@@ -233,10 +238,13 @@ impl SqliteStore {
         .await
     }
 
+    /// `_trace`, `_session`: as for `add_member`, for the other nodes.
     pub async fn remove_member(
         &self,
         id: ConversationId,
         user: Username,
+        _trace: TraceId,
+        _session: Option<SessionId>,
     ) -> Result<Conversation, StoreError> {
         self.write(|done| WriteOp::RemoveMember { id, user, done })
             .await
