@@ -119,6 +119,8 @@ fn check_frame(text: &str, frame: &ClientFrame) {
             assert!(chars_within(idempotency_key, 64));
         }
         ClientRequest::Leave { .. }
+        | ClientRequest::Accept { .. }
+        | ClientRequest::Decline { .. }
         | ClientRequest::Typing { .. }
         | ClientRequest::Read { .. }
         | ClientRequest::Conversations
