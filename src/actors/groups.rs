@@ -19,11 +19,10 @@
 use std::collections::HashSet;
 
 use super::directory::introduce;
+use super::invitations::tell_everywhere;
 use super::{ChatError, ChatResult, Deps};
-use crate::domain::{now_ms, rfc3339_ms, Conversation, SessionId, TraceContext, Username};
-use crate::protocol::{ConversationView, ServerFrame};
-use crate::store::redis::EventKind;
-use crate::store::{Invitations, Quota};
+use crate::domain::{now_ms, Conversation, SessionId, TraceContext, Username};
+use crate::store::{Invitation, Invitations, Quota};
 
 /// Creates the group `name` of `creator` and `members` (the creator is
 /// added). `asking`: the session that asked, which gets its own answer and
@@ -79,39 +78,18 @@ pub async fn start_group(
     let added = conversation.members.clone();
     introduce(&deps.directory, conversation.clone(), added, asking, trace);
     if let Some(invite) = invite {
-        tell_invitees(deps, &conversation, &invite, trace);
-    }
-    Ok(conversation)
-}
-
-/// The `invitation` frame to each invitee's sessions, here and on the
-/// other nodes.
-fn tell_invitees(
-    deps: &Deps,
-    conversation: &Conversation,
-    invite: &Invitations,
-    trace: TraceContext,
-) {
-    let frame = ServerFrame::Invitation {
-        conversation: ConversationView::new(conversation, None),
-        from: invite.from.clone(),
-        created_at: rfc3339_ms(invite.at),
-        trace_id: trace.trace_id,
-    };
-    let text = frame.to_text();
-    for user in &invite.to {
-        deps.registry.for_each_session(user, |s| {
-            s.deliver(text.clone(), trace);
-        });
-        deps.cluster.tell_others(
-            EventKind::Invitation {
-                conversation_id: conversation.id,
-                username: user.clone(),
-                from: invite.from.clone(),
-                created_at: invite.at,
-            },
-            trace.trace_id,
-            "invitation",
+        let invitation = Invitation {
+            conversation: conversation.clone(),
+            from: invite.from,
+            created_at: invite.at,
+        };
+        tell_everywhere(
+            &deps.registry,
+            &deps.cluster,
+            &invite.to,
+            &invitation,
+            trace,
         );
     }
+    Ok(conversation)
 }

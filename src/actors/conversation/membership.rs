@@ -12,10 +12,10 @@
 use actix::prelude::*;
 
 use super::{ConversationActor, State};
+use crate::actors::invitations::tell_everywhere;
 use crate::actors::{ChatError, ChatResult};
-use crate::domain::{rfc3339_ms, Conversation, SessionId, TraceContext, Username};
-use crate::protocol::{ConversationView, ServerFrame};
-use crate::store::redis::EventKind;
+use crate::domain::{Conversation, SessionId, TraceContext, Username};
+use crate::protocol::ServerFrame;
 use crate::store::{Invitation, Quota};
 use crate::supervision::Responder;
 
@@ -75,14 +75,11 @@ impl ConversationActor {
                 Ok(Invited::Pending(invitation, new)) => {
                     reply.respond(Ok(true));
                     if new {
-                        act.tell_invitee(&invitee, &invitation, trace);
-                        act.publish(
-                            EventKind::Invitation {
-                                conversation_id: act.id,
-                                username: invitee,
-                                from: invitation.from,
-                                created_at: invitation.created_at,
-                            },
+                        tell_everywhere(
+                            &act.registry,
+                            &act.cluster,
+                            std::slice::from_ref(&invitee),
+                            &invitation,
                             trace,
                         );
                     }
@@ -217,24 +214,5 @@ impl ConversationActor {
             trace,
         );
         self.state = State::Ready(updated);
-    }
-
-    /// The invitation frame to the invitee's sessions on this node.
-    pub(super) fn tell_invitee(
-        &self,
-        invitee: &Username,
-        invitation: &Invitation,
-        trace: TraceContext,
-    ) {
-        let frame = ServerFrame::Invitation {
-            conversation: ConversationView::new(&invitation.conversation, None),
-            from: invitation.from.clone(),
-            created_at: rfc3339_ms(invitation.created_at),
-            trace_id: trace.trace_id,
-        };
-        let text = frame.to_text();
-        self.registry.for_each_session(invitee, |s| {
-            s.deliver(text.clone(), trace);
-        });
     }
 }

@@ -113,7 +113,12 @@ impl ConversationActor {
                     from,
                     created_at,
                 };
-                self.tell_invitee(&username, &invitation, trace);
+                crate::actors::invitations::tell_here(
+                    &self.registry,
+                    &username,
+                    &invitation,
+                    trace,
+                );
             }
             // Presence and new members go to the directory and payments to
             // the node's relay, never here.
