@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-
-use crate::helpers::{raw_request, read_until_closed, spawn_app_with};
+use crate::helpers::{answer_while_trickling, raw_request, read_until_closed, spawn_app_with};
 
 const SLOW_LOGIN: &str = "POST /api/login HTTP/1.1\r\nContent-Type: application/json\r\n\
                           Content-Length: 100000";
@@ -22,17 +20,7 @@ async fn a_body_that_does_not_arrive_in_time_gets_408_and_its_socket_is_closed()
     // Others are served while those wait.
     app.user("alice").await;
     let mut trickler = raw_request(&app, SLOW_LOGIN, b"{").await;
-    let (mut read_half, mut write_half) = trickler.split();
-    let trickle = async {
-        while write_half.write_all(b" ").await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        std::future::pending::<()>().await;
-    };
-    let trickled = tokio::select! {
-        answer = read_until_closed(&mut read_half, Duration::from_secs(10)) => answer,
-        () = trickle => unreachable!("pending"),
-    };
+    let trickled = answer_while_trickling(&mut trickler, b" ").await;
     assert!(trickled.starts_with("HTTP/1.1 408"), "{trickled}");
     for mut socket in stalled {
         let answer = read_until_closed(&mut socket, Duration::from_secs(10)).await;
@@ -152,16 +140,6 @@ async fn a_chunked_body_trickled_past_the_deadline_is_cut_off_too() {
     let head = "POST /api/login HTTP/1.1\r\nContent-Type: application/json\r\n\
                 Transfer-Encoding: chunked";
     let mut socket = raw_request(&app, head, b"1\r\n{\r\n").await;
-    let (mut read_half, mut write_half) = socket.split();
-    let trickle = async {
-        while write_half.write_all(b"1\r\n \r\n").await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        std::future::pending::<()>().await;
-    };
-    let answer = tokio::select! {
-        answer = read_until_closed(&mut read_half, Duration::from_secs(10)) => answer,
-        () = trickle => unreachable!("pending"),
-    };
+    let answer = answer_while_trickling(&mut socket, b"1\r\n \r\n").await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }

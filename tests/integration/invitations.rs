@@ -155,16 +155,10 @@ async fn a_declined_invitation_is_gone_and_only_the_invitee_s_own_act_makes_a_co
     let (status, body) = app.post(&accept, Some(&bob.token), json!({})).await;
     assert_eq!(status, 204, "{body}");
     let second = app.group(&alice.token, "second", &["bob"]).await;
-    let (_, mine) = app.get("/api/conversations", Some(&bob.token)).await;
-    let listed: Vec<&str> = mine["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{mine}"))
-        .iter()
-        .filter_map(|c| c["conversationId"].as_str())
-        .collect();
+    let listed = app.conversation_ids(&bob.token).await;
     assert!(
-        listed.contains(&group.as_str()) && listed.contains(&second.as_str()),
-        "{mine}"
+        listed.contains(&group) && listed.contains(&second),
+        "{listed:?}"
     );
 }
 

@@ -54,14 +54,7 @@ async fn an_invitation_shows_on_the_page_and_accepting_it_opens_the_group() {
     let bob = app.login("bob").await.token;
     let (_, pending) = app.get("/api/invitations", Some(&bob)).await;
     assert_eq!(pending["items"], serde_json::json!([]));
-    let (_, mine) = app.get("/api/conversations", Some(&bob)).await;
-    let ids: Vec<&str> = mine["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{mine}"))
-        .iter()
-        .filter_map(|c| c["conversationId"].as_str())
-        .collect();
-    assert_eq!(ids, [first.as_str()]);
+    assert_eq!(app.conversation_ids(&bob).await, [first]);
     // Reloaded, nothing comes back.
     page.goto(&app.url("/")).await;
     crate::web_ui::wait_connected(&page, "bob's page to reconnect").await;

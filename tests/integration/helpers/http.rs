@@ -36,6 +36,19 @@ impl TestApp {
             .to_string()
     }
 
+    /// The ids of the conversations `GET /api/conversations` lists for the
+    /// token's owner, in its order.
+    pub async fn conversation_ids(&self, token: &str) -> Vec<String> {
+        let (status, list) = self.get("/api/conversations", Some(token)).await;
+        assert_eq!(status, 200, "{list}");
+        list["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("items: {list}"))
+            .iter()
+            .filter_map(|c| c["conversationId"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// `POST /api/conversations/{id}/messages`.
     pub async fn post_message(
         &self,

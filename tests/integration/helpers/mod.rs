@@ -17,7 +17,7 @@ pub use browser::{Browser, Chromedriver};
 pub use client::{ConversationItem, Frame, TestClient};
 pub use http::{find_item, strings_of};
 pub use provider::TestProvider;
-pub use raw_http::{raw_request, read_until_closed};
+pub use raw_http::{answer_while_trickling, raw_request, read_until_closed};
 pub use raw_ws::{frame, frame_header, RawWs};
 pub use receiver::{http_receiver, Inbox};
 pub use redis::RedisServer;

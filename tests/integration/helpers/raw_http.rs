@@ -42,3 +42,20 @@ pub async fn read_until_closed<R: AsyncRead + Unpin>(stream: &mut R, within: Dur
     });
     String::from_utf8_lossy(&got).into_owned()
 }
+
+/// What the server writes on `stream` until it closes it (10 s at most),
+/// while `chunk` is written to it every 100 ms (a body trickled well under
+/// any sane minimum rate).
+pub async fn answer_while_trickling(stream: &mut TcpStream, chunk: &[u8]) -> String {
+    let (mut read_half, mut write_half) = stream.split();
+    let trickle = async {
+        while write_half.write_all(chunk).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        answer = read_until_closed(&mut read_half, Duration::from_secs(10)) => answer,
+        () = trickle => unreachable!("pending"),
+    }
+}
