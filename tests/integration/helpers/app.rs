@@ -22,6 +22,21 @@ pub struct TestApp {
     process: Option<std::process::Child>,
 }
 
+/// Why a node process did not become ready.
+enum NotReady {
+    Exited(String),
+    Late(std::time::Duration),
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotReady::Exited(status) => write!(f, "it exited: {status}"),
+            NotReady::Late(t) => write!(f, "not ready within {t:?}, killed"),
+        }
+    }
+}
+
 pub struct TestUser {
     pub token: String,
 }
@@ -108,7 +123,6 @@ pub async fn spawn_node(
     extra: &[(&str, &str)],
 ) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let port = super::free_port();
     let mut env: Vec<(String, String)> = [
         ("PARLEY__STORAGE__BACKEND", "redis"),
         ("PARLEY__STORAGE__REDIS_URL", redis_url),
@@ -135,47 +149,78 @@ pub async fn spawn_node(
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .envs(env)
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        // Its log, kept with the node's temp dir (for a failing test, read
-        // it with `TestApp::log`).
-        .stdout(std::fs::File::create(dir.path().join("node.log")).expect("node log"))
-        .spawn()
-        .expect("spawning the parley binary");
     let mut settings = Settings::from_sources("", &[]).expect("default settings");
     settings.server.node_id = node.into();
-    let app = TestApp {
-        port,
-        http: reqwest::Client::new(),
-        dir,
-        settings,
-        stop: None,
-        thread: None,
-        process: Some(child),
-    };
-    let url = app.url("/readyz");
-    super::wait_for(
-        &format!("node {node} to be ready"),
-        std::time::Duration::from_secs(30),
-        || {
-            let http = app.http.clone();
-            let url = url.clone();
-            async move {
-                let res = http.get(&url).send().await.ok()?;
-                res.status().is_success().then_some(())
+    // The port `free_port` gave can be taken before the node binds it (by
+    // another test's outgoing connection: the same range): a node that exits
+    // before it is ready is started again on a new port, at most three times.
+    for attempt in 1..=3 {
+        let port = super::free_port();
+        let log = dir.path().join("node.log");
+        let stdout = std::fs::File::create(&log).expect("node log");
+        let stderr = stdout.try_clone().expect("node log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .envs(env.clone())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            // Its log and its last words, kept with the node's temp dir (for
+            // a failing test, read them with `TestApp::log`).
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("spawning the parley binary");
+        let mut app = TestApp {
+            port,
+            http: reqwest::Client::new(),
+            dir: dir.clone(),
+            settings: settings.clone(),
+            stop: None,
+            thread: None,
+            process: Some(child),
+        };
+        match app.ready(std::time::Duration::from_secs(30)).await {
+            Ok(()) => return app,
+            Err(NotReady::Exited(status)) if attempt < 3 => {
+                eprintln!(
+                    "node {node} exited before it was ready ({status}), starting it again: {}",
+                    app.log()
+                );
             }
-        },
-    )
-    .await;
-    app
+            Err(e) => panic!("node {node} never became ready ({e}): {}", app.log()),
+        }
+    }
+    unreachable!("the loop returns or panics")
 }
 
 impl TestApp {
+    /// Waits until a node process answers `/readyz`; the error says why not
+    /// (it exited, or the time ran out, when it is killed).
+    async fn ready(&mut self, timeout: std::time::Duration) -> Result<(), NotReady> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let url = self.url("/readyz");
+        loop {
+            if let Ok(res) = self.http.get(&url).send().await {
+                if res.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if let Some(child) = self.process.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.process = None;
+                    return Err(NotReady::Exited(status.to_string()));
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                self.kill();
+                return Err(NotReady::Late(timeout));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// What a node process logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
