@@ -8,6 +8,7 @@ pub mod actors;
 pub mod alerts;
 pub mod app;
 pub mod auth;
+pub mod cause;
 pub mod cluster;
 pub mod config;
 pub mod domain;

@@ -3,7 +3,8 @@
 //! fixed ring of 86,400 buckets, allocated on first use (about 1.7 MB), so
 //! memory stays the same whatever the uptime.
 
-use std::sync::{Mutex, OnceLock};
+use parking_lot::Mutex;
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -132,12 +133,10 @@ const QUANTILES: &[(&str, &str)] = &[("delivery_ms", "delivery_p99_ms")];
 pub fn record(name: &str, value: f64) {
     let now = now_second();
     if let Some(r) = ring(name) {
-        r.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record_at(now, value);
+        r.lock().record_at(now, value);
     }
     if let Some(i) = QUANTILES.iter().position(|(src, _)| *src == name) {
-        let mut w = windows()[i].lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = windows()[i].lock();
         // The second is read under the lock: a thread that read it earlier
         // must not reopen a second another thread has already flushed.
         let now = now_second();
@@ -151,9 +150,7 @@ pub fn record(name: &str, value: f64) {
 fn flush(w: &mut Window, series: &str, now: u64) {
     if w.second < now {
         if let (Some(p99), Some(r)) = (w.take_p99(), ring(series)) {
-            r.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .record_at(w.second, p99);
+            r.lock().record_at(w.second, p99);
         }
     }
 }
@@ -173,14 +170,10 @@ pub fn read(name: &str, seconds: u64) -> Option<Vec<Point>> {
     let r = ring(name)?;
     let now = now_second();
     if let Some(i) = QUANTILES.iter().position(|(_, q)| *q == name) {
-        let mut w = windows()[i].lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = windows()[i].lock();
         flush(&mut w, name, now_second());
     }
-    Some(
-        r.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .range(now, seconds),
-    )
+    Some(r.lock().range(now, seconds))
 }
 
 /// One second of observations as a fixed log-scale histogram: eight

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::actors::breaker::{BreakerActor, Call, CallError};
 use crate::alerts::{Alert, AlertState, Change, Rule};
+use crate::cause::Cause;
 use crate::domain::TraceContext;
 use crate::supervision::{Envelope, Msg, Responder};
 
@@ -121,6 +122,7 @@ impl AlertsActor {
                         let res = req.send().await.map_err(|e| CallError::Failed {
                             message: format!("webhook unreachable: {e}"),
                             counts: true,
+                            cause: Some(Cause::new(e)),
                         })?;
                         let status = res.status().as_u16();
                         if status < 300 {
@@ -129,6 +131,7 @@ impl AlertsActor {
                             Err(CallError::Failed {
                                 message: format!("webhook answered {status}"),
                                 counts: status >= 500,
+                                cause: None,
                             })
                         }
                     }),

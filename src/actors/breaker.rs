@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use rand::Rng;
 
+use crate::cause::Cause;
 use crate::resilience::{Breaker, BreakerConfig, BreakerState, Outcome, Rejected, Snapshot};
 use crate::supervision::faults::{Faults, Injected};
 use crate::supervision::{Envelope, Msg, Responder, Unanswered};
@@ -26,8 +27,14 @@ pub enum CallError {
     Timeout(Duration),
     /// The remote answered or failed; `counts` says whether the breaker
     /// counts it as a failure (5xx, connection errors: yes; 4xx: no).
+    /// `cause`: the error underneath, when there is one.
     #[error("{message}")]
-    Failed { message: String, counts: bool },
+    Failed {
+        message: String,
+        counts: bool,
+        #[source]
+        cause: Option<Cause>,
+    },
     #[error("the breaker actor failed while the call was in flight")]
     Lost,
 }
@@ -236,6 +243,7 @@ mod tests {
         let not_counted = CallError::Failed {
             message: "declined".into(),
             counts: false,
+            cause: None,
         };
         for _ in 0..4 {
             assert_eq!(
@@ -251,6 +259,7 @@ mod tests {
         let counted = CallError::Failed {
             message: "503".into(),
             counts: true,
+            cause: None,
         };
         for _ in 0..4 {
             let _ = call(&addr, Err(counted.clone())).await;

@@ -14,10 +14,11 @@
 //! 3. When the actor has stopped it calls `retired`: held requests go to a
 //!    fresh actor, in order, before anyone else can reach it.
 
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::Arc;
 
 use actix::dev::SendError;
 use actix::prelude::*;
@@ -157,11 +158,7 @@ impl ConversationRouter {
     /// sends it a catch-up within a second rather than waiting for its next
     /// message.
     pub(super) fn mark_lagging(&self, id: ConversationId) {
-        let mut lagging = self
-            .shared
-            .lagging
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut lagging = self.shared.lagging.lock();
         // Bounded like `remembered`; a conversation left out fetches its gap
         // with its next message.
         if lagging.len() < REMEMBERED {
@@ -172,13 +169,7 @@ impl ConversationRouter {
     /// Cluster mode, every second: conversations that missed an event get a
     /// catch-up (marked again if that cannot be enqueued either).
     pub fn retry_lagging(&self, trace: TraceContext) {
-        let ids: Vec<ConversationId> = self
-            .shared
-            .lagging
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .collect();
+        let ids: Vec<ConversationId> = self.shared.lagging.lock().drain().collect();
         for id in ids {
             self.route(id, Envelope::new(trace, ConvRequest::CatchUp));
         }
@@ -188,10 +179,7 @@ impl ConversationRouter {
     /// while it was held cannot leave the map half-changed, so a poisoned
     /// lock is taken as it is.
     fn remembered(&self) -> MutexGuard<'_, HashMap<ConversationId, u64>> {
-        self.shared
-            .remembered
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.shared.remembered.lock()
     }
 
     /// An ended actor's last delivered seq.
@@ -206,11 +194,7 @@ impl ConversationRouter {
         // A known position supersedes the note of what was routed (kept, it
         // could start a later actor without a position, if this entry is
         // cleared, before messages delivered already).
-        self.shared
-            .first_routed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        self.shared.first_routed.lock().remove(&id);
     }
 
     /// Drops what `remember` kept for `id` (its actor serves on).
@@ -233,14 +217,7 @@ impl ConversationRouter {
     /// mailbox) is marked lagging and asked again within a second, rather
     /// than left to a next message that may never come.
     pub fn catch_up_all(&self, trace: TraceContext) {
-        let mut ids: Vec<ConversationId> = self
-            .shared
-            .table
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .copied()
-            .collect();
+        let mut ids: Vec<ConversationId> = self.shared.table.read().keys().copied().collect();
         ids.extend(self.remembered().keys().copied());
         for id in ids {
             self.route(id, Envelope::new(trace, ConvRequest::CatchUp));
@@ -254,11 +231,7 @@ impl ConversationRouter {
         let Some(before) = baseline(env) else {
             return;
         };
-        let mut map = self
-            .shared
-            .first_routed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = self.shared.first_routed.lock();
         if map.len() < REMEMBERED || map.contains_key(&id) {
             map.entry(id).or_insert(before + 1);
         }
@@ -267,12 +240,7 @@ impl ConversationRouter {
     /// The seq of the first message event routed to `id`'s actors since
     /// one started from a known position.
     pub(super) fn first_routed(&self, id: ConversationId) -> Option<u64> {
-        self.shared
-            .first_routed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .copied()
+        self.shared.first_routed.lock().get(&id).copied()
     }
 
     /// Enqueues to `id`'s current actor, noting a message event first.
@@ -291,7 +259,7 @@ impl ConversationRouter {
     pub fn route(&self, id: ConversationId, env: Envelope<ConvRequest>) {
         // Fast path: the actor runs; enqueue under the read lock.
         let env = {
-            let table = self.shared.table.read().unwrap_or_else(|p| p.into_inner());
+            let table = self.shared.table.read();
             match table.get(&id) {
                 Some(Entry::Running(addr)) => match self.send(id, addr, env) {
                     Ok(()) => return,
@@ -301,12 +269,12 @@ impl ConversationRouter {
                 _ => env,
             }
         };
-        let mut table = self.shared.table.write().unwrap_or_else(|p| p.into_inner());
+        let mut table = self.shared.table.write();
         let active = table.len();
         match table.entry(id) {
             MapEntry::Occupied(mut slot) => match slot.get_mut() {
                 Entry::Retiring(held) => {
-                    let held = held.get_mut().unwrap_or_else(|p| p.into_inner());
+                    let held = held.get_mut();
                     if held.len() >= self.shared.settings.conversations.retiring_queue {
                         self.refuse(
                             id,
@@ -363,11 +331,7 @@ impl ConversationRouter {
             // It starts from a known position: what was routed to its
             // predecessors is not its own. (Without one, the predecessor
             // delivered nothing, so what was routed to it is owed still.)
-            self.shared
-                .first_routed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+            self.shared.first_routed.lock().remove(&id);
         }
         let actor = ConversationActor::new(
             id,
@@ -394,9 +358,9 @@ impl ConversationRouter {
     /// A restarted actor takes its entry back if it was retiring when it
     /// failed (its `stopped` never ran): held requests are handed to it.
     pub(super) fn revive(&self, id: ConversationId, addr: &Addr<ConversationActor>) {
-        let mut table = self.shared.table.write().unwrap_or_else(|p| p.into_inner());
+        let mut table = self.shared.table.write();
         if let Some(Entry::Retiring(held)) = table.get_mut(&id) {
-            let held = std::mem::take(held.get_mut().unwrap_or_else(|p| p.into_inner()));
+            let held = std::mem::take(held.get_mut());
             for env in held {
                 if let Err(SendError::Full(env) | SendError::Closed(env)) = self.send(id, addr, env)
                 {
@@ -410,7 +374,7 @@ impl ConversationRouter {
     /// Step 1 of retiring: true when `addr` is the running actor for `id`
     /// and nobody can enqueue to it any more.
     pub(super) fn begin_retire(&self, id: ConversationId, addr: &Addr<ConversationActor>) -> bool {
-        let mut table = self.shared.table.write().unwrap_or_else(|p| p.into_inner());
+        let mut table = self.shared.table.write();
         match table.get(&id) {
             Some(Entry::Running(a)) if a == addr => {
                 table.insert(id, Entry::Retiring(Mutex::new(VecDeque::new())));
@@ -422,12 +386,12 @@ impl ConversationRouter {
 
     /// Step 3: the retired actor has stopped.
     pub(super) fn retired(&self, id: ConversationId) {
-        let mut table = self.shared.table.write().unwrap_or_else(|p| p.into_inner());
+        let mut table = self.shared.table.write();
         let Some(Entry::Retiring(held)) = table.remove(&id) else {
             // Not retiring: a running entry (or none) stays as it is.
             return;
         };
-        let held = held.into_inner().unwrap_or_else(|p| p.into_inner());
+        let held = held.into_inner();
         if held.is_empty() {
             return;
         }
@@ -442,7 +406,7 @@ impl ConversationRouter {
 
     /// Up to `limit` running conversation actors.
     pub fn running(&self, limit: usize) -> Vec<Addr<ConversationActor>> {
-        let table = self.shared.table.read().unwrap_or_else(|p| p.into_inner());
+        let table = self.shared.table.read();
         table
             .values()
             .filter_map(|e| match e {
@@ -455,10 +419,6 @@ impl ConversationRouter {
 
     /// Active conversation actors on this node.
     pub fn active(&self) -> usize {
-        self.shared
-            .table
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
+        self.shared.table.read().len()
     }
 }

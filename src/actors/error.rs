@@ -60,9 +60,10 @@ impl From<StoreError> for ChatError {
                 ChatError::Unavailable("the store is overloaded, retry later".into())
             }
             StoreError::Closed => ChatError::Unavailable("the store is shutting down".into()),
-            StoreError::Unavailable(m) => ChatError::Unavailable(m),
-            StoreError::Backend(m) => {
-                tracing::error!(error = %m, "storage failure");
+            StoreError::Lost => ChatError::Unavailable(StoreError::Lost.to_string()),
+            StoreError::Unavailable { .. } => ChatError::Unavailable(e.to_string()),
+            StoreError::Backend { .. } => {
+                tracing::error!(error = %e, "storage failure");
                 ChatError::Internal("storage failure".into())
             }
         }

@@ -3,11 +3,12 @@
 //! Each session inserts itself before its `hello` and removes itself when it
 //! stops; presence is derived from this map (see the directory).
 
+use parking_lot::RwLock;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use crate::domain::{SessionId, Username};
 
@@ -43,9 +44,7 @@ impl SessionRegistry {
 
     /// Calls `f` with each connected session of `user`.
     pub fn for_each_session(&self, user: &Username, mut f: impl FnMut(&SessionHandle)) {
-        // A poisoned lock means a writer panicked mid-update; the map itself is
-        // still a valid map, so reading on is safe.
-        let shard = self.shard(user).read().unwrap_or_else(|p| p.into_inner());
+        let shard = self.shard(user).read();
         if let Some(list) = shard.get(user) {
             list.iter().for_each(&mut f);
         }
@@ -56,7 +55,7 @@ impl SessionRegistry {
     }
 
     pub fn session_count(&self, user: &Username) -> usize {
-        let shard = self.shard(user).read().unwrap_or_else(|p| p.into_inner());
+        let shard = self.shard(user).read();
         shard.get(user).map_or(0, Vec::len)
     }
 
@@ -64,7 +63,7 @@ impl SessionRegistry {
     pub fn all_sessions(&self) -> Vec<SessionHandle> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
-            let shard = shard.read().unwrap_or_else(|p| p.into_inner());
+            let shard = shard.read();
             for list in shard.values() {
                 out.extend(list.iter().cloned());
             }
@@ -79,10 +78,7 @@ impl SessionRegistry {
     /// Adds (or replaces) a session; returns how many the user now has and
     /// whether this session is new there.
     pub fn insert(&self, handle: SessionHandle) -> (usize, bool) {
-        let mut shard = self
-            .shard(&handle.username)
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut shard = self.shard(&handle.username).write();
         let list = shard.entry(handle.username.clone()).or_default();
         // Idempotent per session: a restarted session may register again.
         let new = match list.iter_mut().find(|h| h.id == handle.id) {
@@ -102,7 +98,7 @@ impl SessionRegistry {
 
     /// Removes a session; returns how many the user still has (None: it was not there).
     pub fn remove(&self, user: &Username, id: SessionId) -> Option<usize> {
-        let mut shard = self.shard(user).write().unwrap_or_else(|p| p.into_inner());
+        let mut shard = self.shard(user).write();
         let list = shard.get_mut(user)?;
         let before = list.len();
         list.retain(|h| h.id != id);

@@ -40,7 +40,7 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use std::sync::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard};
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -221,7 +221,7 @@ impl LoginThrottle {
     fn lock(&self) -> MutexGuard<'_, Tables> {
         // The tables stay consistent at every step: a panic elsewhere while
         // holding the lock leaves nothing half-written.
-        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+        self.tables.lock()
     }
 
     /// Counts an attempt at `account` from `address` that is about to check

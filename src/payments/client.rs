@@ -42,7 +42,11 @@ pub struct ProviderClient {
 }
 
 fn failed(message: String, counts: bool) -> CallError {
-    CallError::Failed { message, counts }
+    CallError::Failed {
+        message,
+        counts,
+        cause: None,
+    }
 }
 
 impl ProviderClient {

@@ -1,9 +1,10 @@
 //! Starts payment actors (one per unfinished payment) under the payments
 //! supervisor, and resumes every unfinished saga at start-up.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use actix::Addr;
 
@@ -48,7 +49,7 @@ impl PaymentRouter {
         if self.inner.closing.load(Ordering::Acquire) {
             return false;
         }
-        let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = self.inner.running.lock();
         if running.get(&id).is_some_and(|a| a.connected()) {
             return true;
         }
@@ -73,19 +74,11 @@ impl PaymentRouter {
     }
 
     pub(crate) fn finished(&self, id: PaymentId) {
-        self.inner
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        self.inner.running.lock().remove(&id);
     }
 
     pub fn active(&self) -> usize {
-        self.inner
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
+        self.inner.running.lock().len()
     }
 
     /// Cluster mode, three times per lease: starts the unfinished sagas that

@@ -229,6 +229,7 @@ impl SagaDeps {
                             message: "the charge timed out and the provider has no charge for it"
                                 .into(),
                             counts: false,
+                            cause: None,
                         }),
                         Err(e) => Err(e),
                     }

@@ -188,18 +188,9 @@ impl Store {
     }
 
     pub async fn append(&self, message: NewMessage) -> Result<AppendOutcome, StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.append_then(
-            message,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
-        rx.await.unwrap_or_else(|_| {
-            Err(StoreError::Backend(
-                "the write was lost: the store writer failed".into(),
-            ))
-        })
+        let (done, answer) = Completion::oneshot();
+        self.append_then(message, done);
+        answer.await.unwrap_or(Err(StoreError::Lost))
     }
 
     /// Moves a member's read marker forward (never back).

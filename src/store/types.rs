@@ -7,9 +7,19 @@ use crate::domain::{
 };
 
 use super::StoreError;
+use crate::supervision::{Responder, Unanswered};
 
-/// Runs once with the outcome of a write, after its commit (or failure).
-pub type Completion<T> = Box<dyn FnOnce(Result<T, StoreError>) + Send>;
+/// Runs once with the outcome of a write, after its commit (or failure). It
+/// is the one answer-exactly-once type ([`Responder`]): a completion the store
+/// drops unanswered (its writer thread failed mid-batch, its Redis task was
+/// cancelled) answers [`StoreError::Lost`] instead of vanishing.
+pub type Completion<T> = Responder<Result<T, StoreError>>;
+
+impl<T> Unanswered for Result<T, StoreError> {
+    fn unanswered() -> Self {
+        Err(StoreError::Lost)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct NewUser {

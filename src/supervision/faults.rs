@@ -3,8 +3,8 @@
 //! panic, stop it, or are delayed. Handlers call [`Faults::inject`] first
 //! thing; with nothing armed that is one atomic load.
 
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Actor kinds that take faults today.
@@ -91,7 +91,7 @@ impl Faults {
             .copied()
             .find(|k| *k == kind)
             .ok_or_else(|| FaultError::BadTarget(target.into()))?;
-        let mut armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut armed = self.armed.lock();
         if armed.len() >= MAX_ARMED {
             return Err(FaultError::Full);
         }
@@ -111,7 +111,7 @@ impl Faults {
             return None;
         }
         let key = key();
-        let mut armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut armed = self.armed.lock();
         let i = armed
             .iter()
             .position(|a| a.kind == kind && a.key.as_deref().is_none_or(|k| k == key))?;

@@ -10,8 +10,9 @@
 //! restarts a failed child supervisor by restarting its whole subtree. The
 //! root has no parent: its failure is logged and ends the process non-zero.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -159,12 +160,6 @@ fn keep_failure(trace: crate::domain::TraceId, kind: &'static str, child: &str, 
     );
 }
 
-fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding this lock can only come from a bug in this
-    // file; the state is still a valid value, so carry on.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Supervisor {
     /// The root; `failed` receives the cause if the root itself fails.
     pub fn root(
@@ -200,7 +195,7 @@ impl Supervisor {
         if dynamic {
             policy.strategy = Strategy::OneForOne;
         }
-        let mut st = locked(&self.node.state);
+        let mut st = self.node.state.lock();
         let id = st.take_id();
         let child = Supervisor {
             node: Arc::new(Node {
@@ -232,7 +227,7 @@ impl Supervisor {
     {
         let (tx, rx) = mpsc::channel(8);
         let id = {
-            let mut st = locked(&self.node.state);
+            let mut st = self.node.state.lock();
             let id = st.take_id();
             let mut child = Child::new(spec.name, spec.kind, spec.restart, Link::Actor(tx));
             child.label = spec.label;
@@ -253,7 +248,7 @@ impl Supervisor {
     /// Registers a thread that reports its own failures through
     /// [`Supervisor::child_exited`] (and obeys only `Restart` delays).
     pub fn worker(&self, name: &str, kind: &'static str) -> ChildId {
-        let mut st = locked(&self.node.state);
+        let mut st = self.node.state.lock();
         let id = st.take_id();
         st.children.insert(
             id,
@@ -263,9 +258,7 @@ impl Supervisor {
     }
 
     fn count(&self, kind: &'static str, reason: &'static str) {
-        *locked(&self.node.counters)
-            .entry((kind, reason))
-            .or_default() += 1;
+        *self.node.counters.lock().entry((kind, reason)).or_default() += 1;
         crate::series::record("actor_restarts", 1.0);
         metrics::counter!("parley_actor_restarts_total", "kind" => kind, "reason" => reason)
             .increment(1);
@@ -275,7 +268,7 @@ impl Supervisor {
     pub fn child_exited(&self, id: ChildId, exit: Exit) -> Decision {
         let policy = self.node.policy;
         let now = Instant::now();
-        let mut st = locked(&self.node.state);
+        let mut st = self.node.state.lock();
         let abnormal = !matches!(exit, Exit::Normal);
         let Some(child) = st.children.get_mut(&id) else {
             return Decision::Stop;
@@ -360,7 +353,7 @@ impl Supervisor {
     }
 
     pub fn child_restarted(&self, id: ChildId) {
-        if let Some(c) = locked(&self.node.state).children.get_mut(&id) {
+        if let Some(c) = self.node.state.lock().children.get_mut(&id) {
             c.status = "running";
             c.started_at = now_ms();
         }
@@ -368,7 +361,7 @@ impl Supervisor {
 
     /// The child's runner ended for good.
     pub fn child_gone(&self, id: ChildId) {
-        let mut st = locked(&self.node.state);
+        let mut st = self.node.state.lock();
         if self.node.dynamic {
             st.children.remove(&id);
         } else if let Some(c) = st.children.get_mut(&id) {
@@ -380,7 +373,7 @@ impl Supervisor {
     /// ready for a restart of the subtree.
     fn hold_children(&self, except: Option<ChildId>) {
         let links: Vec<LinkRef> = {
-            let mut st = locked(&self.node.state);
+            let mut st = self.node.state.lock();
             st.children
                 .iter_mut()
                 .rev()
@@ -392,7 +385,7 @@ impl Supervisor {
                 .collect()
         };
         if let Some(except) = except {
-            if let Some(c) = locked(&self.node.state).children.get_mut(&except) {
+            if let Some(c) = self.node.state.lock().children.get_mut(&except) {
                 c.status = "held";
             }
         }
@@ -441,7 +434,7 @@ impl Supervisor {
     /// fresh intensity window.
     pub fn restart_subtree(&self, delay: Duration) {
         let links: Vec<LinkRef> = {
-            let mut st = locked(&self.node.state);
+            let mut st = self.node.state.lock();
             st.intensity.reset();
             st.status = "running";
             st.children
@@ -461,7 +454,7 @@ impl Supervisor {
     /// Stops every child for good, in reverse start order.
     pub fn shutdown(&self) {
         let links: Vec<LinkRef> = {
-            let mut st = locked(&self.node.state);
+            let mut st = self.node.state.lock();
             st.status = "stopped";
             st.children
                 .values()
@@ -477,7 +470,7 @@ impl Supervisor {
     /// The live tree below this supervisor; dynamic nodes list at most
     /// `max_children` children (those with the most restarts first).
     pub fn snapshot(&self, max_children: usize) -> NodeView {
-        let st = locked(&self.node.state);
+        let st = self.node.state.lock();
         let mut children: Vec<(&ChildId, &Child)> = st.children.iter().collect();
         if self.node.dynamic {
             children.sort_by(|a, b| b.1.restarts.cmp(&a.1.restarts).then(a.0.cmp(b.0)));
@@ -524,7 +517,10 @@ impl Supervisor {
 
     /// Restarts so far, by child kind and reason (`panic`, `exit`).
     pub fn restart_counts(&self) -> Vec<(&'static str, &'static str, u64)> {
-        let mut v: Vec<_> = locked(&self.node.counters)
+        let mut v: Vec<_> = self
+            .node
+            .counters
+            .lock()
             .iter()
             .map(|((k, r), n)| (*k, *r, *n))
             .collect();

@@ -1,7 +1,8 @@
 //! The runtime guarantees of docs/SUPERVISION.md, each tested with real
 //! actors under real supervisors.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -35,15 +36,11 @@ impl Actor for Probe {
         }
         self.log
             .lock()
-            .unwrap()
             .push(format!("{} started {}", self.name, self.incarnation));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("{} stopped", self.name));
+        self.log.lock().push(format!("{} stopped", self.name));
         if self.panic_in_stopped {
             panic!("panic inside stopped()");
         }
@@ -96,7 +93,6 @@ impl Handler<Envelope<Cmd>> for Probe {
         if scope.poisoned() {
             self.log
                 .lock()
-                .unwrap()
                 .push(format!("{} refused poison", self.name));
             return;
         }
@@ -104,7 +100,6 @@ impl Handler<Envelope<Cmd>> for Probe {
             Cmd::Note(n) => self
                 .log
                 .lock()
-                .unwrap()
                 .push(format!("{} note {n} in {}", self.name, self.incarnation)),
             Cmd::Crash | Cmd::CrashKeyed(_) => panic!("crash requested"),
             Cmd::Stop => ctx.stop(),
@@ -181,11 +176,11 @@ fn send(addr: &Addr<Probe>, cmd: Cmd) {
 /// Waits (bounded) until the log holds `line`.
 async fn until_logged(log: &Log, line: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !log.lock().unwrap().iter().any(|l| l == line) {
+    while !log.lock().iter().any(|l| l == line) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "never logged {line:?}: {:?}",
-            log.lock().unwrap()
+            log.lock()
         );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -193,7 +188,6 @@ async fn until_logged(log: &Log, line: &str) {
 
 fn lines(log: &Log, prefix: &str) -> Vec<String> {
     log.lock()
-        .unwrap()
         .iter()
         .filter(|l| l.starts_with(prefix))
         .cloned()

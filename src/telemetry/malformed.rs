@@ -9,8 +9,9 @@
 //! lines (a request that failed to parse, a connection that failed): the
 //! dispatcher's other ERROR lines are server-side faults and stay.
 
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::field::{Field, Visit};
@@ -66,7 +67,7 @@ impl Seen {
     fn take(&self) -> Option<(u64, String)> {
         let n = self.since.swap(0, Ordering::Relaxed);
         (n > 0).then(|| {
-            let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let last = self.last.lock();
             (n, last.clone())
         })
     }
@@ -121,15 +122,16 @@ impl<S: Subscriber> Layer<S> for MalformedRequests {
             return;
         };
         metrics::counter!("parley_http_malformed_total").increment(1);
-        *self.seen.last.lock().unwrap_or_else(|p| p.into_inner()) = message;
+        *self.seen.last.lock() = message;
         self.seen.since.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use parking_lot::Mutex;
     use std::io::Write;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::Layer;
@@ -139,7 +141,7 @@ mod tests {
 
     impl Write for Sink {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
+            self.0.lock().extend_from_slice(b);
             Ok(b.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -169,7 +171,7 @@ mod tests {
             tracing::error!(target: "parley::other", "a real error");
             tracing::error!(target: "actix_http::h1::dispatcher", "Upgrade handler error: x");
         });
-        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let out = String::from_utf8(sink.0.lock().clone()).unwrap();
         assert!(!out.contains("stream error"), "{out}");
         assert!(out.contains("a real error"), "{out}");
         assert!(

@@ -29,9 +29,10 @@ mod shard;
 
 pub use origin::{Caller, TraceOrigins};
 
+use parking_lot::Mutex;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -185,14 +186,12 @@ fn spread(trace: TraceId) -> u64 {
     std::hash::Hasher::finish(&h)
 }
 
-fn shard(trace: TraceId) -> std::sync::MutexGuard<'static, Shard> {
+fn shard(trace: TraceId) -> parking_lot::MutexGuard<'static, Shard> {
     shard_of(spread(trace))
 }
 
-fn shard_of(spread: u64) -> std::sync::MutexGuard<'static, Shard> {
-    recorder().shards[(spread % SHARDS as u64) as usize]
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+fn shard_of(spread: u64) -> parking_lot::MutexGuard<'static, Shard> {
+    recorder().shards[(spread % SHARDS as u64) as usize].lock()
 }
 
 /// The recorder's settings (`[telemetry]`).

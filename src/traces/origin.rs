@@ -23,8 +23,8 @@
 //!   while. The table is this node's: in a cluster, a client id claimed on
 //!   one node can be claimed by someone else on another.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -159,13 +159,13 @@ impl TraceOrigins {
     }
 
     fn claimed_by(&self, id: TraceId, caller: Caller) -> bool {
-        let c = self.claims.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self.claims.lock();
         c.owners.get(&id) == Some(&caller)
     }
 
     /// Whether `id` is `caller`'s now (claimed by it before, or just now).
     fn claim(&self, id: TraceId, caller: Caller, now: Instant) -> bool {
-        let mut c = self.claims.lock().unwrap_or_else(|p| p.into_inner());
+        let mut c = self.claims.lock();
         if let Some(owner) = c.owners.get(&id) {
             return *owner == caller;
         }
@@ -235,7 +235,7 @@ mod tests {
             let t = id(&format!("{n:032x}")).unwrap();
             o.claim(t, bob, t0 + Duration::from_secs(1));
         }
-        let c = o.claims.lock().unwrap();
+        let c = o.claims.lock();
         assert_eq!((c.owners.len(), c.order.len()), (CLAIMS, CLAIMS));
         drop(c);
         // Bob's flood did not free alice's id, and his last ids went unclaimed.

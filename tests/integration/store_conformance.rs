@@ -13,7 +13,7 @@ use parley::domain::{
     PaymentStatus, SagaStep, TraceId, Username,
 };
 use parley::store::redis::{ClusterEvent, EventKind, RedisOptions};
-use parley::store::{Invitations, NewMessage, NewUser, Quota, Store, StoreError};
+use parley::store::{Completion, Invitations, NewMessage, NewUser, Quota, Store, StoreError};
 use tempfile::TempDir;
 
 use crate::helpers::RedisServer;
@@ -639,7 +639,7 @@ async fn shutdown_flushes_then_refuses(store: &Store) {
         let tx = tx.clone();
         store.append_then(
             msg(c.id, "alice", &i.to_string(), "x"),
-            Box::new(move |r| {
+            Completion::new(move |r| {
                 let _ = tx.send(r);
             }),
         );
@@ -813,8 +813,8 @@ async fn completions_come_in_seq_order(store: &Store) {
         let tx = tx.clone();
         store.append_then(
             msg(c.id, "alice", &format!("o{i}"), "x"),
-            Box::new(move |r| {
-                let _ = tx.send(r.map(|o| o.message.seq));
+            Completion::new(move |r| {
+                let _ = tx.send(r.map(|o: parley::store::AppendOutcome| o.message.seq));
             }),
         );
     }
@@ -1126,7 +1126,7 @@ async fn redis_malformed_values_are_backend_errors() {
         .unwrap();
     let bad = store.user(u("alice")).await;
     assert!(
-        matches!(&bad, Err(StoreError::Backend(m)) if m.contains("balance")),
+        matches!(&bad, Err(StoreError::Backend { reason, .. }) if reason.contains("balance")),
         "{bad:?}"
     );
     let _: () = ::redis::cmd("HSET")
@@ -1138,7 +1138,7 @@ async fn redis_malformed_values_are_backend_errors() {
         .unwrap();
     let bad = store.conversation(c.id).await;
     assert!(
-        matches!(&bad, Err(StoreError::Backend(m)) if m.contains("kind")),
+        matches!(&bad, Err(StoreError::Backend { reason, .. }) if reason.contains("kind")),
         "{bad:?}"
     );
 }

@@ -7,9 +7,10 @@
 //! Loss and duplication are counted from seq: every seq acked to a sender
 //! must reach every member's session exactly once.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -478,7 +479,7 @@ async fn run(
         let expected: u64 = ledgers
             .iter()
             .zip(&members_per_room)
-            .map(|(l, m)| l.acked.lock().map(|a| a.len()).unwrap_or(0) as u64 * *m as u64)
+            .map(|(l, m)| l.acked.lock().len() as u64 * *m as u64)
             .sum();
         let done = answered >= c.sent.load(Ordering::Relaxed)
             && c.delivered.load(Ordering::Relaxed) >= expected;
@@ -538,7 +539,7 @@ impl Outcome {
         let acked: Vec<Vec<u64>> = self
             .ledgers
             .iter()
-            .map(|l| l.acked.lock().map(|a| a.clone()).unwrap_or_default())
+            .map(|l| l.acked.lock().clone())
             .collect();
         // Which acked seqs connected sessions missed (a few, for the report:
         // they say where to look in the server's log and traces).
@@ -876,9 +877,7 @@ fn on_frame(
             flight.answered += 1;
             rec.counters.acked.fetch_add(1, Ordering::Relaxed);
             if let Some(seq) = scan::number(t, "seq") {
-                if let Ok(mut a) = ledger.acked.lock() {
-                    a.push(seq);
-                }
+                ledger.acked.lock().push(seq);
             }
             let stamp = scan::string(t, "clientMsgId")
                 .and_then(|id| id.rsplit('-').next())

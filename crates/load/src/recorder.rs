@@ -3,9 +3,10 @@
 //! progress line. Connection tasks record into a local `Batch` and hand it
 //! over every ~100 ms, so they do not take a lock per frame.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -73,7 +74,7 @@ impl Recorder {
     fn histograms(&self) -> MutexGuard<'_, Histograms> {
         // A panicking connection task cannot leave a histogram half-updated
         // in a way that matters to counting: take the data as it is.
-        self.histograms.lock().unwrap_or_else(|p| p.into_inner())
+        self.histograms.lock()
     }
 
     fn flush(&self, batch: &mut Batch) {
@@ -100,10 +101,7 @@ impl Recorder {
     }
 
     pub fn timeline(&self) -> Vec<Point> {
-        self.timeline
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.timeline.lock().clone()
     }
 
     /// Samples the counters once a second into the timeline and redraws the
@@ -159,10 +157,7 @@ impl Recorder {
                     max_ms: ms(second.percentile(100.0)),
                 };
                 let line = progress_line(&label, start.elapsed(), planned, &point);
-                me.timeline
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(point);
+                me.timeline.lock().push(point);
                 if quiet {
                     continue;
                 }

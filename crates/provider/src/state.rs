@@ -1,8 +1,8 @@
 //! The provider's memory: charges and refunds by idempotency key (bounded),
 //! and the behaviour settings tests may change at run time.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -69,8 +69,8 @@ impl ProviderState {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        self.inner.lock()
     }
 
     pub fn latency(&self) -> Duration {

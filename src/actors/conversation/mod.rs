@@ -32,7 +32,7 @@ use crate::domain::{
 };
 use crate::protocol::ServerFrame;
 use crate::store::redis::EventKind;
-use crate::store::{AppendOutcome, NewMessage, Store, StoreError};
+use crate::store::{AppendOutcome, Completion, NewMessage, Store, StoreError};
 use crate::supervision::faults::{Faults, Injected};
 use crate::supervision::{Envelope, Msg, Responder};
 use crate::traces::{self, ActorRef};
@@ -127,36 +127,6 @@ impl ConvRequest {
             // Nobody waits for these; what they carried is in the store, and
             // the gap is fetched when the next message arrives.
             ConvRequest::Remote { .. } | ConvRequest::CatchUp => {}
-        }
-    }
-}
-
-/// An append handed to the store. If the store drops it unanswered (its
-/// writer failed mid-batch) it still reports back, so `inflight` stays true.
-struct PendingAppend {
-    me: Addr<ConversationActor>,
-    message_id: MessageId,
-    trace: TraceContext,
-    accepted: Instant,
-    reply: Option<Responder<ChatResult<AppendOutcome>>>,
-}
-
-impl Drop for PendingAppend {
-    fn drop(&mut self) {
-        if let Some(reply) = self.reply.take() {
-            let outcome = Err(StoreError::Backend(
-                "the write was lost: the store writer failed".into(),
-            ));
-            let accepted = self.accepted;
-            self.me.do_send(Envelope::new(
-                self.trace,
-                Committed {
-                    message_id: self.message_id,
-                    outcome,
-                    reply,
-                    accepted,
-                },
-            ));
         }
     }
 }
@@ -370,32 +340,23 @@ impl ConversationActor {
                     sent_at: now_ms(),
                     trace_id: trace.trace_id,
                 };
-                let pending = PendingAppend {
-                    me,
-                    message_id,
-                    trace,
-                    accepted: Instant::now(),
-                    reply: Some(reply),
-                };
+                let accepted = Instant::now();
+                // Runs on the writer thread, in commit order; dropped unanswered
+                // (the writer failed mid-batch) it still reports back, with
+                // `StoreError::Lost`, so `inflight` comes down. If this actor
+                // is gone the envelope is dropped and `reply` answers `internal`.
                 self.store.append_then(
                     message,
-                    Box::new(move |outcome| {
-                        // Runs on the writer thread, in commit order. If this
-                        // actor is gone the envelope is dropped and its
-                        // responder answers `internal`.
-                        let mut pending = pending;
-                        if let Some(reply) = pending.reply.take() {
-                            let accepted = pending.accepted;
-                            pending.me.do_send(Envelope::new(
-                                trace,
-                                Committed {
-                                    message_id: pending.message_id,
-                                    outcome,
-                                    reply,
-                                    accepted,
-                                },
-                            ));
-                        }
+                    Completion::new(move |outcome| {
+                        me.do_send(Envelope::new(
+                            trace,
+                            Committed {
+                                message_id,
+                                outcome,
+                                reply,
+                                accepted,
+                            },
+                        ));
                     }),
                 );
             }

@@ -97,12 +97,12 @@ async fn listen(
 ) -> Result<(), StoreError> {
     let pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
         .await
-        .map_err(|_| StoreError::Unavailable("redis pub/sub connect timed out".into()))?
+        .map_err(|_| StoreError::unavailable("redis pub/sub connect timed out"))?
         .map_err(from_redis)?;
     let (mut sink_half, mut stream) = pubsub.split();
     tokio::time::timeout(timeout, sink_half.subscribe(channel))
         .await
-        .map_err(|_| StoreError::Unavailable("redis SUBSCRIBE timed out".into()))?
+        .map_err(|_| StoreError::unavailable("redis SUBSCRIBE timed out"))?
         .map_err(from_redis)?;
     if *subscriptions > 0 {
         sink(BusSignal::Reconnected);
@@ -131,7 +131,7 @@ async fn listen(
                 match tokio::time::timeout(timeout, sink_half.ping::<redis::Value>()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return Err(from_redis(e)),
-                    Err(_) => return Err(StoreError::Unavailable("redis pub/sub ping timed out".into())),
+                    Err(_) => return Err(StoreError::unavailable("redis pub/sub ping timed out")),
                 }
             }
         }

@@ -77,7 +77,7 @@ impl RedisStore {
     {
         self.eval(trace, script, args)
             .await?
-            .ok_or_else(|| StoreError::Backend("a redis script answered without a value".into()))
+            .ok_or_else(|| StoreError::backend("a redis script answered without a value"))
     }
 
     /// Nothing is buffered in this process: every write is in Redis once answered.

@@ -75,9 +75,9 @@ pub struct RedisStore {
 /// breaker); anything Redis answered with is a backend error.
 fn from_redis(e: redis::RedisError) -> StoreError {
     if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
-        StoreError::Unavailable(format!("redis is unreachable: {e}"))
+        StoreError::unavailable_from("redis is unreachable", e)
     } else {
-        StoreError::Backend(format!("redis: {e}"))
+        StoreError::backend_from("redis", e)
     }
 }
 
@@ -102,7 +102,7 @@ impl RedisStore {
             ConnectionManager::new_with_config(client.clone(), config),
         )
         .await
-        .map_err(|_| StoreError::Unavailable(format!("redis at {} does not answer", options.url)))?
+        .map_err(|_| StoreError::unavailable(format!("redis at {} does not answer", options.url)))?
         .map_err(from_redis)?;
         Ok(RedisStore {
             inner: Arc::new(Inner {
@@ -136,16 +136,15 @@ impl RedisStore {
         let Some(breaker) = &self.inner.breaker else {
             return match tokio::time::timeout(self.inner.options.timeout, fut).await {
                 Ok(r) => r,
-                Err(_) => Err(StoreError::Unavailable(
-                    "redis did not answer in time".into(),
-                )),
+                Err(_) => Err(StoreError::unavailable("redis did not answer in time")),
             };
         };
         let call = async move {
             match fut.await {
-                Err(StoreError::Unavailable(message)) => Err(CallError::Failed {
-                    message,
+                Err(StoreError::Unavailable { reason, cause }) => Err(CallError::Failed {
+                    message: reason,
                     counts: true,
+                    cause,
                 }),
                 other => Ok(other),
             }
@@ -156,21 +155,24 @@ impl RedisStore {
             reply,
         };
         if breaker.try_send(Envelope::new(trace, call)).is_err() {
-            return Err(StoreError::Unavailable(
-                "redis breaker is overloaded; retry".into(),
+            return Err(StoreError::unavailable(
+                "redis breaker is overloaded; retry",
             ));
         }
         match answer.await {
             Ok(Ok(result)) => result,
-            Ok(Err(CallError::Rejected(r))) => Err(StoreError::Unavailable(format!(
+            Ok(Err(CallError::Rejected(r))) => Err(StoreError::unavailable(format!(
                 "redis is unavailable (circuit breaker {r})"
             ))),
-            Ok(Err(CallError::Failed { message, .. })) => Err(StoreError::Unavailable(message)),
-            Ok(Err(CallError::Timeout(t))) => Err(StoreError::Unavailable(format!(
+            Ok(Err(CallError::Failed { message, cause, .. })) => Err(StoreError::Unavailable {
+                reason: message,
+                cause,
+            }),
+            Ok(Err(CallError::Timeout(t))) => Err(StoreError::unavailable(format!(
                 "redis did not answer within {t:?}"
             ))),
-            Ok(Err(CallError::Lost)) | Err(_) => Err(StoreError::Unavailable(
-                "the redis breaker failed during the call".into(),
+            Ok(Err(CallError::Lost)) | Err(_) => Err(StoreError::unavailable(
+                "the redis breaker failed during the call",
             )),
         }
     }

@@ -229,7 +229,7 @@ impl RedisStore {
             )
             .await?;
         if raw.len() != users.len() {
-            return Err(StoreError::Backend(format!(
+            return Err(StoreError::backend(format!(
                 "presence of {} users answered with {}",
                 users.len(),
                 raw.len()
@@ -248,7 +248,7 @@ impl RedisStore {
                     .filter(|f| f.is_finite())
                     .map(|f| Status::Offline(Some(f as i64)))
                     .ok_or_else(|| {
-                        StoreError::Backend(format!("last-seen score {ms:?} is not a time"))
+                        StoreError::backend(format!("last-seen score {ms:?} is not a time"))
                     }),
             })
             .collect()

@@ -47,6 +47,6 @@ pub fn spawn(path: &Path, every: Duration) -> Result<Checkpointer, StoreError> {
                 }
             }
         })
-        .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
+        .map_err(|e| StoreError::backend_from("cannot start the checkpoint thread", e))?;
     Ok(Checkpointer { _stop: stop })
 }

@@ -11,8 +11,9 @@ mod schema;
 mod seqs;
 mod writer;
 
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -78,7 +79,7 @@ impl SqliteStore {
     ) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
+                StoreError::backend_from(format!("cannot create {}", dir.display()), e)
             })?;
         }
         let conn = Connection::open(path)?;
@@ -126,16 +127,11 @@ impl SqliteStore {
         &self,
         make: impl FnOnce(Completion<T>) -> WriteOp,
     ) -> Result<T, StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(make(Box::new(move |r| {
-            let _ = tx.send(r);
-        })));
-        // A dropped completion means the writer failed mid-batch.
-        rx.await.unwrap_or_else(|_| {
-            Err(StoreError::Backend(
-                "the write was lost: the store writer failed".into(),
-            ))
-        })
+        let (done, answer) = Completion::oneshot();
+        self.submit(make(done));
+        // The completion answers even when dropped, so the channel is never
+        // closed without a value; were it, the write was lost all the same.
+        answer.await.unwrap_or(Err(StoreError::Lost))
     }
 
     pub async fn create_user(&self, user: NewUser) -> Result<(), StoreError> {
@@ -333,14 +329,15 @@ impl SqliteStore {
 
     pub async fn shutdown(&self) -> Result<(), StoreError> {
         // Unlike other writes this one waits for room: it must not be refused.
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let op = WriteOp::Shutdown(Box::new(move |r| {
-            let _ = tx.send(r);
-        }));
-        if self.writes.send(op).await.is_err() {
+        let (done, answer) = Completion::oneshot();
+        if self.writes.send(WriteOp::Shutdown(done)).await.is_err() {
             return Ok(()); // already stopped
         }
-        rx.await.unwrap_or(Ok(()))
+        match answer.await {
+            // The writer stopped before it reached the request: stopped all the same.
+            Ok(Err(StoreError::Lost)) | Err(_) => Ok(()),
+            Ok(r) => r,
+        }
     }
 
     /// Runs `f` on a pooled read-only connection on the blocking pool.
@@ -359,17 +356,17 @@ impl SqliteStore {
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let taken = pool.connections.lock().map_err(|_| poisoned())?.pop();
+            let taken = pool.connections.lock().pop();
             let conn = match taken {
                 Some(c) => c,
                 None => open_reader(&pool.path)?,
             };
             let result = f(&conn);
-            pool.connections.lock().map_err(|_| poisoned())?.push(conn);
+            pool.connections.lock().push(conn);
             result
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+        .map_err(|e| StoreError::backend_from("read task failed", e))?
     }
 
     pub async fn user(&self, username: Username) -> Result<Option<UserRecord>, StoreError> {
@@ -415,10 +412,6 @@ impl SqliteStore {
         })
         .await
     }
-}
-
-fn poisoned() -> StoreError {
-    StoreError::Backend("read pool lock poisoned".into())
 }
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {

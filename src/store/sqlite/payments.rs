@@ -12,7 +12,7 @@ pub const PAYMENT_COLUMNS: &str =
     "id, payer, payee, amount, idempotency_key, status, reason, step, created_at, updated_at, trace_id";
 
 fn corrupt(what: &str, v: &str) -> StoreError {
-    StoreError::Backend(format!("corrupt {what} in the database: {v:?}"))
+    StoreError::backend(format!("corrupt {what} in the database: {v:?}"))
 }
 
 pub fn payment_row(row: &Row<'_>) -> Result<Payment, StoreError> {
@@ -171,7 +171,7 @@ pub fn advance(
     )?
     .execute(params![id.to_string(), to.as_str(), status.as_str(), reason, now])?;
     log_step(conn, id, to, now)?;
-    load(conn, id)?.ok_or_else(|| StoreError::Backend("payment vanished".into()))
+    load(conn, id)?.ok_or_else(|| StoreError::backend("payment vanished"))
 }
 
 /// Adds `amount` to a wallet (admin credit); returns the new balance.

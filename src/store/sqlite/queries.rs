@@ -11,7 +11,7 @@ use crate::domain::{
 use crate::store::StoreError;
 
 fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Backend(format!("corrupt {what} in the database: {value:?}"))
+    StoreError::backend(format!("corrupt {what} in the database: {value:?}"))
 }
 
 pub fn username(s: &str) -> Result<Username, StoreError> {

@@ -13,7 +13,7 @@ const VERSION: i64 = 3;
 pub fn configure_writer(conn: &Connection, synchronous: Synchronous) -> Result<(), StoreError> {
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Backend(format!(
+        return Err(StoreError::backend(format!(
             "cannot switch the database to WAL mode (got {mode})"
         )));
     }
@@ -39,7 +39,7 @@ pub fn configure_writer(conn: &Connection, synchronous: Synchronous) -> Result<(
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > VERSION {
-        return Err(StoreError::Backend(format!(
+        return Err(StoreError::backend(format!(
             "the database has schema version {version}, newer than this build ({VERSION})"
         )));
     }

@@ -97,29 +97,32 @@ impl WriteOp {
     pub fn fail(self, e: StoreError) {
         match self {
             WriteOp::CreateUser(_, d) | WriteOp::SetRead { done: d, .. } | WriteOp::Shutdown(d) => {
-                d(Err(e))
+                d.respond(Err(e))
             }
             WriteOp::CreateGroup { done, .. }
             | WriteOp::Direct { done, .. }
             | WriteOp::AddMember { done, .. }
-            | WriteOp::RemoveMember { done, .. } => done(Err(e)),
-            WriteOp::Append(_, d) => d(Err(e)),
-            WriteOp::Invite { done, .. } => done(Err(e)),
-            WriteOp::Decline { done, .. } => done(Err(e)),
-            WriteOp::CreatePayment { done, .. } => done(Err(e)),
-            WriteOp::AdvancePayment { done, .. } => done(Err(e)),
-            WriteOp::Credit { done, .. } => done(Err(e)),
+            | WriteOp::RemoveMember { done, .. } => done.respond(Err(e)),
+            WriteOp::Append(_, d) => d.respond(Err(e)),
+            WriteOp::Invite { done, .. } => done.respond(Err(e)),
+            WriteOp::Decline { done, .. } => done.respond(Err(e)),
+            WriteOp::CreatePayment { done, .. } => done.respond(Err(e)),
+            WriteOp::AdvancePayment { done, .. } => done.respond(Err(e)),
+            WriteOp::Credit { done, .. } => done.respond(Err(e)),
         }
     }
 }
 
-/// A completion with its result, held until the batch's commit is known.
+/// A completion with its result, held until the batch's commit is known. Not
+/// an answer type of its own: it only erases `T` so one batch can hold
+/// completions of every kind. Dropped (the writer panicked mid-batch), the
+/// completion inside answers [`StoreError::Lost`].
 type Pending = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
 fn pending<T: Send + 'static>(done: Completion<T>, result: Result<T, StoreError>) -> Pending {
     Box::new(move |commit_error| match commit_error {
-        None => done(result),
-        Some(e) => done(Err(e.clone())),
+        None => done.respond(result),
+        Some(e) => done.respond(Err(e.clone())),
     })
 }
 
@@ -134,7 +137,7 @@ pub fn spawn(
         .name("parley-sqlite-writer".into())
         .spawn(move || run(conn, rx, max_batch, window, supervision))
         .map(|_| ())
-        .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))
+        .map_err(|e| StoreError::backend_from("cannot start the writer thread", e))
 }
 
 /// Where the writer reports a failed batch: its supervisor and its id there.
@@ -265,7 +268,7 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteOp>, seqs: &mut Seqs) ->
     );
     match shutdown {
         Some(d) => {
-            d(Ok(()));
+            d.respond(Ok(()));
             true
         }
         None => false,
@@ -324,7 +327,7 @@ fn execute(conn: &Connection, op: WriteOp) -> Pending {
         // Appends never get here (see `commit_batch`): they keep `seqs` themselves.
         WriteOp::Append(m, d) => pending(
             d,
-            Err(StoreError::Backend(format!(
+            Err(StoreError::backend(format!(
                 "append of {} misrouted",
                 m.message_id
             ))),
@@ -480,7 +483,7 @@ fn direct(
     if let Some(id) = existing {
         let id = queries::conversation_id(&id)?;
         return queries::conversation(conn, id)?
-            .ok_or_else(|| StoreError::Backend("direct conversation vanished".into()));
+            .ok_or_else(|| StoreError::backend("direct conversation vanished"));
     }
     require_users(conn, &[lo.clone(), hi.clone()])?;
     if let Some(q) = quota {
@@ -622,7 +625,7 @@ fn append_at(conn: &Connection, seq: i64, m: &NewMessage) -> Result<AppendOutcom
         ))?
         .query_row(params![id, m.sender.as_str(), m.client_msg_id], |row| Ok(queries::message(row)))
         .optional()?
-        .ok_or_else(|| StoreError::Backend("a conflicting message vanished".into()))??;
+        .ok_or_else(|| StoreError::backend("a conflicting message vanished"))??;
     Ok(AppendOutcome {
         message: original,
         duplicate: true,

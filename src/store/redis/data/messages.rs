@@ -25,36 +25,13 @@ struct PageWire {
     msgs: List<MsgWire>,
 }
 
-/// Calls the completion exactly once: with the outcome, or, if the task is
-/// dropped first (runtime shutting down, or none to run it), with an error.
-struct Answer(Option<Completion<AppendOutcome>>);
-
-impl Answer {
-    fn send(mut self, result: Result<AppendOutcome, StoreError>) {
-        if let Some(done) = self.0.take() {
-            done(result)
-        }
-    }
-}
-
-impl Drop for Answer {
-    fn drop(&mut self) {
-        if let Some(done) = self.0.take() {
-            // It may or may not have reached Redis: a retry with the same
-            // clientMsgId is deduplicated either way.
-            done(Err(StoreError::Unavailable(
-                "the append was cancelled before redis answered; retry".into(),
-            )))
-        }
-    }
-}
-
 /// Runs `task` detached on the current tokio runtime. On an actix arbiter
 /// that is its current-thread runtime, so the task stays on the caller's
 /// thread and tasks run in spawn order. Not `actix_rt::spawn`: it needs a
 /// `LocalSet`, which a task started with `tokio::spawn` on an arbiter
 /// thread is not inside (it panics there; the conformance suite does
-/// that). With no runtime the task is dropped, which answers its `Answer`.
+/// that). With no runtime the task is dropped, and the completion it holds answers
+/// `StoreError::Lost`.
 fn spawn_detached(task: impl Future<Output = ()> + Send + 'static) {
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
@@ -73,10 +50,11 @@ impl RedisStore {
     /// multi-threaded tokio runtime concurrent appends may complete in any order.
     pub fn append_then(&self, message: NewMessage, done: Completion<AppendOutcome>) {
         let store = self.clone();
-        let answer = Answer(Some(done));
+        // Dropped with the task (runtime shutting down), `done` answers
+        // `StoreError::Lost`: the append may or may not have reached Redis,
+        // and a retry with the same clientMsgId is deduplicated either way.
         spawn_detached(async move {
-            let result = store.append(message).await;
-            answer.send(result);
+            done.respond(store.append(message).await);
         });
     }
 
@@ -104,7 +82,7 @@ impl RedisStore {
         if reply.dup {
             let original = reply
                 .msg
-                .ok_or_else(|| StoreError::Backend("the append script named no original".into()))?;
+                .ok_or_else(|| StoreError::backend("the append script named no original"))?;
             return Ok(AppendOutcome {
                 message: original.into_message(m.conversation_id)?,
                 duplicate: true,
@@ -112,7 +90,7 @@ impl RedisStore {
         }
         let seq = reply
             .seq
-            .ok_or_else(|| StoreError::Backend("the append script gave no seq".into()))?;
+            .ok_or_else(|| StoreError::backend("the append script gave no seq"))?;
         Ok(AppendOutcome {
             message: StoredMessage {
                 conversation_id: m.conversation_id,

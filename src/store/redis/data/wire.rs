@@ -28,7 +28,7 @@ struct Reply<T> {
 /// matching `StoreError`.
 pub fn reply<T: DeserializeOwned>(raw: &str) -> Result<Option<T>, StoreError> {
     let r: Reply<T> = serde_json::from_str(raw)
-        .map_err(|e| StoreError::Backend(format!("unreadable redis script reply ({e}): {raw}")))?;
+        .map_err(|e| StoreError::backend_from(format!("unreadable redis script reply {raw}"), e))?;
     let Some(code) = r.err else {
         return Ok(r.ok);
     };
@@ -39,7 +39,7 @@ pub fn reply<T: DeserializeOwned>(raw: &str) -> Result<Option<T>, StoreError> {
         "bad_request" => StoreError::BadRequest(r.msg),
         "funds" => StoreError::InsufficientFunds,
         "forbidden" => StoreError::Forbidden(r.msg),
-        _ => StoreError::Backend(format!("redis: {}", r.msg)),
+        _ => StoreError::backend(format!("redis: {}", r.msg)),
     })
 }
 
@@ -74,7 +74,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
 }
 
 fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Backend(format!("corrupt {what} in redis: {value:?}"))
+    StoreError::backend(format!("corrupt {what} in redis: {value:?}"))
 }
 
 pub fn number<T: FromStr>(what: &str, value: &str) -> Result<T, StoreError> {
@@ -245,9 +245,12 @@ mod tests {
         );
         assert!(matches!(
             reply::<bool>(r#"{"err":"weird","msg":"boom"}"#),
-            Err(StoreError::Backend(_))
+            Err(StoreError::Backend { .. })
         ));
-        assert!(matches!(reply::<bool>("nope"), Err(StoreError::Backend(_))));
+        assert!(matches!(
+            reply::<bool>("nope"),
+            Err(StoreError::Backend { .. })
+        ));
     }
 
     #[test]
@@ -270,11 +273,11 @@ mod tests {
         };
         assert!(matches!(
             wire.into_conversation(),
-            Err(StoreError::Backend(m)) if m.contains("conversation id")
+            Err(StoreError::Backend { reason, .. }) if reason.contains("conversation id")
         ));
         assert!(matches!(
             number::<u64>("seq", "1e3"),
-            Err(StoreError::Backend(_))
+            Err(StoreError::Backend { .. })
         ));
     }
 }
