@@ -22,7 +22,7 @@ use super::directory::introduce;
 use super::invitations::tell_everywhere;
 use super::{ChatError, ChatResult, Deps};
 use crate::domain::{now_ms, Conversation, SessionId, TraceContext, Username};
-use crate::store::{Invitation, Invitations, Quota};
+use crate::store::{Invitation, Invitations, NewGroup, Quota};
 
 /// Creates the group `name` of `creator` and `members` (the creator is
 /// added). `asking`: the session that asked, which gets its own answer and
@@ -73,7 +73,12 @@ pub async fn start_group(
     };
     let conversation = deps
         .store
-        .create_group(name, members, invite.clone(), Some(quota))
+        .create_group(NewGroup {
+            name,
+            members,
+            invite: invite.clone(),
+            quota: Some(quota),
+        })
         .await?;
     let added = conversation.members.clone();
     introduce(&deps.directory, conversation.clone(), added, asking, trace);

@@ -108,7 +108,12 @@ pub async fn history(
     let page = state
         .deps
         .store
-        .history(user.username, id, q.after_seq.unwrap_or(0), limit)
+        .history(crate::store::HistoryQuery {
+            reader: user.username,
+            id,
+            after_seq: q.after_seq.unwrap_or(0),
+            limit,
+        })
         .await
         .map_err(|e| ApiError::store(e, trace))?;
     let messages: Vec<MessageView> = page

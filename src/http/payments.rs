@@ -94,7 +94,11 @@ pub async fn list(
     let items: Vec<Value> = state
         .deps
         .store
-        .payments(status, false, limit)
+        .payments(crate::store::PaymentFilter {
+            status,
+            unfinished: false,
+            limit,
+        })
         .await
         .map_err(|e| ApiError::store(e, trace))?
         .iter()

@@ -13,6 +13,7 @@ use crate::actors::breaker::Status;
 use crate::actors::{ChatError, ChatResult, Deps};
 use crate::domain::{Payment, TraceContext, Username};
 use crate::resilience::BreakerState;
+use crate::store::NewPayment;
 use crate::supervision::Envelope;
 
 /// Largest single payment, in minor units (keeps sums far from overflow).
@@ -98,7 +99,13 @@ pub async fn create(
     }
     let (payment, existed) = deps
         .store
-        .create_payment(payer, payee, amount, key, trace.trace_id)
+        .create_payment(NewPayment {
+            payer,
+            payee,
+            amount,
+            key,
+            trace: trace.trace_id,
+        })
         .await?;
     // The console links every payment's trace; kept before the cluster hears
     // of it, so other nodes keep their part too.

@@ -106,7 +106,11 @@ impl PaymentRouter {
             .inner
             .deps
             .store
-            .payments(None, true, self.inner.max_active)
+            .payments(crate::store::PaymentFilter {
+                status: None,
+                unfinished: true,
+                limit: self.inner.max_active,
+            })
             .await?;
         let n = unfinished.len();
         for p in unfinished {

@@ -19,7 +19,7 @@ use crate::cluster::ClusterHandle;
 use crate::domain::{now_ms, MessageKind, Payment, PaymentId, SagaStep, TraceContext};
 use crate::protocol::ServerFrame;
 use crate::store::redis::EventKind;
-use crate::store::{Store, StoreError};
+use crate::store::{Pair, SagaMove, Store, StoreError};
 use crate::supervision::faults::{Faults, Injected};
 use crate::supervision::{Envelope, Responder, TraceScope};
 use crate::traces::{self, ActorRef};
@@ -130,7 +130,11 @@ impl SagaDeps {
         loop {
             match self
                 .store
-                .advance_payment(id, to, reason.map(str::to_string))
+                .advance_payment(SagaMove {
+                    id,
+                    to,
+                    reason: reason.map(str::to_string),
+                })
                 .await
             {
                 Ok(p) => return p,
@@ -293,7 +297,11 @@ impl SagaDeps {
         loop {
             let conversation = match self
                 .store
-                .direct_conversation(p.payer.clone(), p.payee.clone(), Some(started_by(&p.payer)))
+                .direct_conversation(Pair {
+                    a: p.payer.clone(),
+                    b: p.payee.clone(),
+                    quota: Some(started_by(&p.payer)),
+                })
                 .await
             {
                 Ok(c) => {

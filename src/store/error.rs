@@ -108,3 +108,6 @@ impl From<rusqlite::Error> for StoreError {
         StoreError::backend_from("sqlite", e)
     }
 }
+
+/// What every store operation answers.
+pub type StoreResult<T> = Result<T, StoreError>;

@@ -16,18 +16,16 @@ mod types;
 
 use std::path::Path;
 
-pub use error::StoreError;
+pub use error::{StoreError, StoreResult};
 pub use sqlite::SqliteOptions;
 pub use types::{
-    AppendOutcome, Completion, ConversationSummary, HistoryPage, Invitation, Invitations,
-    NewMessage, NewUser, Quota, UserRecord,
+    AppendOutcome, Completion, ConversationSummary, HistoryPage, HistoryQuery, Invitation,
+    Invitations, Join, Leave, NewGroup, NewInvitation, NewMessage, NewPayment, NewUser, Pair,
+    PaymentFilter, Quota, SagaMove, UserRecord,
 };
 
 use crate::config::StorageSettings;
-use crate::domain::{
-    Conversation, ConversationId, Payment, PaymentId, PaymentStatus, SagaStep, SessionId, TraceId,
-    Username,
-};
+use crate::domain::{Conversation, ConversationId, Payment, PaymentId, Username};
 use crate::supervision::{ChildId, Supervisor};
 
 #[derive(Clone)]
@@ -59,7 +57,7 @@ impl Store {
         path: &Path,
         settings: &StorageSettings,
         supervision: Option<(Supervisor, ChildId)>,
-    ) -> Result<Store, StoreError> {
+    ) -> StoreResult<Store> {
         let backend = sqlite::SqliteStore::open(path, SqliteOptions::from(settings), supervision)?;
         Ok(Store {
             backend: Backend::Sqlite(backend),
@@ -71,7 +69,7 @@ impl Store {
     pub async fn open_redis(
         options: redis::RedisOptions,
         breaker: Option<actix::Addr<crate::actors::breaker::BreakerActor>>,
-    ) -> Result<Store, StoreError> {
+    ) -> StoreResult<Store> {
         let backend = redis::RedisStore::connect(options, breaker).await?;
         Ok(Store {
             backend: Backend::Redis(backend),
@@ -89,7 +87,7 @@ impl Store {
     // ---- writes (through the single writer, group-committed) ----
 
     /// `Conflict` when the username is taken.
-    pub async fn create_user(&self, user: NewUser) -> Result<(), StoreError> {
+    pub async fn create_user(&self, user: NewUser) -> StoreResult<()> {
         on_backend!(self.create_user(user))
     }
 
@@ -98,18 +96,12 @@ impl Store {
     /// naming the first member or invitee that has no account; with a
     /// quota (its user is the creator), `Forbidden` when they may start no
     /// more (see `Quota`).
-    pub async fn create_group(
-        &self,
-        name: String,
-        members: Vec<Username>,
-        invite: Option<Invitations>,
-        quota: Option<Quota>,
-    ) -> Result<Conversation, StoreError> {
-        on_backend!(self.create_group(name, members, invite, quota))
+    pub async fn create_group(&self, group: NewGroup) -> StoreResult<Conversation> {
+        on_backend!(self.create_group(group))
     }
 
     /// How many conversations `user` started or accepted (see `Quota`).
-    pub async fn started_count(&self, user: Username) -> Result<usize, StoreError> {
+    pub async fn started_count(&self, user: Username) -> StoreResult<usize> {
         on_backend!(self.started_count(user))
     }
 
@@ -119,31 +111,20 @@ impl Store {
     /// `BadRequest` for a direct conversation. An invitee holds at most
     /// `max_pending` invitations: a new one past that drops their oldest,
     /// so no one can grow another user's list without bound.
-    pub async fn invite(
-        &self,
-        id: ConversationId,
-        user: Username,
-        from: Username,
-        max_pending: usize,
-    ) -> Result<(Invitation, bool), StoreError> {
-        on_backend!(self.invite(id, user, from, max_pending))
+    pub async fn invite(&self, invite: NewInvitation) -> StoreResult<(Invitation, bool)> {
+        on_backend!(self.invite(invite))
     }
 
     /// Drops `user`'s invitation to `id`; whether there was one.
-    pub async fn decline(&self, id: ConversationId, user: Username) -> Result<bool, StoreError> {
+    pub async fn decline(&self, id: ConversationId, user: Username) -> StoreResult<bool> {
         on_backend!(self.decline(id, user))
     }
 
     /// The direct conversation of two users, created on first use.
     /// With a quota, a new one is started by its user (`a` or `b`) within
     /// it (`Forbidden` otherwise); an existing one is never refused.
-    pub async fn direct_conversation(
-        &self,
-        a: Username,
-        b: Username,
-        quota: Option<Quota>,
-    ) -> Result<Conversation, StoreError> {
-        on_backend!(self.direct_conversation(a, b, quota))
+    pub async fn direct_conversation(&self, pair: Pair) -> StoreResult<Conversation> {
+        on_backend!(self.direct_conversation(pair))
     }
 
     /// Adds a member to a group (and drops their invitation to it, if any,
@@ -153,28 +134,15 @@ impl Store {
     /// within it (`Forbidden` otherwise). In a cluster the other nodes
     /// hear of it (`trace`: the request that caused it) atomically with the
     /// change.
-    pub async fn add_member(
-        &self,
-        id: ConversationId,
-        user: Username,
-        max_members: usize,
-        trace: TraceId,
-        quota: Option<Quota>,
-    ) -> Result<Conversation, StoreError> {
-        on_backend!(self.add_member(id, user, max_members, trace, quota))
+    pub async fn add_member(&self, join: Join) -> StoreResult<Conversation> {
+        on_backend!(self.add_member(join))
     }
 
     /// Removes a member; `NotMember` if they are not one. In a cluster the
     /// other nodes hear of it atomically with the change (`session`: the
     /// session that asked, which gets `left` rather than `member_left`).
-    pub async fn remove_member(
-        &self,
-        id: ConversationId,
-        user: Username,
-        trace: TraceId,
-        session: Option<SessionId>,
-    ) -> Result<Conversation, StoreError> {
-        on_backend!(self.remove_member(id, user, trace, session))
+    pub async fn remove_member(&self, leave: Leave) -> StoreResult<Conversation> {
+        on_backend!(self.remove_member(leave))
     }
 
     /// Appends a message: dedup by (conversation, sender, clientMsgId), else
@@ -187,52 +155,35 @@ impl Store {
         }
     }
 
-    pub async fn append(&self, message: NewMessage) -> Result<AppendOutcome, StoreError> {
+    pub async fn append(&self, message: NewMessage) -> StoreResult<AppendOutcome> {
         let (done, answer) = Completion::oneshot();
         self.append_then(message, done);
         answer.await.unwrap_or(Err(StoreError::Lost))
     }
 
     /// Moves a member's read marker forward (never back).
-    pub async fn set_read(
-        &self,
-        id: ConversationId,
-        user: Username,
-        seq: u64,
-    ) -> Result<(), StoreError> {
+    pub async fn set_read(&self, id: ConversationId, user: Username, seq: u64) -> StoreResult<()> {
         on_backend!(self.set_read(id, user, seq))
     }
 
     /// A new payment with the payer's funds held in the same transaction
     /// (`InsufficientFunds` otherwise, nothing held), or the payer's
     /// existing one with that idempotency key (`true`).
-    pub async fn create_payment(
-        &self,
-        payer: Username,
-        payee: Username,
-        amount: i64,
-        key: String,
-        trace: TraceId,
-    ) -> Result<(Payment, bool), StoreError> {
-        on_backend!(self.create_payment(payer, payee, amount, key, trace))
+    pub async fn create_payment(&self, p: NewPayment) -> StoreResult<(Payment, bool)> {
+        on_backend!(self.create_payment(p))
     }
 
     /// Moves a payment's saga to `to` with the money that step moves.
-    pub async fn advance_payment(
-        &self,
-        id: PaymentId,
-        to: SagaStep,
-        reason: Option<String>,
-    ) -> Result<Payment, StoreError> {
-        on_backend!(self.advance_payment(id, to, reason))
+    pub async fn advance_payment(&self, step: SagaMove) -> StoreResult<Payment> {
+        on_backend!(self.advance_payment(step))
     }
 
     /// Tops up a wallet; returns the new balance.
-    pub async fn credit(&self, user: Username, amount: i64) -> Result<i64, StoreError> {
+    pub async fn credit(&self, user: Username, amount: i64) -> StoreResult<i64> {
         on_backend!(self.credit(user, amount))
     }
 
-    pub async fn payment(&self, id: PaymentId) -> Result<Option<Payment>, StoreError> {
+    pub async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
         on_backend!(self.payment(id))
     }
 
@@ -241,59 +192,42 @@ impl Store {
         &self,
         payer: Username,
         key: String,
-    ) -> Result<Option<Payment>, StoreError> {
+    ) -> StoreResult<Option<Payment>> {
         on_backend!(self.payment_by_key(payer, key))
     }
 
-    /// Newest first; `unfinished`: only sagas still running.
-    pub async fn payments(
-        &self,
-        status: Option<PaymentStatus>,
-        unfinished: bool,
-        limit: usize,
-    ) -> Result<Vec<Payment>, StoreError> {
-        on_backend!(self.payments(status, unfinished, limit))
+    /// Newest first (see `PaymentFilter`).
+    pub async fn payments(&self, filter: PaymentFilter) -> StoreResult<Vec<Payment>> {
+        on_backend!(self.payments(filter))
     }
 
     /// Commits everything queued before this call, then stops the writer.
-    pub async fn shutdown(&self) -> Result<(), StoreError> {
+    pub async fn shutdown(&self) -> StoreResult<()> {
         on_backend!(self.shutdown())
     }
 
     // ---- reads (read-only connections on the blocking pool) ----
 
-    pub async fn user(&self, username: Username) -> Result<Option<UserRecord>, StoreError> {
+    pub async fn user(&self, username: Username) -> StoreResult<Option<UserRecord>> {
         on_backend!(self.user(username))
     }
 
-    pub async fn conversation(
-        &self,
-        id: ConversationId,
-    ) -> Result<Option<Conversation>, StoreError> {
+    pub async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
         on_backend!(self.conversation(id))
     }
 
-    pub async fn conversations_of(
-        &self,
-        user: Username,
-    ) -> Result<Vec<ConversationSummary>, StoreError> {
+    pub async fn conversations_of(&self, user: Username) -> StoreResult<Vec<ConversationSummary>> {
         on_backend!(self.conversations_of(user))
     }
 
     /// A page of history for a member: `NotFound` or `NotMember` otherwise.
-    pub async fn history(
-        &self,
-        user: Username,
-        id: ConversationId,
-        after_seq: u64,
-        limit: u32,
-    ) -> Result<HistoryPage, StoreError> {
-        on_backend!(self.history(user, id, after_seq, limit))
+    pub async fn history(&self, q: HistoryQuery) -> StoreResult<HistoryPage> {
+        on_backend!(self.history(q))
     }
 
     /// `user`'s pending invitations, newest first (at most the
     /// `max_pending` that `invite` keeps).
-    pub async fn invitations_of(&self, user: Username) -> Result<Vec<Invitation>, StoreError> {
+    pub async fn invitations_of(&self, user: Username) -> StoreResult<Vec<Invitation>> {
         on_backend!(self.invitations_of(user))
     }
 
@@ -302,7 +236,7 @@ impl Store {
         &self,
         id: ConversationId,
         user: Username,
-    ) -> Result<Option<Invitation>, StoreError> {
+    ) -> StoreResult<Option<Invitation>> {
         on_backend!(self.invitation(id, user))
     }
 
@@ -315,17 +249,17 @@ impl Store {
         &self,
         inviter: Username,
         candidates: Vec<Username>,
-    ) -> Result<Vec<Username>, StoreError> {
+    ) -> StoreResult<Vec<Username>> {
         on_backend!(self.consenting(inviter, candidates))
     }
 
     /// Everyone who shares at least one conversation with `user` (presence).
-    pub async fn contacts_of(&self, user: Username) -> Result<Vec<Username>, StoreError> {
+    pub async fn contacts_of(&self, user: Username) -> StoreResult<Vec<Username>> {
         on_backend!(self.contacts_of(user))
     }
 
     /// A cheap query that proves the store answers (`/readyz`).
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub async fn ping(&self) -> StoreResult<()> {
         on_backend!(self.ping())
     }
 }

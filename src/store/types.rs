@@ -3,19 +3,21 @@
 use std::collections::BTreeMap;
 
 use crate::domain::{
-    Conversation, ConversationId, MessageId, MessageKind, StoredMessage, TraceId, Username,
+    Conversation, ConversationId, MessageId, MessageKind, PaymentId, PaymentStatus, SagaStep,
+    SessionId, StoredMessage, TraceId, Username,
 };
 
 use super::StoreError;
+use crate::store::StoreResult;
 use crate::supervision::{Responder, Unanswered};
 
 /// Runs once with the outcome of a write, after its commit (or failure). It
 /// is the one answer-exactly-once type ([`Responder`]): a completion the store
 /// drops unanswered (its writer thread failed mid-batch, its Redis task was
 /// cancelled) answers [`StoreError::Lost`] instead of vanishing.
-pub type Completion<T> = Responder<Result<T, StoreError>>;
+pub type Completion<T> = Responder<StoreResult<T>>;
 
-impl<T> Unanswered for Result<T, StoreError> {
+impl<T> Unanswered for StoreResult<T> {
     fn unanswered() -> Self {
         Err(StoreError::Lost)
     }
@@ -89,6 +91,95 @@ pub struct ConversationSummary {
     /// Every member's read marker, the caller's included: one entry per
     /// member, so as bounded as the membership (`limits.max_group_members`).
     pub read_by: BTreeMap<Username, u64>,
+}
+
+/// A new group: these members (the creator included by the caller), and
+/// `invite`'s invitations to it, written in one transaction; `quota` is the
+/// creator's (see [`Quota`]).
+#[derive(Debug, Clone)]
+pub struct NewGroup {
+    pub name: String,
+    pub members: Vec<Username>,
+    pub invite: Option<Invitations>,
+    pub quota: Option<Quota>,
+}
+
+/// An invitation of `user` to the group `id` on behalf of `from`; the
+/// invitee holds at most `max_pending` (see `Store::invite`).
+#[derive(Debug, Clone)]
+pub struct NewInvitation {
+    pub id: ConversationId,
+    pub user: Username,
+    pub from: Username,
+    pub max_pending: usize,
+}
+
+/// `user` joins the group `id`, which may not grow past `max_members`.
+/// `quota`: set when the user joins of their own accord (accepting an
+/// invitation). `trace`: the request that caused it, for the cluster event.
+#[derive(Debug, Clone)]
+pub struct Join {
+    pub id: ConversationId,
+    pub user: Username,
+    pub max_members: usize,
+    pub trace: TraceId,
+    pub quota: Option<Quota>,
+}
+
+/// `user` leaves (or is removed from) the conversation `id`. `session`: the
+/// session that asked, which gets `left` rather than `member_left`.
+#[derive(Debug, Clone)]
+pub struct Leave {
+    pub id: ConversationId,
+    pub user: Username,
+    pub trace: TraceId,
+    pub session: Option<SessionId>,
+}
+
+/// The direct conversation of `a` and `b` (in either order), created on
+/// first use; `quota`: whose start it would be (`a`'s or `b`'s).
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub a: Username,
+    pub b: Username,
+    pub quota: Option<Quota>,
+}
+
+/// A payment saga's next step `to`, with `reason` for a refund or failure.
+#[derive(Debug, Clone)]
+pub struct SagaMove {
+    pub id: PaymentId,
+    pub to: SagaStep,
+    pub reason: Option<String>,
+}
+
+/// Which payments to list, newest first: with `status` only, or with
+/// `unfinished` only sagas still running; at most `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct PaymentFilter {
+    pub status: Option<PaymentStatus>,
+    pub unfinished: bool,
+    pub limit: usize,
+}
+
+/// A payment to start; `key` is the payer's idempotency key.
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    pub payer: Username,
+    pub payee: Username,
+    pub amount: i64,
+    pub key: String,
+    pub trace: TraceId,
+}
+
+/// A page of history as `reader` may see it: the messages of `id` after
+/// `after_seq`, at most `limit`.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    pub reader: Username,
+    pub id: ConversationId,
+    pub after_seq: u64,
+    pub limit: u32,
 }
 
 /// A pending invitation of a user to a group (SPEC v2 "Invitations"): not

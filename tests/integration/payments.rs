@@ -332,11 +332,24 @@ async fn a_process_stopped_at_any_saga_step_resumes_every_saga_at_start() {
         ("at-refunding", vec![SagaStep::Refunding]),
     ] {
         let (p, _) = store
-            .create_payment(u("alice"), u("bob"), 100, key.into(), trace)
+            .create_payment(parley::store::NewPayment {
+                payer: u("alice"),
+                payee: u("bob"),
+                amount: 100,
+                key: key.into(),
+                trace,
+            })
             .await
             .unwrap();
         for step in steps {
-            store.advance_payment(p.id, step, None).await.unwrap();
+            store
+                .advance_payment(parley::store::SagaMove {
+                    id: p.id,
+                    to: step,
+                    reason: None,
+                })
+                .await
+                .unwrap();
         }
         ids.push(p.id.to_string());
     }

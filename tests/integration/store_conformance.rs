@@ -10,10 +10,13 @@ use futures_util::StreamExt;
 use parley::config::Settings;
 use parley::domain::{
     Conversation, ConversationId, ConversationKind, MessageId, MessageKind, PaymentId,
-    PaymentStatus, SagaStep, TraceId, Username,
+    PaymentStatus, SagaStep, SessionId, TraceId, Username,
 };
 use parley::store::redis::{ClusterEvent, EventKind, RedisOptions};
-use parley::store::{Completion, Invitations, NewMessage, NewUser, Quota, Store, StoreError};
+use parley::store::{
+    Completion, HistoryQuery, Invitations, Join, Leave, NewGroup, NewInvitation, NewMessage,
+    NewPayment, NewUser, Pair, PaymentFilter, Quota, SagaMove, Store, StoreError,
+};
 use tempfile::TempDir;
 
 use crate::helpers::RedisServer;
@@ -43,14 +46,102 @@ async fn add(
     max: usize,
 ) -> Result<Conversation, StoreError> {
     store
-        .add_member(id, u(user), max, TraceId::random(), None)
+        .add_member(join(id, u(user), max, TraceId::random(), None))
         .await
+}
+
+// The store's requests, built from positional arguments as the checks
+// below read best.
+fn new_group(
+    name: String,
+    members: Vec<Username>,
+    invite: Option<Invitations>,
+    quota: Option<Quota>,
+) -> NewGroup {
+    NewGroup {
+        name,
+        members,
+        invite,
+        quota,
+    }
+}
+
+fn new_invitation(
+    id: ConversationId,
+    user: Username,
+    from: Username,
+    max_pending: usize,
+) -> NewInvitation {
+    NewInvitation {
+        id,
+        user,
+        from,
+        max_pending,
+    }
+}
+
+fn join(
+    id: ConversationId,
+    user: Username,
+    max_members: usize,
+    trace: TraceId,
+    quota: Option<Quota>,
+) -> Join {
+    Join {
+        id,
+        user,
+        max_members,
+        trace,
+        quota,
+    }
+}
+
+fn leave(id: ConversationId, user: Username, trace: TraceId, session: Option<SessionId>) -> Leave {
+    Leave {
+        id,
+        user,
+        trace,
+        session,
+    }
+}
+
+fn new_payment(
+    payer: Username,
+    payee: Username,
+    amount: i64,
+    key: String,
+    trace: TraceId,
+) -> NewPayment {
+    NewPayment {
+        payer,
+        payee,
+        amount,
+        key,
+        trace,
+    }
+}
+
+fn pair(a: Username, b: Username, quota: Option<Quota>) -> Pair {
+    Pair { a, b, quota }
+}
+
+fn saga_move(id: PaymentId, to: SagaStep, reason: Option<String>) -> SagaMove {
+    SagaMove { id, to, reason }
+}
+
+fn history_of(reader: Username, id: ConversationId, after_seq: u64, limit: u32) -> HistoryQuery {
+    HistoryQuery {
+        reader,
+        id,
+        after_seq,
+        limit,
+    }
 }
 
 /// `remove_member` with a trace of its own, from no session.
 async fn remove(store: &Store, id: ConversationId, user: &str) -> Result<Conversation, StoreError> {
     store
-        .remove_member(id, u(user), TraceId::random(), None)
+        .remove_member(leave(id, u(user), TraceId::random(), None))
         .await
 }
 
@@ -81,7 +172,7 @@ async fn append_texts(store: &Store, conv: ConversationId, sender: &str, count: 
 async fn alice_and_bob(store: &Store) -> parley::domain::Conversation {
     users(store, &["alice", "bob"]).await;
     store
-        .direct_conversation(u("alice"), u("bob"), None)
+        .direct_conversation(pair(u("alice"), u("bob"), None))
         .await
         .unwrap()
 }
@@ -185,18 +276,18 @@ async fn accounts(store: &Store) {
 async fn direct_conversations(store: &Store) {
     users(store, &["alice", "bob"]).await;
     let c1 = store
-        .direct_conversation(u("bob"), u("alice"), None)
+        .direct_conversation(pair(u("bob"), u("alice"), None))
         .await
         .unwrap();
     let c2 = store
-        .direct_conversation(u("alice"), u("bob"), None)
+        .direct_conversation(pair(u("alice"), u("bob"), None))
         .await
         .unwrap();
     assert_eq!(c1.id, c2.id);
     assert_eq!(c1.kind, ConversationKind::Direct);
     assert_eq!(c1.members, vec![u("alice"), u("bob")]);
     let missing = store
-        .direct_conversation(u("alice"), u("ghost"), None)
+        .direct_conversation(pair(u("alice"), u("ghost"), None))
         .await;
     assert!(
         matches!(missing, Err(StoreError::NotFound(_))),
@@ -208,12 +299,12 @@ async fn direct_conversations(store: &Store) {
 async fn groups_are_all_or_nothing(store: &Store) {
     users(store, &["alice", "bob"]).await;
     let bad = store
-        .create_group(
+        .create_group(new_group(
             "g".into(),
             vec![u("alice"), u("bob"), u("ghost")],
             None,
             None,
-        )
+        ))
         .await;
     assert!(matches!(bad, Err(StoreError::NotFound(_))), "{bad:?}");
     assert!(
@@ -221,7 +312,12 @@ async fn groups_are_all_or_nothing(store: &Store) {
         "nothing half-written"
     );
     let g = store
-        .create_group("g".into(), vec![u("bob"), u("alice"), u("bob")], None, None)
+        .create_group(new_group(
+            "g".into(),
+            vec![u("bob"), u("alice"), u("bob")],
+            None,
+            None,
+        ))
         .await
         .unwrap();
     assert_eq!(g.members, vec![u("alice"), u("bob")]);
@@ -260,17 +356,23 @@ async fn append_assigns_seq_and_dedups(store: &Store) {
 async fn history_pages_and_checks_membership(store: &Store) {
     users(store, &["alice", "bob", "eve"]).await;
     let c = store
-        .direct_conversation(u("alice"), u("bob"), None)
+        .direct_conversation(pair(u("alice"), u("bob"), None))
         .await
         .unwrap();
     append_texts(store, c.id, "alice", 5).await;
-    let page = store.history(u("bob"), c.id, 0, 2).await.unwrap();
+    let page = store
+        .history(history_of(u("bob"), c.id, 0, 2))
+        .await
+        .unwrap();
     assert_eq!(
         page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
         vec![1, 2]
     );
     assert!(page.has_more);
-    let page = store.history(u("bob"), c.id, 3, 10).await.unwrap();
+    let page = store
+        .history(history_of(u("bob"), c.id, 3, 10))
+        .await
+        .unwrap();
     assert_eq!(
         page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
         vec![4, 5]
@@ -279,11 +381,11 @@ async fn history_pages_and_checks_membership(store: &Store) {
     assert_eq!(page.messages[0].text, "t4");
     assert_eq!(page.conversation.id, c.id);
     assert!(matches!(
-        store.history(u("eve"), c.id, 0, 10).await,
+        store.history(history_of(u("eve"), c.id, 0, 10)).await,
         Err(StoreError::NotMember)
     ));
     let missing = store
-        .history(u("bob"), ConversationId::new_random(), 0, 10)
+        .history(history_of(u("bob"), ConversationId::new_random(), 0, 10))
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound(_))));
 }
@@ -291,7 +393,7 @@ async fn history_pages_and_checks_membership(store: &Store) {
 async fn membership_changes(store: &Store) {
     users(store, &["alice", "bob", "carol"]).await;
     let g = store
-        .create_group("g".into(), vec![u("alice")], None, None)
+        .create_group(new_group("g".into(), vec![u("alice")], None, None))
         .await
         .unwrap();
     let g2 = add(store, g.id, "bob", 10).await.unwrap();
@@ -307,7 +409,7 @@ async fn membership_changes(store: &Store) {
     let not_member = remove(store, g.id, "alice").await;
     assert!(matches!(not_member, Err(StoreError::NotMember)));
     let d = store
-        .direct_conversation(u("alice"), u("bob"), None)
+        .direct_conversation(pair(u("alice"), u("bob"), None))
         .await
         .unwrap();
     let into_direct = add(store, d.id, "carol", 10).await;
@@ -319,7 +421,7 @@ async fn membership_changes(store: &Store) {
 async fn read_markers_only_move_forward(store: &Store) {
     users(store, &["alice", "bob", "eve"]).await;
     let c = store
-        .direct_conversation(u("alice"), u("bob"), None)
+        .direct_conversation(pair(u("alice"), u("bob"), None))
         .await
         .unwrap();
     store.set_read(c.id, u("bob"), 5).await.unwrap();
@@ -373,12 +475,12 @@ async fn own_messages_are_read(store: &Store) {
 async fn conversations_list_every_members_marker(store: &Store) {
     users(store, &["alice", "bob", "carol"]).await;
     let g = store
-        .create_group(
+        .create_group(new_group(
             "trio".into(),
             vec![u("alice"), u("bob"), u("carol")],
             None,
             None,
-        )
+        ))
         .await
         .unwrap();
     for cmid in ["1", "2", "3"] {
@@ -403,16 +505,16 @@ async fn conversations_list_every_members_marker(store: &Store) {
 async fn contacts(store: &Store) {
     users(store, &["alice", "bob", "carol", "dave"]).await;
     store
-        .direct_conversation(u("alice"), u("bob"), None)
+        .direct_conversation(pair(u("alice"), u("bob"), None))
         .await
         .unwrap();
     store
-        .create_group(
+        .create_group(new_group(
             "g".into(),
             vec![u("alice"), u("carol"), u("bob")],
             None,
             None,
-        )
+        ))
         .await
         .unwrap();
     let mut c = store.contacts_of(u("alice")).await.unwrap();
@@ -434,7 +536,7 @@ async fn consent_and_the_quota_count_only_what_a_user_did(store: &Store) {
     users(store, &["alice", "bob", "carol"]).await;
     // Alice messages bob: she started it, he did not.
     let d = store
-        .direct_conversation(u("alice"), u("bob"), Some(quota("alice", 2)))
+        .direct_conversation(pair(u("alice"), u("bob"), Some(quota("alice", 2))))
         .await
         .unwrap();
     assert!(
@@ -449,12 +551,12 @@ async fn consent_and_the_quota_count_only_what_a_user_did(store: &Store) {
     assert_eq!(store.started_count(u("bob")).await.unwrap(), 0);
     // A group alice makes with bob in it counts for her, not for him.
     store
-        .create_group(
+        .create_group(new_group(
             "g".into(),
             vec![u("alice"), u("bob")],
             None,
             Some(quota("alice", 2)),
-        )
+        ))
         .await
         .unwrap();
     assert_eq!(store.started_count(u("bob")).await.unwrap(), 0);
@@ -462,25 +564,30 @@ async fn consent_and_the_quota_count_only_what_a_user_did(store: &Store) {
     // transaction that would make it; the existing direct one is no new one.
     assert!(matches!(
         store
-            .create_group("h".into(), vec![u("alice")], None, Some(quota("alice", 2)))
+            .create_group(new_group(
+                "h".into(),
+                vec![u("alice")],
+                None,
+                Some(quota("alice", 2))
+            ))
             .await,
         Err(StoreError::Forbidden(_))
     ));
     assert!(matches!(
         store
-            .direct_conversation(u("alice"), u("carol"), Some(quota("alice", 2)))
+            .direct_conversation(pair(u("alice"), u("carol"), Some(quota("alice", 2))))
             .await,
         Err(StoreError::Forbidden(_))
     ));
     let again = store
-        .direct_conversation(u("bob"), u("alice"), Some(quota("alice", 2)))
+        .direct_conversation(pair(u("bob"), u("alice"), Some(quota("alice", 2))))
         .await
         .unwrap();
     assert_eq!(again.id, d.id);
     assert_eq!(store.conversations_of(u("alice")).await.unwrap().len(), 2);
     // Bob is free to start his own.
     store
-        .direct_conversation(u("bob"), u("carol"), Some(quota("bob", 1)))
+        .direct_conversation(pair(u("bob"), u("carol"), Some(quota("bob", 1))))
         .await
         .unwrap();
 }
@@ -488,18 +595,24 @@ async fn consent_and_the_quota_count_only_what_a_user_did(store: &Store) {
 async fn invitations_wait_for_their_answer(store: &Store) {
     users(store, &["alice", "bob", "carol"]).await;
     let g = store
-        .create_group("g".into(), vec![u("alice")], None, None)
+        .create_group(new_group("g".into(), vec![u("alice")], None, None))
         .await
         .unwrap();
     assert!(!consents(store, "alice", "bob").await);
-    let (first, new) = store.invite(g.id, u("bob"), u("alice"), 10).await.unwrap();
+    let (first, new) = store
+        .invite(new_invitation(g.id, u("bob"), u("alice"), 10))
+        .await
+        .unwrap();
     assert!(new);
     assert_eq!(
         (first.conversation.id, first.from.clone()),
         (g.id, u("alice"))
     );
     // Asked again: the pending one, nothing new.
-    let (again, new) = store.invite(g.id, u("bob"), u("carol"), 10).await.unwrap();
+    let (again, new) = store
+        .invite(new_invitation(g.id, u("bob"), u("carol"), 10))
+        .await
+        .unwrap();
     assert!(!new);
     assert_eq!(again, first);
     // Not a membership: bob is in no conversation, and shares none.
@@ -512,13 +625,13 @@ async fn invitations_wait_for_their_answer(store: &Store) {
     assert_eq!(store.invitation(g.id, u("bob")).await.unwrap(), Some(first));
     // Accepting (a join of his own, within his quota) uses it up, once.
     let accept = || {
-        store.add_member(
+        store.add_member(join(
             g.id,
             u("bob"),
             10,
             TraceId::random(),
             Some(quota("bob", 10)),
-        )
+        ))
     };
     accept().await.unwrap();
     assert_eq!(store.invitation(g.id, u("bob")).await.unwrap(), None);
@@ -532,16 +645,20 @@ async fn invitations_wait_for_their_answer(store: &Store) {
     add(store, g.id, "bob", 10).await.unwrap();
     // A member is not invited; nor is a user who does not exist.
     assert!(matches!(
-        store.invite(g.id, u("bob"), u("alice"), 10).await,
+        store
+            .invite(new_invitation(g.id, u("bob"), u("alice"), 10))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.invite(g.id, u("ghost"), u("alice"), 10).await,
+        store
+            .invite(new_invitation(g.id, u("ghost"), u("alice"), 10))
+            .await,
         Err(StoreError::NotFound(_))
     ));
     // Declined: gone, once.
     store
-        .invite(g.id, u("carol"), u("alice"), 10)
+        .invite(new_invitation(g.id, u("carol"), u("alice"), 10))
         .await
         .unwrap();
     assert!(store.decline(g.id, u("carol")).await.unwrap());
@@ -549,11 +666,13 @@ async fn invitations_wait_for_their_answer(store: &Store) {
     assert!(store.invitations_of(u("carol")).await.unwrap().is_empty());
     // Direct conversations have no invitations.
     let d = store
-        .direct_conversation(u("alice"), u("bob"), None)
+        .direct_conversation(pair(u("alice"), u("bob"), None))
         .await
         .unwrap();
     assert!(matches!(
-        store.invite(d.id, u("carol"), u("alice"), 10).await,
+        store
+            .invite(new_invitation(d.id, u("carol"), u("alice"), 10))
+            .await,
         Err(StoreError::BadRequest(_))
     ));
 }
@@ -569,12 +688,12 @@ async fn invitations_are_bounded_and_atomic_with_groups(store: &Store) {
     let mut groups = Vec::new();
     for i in 0..5 {
         let g = store
-            .create_group(
+            .create_group(new_group(
                 format!("spam{i}"),
                 vec![u("mallory")],
                 Some(invite(1_000 + i)),
                 None,
-            )
+            ))
             .await
             .unwrap();
         assert_eq!(g.members, vec![u("mallory")], "invited, not a member");
@@ -601,7 +720,7 @@ async fn invitations_are_bounded_and_atomic_with_groups(store: &Store) {
     };
     assert!(matches!(
         store
-            .create_group("bad".into(), vec![u("mallory")], Some(bad), None)
+            .create_group(new_group("bad".into(), vec![u("mallory")], Some(bad), None))
             .await,
         Err(StoreError::NotFound(m)) if m.contains("ghost")
     ));
@@ -661,14 +780,17 @@ async fn sqlite_data_survives_reopening() {
     let store = open_sqlite(&dir);
     users(&store, &["alice", "bob"]).await;
     let c = store
-        .direct_conversation(u("alice"), u("bob"), None)
+        .direct_conversation(pair(u("alice"), u("bob"), None))
         .await
         .unwrap();
     store.append(msg(c.id, "alice", "1", "kept")).await.unwrap();
     store.shutdown().await.unwrap();
     drop(store);
     let store = open_sqlite(&dir);
-    let page = store.history(u("bob"), c.id, 0, 10).await.unwrap();
+    let page = store
+        .history(history_of(u("bob"), c.id, 0, 10))
+        .await
+        .unwrap();
     assert_eq!(page.messages[0].text, "kept");
     assert_eq!(
         store
@@ -689,7 +811,7 @@ async fn payments_hold_move_and_return_money(store: &Store) {
     users(store, &["alice", "bob"]).await; // 100 each
     let t = TraceId::random();
     let too_much = store
-        .create_payment(u("alice"), u("bob"), 101, "k0".into(), t)
+        .create_payment(new_payment(u("alice"), u("bob"), 101, "k0".into(), t))
         .await;
     assert!(
         matches!(too_much, Err(StoreError::InsufficientFunds)),
@@ -697,7 +819,7 @@ async fn payments_hold_move_and_return_money(store: &Store) {
     );
     assert_eq!(balance(store, "alice").await, 100, "nothing held");
     let (p, existed) = store
-        .create_payment(u("alice"), u("bob"), 30, "k1".into(), t)
+        .create_payment(new_payment(u("alice"), u("bob"), 30, "k1".into(), t))
         .await
         .unwrap();
     assert!(!existed);
@@ -707,47 +829,49 @@ async fn payments_hold_move_and_return_money(store: &Store) {
     );
     assert_eq!(balance(store, "alice").await, 70, "held");
     let (again, existed) = store
-        .create_payment(u("alice"), u("bob"), 30, "k1".into(), t)
+        .create_payment(new_payment(u("alice"), u("bob"), 30, "k1".into(), t))
         .await
         .unwrap();
     assert!(existed);
     assert_eq!(again.id, p.id);
     let other = store
-        .create_payment(u("alice"), u("bob"), 31, "k1".into(), t)
+        .create_payment(new_payment(u("alice"), u("bob"), 31, "k1".into(), t))
         .await;
     assert!(matches!(other, Err(StoreError::Conflict(_))), "{other:?}");
     assert!(matches!(
-        store.advance_payment(p.id, SagaStep::Done, None).await,
+        store
+            .advance_payment(saga_move(p.id, SagaStep::Done, None))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     store
-        .advance_payment(p.id, SagaStep::Charging, None)
+        .advance_payment(saga_move(p.id, SagaStep::Charging, None))
         .await
         .unwrap();
     let credited = store
-        .advance_payment(p.id, SagaStep::Credited, None)
+        .advance_payment(saga_move(p.id, SagaStep::Credited, None))
         .await
         .unwrap();
     assert_eq!(credited.step, SagaStep::Credited);
     // Repeating a step (a resumed saga) moves no money twice.
     store
-        .advance_payment(p.id, SagaStep::Credited, None)
+        .advance_payment(saga_move(p.id, SagaStep::Credited, None))
         .await
         .unwrap();
     assert_eq!(balance(store, "bob").await, 130);
     let done = store
-        .advance_payment(p.id, SagaStep::Done, None)
+        .advance_payment(saga_move(p.id, SagaStep::Done, None))
         .await
         .unwrap();
     assert_eq!(done.status, PaymentStatus::Completed);
 
     let (q, _) = store
-        .create_payment(u("alice"), u("bob"), 20, "k2".into(), t)
+        .create_payment(new_payment(u("alice"), u("bob"), 20, "k2".into(), t))
         .await
         .unwrap();
     assert_eq!(balance(store, "alice").await, 50);
     let failed = store
-        .advance_payment(q.id, SagaStep::Released, Some("declined".into()))
+        .advance_payment(saga_move(q.id, SagaStep::Released, Some("declined".into())))
         .await
         .unwrap();
     assert_eq!(
@@ -761,12 +885,24 @@ async fn payments_hold_move_and_return_money(store: &Store) {
         "conserved"
     );
     assert!(
-        store.payments(None, true, 10).await.unwrap().is_empty(),
+        store
+            .payments(PaymentFilter {
+                status: None,
+                unfinished: true,
+                limit: 10
+            })
+            .await
+            .unwrap()
+            .is_empty(),
         "all finished"
     );
     assert_eq!(
         store
-            .payments(Some(PaymentStatus::Failed), false, 10)
+            .payments(PaymentFilter {
+                status: Some(PaymentStatus::Failed),
+                unfinished: false,
+                limit: 10
+            })
             .await
             .unwrap()
             .len(),
@@ -787,7 +923,7 @@ async fn direct_conversation_is_race_free(store: &Store) {
         };
         tasks.push(tokio::spawn(async move {
             store
-                .direct_conversation(u(a), u(b), None)
+                .direct_conversation(pair(u(a), u(b), None))
                 .await
                 .unwrap()
                 .id
@@ -829,25 +965,39 @@ async fn completions_come_in_seq_order(store: &Store) {
 async fn history_edges(store: &Store) {
     users(store, &["alice", "bob", "eve"]).await;
     let c = store
-        .direct_conversation(u("alice"), u("bob"), None)
+        .direct_conversation(pair(u("alice"), u("bob"), None))
         .await
         .unwrap();
-    let empty = store.history(u("alice"), c.id, 0, 10).await.unwrap();
+    let empty = store
+        .history(history_of(u("alice"), c.id, 0, 10))
+        .await
+        .unwrap();
     assert!(empty.messages.is_empty() && !empty.has_more);
     append_texts(store, c.id, "bob", 3).await;
-    let none = store.history(u("alice"), c.id, 0, 0).await.unwrap();
+    let none = store
+        .history(history_of(u("alice"), c.id, 0, 0))
+        .await
+        .unwrap();
     assert!(none.messages.is_empty() && none.has_more);
-    let exact = store.history(u("alice"), c.id, 1, 2).await.unwrap();
+    let exact = store
+        .history(history_of(u("alice"), c.id, 1, 2))
+        .await
+        .unwrap();
     assert_eq!(
         exact.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
         vec![2, 3]
     );
     assert!(!exact.has_more);
     assert_eq!(exact.conversation.last_seq, 3);
-    let past = store.history(u("alice"), c.id, u64::MAX, 10).await.unwrap();
+    let past = store
+        .history(history_of(u("alice"), c.id, u64::MAX, 10))
+        .await
+        .unwrap();
     assert!(past.messages.is_empty() && !past.has_more);
     assert!(matches!(
-        store.history(u("eve"), c.id, u64::MAX, 10).await,
+        store
+            .history(history_of(u("eve"), c.id, u64::MAX, 10))
+            .await,
         Err(StoreError::NotMember)
     ));
 }
@@ -857,7 +1007,12 @@ async fn conversations_list_in_creation_order(store: &Store) {
     let mut made = Vec::new();
     for name in ["first", "second", "third"] {
         let g = store
-            .create_group(name.into(), vec![u("alice"), u("bob")], None, None)
+            .create_group(new_group(
+                name.into(),
+                vec![u("alice"), u("bob")],
+                None,
+                None,
+            ))
             .await
             .unwrap();
         made.push(g.id);
@@ -865,7 +1020,7 @@ async fn conversations_list_in_creation_order(store: &Store) {
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
     let d = store
-        .direct_conversation(u("carol"), u("alice"), None)
+        .direct_conversation(pair(u("carol"), u("alice"), None))
         .await
         .unwrap();
     made.push(d.id);
@@ -897,21 +1052,33 @@ async fn payment_lookups_and_listing(store: &Store) {
     let mut made = Vec::new();
     for k in ["a", "b", "c"] {
         let (p, _) = store
-            .create_payment(u("alice"), u("bob"), 10, k.into(), t)
+            .create_payment(new_payment(u("alice"), u("bob"), 10, k.into(), t))
             .await
             .unwrap();
         assert_eq!((p.idempotency_key.as_str(), p.trace_id), (k, t));
         made.push(p);
     }
     let newest: Vec<_> = store
-        .payments(None, false, 2)
+        .payments(PaymentFilter {
+            status: None,
+            unfinished: false,
+            limit: 2,
+        })
         .await
         .unwrap()
         .into_iter()
         .map(|p| p.id)
         .collect();
     assert_eq!(newest, vec![made[2].id, made[1].id], "newest first");
-    assert!(store.payments(None, false, 0).await.unwrap().is_empty());
+    assert!(store
+        .payments(PaymentFilter {
+            status: None,
+            unfinished: false,
+            limit: 0
+        })
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
         store.payment(made[0].id).await.unwrap(),
         Some(made[0].clone())
@@ -932,23 +1099,27 @@ async fn payment_lookups_and_listing(store: &Store) {
     assert!(store.payment(PaymentId::new_v7()).await.unwrap().is_none());
     assert!(matches!(
         store
-            .advance_payment(PaymentId::new_v7(), SagaStep::Charging, None)
+            .advance_payment(saga_move(PaymentId::new_v7(), SagaStep::Charging, None))
             .await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
         store
-            .create_payment(u("alice"), u("ghost"), 10, "g".into(), t)
+            .create_payment(new_payment(u("alice"), u("ghost"), 10, "g".into(), t))
             .await,
         Err(StoreError::NotFound(_))
     ));
     // A refund path: reserved -> refunding -> released, reason kept.
     store
-        .advance_payment(made[0].id, SagaStep::Refunding, Some("timeout".into()))
+        .advance_payment(saga_move(
+            made[0].id,
+            SagaStep::Refunding,
+            Some("timeout".into()),
+        ))
         .await
         .unwrap();
     let released = store
-        .advance_payment(made[0].id, SagaStep::Released, None)
+        .advance_payment(saga_move(made[0].id, SagaStep::Released, None))
         .await
         .unwrap();
     assert_eq!(
@@ -958,12 +1129,16 @@ async fn payment_lookups_and_listing(store: &Store) {
     assert!(released.updated_at >= released.created_at);
     assert!(matches!(
         store
-            .advance_payment(made[0].id, SagaStep::Charging, None)
+            .advance_payment(saga_move(made[0].id, SagaStep::Charging, None))
             .await,
         Err(StoreError::Conflict(_))
     ));
     let unfinished: Vec<_> = store
-        .payments(None, true, 10)
+        .payments(PaymentFilter {
+            status: None,
+            unfinished: true,
+            limit: 10,
+        })
         .await
         .unwrap()
         .into_iter()
@@ -972,7 +1147,11 @@ async fn payment_lookups_and_listing(store: &Store) {
     assert_eq!(unfinished, vec![made[2].id, made[1].id]);
     assert_eq!(
         store
-            .payments(Some(PaymentStatus::Pending), false, 10)
+            .payments(PaymentFilter {
+                status: Some(PaymentStatus::Pending),
+                unfinished: false,
+                limit: 10
+            })
             .await
             .unwrap()
             .len(),
@@ -1019,7 +1198,7 @@ async fn redis_append_publishes_the_message_event() {
     let mut events = pubsub.into_on_message();
     users(&store, &["alice", "bob"]).await;
     let c = store
-        .direct_conversation(u("alice"), u("bob"), None)
+        .direct_conversation(pair(u("alice"), u("bob"), None))
         .await
         .unwrap();
     let mut first = msg(c.id, "alice", "e1", "héllo \"there\"\n\\ / \u{1}");
@@ -1041,7 +1220,10 @@ async fn redis_append_publishes_the_message_event() {
         }
         other => panic!("not a message event: {other:?}"),
     }
-    let page = store.history(u("bob"), c.id, 0, 10).await.unwrap();
+    let page = store
+        .history(history_of(u("bob"), c.id, 0, 10))
+        .await
+        .unwrap();
     assert_eq!(page.messages, vec![stored.message.clone()]);
 
     let again = store
@@ -1076,8 +1258,8 @@ async fn redis_nodes_share_one_store() {
     let b = Store::open_redis(b_options, None).await.unwrap();
     users(&a, &["alice", "bob"]).await;
     let (ca, cb) = tokio::join!(
-        a.direct_conversation(u("alice"), u("bob"), None),
-        b.direct_conversation(u("bob"), u("alice"), None)
+        a.direct_conversation(pair(u("alice"), u("bob"), None)),
+        b.direct_conversation(pair(u("bob"), u("alice"), None))
     );
     let (ca, cb) = (ca.unwrap(), cb.unwrap());
     assert_eq!(ca.id, cb.id);
@@ -1108,7 +1290,7 @@ async fn redis_malformed_values_are_backend_errors() {
     let store = Store::open_redis(options, None).await.unwrap();
     users(&store, &["alice", "bob", "eve"]).await;
     let c = store
-        .direct_conversation(u("alice"), u("bob"), None)
+        .direct_conversation(pair(u("alice"), u("bob"), None))
         .await
         .unwrap();
     assert!(matches!(

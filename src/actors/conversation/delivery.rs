@@ -10,7 +10,7 @@ use super::core::{Action, Fetched, Reloaded, Ticket};
 use super::{ConversationActor, State};
 use crate::domain::{StoredMessage, TraceContext, Username};
 use crate::protocol::{MessageView, ServerFrame};
-use crate::store::StoreError;
+use crate::store::{HistoryQuery, StoreError};
 
 /// Wait before fetching again after the store failed.
 const FETCH_RETRY: Duration = Duration::from_millis(500);
@@ -113,7 +113,15 @@ impl ConversationActor {
         let store = self.store.clone();
         let id = self.id;
         ctx.spawn(
-            async move { store.history(member, id, after, limit).await }
+            async move {
+                let page = HistoryQuery {
+                    reader: member,
+                    id,
+                    after_seq: after,
+                    limit,
+                };
+                store.history(page).await
+            }
                 .into_actor(self)
                 .map(move |res, act, ctx| {
                     let fetched = match res {

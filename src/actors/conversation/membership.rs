@@ -16,7 +16,7 @@ use crate::actors::invitations::tell_everywhere;
 use crate::actors::{ChatError, ChatResult};
 use crate::domain::{Conversation, SessionId, TraceContext, Username};
 use crate::protocol::ServerFrame;
-use crate::store::{Invitation, Quota};
+use crate::store::{Invitation, Join, Leave, NewInvitation, Quota};
 use crate::supervision::Responder;
 
 /// What an invite did.
@@ -56,12 +56,23 @@ impl ConversationActor {
                         .is_empty();
                 if !consent || contact {
                     // Given by a contact: not the invitee's own (no quota).
-                    let updated = store
-                        .add_member(id, user, max, trace.trace_id, None)
-                        .await?;
+                    let join = Join {
+                        id,
+                        user,
+                        max_members: max,
+                        trace: trace.trace_id,
+                        quota: None,
+                    };
+                    let updated = store.add_member(join).await?;
                     Ok(Invited::Joined(updated))
                 } else {
-                    let (invitation, new) = store.invite(id, user, by, max_pending).await?;
+                    let invite = NewInvitation {
+                        id,
+                        user,
+                        from: by,
+                        max_pending,
+                    };
+                    let (invitation, new) = store.invite(invite).await?;
                     Ok(Invited::Pending(invitation, new))
                 }
             }
@@ -113,9 +124,14 @@ impl ConversationActor {
                     user: user.clone(),
                     max: max_conversations,
                 };
-                Ok(store
-                    .add_member(id, user, max, trace.trace_id, Some(quota))
-                    .await?)
+                let join = Join {
+                    id,
+                    user,
+                    max_members: max,
+                    trace: trace.trace_id,
+                    quota: Some(quota),
+                };
+                Ok(store.add_member(join).await?)
             }
             .into_actor(self)
             .map(move |res: ChatResult<Conversation>, act, _| match res {
@@ -167,31 +183,39 @@ impl ConversationActor {
         let id = self.id;
         let left = user.clone();
         ctx.wait(
-            async move { store.remove_member(id, user, trace.trace_id, session).await }
-                .into_actor(self)
-                .map(move |res, act, _| match res {
-                    Ok(updated) => {
-                        // The leaver's `left` first; then the remaining
-                        // members and the leaver's other sessions hear of it.
-                        reply.respond(Ok(()));
-                        let frame = ServerFrame::MemberLeft {
-                            conversation_id: act.id,
-                            username: left.clone(),
-                            trace_id: trace.trace_id,
-                        };
-                        act.fan_out(&updated, &frame, trace, None);
-                        act.read_marks.remove(&left);
-                        let text = frame.to_text();
-                        act.registry.for_each_session(&left, |s| {
-                            if Some(s.id) != session {
-                                s.deliver(text.clone(), trace);
-                            }
-                        });
-                        act.delivery.members_changed(&updated.members);
-                        act.state = State::Ready(updated);
-                    }
-                    Err(e) => reply.respond(Err(e.into())),
-                }),
+            async move {
+                let leave = Leave {
+                    id,
+                    user,
+                    trace: trace.trace_id,
+                    session,
+                };
+                store.remove_member(leave).await
+            }
+            .into_actor(self)
+            .map(move |res, act, _| match res {
+                Ok(updated) => {
+                    // The leaver's `left` first; then the remaining
+                    // members and the leaver's other sessions hear of it.
+                    reply.respond(Ok(()));
+                    let frame = ServerFrame::MemberLeft {
+                        conversation_id: act.id,
+                        username: left.clone(),
+                        trace_id: trace.trace_id,
+                    };
+                    act.fan_out(&updated, &frame, trace, None);
+                    act.read_marks.remove(&left);
+                    let text = frame.to_text();
+                    act.registry.for_each_session(&left, |s| {
+                        if Some(s.id) != session {
+                            s.deliver(text.clone(), trace);
+                        }
+                    });
+                    act.delivery.members_changed(&updated.members);
+                    act.state = State::Ready(updated);
+                }
+                Err(e) => reply.respond(Err(e.into())),
+            }),
         );
     }
 

@@ -14,7 +14,7 @@ use crate::protocol::{
     parse_client_frame, ClientFrame, ClientRequest, ConversationView, ErrorCode, FrameError,
     MessageView, PaymentView, SendTarget, ServerFrame,
 };
-use crate::store::{AppendOutcome, Quota};
+use crate::store::{AppendOutcome, HistoryQuery, Pair, Quota};
 use crate::supervision::faults::Injected;
 use crate::supervision::{Envelope, Responder, TraceScope};
 use crate::traces::{self, ActorRef};
@@ -271,8 +271,13 @@ impl SessionActor {
                                     user: me.clone(),
                                     max,
                                 };
+                                let pair = Pair {
+                                    a: me,
+                                    b: to.clone(),
+                                    quota: Some(quota),
+                                };
                                 store
-                                    .direct_conversation(me, to.clone(), Some(quota))
+                                    .direct_conversation(pair)
                                     .await
                                     .map(|c| (to, c))
                                     .map_err(ChatError::from)
@@ -423,10 +428,13 @@ impl SessionActor {
                 let store = self.deps.store.clone();
                 ctx.spawn(
                     async move {
-                        store
-                            .history(me, conversation_id, after_seq, limit)
-                            .await
-                            .map_err(ChatError::from)
+                        let page = HistoryQuery {
+                            reader: me,
+                            id: conversation_id,
+                            after_seq,
+                            limit,
+                        };
+                        store.history(page).await.map_err(ChatError::from)
                     }
                     .into_actor(self)
                     .map(move |res, _, _| reply.respond(res)),

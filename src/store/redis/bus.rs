@@ -16,6 +16,7 @@ use super::events::ClusterEvent;
 use super::{from_redis, RedisStore};
 use crate::domain::TraceContext;
 use crate::store::StoreError;
+use crate::store::StoreResult;
 
 /// What the subscription reports.
 #[derive(Debug)]
@@ -38,7 +39,7 @@ impl RedisStore {
 
     /// Publishes one event to every node (message events are published by
     /// the append script instead, atomically with the append).
-    pub async fn publish(&self, event: &ClusterEvent) -> Result<(), StoreError> {
+    pub async fn publish(&self, event: &ClusterEvent) -> StoreResult<()> {
         let channel = self.channel();
         let payload = event.to_json();
         self.run(TraceContext::new(event.trace), |mut conn| async move {
@@ -94,7 +95,7 @@ async fn listen(
     timeout: Duration,
     sink: &impl Fn(BusSignal),
     subscriptions: &mut u64,
-) -> Result<(), StoreError> {
+) -> StoreResult<()> {
     let pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
         .await
         .map_err(|_| StoreError::unavailable("redis pub/sub connect timed out"))?

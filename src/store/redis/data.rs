@@ -39,6 +39,7 @@ use serde::de::DeserializeOwned;
 use super::{from_redis, RedisStore};
 use crate::domain::TraceContext;
 use crate::store::StoreError;
+use crate::store::StoreResult;
 
 impl RedisStore {
     /// Runs a data script (ARGV[1] = the key prefix, then `args`) through
@@ -48,7 +49,7 @@ impl RedisStore {
         trace: TraceContext,
         script: &'static Script,
         args: Vec<String>,
-    ) -> Result<Option<T>, StoreError>
+    ) -> StoreResult<Option<T>>
     where
         T: DeserializeOwned + Send + 'static,
     {
@@ -71,7 +72,7 @@ impl RedisStore {
         trace: TraceContext,
         script: &'static Script,
         args: Vec<String>,
-    ) -> Result<T, StoreError>
+    ) -> StoreResult<T>
     where
         T: DeserializeOwned + Send + 'static,
     {
@@ -81,7 +82,7 @@ impl RedisStore {
     }
 
     /// Nothing is buffered in this process: every write is in Redis once answered.
-    pub async fn shutdown(&self) -> Result<(), StoreError> {
+    pub async fn shutdown(&self) -> StoreResult<()> {
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use redis::Script;
 
 use super::{from_redis, RedisStore};
 use crate::domain::{PaymentId, TraceContext};
-use crate::store::StoreError;
+use crate::store::StoreResult;
 
 /// Takes the lease when it is free or already ours (renewing it).
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
@@ -42,7 +42,7 @@ return 0
 
 impl RedisStore {
     /// True when this node now holds the saga lease of `id` for `ttl`.
-    pub async fn claim_saga(&self, id: PaymentId, ttl: Duration) -> Result<bool, StoreError> {
+    pub async fn claim_saga(&self, id: PaymentId, ttl: Duration) -> StoreResult<bool> {
         let key = self.key(format!("saga:{id}"));
         let node = self.node().to_string();
         let ttl_ms = ttl.as_millis().max(1) as u64;
@@ -60,7 +60,7 @@ impl RedisStore {
     }
 
     /// Frees the lease of a finished saga.
-    pub async fn release_saga(&self, id: PaymentId) -> Result<(), StoreError> {
+    pub async fn release_saga(&self, id: PaymentId) -> StoreResult<()> {
         let key = self.key(format!("saga:{id}"));
         let node = self.node().to_string();
         self.run(TraceContext::random(), move |mut conn| async move {

@@ -30,6 +30,7 @@ use super::StoreError;
 use crate::actors::breaker::{BreakerActor, Call, CallError};
 use crate::config::StorageSettings;
 use crate::domain::TraceContext;
+use crate::store::StoreResult;
 use crate::supervision::{Envelope, Responder};
 
 /// How to reach Redis, and who this node is.
@@ -86,7 +87,7 @@ impl RedisStore {
     pub async fn connect(
         options: RedisOptions,
         breaker: Option<Addr<BreakerActor>>,
-    ) -> Result<RedisStore, StoreError> {
+    ) -> StoreResult<RedisStore> {
         let client = redis::Client::open(options.url.as_str())
             .map_err(|e| StoreError::BadRequest(format!("storage.redis_url: {e}")))?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -126,11 +127,11 @@ impl RedisStore {
     /// Runs `op` with a connection, through the breaker when there is one.
     /// Errors Redis itself answered with are returned as they are and do not
     /// count against the breaker; connection failures and timeouts do.
-    async fn run<T, F, Fut>(&self, trace: TraceContext, op: F) -> Result<T, StoreError>
+    async fn run<T, F, Fut>(&self, trace: TraceContext, op: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(ConnectionManager) -> Fut,
-        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+        Fut: Future<Output = StoreResult<T>> + Send + 'static,
     {
         let fut = op(self.inner.conn.clone());
         let Some(breaker) = &self.inner.breaker else {
@@ -178,7 +179,7 @@ impl RedisStore {
     }
 
     /// PING through the breaker (`/readyz`).
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub async fn ping(&self) -> StoreResult<()> {
         self.run(TraceContext::random(), |mut conn| async move {
             redis::cmd("PING")
                 .query_async::<String>(&mut conn)

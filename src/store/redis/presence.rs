@@ -19,6 +19,7 @@ use redis::Script;
 use super::{from_redis, RedisStore};
 use crate::domain::{TraceId, Username};
 use crate::store::StoreError;
+use crate::store::StoreResult;
 
 /// How many users' last-seen times Redis keeps (see the module doc).
 pub const LAST_SEEN_CAPACITY: usize = 100_000;
@@ -179,7 +180,7 @@ impl RedisStore {
         op: Op,
         trace: TraceId,
         extra: Vec<String>,
-    ) -> Result<T, StoreError> {
+    ) -> StoreResult<T> {
         let keys = [self.key("nodes"), self.key("events")];
         let args = [
             self.node().to_string(),
@@ -200,7 +201,7 @@ impl RedisStore {
 
     /// This node has its user's first session: true when the user was
     /// offline in the whole cluster (everyone was told).
-    pub async fn presence_up(&self, user: &Username, trace: TraceId) -> Result<bool, StoreError> {
+    pub async fn presence_up(&self, user: &Username, trace: TraceId) -> StoreResult<bool> {
         let n: i64 = self
             .presence_script(Op::Up, trace, vec![user.to_string()])
             .await?;
@@ -209,7 +210,7 @@ impl RedisStore {
 
     /// This node's last session of `user` closed: true when that was the
     /// user's last session in the cluster (everyone was told).
-    pub async fn presence_down(&self, user: &Username, trace: TraceId) -> Result<bool, StoreError> {
+    pub async fn presence_down(&self, user: &Username, trace: TraceId) -> StoreResult<bool> {
         let n: i64 = self
             .presence_script(Op::Down, trace, vec![user.to_string()])
             .await?;
@@ -217,7 +218,7 @@ impl RedisStore {
     }
 
     /// The presence of each of `users`, in the same order.
-    pub async fn statuses(&self, users: &[Username]) -> Result<Vec<Status>, StoreError> {
+    pub async fn statuses(&self, users: &[Username]) -> StoreResult<Vec<Status>> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
@@ -256,7 +257,7 @@ impl RedisStore {
 
     /// Proves this node alive and clears dead nodes; returns how many were
     /// cleared, and whether this node was still listed before this beat.
-    pub async fn heartbeat(&self) -> Result<(u64, bool), StoreError> {
+    pub async fn heartbeat(&self) -> StoreResult<(u64, bool)> {
         let (dropped, listed): (u64, i64) = self
             .presence_script(Op::Heartbeat, TraceId::random(), Vec::new())
             .await?;
@@ -264,11 +265,7 @@ impl RedisStore {
     }
 
     /// Sets this node's presence entries to exactly `users` (see `REPLACE`).
-    pub async fn replace_presence(
-        &self,
-        users: &[Username],
-        trace: TraceId,
-    ) -> Result<(), StoreError> {
+    pub async fn replace_presence(&self, users: &[Username], trace: TraceId) -> StoreResult<()> {
         let _: i64 = self
             .presence_script(
                 Op::Replace,
@@ -280,7 +277,7 @@ impl RedisStore {
     }
 
     /// Clears this node's presence entries; returns how many users it had.
-    pub async fn leave_cluster(&self) -> Result<u64, StoreError> {
+    pub async fn leave_cluster(&self) -> StoreResult<u64> {
         self.presence_script(Op::Leave, TraceId::random(), Vec::new())
             .await
     }

@@ -15,13 +15,14 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use crate::store::StoreError;
+use crate::store::StoreResult;
 
 /// Stops the thread when dropped (with the last clone of the store).
 pub struct Checkpointer {
     _stop: mpsc::SyncSender<()>,
 }
 
-pub fn spawn(path: &Path, every: Duration) -> Result<Checkpointer, StoreError> {
+pub fn spawn(path: &Path, every: Duration) -> StoreResult<Checkpointer> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     let (stop, stopped) = mpsc::sync_channel::<()>(1);

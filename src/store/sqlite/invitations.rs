@@ -5,18 +5,15 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::queries;
 use crate::domain::{now_ms, ConversationId, ConversationKind, Username};
+use crate::store::NewInvitation;
+use crate::store::StoreResult;
 use crate::store::{Invitation, StoreError};
 
 /// Records `user`'s invitation to the group `id` from `from`, or finds the
 /// pending one (`false`); then keeps only the invitee's `max_pending`
 /// newest.
-pub fn invite(
-    conn: &Connection,
-    id: ConversationId,
-    user: &Username,
-    from: &Username,
-    max_pending: usize,
-) -> Result<(Invitation, bool), StoreError> {
+pub fn invite(conn: &Connection, new: &NewInvitation) -> StoreResult<(Invitation, bool)> {
+    let (id, user, from, max_pending) = (new.id, &new.user, &new.from, new.max_pending);
     let conv = queries::conversation(conn, id)?
         .ok_or_else(|| StoreError::NotFound("no such conversation".into()))?;
     if conv.kind != ConversationKind::Group {
@@ -53,7 +50,7 @@ pub fn insert(
     from: &Username,
     at: i64,
     max_pending: usize,
-) -> Result<(), StoreError> {
+) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO invitations (username, conversation_id, inviter, created_at)
          VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
@@ -70,7 +67,7 @@ pub fn insert(
 }
 
 /// Drops `user`'s invitation to `id`; whether there was one.
-pub fn remove(conn: &Connection, id: ConversationId, user: &Username) -> Result<bool, StoreError> {
+pub fn remove(conn: &Connection, id: ConversationId, user: &Username) -> StoreResult<bool> {
     let n = conn
         .prepare_cached("DELETE FROM invitations WHERE username = ?1 AND conversation_id = ?2")?
         .execute(params![user.as_str(), id.to_string()])?;
@@ -81,7 +78,7 @@ pub fn invitation(
     conn: &Connection,
     id: ConversationId,
     user: &Username,
-) -> Result<Option<Invitation>, StoreError> {
+) -> StoreResult<Option<Invitation>> {
     let row: Option<(String, i64)> = conn
         .prepare_cached(
             "SELECT inviter, created_at FROM invitations
@@ -105,7 +102,7 @@ pub fn invitation(
 }
 
 /// Newest first.
-pub fn invitations_of(conn: &Connection, user: &Username) -> Result<Vec<Invitation>, StoreError> {
+pub fn invitations_of(conn: &Connection, user: &Username) -> StoreResult<Vec<Invitation>> {
     // One read transaction, so each invitation and its group agree.
     let tx = conn.unchecked_transaction()?;
     let rows = tx
@@ -142,7 +139,7 @@ pub fn consenting(
     conn: &Connection,
     inviter: &Username,
     candidates: Vec<Username>,
-) -> Result<Vec<Username>, StoreError> {
+) -> StoreResult<Vec<Username>> {
     let mut stmt = conn.prepare_cached(
         "SELECT 1 FROM members theirs JOIN members mine ON mine.conversation_id = theirs.conversation_id
          WHERE theirs.username = ?1 AND theirs.own = 1 AND mine.username = ?2 LIMIT 1",

@@ -20,15 +20,16 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::types::{
-    AppendOutcome, Completion, ConversationSummary, HistoryPage, Invitation, Invitations,
-    NewMessage, NewUser, Quota, UserRecord,
+    AppendOutcome, Completion, ConversationSummary, HistoryPage, Invitation, NewMessage, NewUser,
+    UserRecord,
 };
 use super::StoreError;
 use crate::config::{StorageSettings, Synchronous};
-use crate::domain::{
-    Conversation, ConversationId, Payment, PaymentId, PaymentStatus, SagaStep, SessionId, TraceId,
-    Username,
+use crate::domain::{Conversation, ConversationId, Payment, PaymentId, Username};
+use crate::store::{
+    HistoryQuery, Join, Leave, NewGroup, NewInvitation, NewPayment, Pair, SagaMove,
 };
+use crate::store::{PaymentFilter, StoreResult};
 use writer::WriteOp;
 
 #[derive(Debug, Clone)]
@@ -76,7 +77,7 @@ impl SqliteStore {
         path: &Path,
         options: SqliteOptions,
         supervision: Option<writer::WriterSupervision>,
-    ) -> Result<SqliteStore, StoreError> {
+    ) -> StoreResult<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::backend_from(format!("cannot create {}", dir.display()), e)
@@ -126,7 +127,7 @@ impl SqliteStore {
     async fn write<T: Send + 'static>(
         &self,
         make: impl FnOnce(Completion<T>) -> WriteOp,
-    ) -> Result<T, StoreError> {
+    ) -> StoreResult<T> {
         let (done, answer) = Completion::oneshot();
         self.submit(make(done));
         // The completion answers even when dropped, so the channel is never
@@ -134,53 +135,27 @@ impl SqliteStore {
         answer.await.unwrap_or(Err(StoreError::Lost))
     }
 
-    pub async fn create_user(&self, user: NewUser) -> Result<(), StoreError> {
+    pub async fn create_user(&self, user: NewUser) -> StoreResult<()> {
         self.write(|done| WriteOp::CreateUser(user, done)).await
     }
 
-    pub async fn create_group(
-        &self,
-        name: String,
-        members: Vec<Username>,
-        invite: Option<Invitations>,
-        quota: Option<Quota>,
-    ) -> Result<Conversation, StoreError> {
-        self.write(|done| WriteOp::CreateGroup {
-            name,
-            members,
-            invite,
-            quota,
-            done,
-        })
-        .await
+    pub async fn create_group(&self, group: NewGroup) -> StoreResult<Conversation> {
+        self.write(|done| WriteOp::CreateGroup(group, done)).await
     }
 
-    pub async fn started_count(&self, user: Username) -> Result<usize, StoreError> {
+    pub async fn started_count(&self, user: Username) -> StoreResult<usize> {
         self.read(move |c| quota::started(c, &user)).await
     }
 
-    pub async fn invite(
-        &self,
-        id: ConversationId,
-        user: Username,
-        from: Username,
-        max_pending: usize,
-    ) -> Result<(Invitation, bool), StoreError> {
-        self.write(|done| WriteOp::Invite {
-            id,
-            user,
-            from,
-            max_pending,
-            done,
-        })
-        .await
+    pub async fn invite(&self, invite: NewInvitation) -> StoreResult<(Invitation, bool)> {
+        self.write(|done| WriteOp::Invite(invite, done)).await
     }
 
-    pub async fn decline(&self, id: ConversationId, user: Username) -> Result<bool, StoreError> {
+    pub async fn decline(&self, id: ConversationId, user: Username) -> StoreResult<bool> {
         self.write(|done| WriteOp::Decline { id, user, done }).await
     }
 
-    pub async fn invitations_of(&self, user: Username) -> Result<Vec<Invitation>, StoreError> {
+    pub async fn invitations_of(&self, user: Username) -> StoreResult<Vec<Invitation>> {
         self.read(move |c| invitations::invitations_of(c, &user))
             .await
     }
@@ -189,7 +164,7 @@ impl SqliteStore {
         &self,
         id: ConversationId,
         user: Username,
-    ) -> Result<Option<Invitation>, StoreError> {
+    ) -> StoreResult<Option<Invitation>> {
         self.read(move |c| invitations::invitation(c, id, &user))
             .await
     }
@@ -198,93 +173,40 @@ impl SqliteStore {
         &self,
         inviter: Username,
         candidates: Vec<Username>,
-    ) -> Result<Vec<Username>, StoreError> {
+    ) -> StoreResult<Vec<Username>> {
         self.read(move |c| invitations::consenting(c, &inviter, candidates))
             .await
     }
 
-    pub async fn direct_conversation(
-        &self,
-        a: Username,
-        b: Username,
-        quota: Option<Quota>,
-    ) -> Result<Conversation, StoreError> {
-        self.write(|done| WriteOp::Direct { a, b, quota, done })
-            .await
+    pub async fn direct_conversation(&self, pair: Pair) -> StoreResult<Conversation> {
+        self.write(|done| WriteOp::Direct(pair, done)).await
     }
 
-    /// `_trace`: what Redis tells other nodes with the change; one node
-    /// has none to tell (the same signature as Redis, so `Store` need not
-    /// tell the backends apart).
-    pub async fn add_member(
-        &self,
-        id: ConversationId,
-        user: Username,
-        max: usize,
-        _trace: TraceId,
-        quota: Option<Quota>,
-    ) -> Result<Conversation, StoreError> {
-        self.write(|done| WriteOp::AddMember {
-            id,
-            user,
-            max,
-            quota,
-            done,
-        })
-        .await
+    /// `join.trace`: what Redis tells other nodes with the change; one
+    /// node has none to tell (the same request as for Redis, so `Store`
+    /// need not tell the backends apart).
+    pub async fn add_member(&self, join: Join) -> StoreResult<Conversation> {
+        self.write(|done| WriteOp::AddMember(join, done)).await
     }
 
-    /// `_trace`, `_session`: as for `add_member`, for the other nodes.
-    pub async fn remove_member(
-        &self,
-        id: ConversationId,
-        user: Username,
-        _trace: TraceId,
-        _session: Option<SessionId>,
-    ) -> Result<Conversation, StoreError> {
-        self.write(|done| WriteOp::RemoveMember { id, user, done })
-            .await
+    /// `leave.trace`, `leave.session`: as for `add_member`, for the other nodes.
+    pub async fn remove_member(&self, leave: Leave) -> StoreResult<Conversation> {
+        self.write(|done| WriteOp::RemoveMember(leave, done)).await
     }
 
     pub fn append_then(&self, message: NewMessage, done: Completion<AppendOutcome>) {
         self.submit(WriteOp::Append(message, done))
     }
 
-    pub async fn create_payment(
-        &self,
-        payer: Username,
-        payee: Username,
-        amount: i64,
-        key: String,
-        trace: TraceId,
-    ) -> Result<(Payment, bool), StoreError> {
-        self.write(|done| WriteOp::CreatePayment {
-            payer,
-            payee,
-            amount,
-            key,
-            trace,
-            done,
-        })
-        .await
+    pub async fn create_payment(&self, p: NewPayment) -> StoreResult<(Payment, bool)> {
+        self.write(|done| WriteOp::CreatePayment(p, done)).await
     }
 
-    pub async fn advance_payment(
-        &self,
-        id: PaymentId,
-        to: SagaStep,
-        reason: Option<String>,
-    ) -> Result<Payment, StoreError> {
-        self.write(|done| WriteOp::AdvancePayment {
-            id,
-            to,
-            reason,
-            done,
-        })
-        .await
+    pub async fn advance_payment(&self, step: SagaMove) -> StoreResult<Payment> {
+        self.write(|done| WriteOp::AdvancePayment(step, done)).await
     }
 
-    pub async fn credit(&self, user: Username, amount: i64) -> Result<i64, StoreError> {
+    pub async fn credit(&self, user: Username, amount: i64) -> StoreResult<i64> {
         self.write(|done| WriteOp::Credit { user, amount, done })
             .await
     }
@@ -293,31 +215,21 @@ impl SqliteStore {
         &self,
         payer: Username,
         key: String,
-    ) -> Result<Option<Payment>, StoreError> {
+    ) -> StoreResult<Option<Payment>> {
         self.read(move |c| reads::payment_by_key(c, &payer, &key))
             .await
     }
 
-    pub async fn payment(&self, id: PaymentId) -> Result<Option<Payment>, StoreError> {
+    pub async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
         self.read(move |c| payments::load(c, id)).await
     }
 
-    pub async fn payments(
-        &self,
-        status: Option<PaymentStatus>,
-        unfinished: bool,
-        limit: usize,
-    ) -> Result<Vec<Payment>, StoreError> {
-        self.read(move |c| reads::payments(c, status, unfinished, limit))
+    pub async fn payments(&self, f: PaymentFilter) -> StoreResult<Vec<Payment>> {
+        self.read(move |c| reads::payments(c, f.status, f.unfinished, f.limit))
             .await
     }
 
-    pub async fn set_read(
-        &self,
-        id: ConversationId,
-        user: Username,
-        seq: u64,
-    ) -> Result<(), StoreError> {
+    pub async fn set_read(&self, id: ConversationId, user: Username, seq: u64) -> StoreResult<()> {
         self.write(|done| WriteOp::SetRead {
             id,
             user,
@@ -327,7 +239,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn shutdown(&self) -> Result<(), StoreError> {
+    pub async fn shutdown(&self) -> StoreResult<()> {
         // Unlike other writes this one waits for room: it must not be refused.
         let (done, answer) = Completion::oneshot();
         if self.writes.send(WriteOp::Shutdown(done)).await.is_err() {
@@ -341,10 +253,10 @@ impl SqliteStore {
     }
 
     /// Runs `f` on a pooled read-only connection on the blocking pool.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let permit = self
             .readers
@@ -369,40 +281,27 @@ impl SqliteStore {
         .map_err(|e| StoreError::backend_from("read task failed", e))?
     }
 
-    pub async fn user(&self, username: Username) -> Result<Option<UserRecord>, StoreError> {
+    pub async fn user(&self, username: Username) -> StoreResult<Option<UserRecord>> {
         self.read(move |c| reads::user(c, &username)).await
     }
 
-    pub async fn conversation(
-        &self,
-        id: ConversationId,
-    ) -> Result<Option<Conversation>, StoreError> {
+    pub async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
         self.read(move |c| queries::conversation(c, id)).await
     }
 
-    pub async fn conversations_of(
-        &self,
-        user: Username,
-    ) -> Result<Vec<ConversationSummary>, StoreError> {
+    pub async fn conversations_of(&self, user: Username) -> StoreResult<Vec<ConversationSummary>> {
         self.read(move |c| reads::conversations_of(c, &user)).await
     }
 
-    pub async fn history(
-        &self,
-        user: Username,
-        id: ConversationId,
-        after_seq: u64,
-        limit: u32,
-    ) -> Result<HistoryPage, StoreError> {
-        self.read(move |c| reads::history(c, &user, id, after_seq, limit))
-            .await
+    pub async fn history(&self, q: HistoryQuery) -> StoreResult<HistoryPage> {
+        self.read(move |c| reads::history(c, &q)).await
     }
 
-    pub async fn contacts_of(&self, user: Username) -> Result<Vec<Username>, StoreError> {
+    pub async fn contacts_of(&self, user: Username) -> StoreResult<Vec<Username>> {
         self.read(move |c| reads::contacts_of(c, &user)).await
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub async fn ping(&self) -> StoreResult<()> {
         if self.writes.is_closed() {
             return Err(StoreError::Closed);
         }
@@ -414,7 +313,7 @@ impl SqliteStore {
     }
 }
 
-fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+fn open_reader(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY

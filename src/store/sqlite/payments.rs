@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::queries;
 use crate::domain::{now_ms, Payment, PaymentId, PaymentStatus, SagaStep, TraceId, Username};
-use crate::store::StoreError;
+use crate::store::{NewPayment, SagaMove, StoreError, StoreResult};
 
 pub const PAYMENT_COLUMNS: &str =
     "id, payer, payee, amount, idempotency_key, status, reason, step, created_at, updated_at, trace_id";
@@ -15,7 +15,7 @@ fn corrupt(what: &str, v: &str) -> StoreError {
     StoreError::backend(format!("corrupt {what} in the database: {v:?}"))
 }
 
-pub fn payment_row(row: &Row<'_>) -> Result<Payment, StoreError> {
+pub fn payment_row(row: &Row<'_>) -> StoreResult<Payment> {
     let id: String = row.get(0)?;
     let status: String = row.get(5)?;
     let step: String = row.get(7)?;
@@ -35,7 +35,7 @@ pub fn payment_row(row: &Row<'_>) -> Result<Payment, StoreError> {
     })
 }
 
-pub fn load(conn: &Connection, id: PaymentId) -> Result<Option<Payment>, StoreError> {
+pub fn load(conn: &Connection, id: PaymentId) -> StoreResult<Option<Payment>> {
     conn.prepare_cached(&format!(
         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?1"
     ))?
@@ -44,7 +44,7 @@ pub fn load(conn: &Connection, id: PaymentId) -> Result<Option<Payment>, StoreEr
     .transpose()
 }
 
-fn log_step(conn: &Connection, id: PaymentId, step: SagaStep, at: i64) -> Result<(), StoreError> {
+fn log_step(conn: &Connection, id: PaymentId, step: SagaStep, at: i64) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO payment_steps (payment_id, step, at) VALUES (?1, ?2, ?3)",
     )?
@@ -52,7 +52,7 @@ fn log_step(conn: &Connection, id: PaymentId, step: SagaStep, at: i64) -> Result
     Ok(())
 }
 
-fn add_balance(conn: &Connection, user: &Username, delta: i64) -> Result<(), StoreError> {
+fn add_balance(conn: &Connection, user: &Username, delta: i64) -> StoreResult<()> {
     let changed = conn
         .prepare_cached(
             "UPDATE users SET balance = balance + ?2 WHERE username = ?1 AND balance + ?2 >= 0",
@@ -66,14 +66,9 @@ fn add_balance(conn: &Connection, user: &Username, delta: i64) -> Result<(), Sto
 
 /// A new payment with the payer's funds held, or the payer's existing
 /// payment with that idempotency key (`true`: it existed).
-pub fn create(
-    conn: &Connection,
-    payer: &Username,
-    payee: &Username,
-    amount: i64,
-    key: &str,
-    trace: TraceId,
-) -> Result<(Payment, bool), StoreError> {
+pub fn create(conn: &Connection, new: &NewPayment) -> StoreResult<(Payment, bool)> {
+    let (payer, payee, key) = (&new.payer, &new.payee, new.key.as_str());
+    let (amount, trace) = (new.amount, new.trace);
     let existing = conn
         .prepare_cached(&format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments WHERE payer = ?1 AND idempotency_key = ?2"
@@ -129,12 +124,8 @@ pub fn create(
 /// credited pays the payee, released returns the payer's funds. Repeating
 /// a step already taken is a no-op (resuming after a crash); a step that
 /// does not follow the current one is a `Conflict`.
-pub fn advance(
-    conn: &Connection,
-    id: PaymentId,
-    to: SagaStep,
-    reason: Option<&str>,
-) -> Result<Payment, StoreError> {
+pub fn advance(conn: &Connection, step: &SagaMove) -> StoreResult<Payment> {
+    let (id, to, reason) = (step.id, step.to, step.reason.as_deref());
     let p = load(conn, id)?.ok_or_else(|| StoreError::NotFound("no such payment".into()))?;
     if p.step == to {
         return Ok(p);
@@ -175,7 +166,7 @@ pub fn advance(
 }
 
 /// Adds `amount` to a wallet (admin credit); returns the new balance.
-pub fn credit(conn: &Connection, user: &Username, amount: i64) -> Result<i64, StoreError> {
+pub fn credit(conn: &Connection, user: &Username, amount: i64) -> StoreResult<i64> {
     if !queries::user_exists(conn, user)? {
         return Err(StoreError::NotFound(format!("no user named {user}")));
     }

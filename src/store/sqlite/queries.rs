@@ -9,20 +9,21 @@ use crate::domain::{
     Username,
 };
 use crate::store::StoreError;
+use crate::store::StoreResult;
 
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::backend(format!("corrupt {what} in the database: {value:?}"))
 }
 
-pub fn username(s: &str) -> Result<Username, StoreError> {
+pub fn username(s: &str) -> StoreResult<Username> {
     Username::parse(s).map_err(|_| corrupt("username", s))
 }
 
-pub fn conversation_id(s: &str) -> Result<ConversationId, StoreError> {
+pub fn conversation_id(s: &str) -> StoreResult<ConversationId> {
     ConversationId::parse(s).map_err(|_| corrupt("conversation id", s))
 }
 
-pub fn members(conn: &Connection, id: ConversationId) -> Result<Vec<Username>, StoreError> {
+pub fn members(conn: &Connection, id: ConversationId) -> StoreResult<Vec<Username>> {
     let mut stmt = conn.prepare_cached(
         "SELECT username FROM members WHERE conversation_id = ?1 ORDER BY username",
     )?;
@@ -35,10 +36,7 @@ pub fn members(conn: &Connection, id: ConversationId) -> Result<Vec<Username>, S
 }
 
 /// Every member's read marker.
-pub fn read_by(
-    conn: &Connection,
-    id: ConversationId,
-) -> Result<BTreeMap<Username, u64>, StoreError> {
+pub fn read_by(conn: &Connection, id: ConversationId) -> StoreResult<BTreeMap<Username, u64>> {
     let mut stmt = conn
         .prepare_cached("SELECT username, last_read_seq FROM members WHERE conversation_id = ?1")?;
     let rows = stmt.query_map(params![id.to_string()], |r| {
@@ -52,10 +50,7 @@ pub fn read_by(
     Ok(out)
 }
 
-pub fn conversation(
-    conn: &Connection,
-    id: ConversationId,
-) -> Result<Option<Conversation>, StoreError> {
+pub fn conversation(conn: &Connection, id: ConversationId) -> StoreResult<Option<Conversation>> {
     let head = conn
         .prepare_cached("SELECT kind, name, last_seq FROM conversations WHERE id = ?1")?
         .query_row(params![id.to_string()], |r| {
@@ -81,7 +76,7 @@ pub fn conversation(
 pub const MESSAGE_COLUMNS: &str =
     "conversation_id, seq, message_id, sender, client_msg_id, kind, body, sent_at, trace_id";
 
-pub fn message(row: &Row<'_>) -> Result<StoredMessage, StoreError> {
+pub fn message(row: &Row<'_>) -> StoreResult<StoredMessage> {
     let conv: String = row.get(0)?;
     let message_id: String = row.get(2)?;
     let sender: String = row.get(3)?;
@@ -101,7 +96,7 @@ pub fn message(row: &Row<'_>) -> Result<StoredMessage, StoreError> {
     })
 }
 
-pub fn user_exists(conn: &Connection, user: &Username) -> Result<bool, StoreError> {
+pub fn user_exists(conn: &Connection, user: &Username) -> StoreResult<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM users WHERE username = ?1")?
         .query_row(params![user.as_str()], |_| Ok(()))

@@ -4,10 +4,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::payments::{payment_row, PAYMENT_COLUMNS};
 use super::queries::{self, MESSAGE_COLUMNS};
-use crate::domain::{ConversationId, Payment, PaymentStatus, Username};
+use crate::domain::{Payment, PaymentStatus, Username};
+use crate::store::HistoryQuery;
+use crate::store::StoreResult;
 use crate::store::{ConversationSummary, HistoryPage, StoreError, UserRecord};
 
-pub fn user(conn: &Connection, name: &Username) -> Result<Option<UserRecord>, StoreError> {
+pub fn user(conn: &Connection, name: &Username) -> StoreResult<Option<UserRecord>> {
     Ok(conn
         .prepare_cached("SELECT password_hash, balance, created_at FROM users WHERE username = ?1")?
         .query_row(params![name.as_str()], |r| {
@@ -24,7 +26,7 @@ pub fn user(conn: &Connection, name: &Username) -> Result<Option<UserRecord>, St
 pub fn conversations_of(
     conn: &Connection,
     user: &Username,
-) -> Result<Vec<ConversationSummary>, StoreError> {
+) -> StoreResult<Vec<ConversationSummary>> {
     // One read transaction, so each conversation's members and read markers
     // agree; rolled back when dropped on any error, so a pooled connection
     // is never left inside one.
@@ -37,7 +39,7 @@ pub fn conversations_of(
 fn conversations_in_tx(
     conn: &Connection,
     user: &Username,
-) -> Result<Vec<ConversationSummary>, StoreError> {
+) -> StoreResult<Vec<ConversationSummary>> {
     let mut stmt = conn.prepare_cached(
         "SELECT m.conversation_id, m.last_read_seq FROM members m
          JOIN conversations c ON c.id = m.conversation_id
@@ -62,28 +64,17 @@ fn conversations_in_tx(
     Ok(out)
 }
 
-pub fn history(
-    conn: &Connection,
-    user: &Username,
-    id: ConversationId,
-    after_seq: u64,
-    limit: u32,
-) -> Result<HistoryPage, StoreError> {
+pub fn history(conn: &Connection, q: &HistoryQuery) -> StoreResult<HistoryPage> {
     // One read transaction, so the membership check and the page agree
     // (rolled back when dropped on any error, as above).
     let tx = conn.unchecked_transaction()?;
-    let page = history_in_tx(&tx, user, id, after_seq, limit)?;
+    let page = history_in_tx(&tx, q)?;
     tx.commit()?;
     Ok(page)
 }
 
-fn history_in_tx(
-    conn: &Connection,
-    user: &Username,
-    id: ConversationId,
-    after_seq: u64,
-    limit: u32,
-) -> Result<HistoryPage, StoreError> {
+fn history_in_tx(conn: &Connection, q: &HistoryQuery) -> StoreResult<HistoryPage> {
+    let (user, id, after_seq, limit) = (&q.reader, q.id, q.after_seq, q.limit);
     let Some(conversation) = queries::conversation(conn, id)? else {
         return Err(StoreError::NotFound("no such conversation".into()));
     };
@@ -102,7 +93,7 @@ fn history_in_tx(
     Ok(HistoryPage::from_overfetch(conversation, messages, limit))
 }
 
-pub fn contacts_of(conn: &Connection, user: &Username) -> Result<Vec<Username>, StoreError> {
+pub fn contacts_of(conn: &Connection, user: &Username) -> StoreResult<Vec<Username>> {
     let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT other.username FROM members mine
          JOIN members other ON other.conversation_id = mine.conversation_id
@@ -121,7 +112,7 @@ pub fn payments(
     status: Option<PaymentStatus>,
     unfinished: bool,
     limit: usize,
-) -> Result<Vec<Payment>, StoreError> {
+) -> StoreResult<Vec<Payment>> {
     let filter = if unfinished {
         "WHERE step NOT IN ('done', 'released')"
     } else if status.is_some() {
@@ -148,7 +139,7 @@ pub fn payment_by_key(
     conn: &Connection,
     payer: &Username,
     key: &str,
-) -> Result<Option<Payment>, StoreError> {
+) -> StoreResult<Option<Payment>> {
     conn.prepare_cached(&format!(
         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE payer = ?1 AND idempotency_key = ?2"
     ))?

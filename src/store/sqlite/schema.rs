@@ -7,10 +7,11 @@ use rusqlite::Connection;
 
 use crate::config::Synchronous;
 use crate::store::StoreError;
+use crate::store::StoreResult;
 
 const VERSION: i64 = 3;
 
-pub fn configure_writer(conn: &Connection, synchronous: Synchronous) -> Result<(), StoreError> {
+pub fn configure_writer(conn: &Connection, synchronous: Synchronous) -> StoreResult<()> {
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::backend(format!(
@@ -36,7 +37,7 @@ pub fn configure_writer(conn: &Connection, synchronous: Synchronous) -> Result<(
     Ok(())
 }
 
-pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
+pub fn migrate(conn: &Connection) -> StoreResult<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > VERSION {
         return Err(StoreError::backend(format!(
@@ -56,7 +57,7 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// Users, conversations, members, messages.
-fn v1(conn: &Connection) -> Result<(), StoreError> {
+fn v1(conn: &Connection) -> StoreResult<()> {
     conn.execute_batch(
         "BEGIN;
         CREATE TABLE IF NOT EXISTS users (
@@ -101,7 +102,7 @@ fn v1(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// Payments and their saga log.
-fn v2(conn: &Connection) -> Result<(), StoreError> {
+fn v2(conn: &Connection) -> StoreResult<()> {
     conn.execute_batch(
         "BEGIN;
         CREATE TABLE IF NOT EXISTS payments (
@@ -134,7 +135,7 @@ fn v2(conn: &Connection) -> Result<(), StoreError> {
 /// Invitations (SPEC v2): pending, not memberships; and which memberships
 /// their user started or accepted (`own`, the conversation quota: rows from
 /// before count as own).
-fn v3(conn: &Connection) -> Result<(), StoreError> {
+fn v3(conn: &Connection) -> StoreResult<()> {
     conn.execute_batch(
         "BEGIN;
         ALTER TABLE members ADD COLUMN own INTEGER NOT NULL DEFAULT 1;

@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::domain::ConversationId;
 use crate::store::StoreError;
+use crate::store::StoreResult;
 
 const CAPACITY: usize = 65_536;
 
@@ -22,7 +23,7 @@ pub struct Seqs {
 
 impl Seqs {
     /// The last seq of `id`, as this transaction sees it.
-    pub fn last(&mut self, conn: &Connection, id: ConversationId) -> Result<i64, StoreError> {
+    pub fn last(&mut self, conn: &Connection, id: ConversationId) -> StoreResult<i64> {
         if let Some(s) = self.pending.get(&id).or_else(|| self.committed.get(&id)) {
             return Ok(*s);
         }
@@ -41,7 +42,7 @@ impl Seqs {
 
     /// Writes the pending values into `conversations` (inside the
     /// transaction), so queries in it see the current last seq.
-    pub fn write_through(&self, conn: &Connection) -> Result<(), StoreError> {
+    pub fn write_through(&self, conn: &Connection) -> StoreResult<()> {
         for (id, seq) in &self.pending {
             conn.prepare_cached("UPDATE conversations SET last_seq = ?2 WHERE id = ?1")?
                 .execute(params![id.to_string(), seq])?;

@@ -15,54 +15,27 @@ use super::queries::{self, MESSAGE_COLUMNS};
 use super::quota;
 use super::seqs::Seqs;
 use crate::domain::{
-    now_ms, Conversation, ConversationId, ConversationKind, Payment, PaymentId, SagaStep,
-    StoredMessage, TraceId, Username,
+    now_ms, Conversation, ConversationId, ConversationKind, Payment, StoredMessage, TraceId,
+    Username,
 };
-use crate::store::{
-    AppendOutcome, Completion, Invitation, Invitations, NewMessage, NewUser, Quota, StoreError,
-};
+use crate::store::StoreResult;
+use crate::store::{AppendOutcome, Completion, Invitation, NewMessage, NewUser, Quota, StoreError};
+use crate::store::{Join, Leave, NewGroup, NewInvitation, NewPayment, Pair, SagaMove};
 use crate::supervision::{supervised, ChildId, Decision, Exit, Supervisor};
 use crate::traces::{self, ActorRef};
 
 pub enum WriteOp {
     CreateUser(NewUser, Completion<()>),
-    CreateGroup {
-        name: String,
-        members: Vec<Username>,
-        invite: Option<Invitations>,
-        quota: Option<Quota>,
-        done: Completion<Conversation>,
-    },
-    Invite {
-        id: ConversationId,
-        user: Username,
-        from: Username,
-        max_pending: usize,
-        done: Completion<(Invitation, bool)>,
-    },
+    CreateGroup(NewGroup, Completion<Conversation>),
+    Invite(NewInvitation, Completion<(Invitation, bool)>),
     Decline {
         id: ConversationId,
         user: Username,
         done: Completion<bool>,
     },
-    Direct {
-        a: Username,
-        b: Username,
-        quota: Option<Quota>,
-        done: Completion<Conversation>,
-    },
-    AddMember {
-        id: ConversationId,
-        user: Username,
-        max: usize,
-        quota: Option<Quota>,
-        done: Completion<Conversation>,
-    },
-    RemoveMember {
-        id: ConversationId,
-        user: Username,
-        done: Completion<Conversation>,
-    },
+    Direct(Pair, Completion<Conversation>),
+    AddMember(Join, Completion<Conversation>),
+    RemoveMember(Leave, Completion<Conversation>),
     Append(NewMessage, Completion<AppendOutcome>),
     SetRead {
         id: ConversationId,
@@ -70,20 +43,8 @@ pub enum WriteOp {
         seq: u64,
         done: Completion<()>,
     },
-    CreatePayment {
-        payer: Username,
-        payee: Username,
-        amount: i64,
-        key: String,
-        trace: TraceId,
-        done: Completion<(Payment, bool)>,
-    },
-    AdvancePayment {
-        id: PaymentId,
-        to: SagaStep,
-        reason: Option<String>,
-        done: Completion<Payment>,
-    },
+    CreatePayment(NewPayment, Completion<(Payment, bool)>),
+    AdvancePayment(SagaMove, Completion<Payment>),
     Credit {
         user: Username,
         amount: i64,
@@ -99,15 +60,15 @@ impl WriteOp {
             WriteOp::CreateUser(_, d) | WriteOp::SetRead { done: d, .. } | WriteOp::Shutdown(d) => {
                 d.respond(Err(e))
             }
-            WriteOp::CreateGroup { done, .. }
-            | WriteOp::Direct { done, .. }
-            | WriteOp::AddMember { done, .. }
-            | WriteOp::RemoveMember { done, .. } => done.respond(Err(e)),
+            WriteOp::CreateGroup(_, done)
+            | WriteOp::Direct(_, done)
+            | WriteOp::AddMember(_, done)
+            | WriteOp::RemoveMember(_, done) => done.respond(Err(e)),
             WriteOp::Append(_, d) => d.respond(Err(e)),
-            WriteOp::Invite { done, .. } => done.respond(Err(e)),
+            WriteOp::Invite(_, done) => done.respond(Err(e)),
             WriteOp::Decline { done, .. } => done.respond(Err(e)),
-            WriteOp::CreatePayment { done, .. } => done.respond(Err(e)),
-            WriteOp::AdvancePayment { done, .. } => done.respond(Err(e)),
+            WriteOp::CreatePayment(_, done) => done.respond(Err(e)),
+            WriteOp::AdvancePayment(_, done) => done.respond(Err(e)),
             WriteOp::Credit { done, .. } => done.respond(Err(e)),
         }
     }
@@ -119,7 +80,7 @@ impl WriteOp {
 /// completion inside answers [`StoreError::Lost`].
 type Pending = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
-fn pending<T: Send + 'static>(done: Completion<T>, result: Result<T, StoreError>) -> Pending {
+fn pending<T: Send + 'static>(done: Completion<T>, result: StoreResult<T>) -> Pending {
     Box::new(move |commit_error| match commit_error {
         None => done.respond(result),
         Some(e) => done.respond(Err(e.clone())),
@@ -132,7 +93,7 @@ pub fn spawn(
     max_batch: usize,
     window: Duration,
     supervision: Option<WriterSupervision>,
-) -> Result<(), StoreError> {
+) -> StoreResult<()> {
     std::thread::Builder::new()
         .name("parley-sqlite-writer".into())
         .spawn(move || run(conn, rx, max_batch, window, supervision))
@@ -279,51 +240,23 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteOp>, seqs: &mut Seqs) ->
 fn execute(conn: &Connection, op: WriteOp) -> Pending {
     match op {
         WriteOp::CreateUser(user, d) => pending(d, in_savepoint(conn, |c| create_user(c, &user))),
-        WriteOp::CreateGroup {
-            name,
-            members,
-            invite,
-            quota,
-            done,
-        } => pending(
-            done,
-            in_savepoint(conn, |c| {
-                create_group(c, &name, &members, invite.as_ref(), quota.as_ref())
-            }),
-        ),
-        WriteOp::Invite {
-            id,
-            user,
-            from,
-            max_pending,
-            done,
-        } => pending(
-            done,
-            in_savepoint(conn, |c| {
-                invitations::invite(c, id, &user, &from, max_pending)
-            }),
-        ),
+        WriteOp::CreateGroup(g, done) => pending(done, in_savepoint(conn, |c| create_group(c, &g))),
+        WriteOp::Invite(i, done) => {
+            pending(done, in_savepoint(conn, |c| invitations::invite(c, &i)))
+        }
         WriteOp::Decline { id, user, done } => pending(
             done,
             in_savepoint(conn, |c| invitations::remove(c, id, &user)),
         ),
-        WriteOp::Direct { a, b, quota, done } => pending(
+        WriteOp::Direct(p, done) => pending(
             done,
-            in_savepoint(conn, |c| direct(c, &a, &b, quota.as_ref())),
+            in_savepoint(conn, |c| direct(c, &p.a, &p.b, p.quota.as_ref())),
         ),
-        WriteOp::AddMember {
-            id,
-            user,
-            max,
-            quota,
+        WriteOp::AddMember(j, done) => pending(done, in_savepoint(conn, |c| add_member(c, &j))),
+        WriteOp::RemoveMember(l, done) => pending(
             done,
-        } => pending(
-            done,
-            in_savepoint(conn, |c| add_member(c, id, &user, max, quota.as_ref())),
+            in_savepoint(conn, |c| remove_member(c, l.id, &l.user)),
         ),
-        WriteOp::RemoveMember { id, user, done } => {
-            pending(done, in_savepoint(conn, |c| remove_member(c, id, &user)))
-        }
         // Appends never get here (see `commit_batch`): they keep `seqs` themselves.
         WriteOp::Append(m, d) => pending(
             d,
@@ -338,28 +271,12 @@ fn execute(conn: &Connection, op: WriteOp) -> Pending {
             seq,
             done,
         } => pending(done, in_savepoint(conn, |c| set_read(c, id, &user, seq))),
-        WriteOp::CreatePayment {
-            payer,
-            payee,
-            amount,
-            key,
-            trace,
-            done,
-        } => pending(
-            done,
-            in_savepoint(conn, |c| {
-                payments::create(c, &payer, &payee, amount, &key, trace)
-            }),
-        ),
-        WriteOp::AdvancePayment {
-            id,
-            to,
-            reason,
-            done,
-        } => pending(
-            done,
-            in_savepoint(conn, |c| payments::advance(c, id, to, reason.as_deref())),
-        ),
+        WriteOp::CreatePayment(p, done) => {
+            pending(done, in_savepoint(conn, |c| payments::create(c, &p)))
+        }
+        WriteOp::AdvancePayment(step, done) => {
+            pending(done, in_savepoint(conn, |c| payments::advance(c, &step)))
+        }
         WriteOp::Credit { user, amount, done } => pending(
             done,
             in_savepoint(conn, |c| payments::credit(c, &user, amount)),
@@ -370,8 +287,8 @@ fn execute(conn: &Connection, op: WriteOp) -> Pending {
 
 fn in_savepoint<T>(
     conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
     conn.execute_batch("SAVEPOINT op")?;
     match f(conn) {
         Ok(v) => {
@@ -385,7 +302,7 @@ fn in_savepoint<T>(
     }
 }
 
-fn create_user(conn: &Connection, user: &NewUser) -> Result<(), StoreError> {
+fn create_user(conn: &Connection, user: &NewUser) -> StoreResult<()> {
     let inserted = conn
         .prepare_cached(
             "INSERT INTO users (username, password_hash, balance, created_at) VALUES (?1, ?2, ?3, ?4)
@@ -401,7 +318,7 @@ fn create_user(conn: &Connection, user: &NewUser) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn require_users(conn: &Connection, users: &[Username]) -> Result<(), StoreError> {
+fn require_users(conn: &Connection, users: &[Username]) -> StoreResult<()> {
     for u in users {
         if !queries::user_exists(conn, u)? {
             return Err(StoreError::NotFound(format!("no user named {u}")));
@@ -417,7 +334,7 @@ fn insert_conversation(
     direct_key: Option<&str>,
     members: &[Username],
     own: Option<&Username>,
-) -> Result<Conversation, StoreError> {
+) -> StoreResult<Conversation> {
     let id = ConversationId::new_random();
     let now = now_ms();
     conn.prepare_cached(
@@ -442,13 +359,9 @@ fn insert_conversation(
     })
 }
 
-fn create_group(
-    conn: &Connection,
-    name: &str,
-    members: &[Username],
-    invite: Option<&Invitations>,
-    quota: Option<&Quota>,
-) -> Result<Conversation, StoreError> {
+fn create_group(conn: &Connection, group: &NewGroup) -> StoreResult<Conversation> {
+    let (name, members) = (&group.name, &group.members);
+    let (invite, quota) = (group.invite.as_ref(), group.quota.as_ref());
     require_users(conn, members)?;
     if let Some(i) = invite {
         require_users(conn, &i.to)?;
@@ -473,7 +386,7 @@ fn direct(
     a: &Username,
     b: &Username,
     quota: Option<&Quota>,
-) -> Result<Conversation, StoreError> {
+) -> StoreResult<Conversation> {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     let key = format!("{lo}|{hi}");
     let existing: Option<String> = conn
@@ -499,7 +412,7 @@ fn direct(
     )
 }
 
-fn load(conn: &Connection, id: ConversationId) -> Result<Conversation, StoreError> {
+fn load(conn: &Connection, id: ConversationId) -> StoreResult<Conversation> {
     queries::conversation(conn, id)?
         .ok_or_else(|| StoreError::NotFound("no such conversation".into()))
 }
@@ -507,13 +420,8 @@ fn load(conn: &Connection, id: ConversationId) -> Result<Conversation, StoreErro
 /// With a quota whose user is `user` (joining of their own accord, that is
 /// accepting an invitation), the invitation must exist and the membership
 /// counts as theirs, within the quota; all in this one savepoint.
-fn add_member(
-    conn: &Connection,
-    id: ConversationId,
-    user: &Username,
-    max: usize,
-    quota: Option<&Quota>,
-) -> Result<Conversation, StoreError> {
+fn add_member(conn: &Connection, join: &Join) -> StoreResult<Conversation> {
+    let (id, user, max, quota) = (join.id, &join.user, join.max_members, join.quota.as_ref());
     let conv = load(conn, id)?;
     if conv.kind != ConversationKind::Group {
         return Err(StoreError::BadRequest(
@@ -551,7 +459,7 @@ fn remove_member(
     conn: &Connection,
     id: ConversationId,
     user: &Username,
-) -> Result<Conversation, StoreError> {
+) -> StoreResult<Conversation> {
     let conv = load(conn, id)?;
     if conv.kind != ConversationKind::Group {
         return Err(StoreError::BadRequest(
@@ -570,7 +478,7 @@ fn remove_member(
 /// A message and, when it is new, its sender's read marker moved up to it
 /// (one's own message is never unread), in one savepoint so neither stays
 /// without the other. `seqs` learns the seq only once both are in.
-fn append(conn: &Connection, seqs: &mut Seqs, m: &NewMessage) -> Result<AppendOutcome, StoreError> {
+fn append(conn: &Connection, seqs: &mut Seqs, m: &NewMessage) -> StoreResult<AppendOutcome> {
     let seq = seqs.last(conn, m.conversation_id)? + 1;
     let outcome = in_savepoint(conn, |c| append_at(c, seq, m))?;
     if !outcome.duplicate {
@@ -581,7 +489,7 @@ fn append(conn: &Connection, seqs: &mut Seqs, m: &NewMessage) -> Result<AppendOu
 
 /// One INSERT, deduplicated by the unique (conversation, sender,
 /// clientMsgId) index; a duplicate changes nothing.
-fn append_at(conn: &Connection, seq: i64, m: &NewMessage) -> Result<AppendOutcome, StoreError> {
+fn append_at(conn: &Connection, seq: i64, m: &NewMessage) -> StoreResult<AppendOutcome> {
     let id = m.conversation_id.to_string();
     let inserted = conn
         .prepare_cached(&format!(
@@ -632,12 +540,7 @@ fn append_at(conn: &Connection, seq: i64, m: &NewMessage) -> Result<AppendOutcom
     })
 }
 
-fn set_read(
-    conn: &Connection,
-    id: ConversationId,
-    user: &Username,
-    seq: u64,
-) -> Result<(), StoreError> {
+fn set_read(conn: &Connection, id: ConversationId, user: &Username, seq: u64) -> StoreResult<()> {
     let seq = i64::try_from(seq).map_err(|_| StoreError::BadRequest("seq is too large".into()))?;
     if raise_read(conn, id, user, seq)? == 0 {
         return Err(StoreError::NotMember);
@@ -652,7 +555,7 @@ fn raise_read(
     id: ConversationId,
     user: &Username,
     seq: i64,
-) -> Result<usize, StoreError> {
+) -> StoreResult<usize> {
     Ok(conn
         .prepare_cached(
             "UPDATE members SET last_read_seq = MAX(last_read_seq, ?3) WHERE conversation_id = ?1 AND username = ?2",

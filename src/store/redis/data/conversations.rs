@@ -12,12 +12,12 @@ fn quota_args(quota: Option<Quota>) -> (String, String) {
     })
 }
 use super::wire::{self, ConvWire, List};
-use crate::domain::{
-    now_ms, Conversation, ConversationId, SessionId, TraceContext, TraceId, Username,
-};
+use crate::domain::{now_ms, Conversation, ConversationId, TraceContext, Username};
 use crate::store::redis::EventKind;
 use crate::store::redis::RedisStore;
-use crate::store::{ConversationSummary, Invitations, Quota, StoreError};
+use crate::store::StoreResult;
+use crate::store::{ConversationSummary, Quota, StoreError};
+use crate::store::{Join, Leave, NewGroup, Pair};
 
 #[derive(serde::Deserialize)]
 struct SummaryWire {
@@ -31,13 +31,9 @@ impl RedisStore {
     /// A group with these members and `invite`'s invitations; `NotFound`
     /// naming the first member (in the given order), then invitee, that has
     /// no account, and then nothing is written.
-    pub async fn create_group(
-        &self,
-        name: String,
-        members: Vec<Username>,
-        invite: Option<Invitations>,
-        quota: Option<Quota>,
-    ) -> Result<Conversation, StoreError> {
+    pub async fn create_group(&self, group: NewGroup) -> StoreResult<Conversation> {
+        let (name, members, invite) = (group.name, group.members, group.invite);
+        let quota = group.quota;
         let (quota_user, quota_max) = quota_args(quota);
         let mut args = vec![
             ConversationId::new_random().to_string(),
@@ -59,12 +55,8 @@ impl RedisStore {
 
     /// The pair's direct conversation, created on first use (atomically: two
     /// nodes racing for the same pair get the same one).
-    pub async fn direct_conversation(
-        &self,
-        a: Username,
-        b: Username,
-        quota: Option<Quota>,
-    ) -> Result<Conversation, StoreError> {
+    pub async fn direct_conversation(&self, pair: Pair) -> StoreResult<Conversation> {
+        let Pair { a, b, quota } = pair;
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         let (quota_user, quota_max) = quota_args(quota);
         let args = vec![
@@ -80,14 +72,14 @@ impl RedisStore {
 
     /// `Conflict` if already a member, `BadRequest` past `max_members` or
     /// for a direct conversation, `NotFound` for a missing user or group.
-    pub async fn add_member(
-        &self,
-        id: ConversationId,
-        user: Username,
-        max_members: usize,
-        trace: TraceId,
-        quota: Option<Quota>,
-    ) -> Result<Conversation, StoreError> {
+    pub async fn add_member(&self, join: Join) -> StoreResult<Conversation> {
+        let Join {
+            id,
+            user,
+            max_members,
+            trace,
+            quota,
+        } = join;
         let (quota_user, quota_max) = quota_args(quota);
         let event = self.event(
             trace,
@@ -108,13 +100,13 @@ impl RedisStore {
     }
 
     /// `NotMember` if they are not one; `BadRequest` for a direct conversation.
-    pub async fn remove_member(
-        &self,
-        id: ConversationId,
-        user: Username,
-        trace: TraceId,
-        session: Option<SessionId>,
-    ) -> Result<Conversation, StoreError> {
+    pub async fn remove_member(&self, leave: Leave) -> StoreResult<Conversation> {
+        let Leave {
+            id,
+            user,
+            trace,
+            session,
+        } = leave;
         let event = self.event(
             trace,
             EventKind::MemberLeft {
@@ -128,12 +120,7 @@ impl RedisStore {
     }
 
     /// Moves a member's read marker forward (never back).
-    pub async fn set_read(
-        &self,
-        id: ConversationId,
-        user: Username,
-        seq: u64,
-    ) -> Result<(), StoreError> {
+    pub async fn set_read(&self, id: ConversationId, user: Username, seq: u64) -> StoreResult<()> {
         // The same bound as SQLite's INTEGER column.
         if i64::try_from(seq).is_err() {
             return Err(StoreError::BadRequest("seq is too large".into()));
@@ -144,10 +131,7 @@ impl RedisStore {
             .map(|_| ())
     }
 
-    pub async fn conversation(
-        &self,
-        id: ConversationId,
-    ) -> Result<Option<Conversation>, StoreError> {
+    pub async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
         let found: Option<ConvWire> = self
             .eval(TraceContext::random(), &CONV_GET, vec![id.to_string()])
             .await?;
@@ -155,10 +139,7 @@ impl RedisStore {
     }
 
     /// The user's conversations by (creation time, id), with their markers.
-    pub async fn conversations_of(
-        &self,
-        user: Username,
-    ) -> Result<Vec<ConversationSummary>, StoreError> {
+    pub async fn conversations_of(&self, user: Username) -> StoreResult<Vec<ConversationSummary>> {
         let list: List<SummaryWire> = self
             .eval_some(TraceContext::random(), &CONVS_OF, vec![user.to_string()])
             .await?;
@@ -175,13 +156,13 @@ impl RedisStore {
     }
 
     /// How many conversations `user` started or accepted.
-    pub async fn started_count(&self, user: Username) -> Result<usize, StoreError> {
+    pub async fn started_count(&self, user: Username) -> StoreResult<usize> {
         self.eval_some(TraceContext::random(), &STARTED, vec![user.to_string()])
             .await
     }
 
     /// Everyone who shares at least one conversation with `user`.
-    pub async fn contacts_of(&self, user: Username) -> Result<Vec<Username>, StoreError> {
+    pub async fn contacts_of(&self, user: Username) -> StoreResult<Vec<Username>> {
         let list: List<String> = self
             .eval_some(TraceContext::random(), &CONTACTS, vec![user.to_string()])
             .await?;
@@ -192,7 +173,7 @@ impl RedisStore {
         &self,
         script: &'static redis::Script,
         args: Vec<String>,
-    ) -> Result<Conversation, StoreError> {
+    ) -> StoreResult<Conversation> {
         self.eval_some::<ConvWire>(TraceContext::random(), script, args)
             .await?
             .into_conversation()

@@ -4,7 +4,9 @@ use super::scripts::{CONSENTING, INVITE, INVITES_OF, INVITE_DECLINE, INVITE_GET}
 use super::wire::{InvitationWire, List};
 use crate::domain::{now_ms, ConversationId, TraceContext, Username};
 use crate::store::redis::RedisStore;
-use crate::store::{Invitation, StoreError};
+use crate::store::Invitation;
+use crate::store::NewInvitation;
+use crate::store::StoreResult;
 
 #[derive(serde::Deserialize)]
 struct Invited {
@@ -14,19 +16,13 @@ struct Invited {
 
 impl RedisStore {
     /// See `Store::invite`.
-    pub async fn invite(
-        &self,
-        id: ConversationId,
-        user: Username,
-        from: Username,
-        max_pending: usize,
-    ) -> Result<(Invitation, bool), StoreError> {
+    pub async fn invite(&self, new: NewInvitation) -> StoreResult<(Invitation, bool)> {
         let args = vec![
-            id.to_string(),
-            user.to_string(),
-            from.to_string(),
+            new.id.to_string(),
+            new.user.to_string(),
+            new.from.to_string(),
             now_ms().to_string(),
-            max_pending.to_string(),
+            new.max_pending.to_string(),
         ];
         let answer: Invited = self
             .eval_some(TraceContext::random(), &INVITE, args)
@@ -34,7 +30,7 @@ impl RedisStore {
         Ok((answer.inv.into_invitation()?, answer.new))
     }
 
-    pub async fn decline(&self, id: ConversationId, user: Username) -> Result<bool, StoreError> {
+    pub async fn decline(&self, id: ConversationId, user: Username) -> StoreResult<bool> {
         let args = vec![id.to_string(), user.to_string()];
         self.eval_some(TraceContext::random(), &INVITE_DECLINE, args)
             .await
@@ -44,7 +40,7 @@ impl RedisStore {
         &self,
         id: ConversationId,
         user: Username,
-    ) -> Result<Option<Invitation>, StoreError> {
+    ) -> StoreResult<Option<Invitation>> {
         let args = vec![id.to_string(), user.to_string()];
         let found: Option<InvitationWire> =
             self.eval(TraceContext::random(), &INVITE_GET, args).await?;
@@ -52,7 +48,7 @@ impl RedisStore {
     }
 
     /// Newest first.
-    pub async fn invitations_of(&self, user: Username) -> Result<Vec<Invitation>, StoreError> {
+    pub async fn invitations_of(&self, user: Username) -> StoreResult<Vec<Invitation>> {
         let list: List<InvitationWire> = self
             .eval_some(TraceContext::random(), &INVITES_OF, vec![user.to_string()])
             .await?;
@@ -66,7 +62,7 @@ impl RedisStore {
         &self,
         inviter: Username,
         candidates: Vec<Username>,
-    ) -> Result<Vec<Username>, StoreError> {
+    ) -> StoreResult<Vec<Username>> {
         let mut args = vec![inviter.to_string()];
         args.extend(candidates.iter().map(|c| c.to_string()));
         let list: List<String> = self

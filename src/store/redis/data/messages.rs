@@ -6,8 +6,10 @@ use serde::Deserialize;
 
 use super::scripts::{APPEND, HISTORY};
 use super::wire::{self, ConvWire, List, MsgWire};
-use crate::domain::{ConversationId, StoredMessage, TraceContext, Username};
+use crate::domain::{StoredMessage, TraceContext};
 use crate::store::redis::RedisStore;
+use crate::store::HistoryQuery;
+use crate::store::StoreResult;
 use crate::store::{AppendOutcome, Completion, HistoryPage, NewMessage, StoreError};
 
 #[derive(Deserialize)]
@@ -58,7 +60,7 @@ impl RedisStore {
         });
     }
 
-    async fn append(&self, m: NewMessage) -> Result<AppendOutcome, StoreError> {
+    async fn append(&self, m: NewMessage) -> StoreResult<AppendOutcome> {
         let args = vec![
             self.node().to_string(),
             m.conversation_id.to_string(),
@@ -109,13 +111,13 @@ impl RedisStore {
 
     /// Up to `limit` messages after `after_seq`, for a member: `NotFound` or
     /// `NotMember` otherwise. One entry more than asked says `has_more`.
-    pub async fn history(
-        &self,
-        user: Username,
-        id: ConversationId,
-        after_seq: u64,
-        limit: u32,
-    ) -> Result<HistoryPage, StoreError> {
+    pub async fn history(&self, q: HistoryQuery) -> StoreResult<HistoryPage> {
+        let HistoryQuery {
+            reader: user,
+            id,
+            after_seq,
+            limit,
+        } = q;
         // Entry ids are `<seq>-0`: the page starts at the next seq's entry.
         // Past the last possible seq the range is empty, but membership is
         // still checked: start beyond any entry.

@@ -5,11 +5,11 @@ use serde::Deserialize;
 
 use super::scripts::{PAY_ADVANCE, PAY_CREATE, PAY_GET, PAY_LIST};
 use super::wire::{List, PaymentWire};
-use crate::domain::{
-    now_ms, Payment, PaymentId, PaymentStatus, SagaStep, TraceContext, TraceId, Username,
-};
+use crate::domain::{now_ms, Payment, PaymentId, PaymentStatus, TraceContext, Username};
 use crate::store::redis::RedisStore;
 use crate::store::StoreError;
+use crate::store::StoreResult;
+use crate::store::{NewPayment, PaymentFilter, SagaMove};
 
 #[derive(Deserialize)]
 struct CreatedWire {
@@ -21,14 +21,9 @@ impl RedisStore {
     /// A new payment with the payer's funds held (`InsufficientFunds`
     /// otherwise, nothing held), or the payer's existing one with that
     /// idempotency key (`true`); `Conflict` if that one differs.
-    pub async fn create_payment(
-        &self,
-        payer: Username,
-        payee: Username,
-        amount: i64,
-        key: String,
-        trace: TraceId,
-    ) -> Result<(Payment, bool), StoreError> {
+    pub async fn create_payment(&self, p: NewPayment) -> StoreResult<(Payment, bool)> {
+        let (payer, payee, key) = (p.payer, p.payee, p.key);
+        let (amount, trace) = (p.amount, p.trace);
         // SQLite refuses these with a CHECK constraint; here the hold
         // (balance - amount) must not turn into a deposit.
         if amount <= 0 {
@@ -54,12 +49,8 @@ impl RedisStore {
     /// Moves the saga to `to` with the money that step moves (credited pays
     /// the payee, released returns the payer's funds). Repeating the current
     /// step is a no-op; a step that does not follow is a `Conflict`.
-    pub async fn advance_payment(
-        &self,
-        id: PaymentId,
-        to: SagaStep,
-        reason: Option<String>,
-    ) -> Result<Payment, StoreError> {
+    pub async fn advance_payment(&self, step: SagaMove) -> StoreResult<Payment> {
+        let SagaMove { id, to, reason } = step;
         let (has_reason, reason) = match reason {
             Some(r) => ("1", r),
             None => ("0", String::new()),
@@ -76,7 +67,7 @@ impl RedisStore {
             .into_payment()
     }
 
-    pub async fn payment(&self, id: PaymentId) -> Result<Option<Payment>, StoreError> {
+    pub async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
         self.get_payment(vec!["id".into(), id.to_string()]).await
     }
 
@@ -85,19 +76,15 @@ impl RedisStore {
         &self,
         payer: Username,
         key: String,
-    ) -> Result<Option<Payment>, StoreError> {
+    ) -> StoreResult<Option<Payment>> {
         self.get_payment(vec!["key".into(), payer.to_string(), key])
             .await
     }
 
     /// Newest first (by id, a UUID v7); `unfinished`: sagas not yet done or
     /// released, which are exactly the `pending` ones.
-    pub async fn payments(
-        &self,
-        status: Option<PaymentStatus>,
-        unfinished: bool,
-        limit: usize,
-    ) -> Result<Vec<Payment>, StoreError> {
+    pub async fn payments(&self, filter: PaymentFilter) -> StoreResult<Vec<Payment>> {
+        let (status, unfinished, limit) = (filter.status, filter.unfinished, filter.limit);
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -118,7 +105,7 @@ impl RedisStore {
         list.0.into_iter().map(PaymentWire::into_payment).collect()
     }
 
-    async fn get_payment(&self, args: Vec<String>) -> Result<Option<Payment>, StoreError> {
+    async fn get_payment(&self, args: Vec<String>) -> StoreResult<Option<Payment>> {
         let found: Option<PaymentWire> = self.eval(TraceContext::random(), &PAY_GET, args).await?;
         found.map(PaymentWire::into_payment).transpose()
     }

@@ -4,11 +4,12 @@ use super::scripts::{CREDIT, USER_CREATE, USER_GET};
 use super::wire::{self, UserWire};
 use crate::domain::{now_ms, TraceContext, Username};
 use crate::store::redis::RedisStore;
-use crate::store::{NewUser, StoreError, UserRecord};
+use crate::store::StoreResult;
+use crate::store::{NewUser, UserRecord};
 
 impl RedisStore {
     /// `Conflict` when the username is taken.
-    pub async fn create_user(&self, user: NewUser) -> Result<(), StoreError> {
+    pub async fn create_user(&self, user: NewUser) -> StoreResult<()> {
         let args = vec![
             user.username.to_string(),
             user.password_hash,
@@ -20,7 +21,7 @@ impl RedisStore {
             .map(|_| ())
     }
 
-    pub async fn user(&self, username: Username) -> Result<Option<UserRecord>, StoreError> {
+    pub async fn user(&self, username: Username) -> StoreResult<Option<UserRecord>> {
         let found: Option<UserWire> = self
             .eval(
                 TraceContext::random(),
@@ -41,7 +42,7 @@ impl RedisStore {
 
     /// Tops up a wallet (a negative amount may not take it below zero);
     /// returns the new balance.
-    pub async fn credit(&self, user: Username, amount: i64) -> Result<i64, StoreError> {
+    pub async fn credit(&self, user: Username, amount: i64) -> StoreResult<i64> {
         let balance: String = self
             .eval_some(
                 TraceContext::random(),

@@ -15,6 +15,7 @@ use crate::domain::{
     PaymentStatus, SagaStep, StoredMessage, TraceId, Username,
 };
 use crate::store::StoreError;
+use crate::store::StoreResult;
 
 #[derive(Deserialize)]
 struct Reply<T> {
@@ -26,7 +27,7 @@ struct Reply<T> {
 
 /// `{"ok": v}` is `Some(v)`, `{}` is `None`, `{"err": code, "msg": m}` the
 /// matching `StoreError`.
-pub fn reply<T: DeserializeOwned>(raw: &str) -> Result<Option<T>, StoreError> {
+pub fn reply<T: DeserializeOwned>(raw: &str) -> StoreResult<Option<T>> {
     let r: Reply<T> = serde_json::from_str(raw)
         .map_err(|e| StoreError::backend_from(format!("unreadable redis script reply {raw}"), e))?;
     let Some(code) = r.err else {
@@ -77,24 +78,24 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::backend(format!("corrupt {what} in redis: {value:?}"))
 }
 
-pub fn number<T: FromStr>(what: &str, value: &str) -> Result<T, StoreError> {
+pub fn number<T: FromStr>(what: &str, value: &str) -> StoreResult<T> {
     value.parse().map_err(|_| corrupt(what, value))
 }
 
-pub fn username(value: &str) -> Result<Username, StoreError> {
+pub fn username(value: &str) -> StoreResult<Username> {
     Username::parse(value).map_err(|_| corrupt("username", value))
 }
 
-pub fn conversation_id(value: &str) -> Result<ConversationId, StoreError> {
+pub fn conversation_id(value: &str) -> StoreResult<ConversationId> {
     ConversationId::parse(value).map_err(|_| corrupt("conversation id", value))
 }
 
-fn trace_id(value: &str) -> Result<TraceId, StoreError> {
+fn trace_id(value: &str) -> StoreResult<TraceId> {
     TraceId::parse(value).ok_or_else(|| corrupt("trace id", value))
 }
 
 /// A members hash as HGETALL gives it (member, seq, ...), by member.
-pub fn read_marks(flat: &[String]) -> Result<BTreeMap<Username, u64>, StoreError> {
+pub fn read_marks(flat: &[String]) -> StoreResult<BTreeMap<Username, u64>> {
     let pairs = flat.chunks_exact(2);
     if !pairs.remainder().is_empty() {
         return Err(corrupt("members hash", &format!("{} fields", flat.len())));
@@ -120,7 +121,7 @@ pub struct InvitationWire {
 }
 
 impl InvitationWire {
-    pub fn into_invitation(self) -> Result<crate::store::Invitation, StoreError> {
+    pub fn into_invitation(self) -> StoreResult<crate::store::Invitation> {
         Ok(crate::store::Invitation {
             conversation: self.conv.into_conversation()?,
             from: username(&self.from)?,
@@ -139,7 +140,7 @@ pub struct ConvWire {
 }
 
 impl ConvWire {
-    pub fn into_conversation(self) -> Result<Conversation, StoreError> {
+    pub fn into_conversation(self) -> StoreResult<Conversation> {
         let mut members = self
             .members
             .0
@@ -174,10 +175,7 @@ pub struct MsgWire {
 }
 
 impl MsgWire {
-    pub fn into_message(
-        self,
-        conversation_id: ConversationId,
-    ) -> Result<StoredMessage, StoreError> {
+    pub fn into_message(self, conversation_id: ConversationId) -> StoreResult<StoredMessage> {
         Ok(StoredMessage {
             conversation_id,
             message_id: MessageId::parse(&self.id).map_err(|_| corrupt("message id", &self.id))?,
@@ -209,7 +207,7 @@ pub struct PaymentWire {
 }
 
 impl PaymentWire {
-    pub fn into_payment(self) -> Result<Payment, StoreError> {
+    pub fn into_payment(self) -> StoreResult<Payment> {
         Ok(Payment {
             id: PaymentId::parse(&self.id).map_err(|_| corrupt("payment id", &self.id))?,
             payer: username(&self.payer)?,
