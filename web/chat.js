@@ -245,36 +245,38 @@ async function doLogin(creds) {
   startApp(stored);
 }
 
-async function onLogin(event) {
-  event.preventDefault();
+/**
+ * Runs `attempt` with the typed credentials when they are valid, the form
+ * busy meanwhile; `failure` words what went wrong under the form.
+ */
+async function submitAuth(attempt, failure) {
   const creds = authInput();
   const problem = validateAuth(creds);
   $('auth-error').textContent = problem;
   if (problem) return;
   setAuthBusy(true);
   try {
-    await doLogin(creds);
+    await attempt(creds);
   } catch (err) {
-    $('auth-error').textContent = err.status === 401 ? 'Wrong username or password.' : err.message;
+    $('auth-error').textContent = failure(err);
   } finally {
     setAuthBusy(false);
   }
 }
 
+async function onLogin(event) {
+  event.preventDefault();
+  await submitAuth(doLogin, (err) =>
+    err.status === 401 ? 'Wrong username or password.' : err.message,
+  );
+}
+
 async function onRegister() {
-  const creds = authInput();
-  const problem = validateAuth(creds);
-  $('auth-error').textContent = problem;
-  if (problem) return;
-  setAuthBusy(true);
-  try {
+  const register = async (creds) => {
     await api('/api/register', { method: 'POST', body: creds, auth: false });
     await doLogin(creds);
-  } catch (err) {
-    $('auth-error').textContent = err.status === 409 ? 'That username is taken.' : err.message;
-  } finally {
-    setAuthBusy(false);
-  }
+  };
+  await submitAuth(register, (err) => (err.status === 409 ? 'That username is taken.' : err.message));
 }
 
 function showApp(loggedIn) {
@@ -1597,17 +1599,24 @@ function pumpSends() {
   }
 }
 
-/** Refused for load (`rate_limited`): the same clientMsgId goes again after a pause. */
-function retrySendLater(clientMsgId) {
-  const entry = state.outbox.get(clientMsgId);
-  if (!entry) return;
+/**
+ * Refused for load (`rate_limited`): `resend` runs after the entry's next
+ * backoff pause. One timer an entry: a second refusal restarts it.
+ */
+function retryLater(entry, resend) {
   entry.ref = null;
   clearTimeout(entry.retryTimer);
   entry.retryDelay = nextDelay(entry.retryDelay);
   entry.retryTimer = setTimeout(() => {
     entry.retryTimer = 0;
-    pumpSends();
+    resend();
   }, entry.retryDelay);
+}
+
+/** The same clientMsgId goes again after a pause. */
+function retrySendLater(clientMsgId) {
+  const entry = state.outbox.get(clientMsgId);
+  if (entry) retryLater(entry, pumpSends);
 }
 
 function onComposerSubmit(event) {
@@ -1682,18 +1691,28 @@ function parseUsername(text) {
   return USERNAME_RE.test(name) ? name : null;
 }
 
+/**
+ * The other user named in the input `inputId`, or null with the reason in
+ * `err`: `missing` when it is not a username, `self` when it is the user's own.
+ */
+function otherUser(inputId, err, missing, self) {
+  const name = parseUsername($(inputId).value);
+  if (!name) err.textContent = missing;
+  else if (name === state.me) err.textContent = self;
+  else return name;
+  return null;
+}
+
 function onNewDirect(event) {
   event.preventDefault();
-  const name = parseUsername($('new-direct-user').value);
   const err = $('new-error');
-  if (!name) {
-    err.textContent = 'Enter a username (3–32 characters: a–z, 0–9 or _).';
-    return;
-  }
-  if (name === state.me) {
-    err.textContent = 'That is you. Pick someone else.';
-    return;
-  }
+  const name = otherUser(
+    'new-direct-user',
+    err,
+    'Enter a username (3–32 characters: a–z, 0–9 or _).',
+    'That is you. Pick someone else.',
+  );
+  if (!name) return;
   err.textContent = '';
   const existing = findDirect(name);
   if (existing) {
@@ -1804,15 +1823,8 @@ function disarmLeave() {
 function onPay(event) {
   event.preventDefault();
   const err = $('pay-error');
-  const to = parseUsername($('pay-to').value);
-  if (!to) {
-    err.textContent = 'Enter the username to pay.';
-    return;
-  }
-  if (to === state.me) {
-    err.textContent = 'You cannot pay yourself.';
-    return;
-  }
+  const to = otherUser('pay-to', err, 'Enter the username to pay.', 'You cannot pay yourself.');
+  if (!to) return;
   const amount = parseAmount($('pay-amount').value);
   if (amount === null) {
     err.textContent = 'Enter an amount like 1.50 (more than 0, at most two decimals).';
@@ -1851,16 +1863,13 @@ function dropPay(key) {
   savePayOutbox();
 }
 
+/** The same idempotency key goes again after a pause, unless it was settled meanwhile. */
 function retryPayLater(key) {
   const pay = state.payOutbox.get(key);
   if (!pay) return;
-  pay.ref = null;
-  clearTimeout(pay.retryTimer);
-  pay.retryDelay = nextDelay(pay.retryDelay);
-  pay.retryTimer = setTimeout(() => {
-    pay.retryTimer = 0;
+  retryLater(pay, () => {
     if (state.payOutbox.get(key) === pay) sendPay(key, pay);
-  }, pay.retryDelay);
+  });
 }
 
 function upsertPayment(p) {
@@ -2234,16 +2243,7 @@ function renderMessages({ stick } = {}) {
   }
   for (const entry of pendingFor(conv)) wanted.push(pendingEl(entry));
 
-  let cursor = list.firstChild;
-  for (const el of wanted) {
-    if (el === cursor) cursor = cursor.nextSibling;
-    else list.insertBefore(el, cursor);
-  }
-  while (cursor) {
-    const next = cursor.nextSibling;
-    cursor.remove();
-    cursor = next;
-  }
+  reconcileList(list, wanted, (el) => el);
 
   if (stick === 'keep') list.scrollTop = prevTop + (list.scrollHeight - prevHeight);
   else if (stick === 'bottom' || atBottom) list.scrollTop = list.scrollHeight;

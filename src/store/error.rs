@@ -59,16 +59,6 @@ impl StoreError {
         }
     }
 
-    pub fn unavailable_from(
-        reason: impl Into<String>,
-        e: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        StoreError::Unavailable {
-            reason: reason.into(),
-            cause: Some(Cause::new(e)),
-        }
-    }
-
     pub fn backend(reason: impl Into<String>) -> Self {
         StoreError::Backend {
             reason: reason.into(),
@@ -76,14 +66,14 @@ impl StoreError {
         }
     }
 
-    pub fn backend_from(
-        reason: impl Into<String>,
-        e: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        StoreError::Backend {
-            reason: reason.into(),
-            cause: Some(Cause::new(e)),
+    /// The same error with `e` as its cause; only `Unavailable` and
+    /// `Backend` have one to keep.
+    pub fn caused_by(mut self, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        if let StoreError::Unavailable { cause, .. } | StoreError::Backend { cause, .. } = &mut self
+        {
+            *cause = Some(Cause::new(e));
         }
+        self
     }
 
     pub fn code(&self) -> ErrorCode {
@@ -105,9 +95,43 @@ impl StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::backend_from("sqlite", e)
+        StoreError::backend("sqlite").caused_by(e)
     }
 }
 
 /// What every store operation answers.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn a_backend_failure_keeps_its_source_and_names_it() {
+        let e = StoreError::from(rusqlite::Error::QueryReturnedNoRows);
+        let cause = e.source().expect("a source");
+        assert_eq!(cause.to_string(), "Query returned no rows");
+        assert_eq!(
+            e.to_string(),
+            "storage failure: sqlite: Query returned no rows"
+        );
+        assert_eq!(e.code(), ErrorCode::Internal);
+
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = StoreError::unavailable("redis is unreachable").caused_by(io);
+        let kept = match &e {
+            StoreError::Unavailable { cause: Some(c), .. } => c.downcast_ref::<std::io::Error>(),
+            _ => None,
+        };
+        assert_eq!(
+            kept.map(|k| k.kind()),
+            Some(std::io::ErrorKind::ConnectionRefused)
+        );
+        assert_eq!(e.to_string(), "redis is unreachable: refused");
+        assert!(StoreError::NotMember
+            .caused_by(std::fmt::Error)
+            .source()
+            .is_none());
+    }
+}

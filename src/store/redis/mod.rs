@@ -76,9 +76,9 @@ pub struct RedisStore {
 /// breaker); anything Redis answered with is a backend error.
 fn from_redis(e: redis::RedisError) -> StoreError {
     if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
-        StoreError::unavailable_from("redis is unreachable", e)
+        StoreError::unavailable("redis is unreachable").caused_by(e)
     } else {
-        StoreError::backend_from("redis", e)
+        StoreError::backend("redis").caused_by(e)
     }
 }
 

@@ -48,6 +48,6 @@ pub fn spawn(path: &Path, every: Duration) -> StoreResult<Checkpointer> {
                 }
             }
         })
-        .map_err(|e| StoreError::backend_from("cannot start the checkpoint thread", e))?;
+        .map_err(|e| StoreError::backend("cannot start the checkpoint thread").caused_by(e))?;
     Ok(Checkpointer { _stop: stop })
 }

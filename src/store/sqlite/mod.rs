@@ -80,7 +80,7 @@ impl SqliteStore {
     ) -> StoreResult<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::backend_from(format!("cannot create {}", dir.display()), e)
+                StoreError::backend(format!("cannot create {}", dir.display())).caused_by(e)
             })?;
         }
         let conn = Connection::open(path)?;
@@ -278,7 +278,7 @@ impl SqliteStore {
             result
         })
         .await
-        .map_err(|e| StoreError::backend_from("read task failed", e))?
+        .map_err(|e| StoreError::backend("read task failed").caused_by(e))?
     }
 
     pub async fn user(&self, username: Username) -> StoreResult<Option<UserRecord>> {

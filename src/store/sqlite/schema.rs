@@ -44,111 +44,147 @@ pub fn migrate(conn: &Connection) -> StoreResult<()> {
             "the database has schema version {version}, newer than this build ({VERSION})"
         )));
     }
-    if version == VERSION {
-        return Ok(());
+    // Each step in a transaction of its own with the version it reaches, so
+    // a file is always at one version; a failed step rolls back (the
+    // transaction is dropped uncommitted) and the next start tries it again.
+    for (to, sql) in (1..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", to)?;
+        tx.commit()?;
     }
-    if version < 1 {
-        v1(conn)?;
-    }
-    if version < 2 {
-        v2(conn)?;
-    }
-    v3(conn)
+    Ok(())
 }
+
+/// The schema steps, in order: step `n` takes a file from version `n - 1` to `n`.
+const MIGRATIONS: [&str; VERSION as usize] = [V1, V2, V3];
 
 /// Users, conversations, members, messages.
-fn v1(conn: &Connection) -> StoreResult<()> {
-    conn.execute_batch(
-        "BEGIN;
-        CREATE TABLE IF NOT EXISTS users (
-            username TEXT PRIMARY KEY,
-            password_hash TEXT NOT NULL,
-            balance INTEGER NOT NULL,
-            created_at INTEGER NOT NULL
-        ) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS conversations (
-            id TEXT PRIMARY KEY,
-            kind TEXT NOT NULL CHECK (kind IN ('direct', 'group')),
-            name TEXT NOT NULL,
-            direct_key TEXT UNIQUE,
-            last_seq INTEGER NOT NULL DEFAULT 0,
-            created_at INTEGER NOT NULL
-        ) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS members (
-            conversation_id TEXT NOT NULL REFERENCES conversations(id),
-            username TEXT NOT NULL REFERENCES users(username),
-            joined_at INTEGER NOT NULL,
-            last_read_seq INTEGER NOT NULL DEFAULT 0,
-            PRIMARY KEY (conversation_id, username)
-        ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS members_by_user ON members(username, conversation_id);
-        CREATE TABLE IF NOT EXISTS messages (
-            conversation_id TEXT NOT NULL REFERENCES conversations(id),
-            seq INTEGER NOT NULL,
-            message_id TEXT NOT NULL,
-            sender TEXT NOT NULL,
-            client_msg_id TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            body TEXT NOT NULL,
-            sent_at INTEGER NOT NULL,
-            trace_id TEXT NOT NULL,
-            PRIMARY KEY (conversation_id, seq)
-        ) WITHOUT ROWID;
-        CREATE UNIQUE INDEX IF NOT EXISTS messages_dedup ON messages(conversation_id, sender, client_msg_id);
-        PRAGMA user_version = 1;
-        COMMIT;",
-    )?;
-    Ok(())
-}
+const V1: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    username TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    balance INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('direct', 'group')),
+    name TEXT NOT NULL,
+    direct_key TEXT UNIQUE,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS members (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id),
+    username TEXT NOT NULL REFERENCES users(username),
+    joined_at INTEGER NOT NULL,
+    last_read_seq INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (conversation_id, username)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_by_user ON members(username, conversation_id);
+CREATE TABLE IF NOT EXISTS messages (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id),
+    seq INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    client_msg_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    trace_id TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_dedup ON messages(conversation_id, sender, client_msg_id);";
 
 /// Payments and their saga log.
-fn v2(conn: &Connection) -> StoreResult<()> {
-    conn.execute_batch(
-        "BEGIN;
-        CREATE TABLE IF NOT EXISTS payments (
-            id TEXT PRIMARY KEY,
-            payer TEXT NOT NULL REFERENCES users(username),
-            payee TEXT NOT NULL REFERENCES users(username),
-            amount INTEGER NOT NULL CHECK (amount > 0),
-            idempotency_key TEXT NOT NULL,
-            status TEXT NOT NULL,
-            reason TEXT,
-            step TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL,
-            trace_id TEXT NOT NULL,
-            UNIQUE (payer, idempotency_key)
-        ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS payments_by_step ON payments(step);
-        CREATE TABLE IF NOT EXISTS payment_steps (
-            payment_id TEXT NOT NULL REFERENCES payments(id),
-            step TEXT NOT NULL,
-            at INTEGER NOT NULL,
-            PRIMARY KEY (payment_id, step)
-        ) WITHOUT ROWID;
-        PRAGMA user_version = 2;
-        COMMIT;",
-    )?;
-    Ok(())
-}
+const V2: &str = "
+CREATE TABLE IF NOT EXISTS payments (
+    id TEXT PRIMARY KEY,
+    payer TEXT NOT NULL REFERENCES users(username),
+    payee TEXT NOT NULL REFERENCES users(username),
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    idempotency_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    step TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    trace_id TEXT NOT NULL,
+    UNIQUE (payer, idempotency_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS payments_by_step ON payments(step);
+CREATE TABLE IF NOT EXISTS payment_steps (
+    payment_id TEXT NOT NULL REFERENCES payments(id),
+    step TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (payment_id, step)
+) WITHOUT ROWID;";
 
 /// Invitations (SPEC v2): pending, not memberships; and which memberships
 /// their user started or accepted (`own`, the conversation quota: rows from
 /// before count as own).
-fn v3(conn: &Connection) -> StoreResult<()> {
-    conn.execute_batch(
-        "BEGIN;
-        ALTER TABLE members ADD COLUMN own INTEGER NOT NULL DEFAULT 1;
-        CREATE INDEX IF NOT EXISTS members_own ON members(username) WHERE own = 1;
-        CREATE TABLE IF NOT EXISTS invitations (
-            username TEXT NOT NULL REFERENCES users(username),
-            conversation_id TEXT NOT NULL REFERENCES conversations(id),
-            inviter TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            PRIMARY KEY (username, conversation_id)
-        ) WITHOUT ROWID;
-        PRAGMA user_version = 3;
-        COMMIT;",
-    )?;
-    Ok(())
+const V3: &str = "
+ALTER TABLE members ADD COLUMN own INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX IF NOT EXISTS members_own ON members(username) WHERE own = 1;
+CREATE TABLE IF NOT EXISTS invitations (
+    username TEXT NOT NULL REFERENCES users(username),
+    conversation_id TEXT NOT NULL REFERENCES conversations(id),
+    inviter TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (username, conversation_id)
+) WITHOUT ROWID;";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap_or(-1)
+    }
+
+    #[test]
+    fn a_file_of_an_older_version_is_brought_up_to_date_keeping_its_rows() {
+        let conn = Connection::open_in_memory().expect("in-memory database");
+        // A file as version 2 left it, with a member from before `own`.
+        conn.execute_batch(V1).expect("v1");
+        conn.execute_batch(V2).expect("v2");
+        conn.pragma_update(None, "user_version", 2)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO users VALUES ('alice', 'h', 0, 0);
+             INSERT INTO conversations (id, kind, name, created_at) VALUES ('c', 'group', 'g', 0);
+             INSERT INTO members (conversation_id, username, joined_at) VALUES ('c', 'alice', 0);",
+        )
+        .expect("rows");
+        migrate(&conn).expect("migrate");
+        assert_eq!(version(&conn), VERSION);
+        let own: i64 = conn
+            .query_row(
+                "SELECT own FROM members WHERE username = 'alice'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("own");
+        assert_eq!(own, 1, "memberships from before count as the user's own");
+        migrate(&conn).expect("a second run changes nothing");
+        assert_eq!(version(&conn), VERSION);
+    }
+
+    #[test]
+    fn a_file_of_a_newer_version_is_refused_untouched() {
+        let conn = Connection::open_in_memory().expect("in-memory database");
+        conn.pragma_update(None, "user_version", VERSION + 1)
+            .expect("version");
+        let refused = migrate(&conn);
+        assert!(
+            matches!(refused, Err(StoreError::Backend { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(version(&conn), VERSION + 1);
+    }
 }

@@ -98,7 +98,7 @@ pub fn spawn(
         .name("parley-sqlite-writer".into())
         .spawn(move || run(conn, rx, max_batch, window, supervision))
         .map(|_| ())
-        .map_err(|e| StoreError::backend_from("cannot start the writer thread", e))
+        .map_err(|e| StoreError::backend("cannot start the writer thread").caused_by(e))
 }
 
 /// Where the writer reports a failed batch: its supervisor and its id there.

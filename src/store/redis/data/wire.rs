@@ -28,8 +28,9 @@ struct Reply<T> {
 /// `{"ok": v}` is `Some(v)`, `{}` is `None`, `{"err": code, "msg": m}` the
 /// matching `StoreError`.
 pub fn reply<T: DeserializeOwned>(raw: &str) -> StoreResult<Option<T>> {
-    let r: Reply<T> = serde_json::from_str(raw)
-        .map_err(|e| StoreError::backend_from(format!("unreadable redis script reply {raw}"), e))?;
+    let r: Reply<T> = serde_json::from_str(raw).map_err(|e| {
+        StoreError::backend(format!("unreadable redis script reply {raw}")).caused_by(e)
+    })?;
     let Some(code) = r.err else {
         return Ok(r.ok);
     };
