@@ -22,6 +22,7 @@ const OUTBOX_KEY = 'parley.outbox.';
 const PAYMENTS_KEY = 'parley.payments.';
 const PAY_OUTBOX_KEY = 'parley.payOutbox.';
 const PAGE_SIZE = 50;
+const INBOX_PAGE = 200; // the most the server gives in one page
 const CATCHUP_LIMIT = 200;
 const TYPING_SEND_MS = 2000;
 const TYPING_SHOW_MS = 4000;
@@ -75,6 +76,7 @@ const state = {
   refs: new Map(),           // ref -> what the frame was for
   refSeq: 0,
   convRequest: null,         // ref of the `conversations` request in flight
+  convListing: [],           // the pages of the inbox gathered so far
   convRequestAgain: false,
   presence: new Map(),       // username -> 'online' | 'offline' (contacts only, as the server tells)
   lastSeen: new Map(),       // username -> ms their last session closed (offline contacts only)
@@ -758,14 +760,34 @@ function onFillPage(conv, ctx, messages, hasMore) {
   afterMessagesChanged(conv);
 }
 
+/**
+ * One page of the inbox (newest activity first). Pages are gathered until
+ * the last (`hasMore` false), then the whole list is applied at once, so a
+ * conversation missing from it really was left.
+ */
 function onConversations(f) {
   const ctx = takeRef(f.ref);
-  if (ctx && ctx.kind === 'conversations') state.convRequest = null;
-  const items = Array.isArray(f.items) ? f.items : [];
+  const page = Array.isArray(f.items) ? f.items : [];
+  if (!ctx || ctx.kind !== 'conversations') return;
+  const items = ctx.first ? page : [...state.convListing, ...page];
+  const last = page[page.length - 1];
+  if (f.hasMore && last) {
+    state.convListing = items;
+    state.convRequest = sendFrame(
+      { type: 'conversations', limit: INBOX_PAGE, before: last.updatedAt, beforeId: last.conversationId },
+      { kind: 'conversations', first: false },
+    );
+    return;
+  }
+  state.convRequest = null;
+  state.convListing = [];
   const seen = new Set();
   items.forEach((item, index) => {
     const conv = upsertConv(item);
-    conv.order = index;
+    const updated = Date.parse(item.updatedAt);
+    if (updated > conv.activity) conv.activity = updated;
+    // Earlier in the list is newer: it wins a tie in `byActivity`.
+    conv.order = items.length - index;
     conv.listed = true;
     seen.add(conv.id);
   });
@@ -1200,7 +1222,11 @@ function requestConversations() {
     state.convRequestAgain = true;
     return;
   }
-  state.convRequest = sendFrame({ type: 'conversations' }, { kind: 'conversations' });
+  state.convListing = [];
+  state.convRequest = sendFrame(
+    { type: 'conversations', limit: INBOX_PAGE },
+    { kind: 'conversations', first: true },
+  );
 }
 
 function requestHistory(conv, purpose, afterSeq, limit) {

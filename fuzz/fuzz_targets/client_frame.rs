@@ -123,7 +123,9 @@ fn check_frame(text: &str, frame: &ClientFrame) {
         | ClientRequest::Decline { .. }
         | ClientRequest::Typing { .. }
         | ClientRequest::Read { .. }
-        | ClientRequest::Conversations
         | ClientRequest::Ping => {}
+        ClientRequest::Conversations(paging) => {
+            assert!((1..=200).contains(&paging.limit));
+        }
     }
 }

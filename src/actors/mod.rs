@@ -16,6 +16,7 @@ pub mod conversations;
 pub mod directory;
 mod error;
 pub mod groups;
+pub mod inbox;
 mod invitations;
 pub mod payment;
 pub mod quota;

@@ -10,8 +10,8 @@ use crate::actors::conversation::ConvRequest;
 use crate::actors::groups::start_group;
 use crate::domain::{ConversationId, MessageKind, TraceContext, TraceId};
 use crate::protocol::{
-    ConversationView, ErrorCode, MessageView, ServerFrame, MAX_CLIENT_MSG_ID_CHARS, MAX_NAME_CHARS,
-    MAX_TEXT_CHARS,
+    ConversationView, ErrorCode, InboxPaging, MessageView, ServerFrame, MAX_CLIENT_MSG_ID_CHARS,
+    MAX_NAME_CHARS, MAX_TEXT_CHARS,
 };
 use crate::supervision::{Envelope, Responder};
 
@@ -32,21 +32,29 @@ fn bounded(field: &str, s: &str, max: usize, trace: TraceId) -> Result<(), ApiEr
     Ok(())
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboxQuery {
+    limit: Option<u32>,
+    before: Option<String>,
+    before_id: Option<String>,
+}
+
+/// One page of the inbox (SPEC v2): `?limit=&before=&beforeId=`, see
+/// `protocol::InboxPaging`; `hasMore` says whether another page follows.
 pub async fn list_conversations(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let list = state
-        .deps
-        .store
-        .conversations_of(user.username)
+    let trace = user.trace;
+    let q: InboxQuery = query(&req, trace)?;
+    let paging = InboxPaging::parse(q.limit, q.before.as_deref(), q.before_id.as_deref())
+        .map_err(|m| ApiError::new(ErrorCode::BadRequest, m, trace))?;
+    let (items, has_more) = crate::actors::inbox::page(&state.deps.store, user.username, paging)
         .await
-        .map_err(|e| ApiError::store(e, user.trace))?;
-    let items: Vec<ConversationView> = list
-        .into_iter()
-        .map(|s| ConversationView::listed(&s.conversation, s.last_read_seq, s.read_by))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+        .map_err(|e| ApiError::store(e, trace))?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items, "hasMore": has_more })))
 }
 
 #[derive(Deserialize)]

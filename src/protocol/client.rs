@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{ErrorCode, MAX_CLIENT_MSG_ID_CHARS, MAX_NAME_CHARS, MAX_REF_CHARS, MAX_TEXT_CHARS};
+use super::{
+    ErrorCode, InboxPaging, MAX_CLIENT_MSG_ID_CHARS, MAX_NAME_CHARS, MAX_REF_CHARS, MAX_TEXT_CHARS,
+};
 use crate::domain::{ConversationId, TraceId, Username};
 
 /// A parsed client frame.
@@ -55,7 +57,8 @@ pub enum ClientRequest {
         after_seq: u64,
         limit: u32,
     },
-    Conversations,
+    /// A page of the inbox (see `InboxPaging`).
+    Conversations(InboxPaging),
     Read {
         conversation_id: ConversationId,
         seq: u64,
@@ -82,7 +85,7 @@ impl ClientRequest {
             ClientRequest::Accept { .. } => "accept",
             ClientRequest::Decline { .. } => "decline",
             ClientRequest::History { .. } => "history",
-            ClientRequest::Conversations => "conversations",
+            ClientRequest::Conversations(_) => "conversations",
             ClientRequest::Read { .. } => "read",
             ClientRequest::Typing { .. } => "typing",
             ClientRequest::Pay { .. } => "pay",
@@ -235,6 +238,13 @@ fn parse_request(
     }
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
+    struct Inbox {
+        limit: Option<u32>,
+        before: Option<String>,
+        before_id: Option<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
     struct Read {
         conversation_id: String,
         seq: u64,
@@ -316,7 +326,11 @@ fn parse_request(
                 limit,
             }
         }
-        "conversations" => ClientRequest::Conversations,
+        "conversations" => {
+            let f: Inbox = fields(obj)?;
+            let paging = InboxPaging::parse(f.limit, f.before.as_deref(), f.before_id.as_deref());
+            ClientRequest::Conversations(paging.map_err(bad)?)
+        }
         "read" => {
             let f: Read = fields(obj)?;
             ClientRequest::Read {

@@ -5,6 +5,7 @@
 pub mod admin;
 mod client;
 mod codes;
+mod inbox;
 mod json;
 mod server;
 
@@ -12,6 +13,7 @@ pub use client::{
     parse_client_frame, validate_members, ClientFrame, ClientRequest, FrameError, SendTarget,
 };
 pub use codes::ErrorCode;
+pub use inbox::{InboxPaging, DEFAULT_INBOX_LIMIT, MAX_INBOX_LIMIT};
 pub use json::parse_strict;
 pub use server::{ConversationView, InvitationView, MessageView, PaymentView, ServerFrame};
 

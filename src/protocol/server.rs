@@ -59,6 +59,10 @@ pub struct ConversationView {
     /// client can say who has seen what after a reload. One entry per member.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_by: Option<BTreeMap<Username, u64>>,
+    /// The last activity (SPEC v2 inbox): the newest message's `sentAt`, or
+    /// when the conversation was made. Only in the inbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
 }
 
 impl ConversationView {
@@ -71,21 +75,27 @@ impl ConversationView {
             last_seq: c.last_seq,
             last_read_seq,
             read_by: None,
+            updated_at: None,
         }
     }
 
-    /// A conversation as listed: with the caller's and every member's marker.
-    pub fn listed(c: &Conversation, last_read_seq: u64, read_by: BTreeMap<Username, u64>) -> Self {
+    /// A conversation as the inbox lists it: with the caller's and every
+    /// member's marker and its last activity.
+    pub fn listed(s: &crate::store::ConversationSummary) -> Self {
         ConversationView {
-            read_by: Some(read_by),
-            ..ConversationView::new(c, Some(last_read_seq))
+            read_by: Some(s.read_by.clone()),
+            updated_at: Some(rfc3339_ms(s.updated_at)),
+            ..ConversationView::new(&s.conversation, Some(s.last_read_seq))
         }
     }
 
     /// A conversation just created: nobody has read anything in it yet.
     pub fn created(c: &Conversation) -> Self {
         let nobody = c.members.iter().map(|m| (m.clone(), 0)).collect();
-        ConversationView::listed(c, 0, nobody)
+        ConversationView {
+            read_by: Some(nobody),
+            ..ConversationView::new(c, Some(0))
+        }
     }
 }
 
@@ -247,6 +257,9 @@ pub enum ServerFrame {
     #[serde(rename_all = "camelCase")]
     Conversations {
         items: Vec<ConversationView>,
+        /// Extension: more follow; ask again with `before` (and `beforeId`)
+        /// of the last item.
+        has_more: bool,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
         trace_id: TraceId,

@@ -19,9 +19,9 @@ use std::path::Path;
 pub use error::{StoreError, StoreResult};
 pub use sqlite::SqliteOptions;
 pub use types::{
-    AppendOutcome, Completion, ConversationSummary, HistoryPage, HistoryQuery, Invitation,
-    Invitations, Join, Leave, NewGroup, NewInvitation, NewMessage, NewPayment, NewUser, Pair,
-    PaymentFilter, Quota, SagaMove, UserRecord,
+    AppendOutcome, Completion, ConversationSummary, HistoryPage, HistoryQuery, InboxCursor,
+    InboxPage, InboxQuery, Invitation, Invitations, Join, Leave, NewGroup, NewInvitation,
+    NewMessage, NewPayment, NewUser, Pair, PaymentFilter, Quota, SagaMove, UserRecord,
 };
 
 use crate::config::StorageSettings;
@@ -214,6 +214,14 @@ impl Store {
 
     pub async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
         on_backend!(self.conversation(id))
+    }
+
+    /// One page of the user's conversations, newest activity first (see
+    /// `InboxQuery`): what `GET /api/conversations` and the `conversations`
+    /// frame answer. Computed from the conversations on each call; the
+    /// projected inbox of SPEC v2 (last message, unread counts) is not built yet.
+    pub async fn inbox(&self, q: InboxQuery) -> StoreResult<InboxPage> {
+        on_backend!(self.inbox(q))
     }
 
     pub async fn conversations_of(&self, user: Username) -> StoreResult<Vec<ConversationSummary>> {

@@ -91,6 +91,34 @@ pub struct ConversationSummary {
     /// Every member's read marker, the caller's included: one entry per
     /// member, so as bounded as the membership (`limits.max_group_members`).
     pub read_by: BTreeMap<Username, u64>,
+    /// The last activity, in ms: the newest message's `sent_at`, or when the
+    /// conversation was made if it has none.
+    pub updated_at: i64,
+}
+
+/// A page of `user`'s conversations, newest activity first (by
+/// `updated_at`, then conversation id, both descending): at most `limit`,
+/// all before `before` when given.
+#[derive(Debug, Clone)]
+pub struct InboxQuery {
+    pub user: Username,
+    pub limit: u32,
+    pub before: Option<InboxCursor>,
+}
+
+/// Where a page of the inbox starts: after the conversations last active at
+/// `updated_at`, or, with `id`, after that one among those active in the
+/// same millisecond (so a page boundary never skips a tie).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxCursor {
+    pub updated_at: i64,
+    pub id: Option<ConversationId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InboxPage {
+    pub items: Vec<ConversationSummary>,
+    pub has_more: bool,
 }
 
 /// A new group: these members (the creator included by the caller), and

@@ -13,6 +13,7 @@ mod bad_input;
 mod chat;
 mod cluster;
 mod cluster_link;
+mod inbox;
 mod invitations;
 mod lifecycle;
 mod limits;

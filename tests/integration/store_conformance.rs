@@ -14,8 +14,9 @@ use parley::domain::{
 };
 use parley::store::redis::{ClusterEvent, EventKind, RedisOptions};
 use parley::store::{
-    Completion, HistoryQuery, Invitations, Join, Leave, NewGroup, NewInvitation, NewMessage,
-    NewPayment, NewUser, Pair, PaymentFilter, Quota, SagaMove, Store, StoreError,
+    Completion, HistoryQuery, InboxCursor, InboxQuery, Invitations, Join, Leave, NewGroup,
+    NewInvitation, NewMessage, NewPayment, NewUser, Pair, PaymentFilter, Quota, SagaMove, Store,
+    StoreError,
 };
 use tempfile::TempDir;
 
@@ -238,7 +239,7 @@ macro_rules! every_check {
             conversations_list_every_members_marker, contacts, concurrent_appends_are_gap_free,
             payments_hold_move_and_return_money, payment_lookups_and_listing,
             invitations_wait_for_their_answer, invitations_are_bounded_and_atomic_with_groups,
-            consent_and_the_quota_count_only_what_a_user_did,
+            consent_and_the_quota_count_only_what_a_user_did, inbox_pages_by_last_activity,
             $($extra),*);
     };
 }
@@ -1000,6 +1001,96 @@ async fn history_edges(store: &Store) {
             .await,
         Err(StoreError::NotMember)
     ));
+}
+
+fn inbox(user: &str, limit: u32, before: Option<InboxCursor>) -> InboxQuery {
+    InboxQuery {
+        user: u(user),
+        limit,
+        before,
+    }
+}
+
+/// The inbox: newest activity first (the last message's time, else the
+/// creation's), ties by conversation id; pages that follow each other with
+/// the last item's cursor list every conversation once.
+async fn inbox_pages_by_last_activity(store: &Store) {
+    users(store, &["alice", "bob"]).await;
+    let mut groups = Vec::new();
+    for i in 0..5 {
+        let members = vec![u("alice"), u("bob")];
+        let g = store
+            .create_group(new_group(format!("g{i}"), members, None, None))
+            .await
+            .unwrap();
+        groups.push(g.id);
+    }
+    // Two conversations active in the same millisecond, after every creation.
+    let later = parley::domain::now_ms() + 86_400_000;
+    for (g, cmid) in [(groups[1], "a"), (groups[3], "b")] {
+        let m = NewMessage {
+            sent_at: later,
+            ..msg(g, "bob", cmid, "hi")
+        };
+        store.append(m).await.unwrap();
+    }
+    let all = store.inbox(inbox("alice", 200, None)).await.unwrap();
+    assert!(!all.has_more);
+    let order: Vec<_> = all
+        .items
+        .iter()
+        .map(|s| (s.updated_at, s.conversation.id))
+        .collect();
+    let mut expected = order.clone();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(order, expected, "newest activity first, ties by id");
+    assert_eq!(order.len(), 5);
+    let mut tied = vec![groups[1], groups[3]];
+    tied.sort_by(|a, b| b.to_string().cmp(&a.to_string()));
+    assert_eq!(vec![order[0].1, order[1].1], tied);
+    assert_eq!((order[0].0, order[1].0), (later, later));
+    assert_eq!(all.items[0].conversation.last_seq, 1);
+    assert_eq!(
+        all.items[0].last_read_seq, 0,
+        "bob's message is unread for alice"
+    );
+    // Two at a time with the last item's cursor: every one once, in order.
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.inbox(inbox("alice", 2, before)).await.unwrap();
+        assert!(page.items.len() <= 2);
+        paged.extend(page.items.iter().map(|s| (s.updated_at, s.conversation.id)));
+        let Some(last) = page.items.last() else { break };
+        before = Some(InboxCursor {
+            updated_at: last.updated_at,
+            id: Some(last.conversation.id),
+        });
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(paged, order);
+    // Without the id a cursor skips the whole millisecond.
+    let past_tie = InboxCursor {
+        updated_at: later,
+        id: None,
+    };
+    let rest = store
+        .inbox(inbox("alice", 200, Some(past_tie)))
+        .await
+        .unwrap();
+    let rest: Vec<_> = rest.items.iter().map(|s| s.conversation.id).collect();
+    assert_eq!(rest, order[2..].iter().map(|o| o.1).collect::<Vec<_>>());
+    // Exactly a page: nothing more. Only the user's own conversations.
+    let exact = store.inbox(inbox("alice", 5, None)).await.unwrap();
+    assert_eq!((exact.items.len(), exact.has_more), (5, false));
+    remove(store, groups[4], "bob").await.unwrap();
+    let bobs = store.inbox(inbox("bob", 200, None)).await.unwrap();
+    assert_eq!(bobs.items.len(), 4);
+    assert!(bobs.items.iter().all(|s| s.conversation.id != groups[4]));
+    let none = store.inbox(inbox("nobody", 10, None)).await.unwrap();
+    assert!(none.items.is_empty() && !none.has_more);
 }
 
 async fn conversations_list_in_creation_order(store: &Store) {

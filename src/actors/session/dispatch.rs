@@ -440,32 +440,24 @@ impl SessionActor {
                     .map(move |res, _, _| reply.respond(res)),
                 );
             }
-            ClientRequest::Conversations => {
-                let reply =
-                    self.responder(reference, trace, |items: Vec<ConversationView>, r, t| {
+            ClientRequest::Conversations(paging) => {
+                let reply = self.responder(
+                    reference,
+                    trace,
+                    |(items, has_more): (Vec<ConversationView>, bool), r, t| {
                         Some(ServerFrame::Conversations {
                             items,
+                            has_more,
                             reference: r,
                             trace_id: t.trace_id,
                         })
-                    });
+                    },
+                );
                 let store = self.deps.store.clone();
                 ctx.spawn(
-                    async move {
-                        let list = store.conversations_of(me).await?;
-                        Ok(list
-                            .into_iter()
-                            .map(|s| {
-                                ConversationView::listed(
-                                    &s.conversation,
-                                    s.last_read_seq,
-                                    s.read_by,
-                                )
-                            })
-                            .collect())
-                    }
-                    .into_actor(self)
-                    .map(move |res, _, _| reply.respond(res)),
+                    async move { Ok(crate::actors::inbox::page(&store, me, paging).await?) }
+                        .into_actor(self)
+                        .map(move |res, _, _| reply.respond(res)),
                 );
             }
             ClientRequest::Pay {

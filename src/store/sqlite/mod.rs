@@ -29,7 +29,7 @@ use crate::domain::{Conversation, ConversationId, Payment, PaymentId, Username};
 use crate::store::{
     HistoryQuery, Join, Leave, NewGroup, NewInvitation, NewPayment, Pair, SagaMove,
 };
-use crate::store::{PaymentFilter, StoreResult};
+use crate::store::{InboxPage, InboxQuery, PaymentFilter, StoreResult};
 use writer::WriteOp;
 
 #[derive(Debug, Clone)]
@@ -287,6 +287,10 @@ impl SqliteStore {
 
     pub async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
         self.read(move |c| queries::conversation(c, id)).await
+    }
+
+    pub async fn inbox(&self, q: InboxQuery) -> StoreResult<InboxPage> {
+        self.read(move |c| reads::inbox(c, &q)).await
     }
 
     pub async fn conversations_of(&self, user: Username) -> StoreResult<Vec<ConversationSummary>> {

@@ -5,9 +5,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::payments::{payment_row, PAYMENT_COLUMNS};
 use super::queries::{self, MESSAGE_COLUMNS};
 use crate::domain::{Payment, PaymentStatus, Username};
-use crate::store::HistoryQuery;
 use crate::store::StoreResult;
 use crate::store::{ConversationSummary, HistoryPage, StoreError, UserRecord};
+use crate::store::{HistoryQuery, InboxPage, InboxQuery};
 
 pub fn user(conn: &Connection, name: &Username) -> StoreResult<Option<UserRecord>> {
     Ok(conn
@@ -36,28 +36,69 @@ pub fn conversations_of(
     Ok(list)
 }
 
+/// A member's conversation with its last activity: the newest message's
+/// time (one primary-key lookup), else when it was made.
+const LISTED: &str = "SELECT m.conversation_id AS id, m.last_read_seq AS last_read,
+        COALESCE(msg.sent_at, c.created_at) AS updated, c.created_at AS created
+    FROM members m
+    JOIN conversations c ON c.id = m.conversation_id
+    LEFT JOIN messages msg ON msg.conversation_id = c.id AND msg.seq = c.last_seq
+    WHERE m.username = ?1";
+
 fn conversations_in_tx(
     conn: &Connection,
     user: &Username,
 ) -> StoreResult<Vec<ConversationSummary>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT m.conversation_id, m.last_read_seq FROM members m
-         JOIN conversations c ON c.id = m.conversation_id
-         WHERE m.username = ?1 ORDER BY c.created_at, c.id",
-    )?;
+    let sql = format!("SELECT id, last_read, updated FROM ({LISTED}) ORDER BY created, id");
+    let rows = listed(conn, &sql, params![user.as_str()])?;
+    summaries(conn, rows)
+}
+
+/// See `Store::inbox`. Reads `limit + 1` rows: the extra one only says that
+/// more follow.
+pub fn inbox(conn: &Connection, q: &InboxQuery) -> StoreResult<InboxPage> {
+    let tx = conn.unchecked_transaction()?;
+    // No cursor: before everything. A cursor without an id: before that
+    // millisecond; with one: before that conversation within it.
+    let (before, tie) = match q.before {
+        None => (i64::MAX, None),
+        Some(c) => (c.updated_at, c.id.map(|id| id.to_string())),
+    };
+    let sql = format!(
+        "SELECT id, last_read, updated FROM ({LISTED})
+         WHERE updated < ?2 OR (updated = ?2 AND ?3 IS NOT NULL AND id < ?3)
+         ORDER BY updated DESC, id DESC LIMIT ?4"
+    );
+    let fetch = i64::from(q.limit) + 1;
+    let mut rows = listed(&tx, &sql, params![q.user.as_str(), before, tie, fetch])?;
+    let has_more = rows.len() > q.limit as usize;
+    rows.truncate(q.limit as usize);
+    let items = summaries(&tx, rows)?;
+    tx.commit()?;
+    Ok(InboxPage { items, has_more })
+}
+
+type Listed = (String, i64, i64);
+
+fn listed(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> StoreResult<Vec<Listed>> {
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt
-        .query_map(params![user.as_str()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+        .query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<Vec<Listed>, _>>()?;
+    Ok(rows)
+}
+
+/// Each listed conversation with its members and read markers (two lookups each).
+fn summaries(conn: &Connection, rows: Vec<Listed>) -> StoreResult<Vec<ConversationSummary>> {
     let mut out = Vec::with_capacity(rows.len());
-    for (id, last_read) in rows {
+    for (id, last_read, updated) in rows {
         let id = queries::conversation_id(&id)?;
         if let Some(conversation) = queries::conversation(conn, id)? {
             out.push(ConversationSummary {
                 read_by: queries::read_by(conn, id)?,
                 conversation,
                 last_read_seq: last_read as u64,
+                updated_at: updated,
             });
         }
     }

@@ -1,7 +1,7 @@
 //! Conversations, their members and read markers.
 
 use super::scripts::{
-    CONTACTS, CONVS_OF, CONV_GET, DIRECT, GROUP_CREATE, MEMBER_ADD, MEMBER_REMOVE, READ_SET,
+    CONTACTS, CONVS_OF, CONV_GET, DIRECT, GROUP_CREATE, INBOX, MEMBER_ADD, MEMBER_REMOVE, READ_SET,
     STARTED,
 };
 
@@ -17,7 +17,7 @@ use crate::store::redis::EventKind;
 use crate::store::redis::RedisStore;
 use crate::store::StoreResult;
 use crate::store::{ConversationSummary, Quota, StoreError};
-use crate::store::{Join, Leave, NewGroup, Pair};
+use crate::store::{InboxPage, InboxQuery, Join, Leave, NewGroup, Pair};
 
 #[derive(serde::Deserialize)]
 struct SummaryWire {
@@ -25,6 +25,24 @@ struct SummaryWire {
     read: String,
     /// Every member's marker, flat: member, seq, member, seq, ...
     reads: List<String>,
+    updated: String,
+}
+
+#[derive(serde::Deserialize)]
+struct InboxWire {
+    items: List<SummaryWire>,
+    more: bool,
+}
+
+impl SummaryWire {
+    fn into_summary(self) -> StoreResult<ConversationSummary> {
+        Ok(ConversationSummary {
+            conversation: self.conv.into_conversation()?,
+            last_read_seq: wire::number("read marker", &self.read)?,
+            read_by: wire::read_marks(&self.reads.0)?,
+            updated_at: wire::number("last activity", &self.updated)?,
+        })
+    }
 }
 
 impl RedisStore {
@@ -143,16 +161,29 @@ impl RedisStore {
         let list: List<SummaryWire> = self
             .eval_some(TraceContext::random(), &CONVS_OF, vec![user.to_string()])
             .await?;
-        list.0
-            .into_iter()
-            .map(|s| {
-                Ok(ConversationSummary {
-                    conversation: s.conv.into_conversation()?,
-                    last_read_seq: wire::number("read marker", &s.read)?,
-                    read_by: wire::read_marks(&s.reads.0)?,
-                })
-            })
-            .collect()
+        list.0.into_iter().map(SummaryWire::into_summary).collect()
+    }
+
+    /// See `Store::inbox`.
+    pub async fn inbox(&self, q: InboxQuery) -> StoreResult<InboxPage> {
+        let (before, tie) = match q.before {
+            None => (String::new(), String::new()),
+            Some(c) => (
+                c.updated_at.to_string(),
+                c.id.map(|id| id.to_string()).unwrap_or_default(),
+            ),
+        };
+        let args = vec![q.user.to_string(), q.limit.to_string(), before, tie];
+        let page: InboxWire = self.eval_some(TraceContext::random(), &INBOX, args).await?;
+        Ok(InboxPage {
+            items: page
+                .items
+                .0
+                .into_iter()
+                .map(SummaryWire::into_summary)
+                .collect::<StoreResult<_>>()?,
+            has_more: page.more,
+        })
     }
 
     /// How many conversations `user` started or accepted.

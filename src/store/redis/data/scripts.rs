@@ -29,6 +29,7 @@ script!(READ_SET, "read_set.lua");
 script!(APPEND, "append.lua");
 script!(HISTORY, "history.lua");
 script!(CONVS_OF, "convs_of.lua");
+script!(INBOX, "inbox.lua");
 script!(CONTACTS, "contacts.lua");
 script!(INVITE, "invite.lua");
 script!(INVITE_DECLINE, "invite_decline.lua");

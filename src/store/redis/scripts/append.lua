@@ -29,7 +29,9 @@ end
 local seq = string.format('%d', tonumber(redis.call('HGET', ck, 'seq')) + 1)
 redis.call('XADD', k_log(conv), seq .. '-0', 'id', msg_id, 'user', sender,
   'cmid', cmid, 'kind', kind, 'text', text, 'at', at, 'trace', trace)
-redis.call('HSET', ck, 'seq', seq)
+-- `updated`: the last activity the inbox orders by (SQLite reads it off the
+-- newest message instead).
+redis.call('HSET', ck, 'seq', seq, 'updated', at)
 redis.call('HSET', k_dedup(conv), dedup, seq)
 -- One's own message is never unread: the sender's marker moves up to it
 -- (never down; the HEXISTS above found the field).

@@ -51,6 +51,13 @@ local function conversation(id)
           members = redis.call('HKEYS', k_members(id))}
 end
 
+-- A conversation's last activity in ms, as a string: its newest message's
+-- time, else when it was made.
+local function updated_at(id)
+  local t = redis.call('HMGET', k_conv(id), 'updated', 'created')
+  return t[1] or t[2] or '0'
+end
+
 local function create_conversation(id, kind, name, now, members)
   if redis.call('EXISTS', k_conv(id)) == 1 then
     return false
