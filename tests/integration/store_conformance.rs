@@ -1046,7 +1046,7 @@ async fn inbox_pages_by_last_activity(store: &Store) {
     assert_eq!(order, expected, "newest activity first, ties by id");
     assert_eq!(order.len(), 5);
     let mut tied = vec![groups[1], groups[3]];
-    tied.sort_by(|a, b| b.to_string().cmp(&a.to_string()));
+    tied.sort_by_key(|id| std::cmp::Reverse(id.to_string()));
     assert_eq!(vec![order[0].1, order[1].1], tied);
     assert_eq!((order[0].0, order[1].0), (later, later));
     assert_eq!(all.items[0].conversation.last_seq, 1);
