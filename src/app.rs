@@ -29,7 +29,7 @@ use crate::payments::{PaymentRouter, ProviderClient};
 use crate::store::redis::RedisOptions;
 use crate::store::Store;
 use crate::supervision::faults::Faults;
-use crate::supervision::policy::RestartType;
+use crate::supervision::policy::{Backoff, RestartType};
 use crate::supervision::{install_panic_hook, ChildSpec, Supervisor};
 use parley_provider::{self as provider, ProviderOptions, ProviderState};
 use tokio::sync::watch;
@@ -191,8 +191,13 @@ impl Application {
             registry: registry.clone(),
             faults: faults.clone(),
             deadline: settings.payments.retry_deadline,
-            retry_base: settings.payments.retry_base,
-            retry_max: settings.payments.retry_max,
+            retry: Backoff {
+                base: settings.payments.retry_base,
+                max: settings.payments.retry_max,
+                jitter: settings.supervision.payments.backoff.jitter,
+                // One step's tries end with the step (or its deadline).
+                reset_after: Duration::MAX,
+            },
             lease: settings.payments.saga_lease,
         };
         let webhook = settings.alert_webhook.clone().and_then(|url| {

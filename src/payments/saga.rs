@@ -7,7 +7,9 @@
 //! idempotency keys, the store's step transitions and the message's
 //! clientMsgId make a repeat harmless.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
 
 use crate::actors::breaker::CallError;
 use crate::actors::conversation::ConvRequest;
@@ -21,6 +23,7 @@ use crate::protocol::ServerFrame;
 use crate::store::redis::EventKind;
 use crate::store::{Pair, SagaMove, Store, StoreError};
 use crate::supervision::faults::{Faults, Injected};
+use crate::supervision::policy::{Backoff, BackoffState};
 use crate::supervision::{Envelope, Responder, TraceScope};
 use crate::traces::{self, ActorRef};
 
@@ -38,8 +41,11 @@ pub struct SagaDeps {
     pub faults: std::sync::Arc<Faults>,
     /// After this long without a definite answer, compensate.
     pub deadline: Duration,
-    pub retry_base: Duration,
-    pub retry_max: Duration,
+    /// Pauses between tries of a store write or a provider call: doubling
+    /// from `payments.retry_base_ms` to `payments.retry_max_ms`, each cut by
+    /// a random share of up to `supervision.backoff_jitter`, so sagas that
+    /// failed together (an outage) do not all retry in the same instant.
+    pub retry: Backoff,
     /// Cluster mode: how long a saga lease lasts unrenewed.
     pub lease: Duration,
 }
@@ -52,16 +58,18 @@ pub enum SagaEnd {
     Stopped,
 }
 
+/// The retries of one step (see `SagaDeps::retry`).
 struct Retry {
-    delay: Duration,
-    max: Duration,
+    policy: Backoff,
+    state: BackoffState,
 }
 
 impl Retry {
-    /// Sleeps with exponential backoff (a timer, never a busy loop).
+    /// Sleeps with jittered exponential backoff (a timer, never a busy loop).
     async fn pause(&mut self) {
-        tokio::time::sleep(self.delay).await;
-        self.delay = (self.delay * 2).min(self.max);
+        let unit = rand::thread_rng().gen::<f64>();
+        let delay = self.state.next_delay(&self.policy, Instant::now(), unit);
+        tokio::time::sleep(delay).await;
     }
 }
 
@@ -119,8 +127,8 @@ impl SagaDeps {
 
     fn retry(&self) -> Retry {
         Retry {
-            delay: self.retry_base,
-            max: self.retry_max,
+            policy: self.retry.clone(),
+            state: BackoffState::default(),
         }
     }
 
