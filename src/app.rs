@@ -23,7 +23,7 @@ use crate::cluster::{ClusterHandle, ClusterLink};
 use crate::config::{Settings, StorageBackend};
 use crate::domain::TraceContext;
 use crate::http::{self, AppState};
-use crate::limits::{LoginRules, LoginThrottle};
+use crate::limits::{LoginRules, LoginThrottle, WriteLimiter, WriteRate};
 use crate::payments::saga::SagaDeps;
 use crate::payments::{PaymentRouter, ProviderClient};
 use crate::store::redis::RedisOptions;
@@ -261,6 +261,17 @@ impl Application {
                 window: settings.limits.login_window,
                 capacity: settings.limits.login_tracker_capacity,
             }),
+            writes: WriteLimiter::new(
+                WriteRate {
+                    per_sec: settings.limits.http_writes_per_sec,
+                    burst: settings.limits.http_write_burst,
+                },
+                WriteRate {
+                    per_sec: settings.limits.http_address_writes_per_sec,
+                    burst: settings.limits.http_address_write_burst,
+                },
+                settings.limits.http_write_tracker_capacity,
+            ),
         });
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("binding {}", settings.server.listen))?;

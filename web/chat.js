@@ -77,6 +77,7 @@ const state = {
   refSeq: 0,
   convRequest: null,         // ref of the `conversations` request in flight
   convListing: [],           // the pages of the inbox gathered so far
+  convListingNewest: 0,      // the newest updatedAt of the listing's first page (ms)
   convRequestAgain: false,
   presence: new Map(),       // username -> 'online' | 'offline' (contacts only, as the server tells)
   lastSeen: new Map(),       // username -> ms their last session closed (offline contacts only)
@@ -770,6 +771,7 @@ function onConversations(f) {
   const page = Array.isArray(f.items) ? f.items : [];
   if (!ctx || ctx.kind !== 'conversations') return;
   const items = ctx.first ? page : [...state.convListing, ...page];
+  if (ctx.first) state.convListingNewest = page.length ? Date.parse(page[0].updatedAt) : 0;
   const last = page[page.length - 1];
   if (f.hasMore && last) {
     state.convListing = items;
@@ -793,9 +795,11 @@ function onConversations(f) {
   });
   // A conversation that was in an earlier list and is missing now was left
   // from another session. One known only from a frame (`created`, a message)
-  // may be newer than this list, so it stays.
+  // may be newer than this list, so it stays; so does one active since the
+  // first page was read (it moved ahead of the later pages' cursor).
   for (const conv of [...state.convs.values()]) {
-    if (!seen.has(conv.id) && conv.listed) removeConv(conv.id);
+    const movedUp = conv.activity > state.convListingNewest;
+    if (!seen.has(conv.id) && conv.listed && !movedUp) removeConv(conv.id);
   }
   if (state.draftTo) {
     const direct = findDirect(state.draftTo);

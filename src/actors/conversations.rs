@@ -175,9 +175,7 @@ impl ConversationRouter {
         }
     }
 
-    /// The ended actors' positions (see `Shared::remembered`); a panic
-    /// while it was held cannot leave the map half-changed, so a poisoned
-    /// lock is taken as it is.
+    /// The ended actors' positions (see `Shared::remembered`).
     fn remembered(&self) -> MutexGuard<'_, HashMap<ConversationId, u64>> {
         self.shared.remembered.lock()
     }

@@ -60,9 +60,8 @@ impl From<StoreError> for ChatError {
                 ChatError::Unavailable("the store is overloaded, retry later".into())
             }
             StoreError::Closed => ChatError::Unavailable("the store is shutting down".into()),
-            StoreError::Lost => ChatError::Unavailable(StoreError::Lost.to_string()),
             StoreError::Unavailable { .. } => ChatError::Unavailable(e.to_string()),
-            StoreError::Backend { .. } => {
+            StoreError::Backend { .. } | StoreError::Lost => {
                 tracing::error!(error = %e, "storage failure");
                 ChatError::Internal("storage failure".into())
             }

@@ -21,6 +21,11 @@ pub(super) struct RawLimits {
     frames_per_sec: u64,
     frame_burst: u64,
     rate_limited_close_after: u64,
+    http_writes_per_sec: u64,
+    http_write_burst: u64,
+    http_address_writes_per_sec: u64,
+    http_address_write_burst: u64,
+    http_write_tracker_capacity: u64,
     login_failures_per_address: u64,
     /// Was `login_failures_per_account` (per account alone) before the
     /// throttle counted pairs; the old key still reads as this one.
@@ -45,6 +50,11 @@ impl Default for RawLimits {
             frames_per_sec: 50,
             frame_burst: 200,
             rate_limited_close_after: 50,
+            http_writes_per_sec: 10,
+            http_write_burst: 50,
+            http_address_writes_per_sec: 100,
+            http_address_write_burst: 500,
+            http_write_tracker_capacity: 100_000,
             login_failures_per_address: 20,
             login_failures_per_account_address: 5,
             login_first_delay_secs: 5,
@@ -71,6 +81,14 @@ pub struct LimitSettings {
     pub frame_burst: u32,
     /// Refused frames, without a second's pause, before the session is closed.
     pub rate_limited_close_after: u32,
+    /// HTTP writes behind a token (`limits::WriteLimiter`), per user and per
+    /// client address: token bucket rate (0: no limit) and burst.
+    pub http_writes_per_sec: u32,
+    pub http_write_burst: u32,
+    pub http_address_writes_per_sec: u32,
+    pub http_address_write_burst: u32,
+    /// Users, and addresses, whose write buckets are kept.
+    pub http_write_tracker_capacity: usize,
     /// Failed logins before logins wait (`limits::LoginThrottle`); 0: not
     /// counted.
     pub login_failures_per_address: u32,
@@ -119,6 +137,30 @@ impl RawLimits {
                 "rate_limited_close_after",
                 self.rate_limited_close_after,
                 MAX_COUNT,
+            )?,
+            http_writes_per_sec: SECTION.at_most(
+                "http_writes_per_sec",
+                self.http_writes_per_sec,
+                MAX_COUNT,
+            )?,
+            http_write_burst: SECTION.positive_at_most(
+                "http_write_burst",
+                self.http_write_burst,
+                MAX_COUNT,
+            )?,
+            http_address_writes_per_sec: SECTION.at_most(
+                "http_address_writes_per_sec",
+                self.http_address_writes_per_sec,
+                MAX_COUNT,
+            )?,
+            http_address_write_burst: SECTION.positive_at_most(
+                "http_address_write_burst",
+                self.http_address_write_burst,
+                MAX_COUNT,
+            )?,
+            http_write_tracker_capacity: SECTION.positive(
+                "http_write_tracker_capacity",
+                self.http_write_tracker_capacity,
             )?,
             login_failures_per_address: SECTION.at_most(
                 "login_failures_per_address",

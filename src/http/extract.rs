@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
@@ -121,6 +122,21 @@ impl AuthUser {
             .ok_or_else(|| unauthorized("a bearer token is required"))?
             .map_err(|e| unauthorized(&e.to_string()))?;
         let admin = state.deps.settings.is_admin(&username);
+        // Reads are bounded by what they return; writes cost the store and
+        // the other members, so they are counted (see `limits::WriteLimiter`).
+        if !req.method().is_safe() {
+            let address = req.peer_addr().map(|a| a.ip());
+            if let Err(wait) = state.writes.take(&username, address, Instant::now()) {
+                metrics::counter!("parley_rate_limited_total", "what" => "http_write").increment(1);
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                return Err(ApiError::new(
+                    ErrorCode::RateLimited,
+                    format!("too many writes; retry in {secs} s"),
+                    trace,
+                )
+                .retry_after(secs));
+            }
+        }
         Ok(AuthUser {
             username,
             admin,

@@ -32,6 +32,9 @@ pub struct AppState {
     pub tokens: Tokens,
     /// Failed logins per address and per (account, address) (`limits.login_*`).
     pub logins: crate::limits::LoginThrottle,
+    /// HTTP writes per user and per address (`limits.http_*write*`),
+    /// checked by `AuthUser` for every write behind a token.
+    pub writes: crate::limits::WriteLimiter,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

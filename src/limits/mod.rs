@@ -7,7 +7,9 @@
 mod bucket;
 mod frames;
 mod login;
+mod writes;
 
 pub use bucket::{FrameLimiter, Verdict};
 pub use frames::{first_refusal, FrameGuard, Refusal, MAX_FRAGMENTS};
 pub use login::{address_key, Attempt, LoginRules, LoginThrottle};
+pub use writes::{WriteLimiter, WriteRate};

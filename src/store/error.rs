@@ -33,8 +33,9 @@ pub enum StoreError {
     Closed,
     /// The store dropped the request before answering: its writer failed
     /// mid-batch or its task was cancelled. The write may or may not have
-    /// been made; a retry with the same clientMsgId is deduplicated.
-    #[error("the store stopped before answering; retry")]
+    /// been made, so it is `internal`, not a "retry": only a message (by its
+    /// clientMsgId) or a payment (by its key) is safe to send again.
+    #[error("the store stopped before answering: the write may or may not have been made")]
     Lost,
     /// The backend failed or answered with something unreadable.
     #[error("storage failure: {reason}{}", colon(.cause))]
@@ -84,11 +85,10 @@ impl StoreError {
             StoreError::BadRequest(_) => ErrorCode::BadRequest,
             StoreError::InsufficientFunds => ErrorCode::InsufficientFunds,
             StoreError::Forbidden(_) => ErrorCode::Forbidden,
-            StoreError::Busy
-            | StoreError::Closed
-            | StoreError::Lost
-            | StoreError::Unavailable { .. } => ErrorCode::Unavailable,
-            StoreError::Backend { .. } => ErrorCode::Internal,
+            StoreError::Busy | StoreError::Closed | StoreError::Unavailable { .. } => {
+                ErrorCode::Unavailable
+            }
+            StoreError::Backend { .. } | StoreError::Lost => ErrorCode::Internal,
         }
     }
 }

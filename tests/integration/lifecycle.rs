@@ -181,6 +181,9 @@ async fn a_slow_consumer_is_closed_with_1008_and_keeps_its_history() {
     let app = spawn_app_with(|s| {
         s.session.outbound_queue = 32;
         s.session.slow_consumer_close_grace = Duration::from_secs(60);
+        // The flood below is the point: no limit on HTTP writes.
+        s.limits.http_writes_per_sec = 0;
+        s.limits.http_address_writes_per_sec = 0;
     })
     .await;
     let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;

@@ -194,3 +194,67 @@ async fn a_user_in_too_many_conversations_may_not_start_another() {
     let (status, body) = app.post_payment(&alice.token, "bob", 5, "k2").await;
     assert_eq!(status, 202, "{body}");
 }
+
+/// Posts one message over HTTP; the status and the `Retry-After` seconds.
+async fn post_once(app: &TestApp, token: &str, id: &str, n: u32) -> (u16, Option<u64>, String) {
+    let res = app
+        .http
+        .post(app.url(&format!("/api/conversations/{id}/messages")))
+        .bearer_auth(token)
+        .json(&json!({"text": format!("burst {n}"), "clientMsgId": format!("b{n}")}))
+        .send()
+        .await
+        .expect("request");
+    let status = res.status().as_u16();
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    (status, retry, res.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_burst_of_http_writes_is_limited_per_user_and_per_address() {
+    let app = spawn_app_with(|s| {
+        s.limits.http_writes_per_sec = 2;
+        s.limits.http_write_burst = 10;
+        s.limits.http_address_writes_per_sec = 2;
+        s.limits.http_address_write_burst = 25;
+    })
+    .await;
+    let [alice, bob] = app.users(["alice", "bob"]).await;
+    let id = app.group(&alice.token, "burst", &["bob"]).await;
+    // 40 at once from alice: her burst of 10 passes (the group took one
+    // write), the rest are refused with a time to come back.
+    let sends = (0..40).map(|n| post_once(&app, &alice.token, &id, n));
+    let answers = futures_util::future::join_all(sends).await;
+    let passed = answers.iter().filter(|a| a.0 == 201).count();
+    assert!((9..=11).contains(&passed), "{passed} of 40 passed");
+    for (status, retry, body) in answers.iter().filter(|a| a.0 != 201) {
+        assert_eq!(*status, 429, "{body}");
+        assert!(body.contains("\"code\":\"rate_limited\""), "{body}");
+        assert!(retry.is_some_and(|s| (1..=2).contains(&s)), "{retry:?}");
+    }
+    // Reads are not writes; bob has a bucket of his own.
+    let (status, _) = app
+        .get(
+            &format!("/api/conversations/{id}/messages"),
+            Some(&alice.token),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(post_once(&app, &bob.token, &id, 100).await.0, 201);
+    // The address's bucket (25) is shared: bob's burst ends at what is left.
+    let mut bobs = Vec::new();
+    for n in 101..120 {
+        bobs.push(post_once(&app, &bob.token, &id, n).await.0);
+    }
+    assert!(bobs.contains(&429), "one address, one bucket: {bobs:?}");
+    // After the wait it said, alice writes again.
+    wait_for(
+        "alice's next write",
+        std::time::Duration::from_secs(10),
+        || async { (post_once(&app, &alice.token, &id, 200).await.0 == 201).then_some(()) },
+    )
+    .await;
+}

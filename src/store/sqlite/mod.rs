@@ -245,10 +245,12 @@ impl SqliteStore {
         if self.writes.send(WriteOp::Shutdown(done)).await.is_err() {
             return Ok(()); // already stopped
         }
-        match answer.await {
-            // The writer stopped before it reached the request: stopped all the same.
-            Ok(Err(StoreError::Lost)) | Err(_) => Ok(()),
-            Ok(r) => r,
+        match answer.await.unwrap_or(Err(StoreError::Lost)) {
+            // The writer is gone without reaching the request: stopped all
+            // the same. (Lost with the writer still there: the batch holding
+            // the request failed, and the writer, restarted, goes on.)
+            Err(StoreError::Lost) if self.writes.is_closed() => Ok(()),
+            r => r,
         }
     }
 

@@ -202,15 +202,16 @@ impl TestApp {
         let deadline = tokio::time::Instant::now() + timeout;
         let url = self.url("/readyz");
         loop {
-            if let Ok(res) = self.http.get(&url).send().await {
-                if res.status().is_success() {
-                    return Ok(());
-                }
-            }
+            // Exited first: another server that took the port could answer.
             if let Some(child) = self.process.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     self.process = None;
                     return Err(NotReady::Exited(status.to_string()));
+                }
+            }
+            if let Ok(res) = self.http.get(&url).send().await {
+                if res.status().is_success() {
+                    return Ok(());
                 }
             }
             if tokio::time::Instant::now() > deadline {

@@ -52,10 +52,32 @@ local function conversation(id)
 end
 
 -- A conversation's last activity in ms, as a string: its newest message's
--- time, else when it was made.
+-- time, else when it was made. `updated` is kept by append.lua; a
+-- conversation last written before it was reads its newest log entry.
 local function updated_at(id)
-  local t = redis.call('HMGET', k_conv(id), 'updated', 'created')
-  return t[1] or t[2] or '0'
+  local t = redis.call('HMGET', k_conv(id), 'updated', 'created', 'seq')
+  if t[1] then return t[1] end
+  if t[3] and t[3] ~= '0' then
+    local last = redis.call('XREVRANGE', k_log(id), '+', '-', 'COUNT', 1)[1]
+    if last then
+      local f = last[2]
+      for i = 1, #f, 2 do
+        if f[i] == 'at' then return f[i + 1] end
+      end
+    end
+  end
+  return t[2] or '0'
+end
+
+-- Whether string `a` sorts before `b` byte by byte, as SQLite compares TEXT
+-- (Lua's `<` on strings follows the locale).
+local function bytes_before(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
 end
 
 local function create_conversation(id, kind, name, now, members)
