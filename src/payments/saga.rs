@@ -127,7 +127,7 @@ impl SagaDeps {
 
     fn retry(&self) -> Retry {
         Retry {
-            policy: self.retry.clone(),
+            policy: self.retry,
             state: BackoffState::default(),
         }
     }
