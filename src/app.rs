@@ -261,6 +261,7 @@ impl Application {
                 window: settings.limits.login_window,
                 capacity: settings.limits.login_tracker_capacity,
             }),
+            grants: Default::default(),
             writes: WriteLimiter::new(
                 WriteRate {
                     per_sec: settings.limits.http_writes_per_sec,

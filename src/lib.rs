@@ -12,6 +12,7 @@ pub mod cause;
 pub mod cluster;
 pub mod config;
 pub mod domain;
+pub mod hostadmin;
 pub mod http;
 pub mod limits;
 pub mod payments;

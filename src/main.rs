@@ -1,5 +1,5 @@
-//! `parley [serve] [--config PATH] [--listen ADDR]`, `parley provider [flags]`
-//! and `parley load <scenario> [flags]`.
+//! `parley [serve] [--config PATH] [--listen ADDR]`, `parley provider [flags]`,
+//! `parley load <scenario> [flags]` and `parley admin <create-user|grant|revoke> NAME`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +28,14 @@ enum Command {
     Serve(ServeArgs),
     /// Run the simulated payment provider.
     Provider(ProviderArgs),
+    /// Admin rights, on the server's host (SPEC v2 "Admin rights").
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+        /// The configuration file (default: config.toml, when present).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Load-test a running server (scenarios: idle, chat, saturate, chaos, payments).
     Load {
         #[command(subcommand)]
@@ -36,6 +44,17 @@ enum Command {
         #[arg(long, global = true)]
         threads: Option<usize>,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Create an account with admin rights; its password is the first line
+    /// of standard input. The name must be in auth.admins to have them.
+    CreateUser { name: String },
+    /// Grant an existing account admin rights.
+    Grant { name: String },
+    /// Take an account's admin rights away.
+    Revoke { name: String },
 }
 
 #[derive(clap::Args)]
@@ -88,6 +107,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(a)) => serve(a),
         Some(Command::Provider(p)) => provider(p),
         Some(Command::Load { scenario, threads }) => load(*scenario, threads),
+        Some(Command::Admin { action, config }) => admin(action, config),
         None => serve(cli.serve),
     };
     match result {
@@ -97,6 +117,36 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn admin(action: AdminAction, config: Option<PathBuf>) -> anyhow::Result<()> {
+    use parley::hostadmin::Action;
+    let (path, must_exist) = match config {
+        Some(p) => (p, true),
+        None => (PathBuf::from("config.toml"), false),
+    };
+    let settings = Settings::load(&path, must_exist)?;
+    let name = |n: &str| {
+        parley::domain::Username::parse(n).map_err(|e| anyhow::anyhow!("username {n:?}: {e}"))
+    };
+    let action = match action {
+        AdminAction::CreateUser { name: n } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| anyhow::anyhow!("reading the password from standard input: {e}"))?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            Action::CreateUser {
+                name: name(&n)?,
+                password,
+            }
+        }
+        AdminAction::Grant { name: n } => Action::Grant(name(&n)?),
+        AdminAction::Revoke { name: n } => Action::Revoke(name(&n)?),
+    };
+    let done = actix_rt::System::new().block_on(parley::hostadmin::run(&settings, action))?;
+    println!("{done}");
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -28,6 +28,14 @@ pub async fn register(
 ) -> Result<HttpResponse, ApiError> {
     let username = Username::parse(&body.username)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("username: {e}"), trace))?;
+    // SPEC v2 "Admin rights": the operator creates these on the host.
+    if state.deps.settings.is_admin(&username) {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("username {username} is reserved"),
+            trace,
+        ));
+    }
     if !PASSWORD_CHARS.contains(&body.password.chars().count()) {
         return Err(ApiError::new(
             ErrorCode::BadRequest,
@@ -93,6 +101,9 @@ pub async fn login(
     };
     // The attempt was counted when it began; a right password takes it back.
     state.logins.succeeded(&attempt);
+    if state.deps.settings.is_admin(&record.username) {
+        state.grants.note(&record.username, record.admin);
+    }
     let (token, expires) = state.tokens.issue(&record.username, now_ms());
     Ok(HttpResponse::Ok().json(json!({ "token": token, "expiresAt": rfc3339_ms(expires) })))
 }

@@ -5,6 +5,8 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use actix_ws::CloseCode;
 use serde::Deserialize;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use super::extract::{query, JsonBody};
@@ -26,10 +28,12 @@ pub struct AdminUser(pub AuthUser);
 
 impl FromRequest for AdminUser {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        std::future::ready(AuthUser::from_req(req).and_then(|u| {
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let user = AuthUser::from_request(req, payload);
+        Box::pin(async move {
+            let u = user.await?;
             if u.admin {
                 Ok(AdminUser(u))
             } else {
@@ -39,7 +43,7 @@ impl FromRequest for AdminUser {
                     u.trace,
                 ))
             }
-        }))
+        })
     }
 }
 

@@ -107,6 +107,10 @@ impl FromRequest for RequestTrace {
 #[derive(Clone, Debug)]
 pub struct AuthUser {
     pub username: Username,
+    /// Admin rights (SPEC v2): the name is in `auth.admins` *and* the
+    /// account was granted them on the host (`parley admin`), read from the
+    /// store for listed names only. Registering a listed name is refused,
+    /// so the public API alone never makes an admin.
     pub admin: bool,
     pub trace: TraceId,
 }
@@ -121,6 +125,7 @@ impl AuthUser {
         let username = verified(req, state)
             .ok_or_else(|| unauthorized("a bearer token is required"))?
             .map_err(|e| unauthorized(&e.to_string()))?;
+        // Listed only: `FromRequest` confirms the grant in the store.
         let admin = state.deps.settings.is_admin(&username);
         // Reads are bounded by what they return; writes cost the store and
         // the other members, so they are counted (see `limits::WriteLimiter`).
@@ -147,10 +152,22 @@ impl AuthUser {
 
 impl FromRequest for AuthUser {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        std::future::ready(Self::from_req(req))
+        let checked = Self::from_req(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let mut user = checked?;
+            if let (true, Some(state)) = (user.admin, state) {
+                user.admin = state
+                    .grants
+                    .granted(&state.deps.store, &user.username)
+                    .await
+                    .map_err(|e| ApiError::store(e, user.trace))?;
+            }
+            Ok(user)
+        })
     }
 }
 

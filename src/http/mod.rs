@@ -6,6 +6,7 @@ mod admin;
 mod chat;
 mod error;
 mod extract;
+mod grants;
 mod health;
 mod invitations;
 mod pages;
@@ -35,6 +36,8 @@ pub struct AppState {
     /// HTTP writes per user and per address (`limits.http_*write*`),
     /// checked by `AuthUser` for every write behind a token.
     pub writes: crate::limits::WriteLimiter,
+    /// Which listed admins were granted rights on the host (`grants.rs`).
+    pub grants: grants::AdminGrants,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -183,6 +183,13 @@ impl Store {
         on_backend!(self.credit(user, amount))
     }
 
+    /// Grants (`true`) or revokes an account's admin rights (`parley admin`
+    /// on the host; nothing in the public API calls it). `NotFound` when
+    /// there is no such account.
+    pub async fn set_admin(&self, user: Username, admin: bool) -> StoreResult<()> {
+        on_backend!(self.set_admin(user, admin))
+    }
+
     pub async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
         on_backend!(self.payment(id))
     }

@@ -36,6 +36,9 @@ pub struct UserRecord {
     pub password_hash: String,
     pub balance: i64,
     pub created_at: i64,
+    /// Granted admin rights on the host (`parley admin grant`); they hold
+    /// only while the name is also in `auth.admins` (SPEC v2 "Admin rights").
+    pub admin: bool,
 }
 
 /// A message before it is committed: no seq yet (the store assigns it).

@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use std::time::Duration;
+
+use crate::helpers::{spawn_app, wait_for};
 
 #[tokio::test]
 async fn register_login_me() {
@@ -116,4 +118,61 @@ async fn a_signed_in_user_can_ask_whether_a_username_exists() {
     );
     let (status, _) = app.get("/api/users/bob", None).await;
     assert_eq!(status, 401);
+}
+
+/// SPEC v2 "Admin rights": no one becomes an admin through the public API.
+/// A listed name cannot be registered; the operator makes the account on
+/// the host, and can take its rights away and give them back.
+#[tokio::test]
+async fn admin_rights_come_only_from_the_host() {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .post_credentials("/api/register", "root", "password123")
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "conflict");
+
+    let out = app.host_admin(&["create-user", "root"], "short\n").await;
+    assert!(!out.status.success(), "a short password is refused");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("8 to 128"),
+        "{out:?}"
+    );
+
+    let root = app.admin("root").await;
+    let (status, _) = app.get("/admin/supervision", Some(&root.token)).await;
+    assert_eq!(status, 200);
+    let out = app.host_admin(&["revoke", "root"], "").await;
+    assert!(out.status.success(), "{out:?}");
+    // The same token: rights are re-read (every 2 s), not kept in it.
+    let status_of = |path: &'static str| {
+        let (app, token) = (&app, root.token.clone());
+        move || {
+            let token = token.clone();
+            async move { app.get(path, Some(&token)).await.0 }
+        }
+    };
+    let supervision = status_of("/admin/supervision");
+    wait_for("the revocation", Duration::from_secs(10), || async {
+        (supervision().await == 403).then_some(())
+    })
+    .await;
+    let (_, me) = app.get("/api/me", Some(&root.token)).await;
+    assert_eq!(me["admin"], false);
+    let out = app.host_admin(&["grant", "root"], "").await;
+    assert!(out.status.success(), "{out:?}");
+    wait_for("the grant", Duration::from_secs(10), || async {
+        (supervision().await == 200).then_some(())
+    })
+    .await;
+
+    // A granted account whose name is not listed has no rights.
+    let alice = app.user("alice").await;
+    let out = app.host_admin(&["grant", "alice"], "").await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("not in auth.admins"), "{out:?}");
+    let (status, _) = app.get("/admin/supervision", Some(&alice.token)).await;
+    assert_eq!(status, 403);
+    let out = app.host_admin(&["grant", "nobody"], "").await;
+    assert!(!out.status.success(), "no such account: {out:?}");
 }

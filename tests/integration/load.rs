@@ -119,7 +119,8 @@ async fn chaos_panics_conversations_under_load_and_nothing_is_lost_or_doubled() 
     })
     .await;
     let target = app.url("");
-    let report = run(&format!("chaos --target {target} --conversations 2 --members 4 --senders 2 --rate 50 --duration 3 --drain 10 --fault-every-ms 250 --admin-user chaosadmin --no-report --quiet"))
+    app.admin("chaosadmin").await;
+    let report = run(&format!("chaos --target {target} --conversations 2 --members 4 --senders 2 --rate 50 --duration 3 --drain 10 --fault-every-ms 250 --admin-user chaosadmin --admin-password password123 --no-report --quiet"))
     .await
     .expect("chaos run");
     assert!(report.passed(), "{}", report.table());
@@ -149,8 +150,19 @@ async fn chaos_panics_conversations_under_load_and_nothing_is_lost_or_doubled() 
 async fn chaos_says_what_the_server_needs_when_faults_are_off() {
     let app = spawn_app_with(|_| {}).await;
     let target = app.url("");
+    // No such admin yet: the tool says how to make one.
     let err = run(&format!(
-        "chaos --target {target} --admin-user root --no-report --quiet"
+        "chaos --target {target} --admin-user root --admin-password password123 --no-report --quiet"
+    ))
+    .await
+    .expect_err("no admin account");
+    assert!(
+        err.to_string().contains("parley admin create-user root"),
+        "{err}"
+    );
+    app.admin("root").await;
+    let err = run(&format!(
+        "chaos --target {target} --admin-user root --admin-password password123 --no-report --quiet"
     ))
     .await
     .expect_err("faults are disabled");

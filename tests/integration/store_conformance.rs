@@ -270,7 +270,15 @@ async fn accounts(store: &Store) {
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     let rec = store.user(u("alice")).await.unwrap().unwrap();
     assert_eq!((rec.password_hash.as_str(), rec.balance), ("hash", 100));
+    assert!(!rec.admin, "no account starts with admin rights");
     assert!(store.user(u("nobody")).await.unwrap().is_none());
+    // Admin rights are granted and taken back; no one else has them.
+    store.set_admin(u("alice"), true).await.unwrap();
+    assert!(store.user(u("alice")).await.unwrap().unwrap().admin);
+    store.set_admin(u("alice"), false).await.unwrap();
+    assert!(!store.user(u("alice")).await.unwrap().unwrap().admin);
+    let ghost = store.set_admin(u("nobody"), true).await;
+    assert!(matches!(ghost, Err(StoreError::NotFound(_))), "{ghost:?}");
     store.ping().await.unwrap();
 }
 

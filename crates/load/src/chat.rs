@@ -303,12 +303,15 @@ pub async fn run_chaos(
     Ok(report)
 }
 
-/// Logs in as the admin account, registering it when it does not exist yet.
+/// Logs in as the admin account. It cannot be registered: the server's
+/// operator makes it on the host (SPEC v2 "Admin rights").
 async fn admin_token(target: &Target, user: &str, password: &str) -> Result<String, LoadError> {
-    match target.login(user, password).await {
-        Ok(t) => Ok(t),
-        Err(_) => target.account(user, password).await,
-    }
+    target.login(user, password).await.map_err(|e| {
+        LoadError::Setup(format!(
+            "cannot log in as the admin {user} ({e}): make it on the server's host with \
+             `parley admin create-user {user}` (the name in auth.admins) and pass --admin-password"
+        ))
+    })
 }
 
 /// A fault with count 0 changes nothing; its answer says whether faults

@@ -127,7 +127,8 @@ pub struct SaturateArgs {
 pub struct ChaosArgs {
     #[command(flatten)]
     pub chat: ChatArgs,
-    /// An admin account of the server (listed in its auth.admins; created if missing).
+    /// An admin account of the server, made on its host (`parley admin
+    /// create-user NAME`, the name listed in auth.admins).
     #[arg(long, default_value = "admin")]
     pub admin_user: String,
     #[arg(long, default_value = "load-test-password")]

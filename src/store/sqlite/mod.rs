@@ -211,6 +211,11 @@ impl SqliteStore {
             .await
     }
 
+    pub async fn set_admin(&self, user: Username, admin: bool) -> StoreResult<()> {
+        self.write(|done| WriteOp::SetAdmin { user, admin, done })
+            .await
+    }
+
     pub async fn payment_by_key(
         &self,
         payer: Username,

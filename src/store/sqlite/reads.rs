@@ -11,13 +11,16 @@ use crate::store::{HistoryQuery, InboxPage, InboxQuery};
 
 pub fn user(conn: &Connection, name: &Username) -> StoreResult<Option<UserRecord>> {
     Ok(conn
-        .prepare_cached("SELECT password_hash, balance, created_at FROM users WHERE username = ?1")?
+        .prepare_cached(
+            "SELECT password_hash, balance, created_at, admin FROM users WHERE username = ?1",
+        )?
         .query_row(params![name.as_str()], |r| {
             Ok(UserRecord {
                 username: name.clone(),
                 password_hash: r.get(0)?,
                 balance: r.get(1)?,
                 created_at: r.get(2)?,
+                admin: r.get(3)?,
             })
         })
         .optional()?)

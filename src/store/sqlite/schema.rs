@@ -9,7 +9,7 @@ use crate::config::Synchronous;
 use crate::store::StoreError;
 use crate::store::StoreResult;
 
-const VERSION: i64 = 3;
+const VERSION: i64 = 4;
 
 pub fn configure_writer(conn: &Connection, synchronous: Synchronous) -> StoreResult<()> {
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -60,7 +60,12 @@ pub fn migrate(conn: &Connection) -> StoreResult<()> {
 }
 
 /// The schema steps, in order: step `n` takes a file from version `n - 1` to `n`.
-const MIGRATIONS: [&str; VERSION as usize] = [V1, V2, V3];
+const MIGRATIONS: [&str; VERSION as usize] = [V1, V2, V3, V4];
+
+/// Admin rights granted on the host (`parley admin grant`).
+const V4: &str = "
+ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+";
 
 /// Users, conversations, members, messages.
 const V1: &str = "

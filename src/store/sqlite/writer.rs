@@ -45,6 +45,11 @@ pub enum WriteOp {
     },
     CreatePayment(NewPayment, Completion<(Payment, bool)>),
     AdvancePayment(SagaMove, Completion<Payment>),
+    SetAdmin {
+        user: Username,
+        admin: bool,
+        done: Completion<()>,
+    },
     Credit {
         user: Username,
         amount: i64,
@@ -70,6 +75,7 @@ impl WriteOp {
             WriteOp::CreatePayment(_, done) => done.respond(Err(e)),
             WriteOp::AdvancePayment(_, done) => done.respond(Err(e)),
             WriteOp::Credit { done, .. } => done.respond(Err(e)),
+            WriteOp::SetAdmin { done, .. } => done.respond(Err(e)),
         }
     }
 }
@@ -277,12 +283,25 @@ fn execute(conn: &Connection, op: WriteOp) -> Pending {
         WriteOp::AdvancePayment(step, done) => {
             pending(done, in_savepoint(conn, |c| payments::advance(c, &step)))
         }
+        WriteOp::SetAdmin { user, admin, done } => {
+            pending(done, in_savepoint(conn, |c| set_admin(c, &user, admin)))
+        }
         WriteOp::Credit { user, amount, done } => pending(
             done,
             in_savepoint(conn, |c| payments::credit(c, &user, amount)),
         ),
         WriteOp::Shutdown(d) => pending(d, Ok(())),
     }
+}
+
+fn set_admin(conn: &Connection, user: &Username, admin: bool) -> StoreResult<()> {
+    let changed = conn
+        .prepare_cached("UPDATE users SET admin = ?2 WHERE username = ?1")?
+        .execute(params![user.as_str(), admin])?;
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!("no user named {user}")));
+    }
+    Ok(())
 }
 
 fn in_savepoint<T>(

@@ -151,6 +151,15 @@ pub async fn spawn_node(
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let mut settings = Settings::from_sources("", &[]).expect("default settings");
     settings.server.node_id = node.into();
+    // What the node runs with, as far as `TestApp::admin` needs to reach
+    // its data (the node itself reads the environment above).
+    settings.storage.backend = parley::config::StorageBackend::Redis;
+    settings.storage.redis_url = redis_url.into();
+    settings.storage.redis_prefix = prefix.into();
+    settings
+        .auth
+        .admins
+        .insert(parley::domain::Username::parse("root").unwrap());
     // The port `free_port` gave can be taken before the node binds it (by
     // another test's outgoing connection: the same range): a node that exits
     // before it is ready is started again on a new port, at most three times.
@@ -333,12 +342,72 @@ impl TestApp {
     }
 
     /// Registers and logs in `name` (password "password123").
+    /// Registers `name` and logs in; a name in `auth.admins` (registration
+    /// refuses those) is made on the host instead (`admin`).
     pub async fn user(&self, name: &str) -> TestUser {
+        let listed = parley::domain::Username::parse(name)
+            .is_ok_and(|u| self.settings.auth.admins.contains(&u));
+        if listed {
+            return self.admin(name).await;
+        }
         let (status, body) = self
             .post_credentials("/api/register", name, "password123")
             .await;
         assert_eq!(status, 201, "register {name}: {body}");
         self.login(name).await
+    }
+
+    /// An admin as an operator makes one: `parley admin create-user NAME`
+    /// against this app's data (a second writer beside the running server),
+    /// the password on standard input; then a login.
+    pub async fn admin(&self, name: &str) -> TestUser {
+        let out = self
+            .host_admin(&["create-user", name], "password123\n")
+            .await;
+        assert!(
+            out.status.success(),
+            "parley admin create-user {name}: {out:?}"
+        );
+        self.login(name).await
+    }
+
+    /// Runs `parley admin ARGS` against this app's store, `stdin` its input.
+    pub async fn host_admin(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        let storage = &self.settings.storage;
+        let backend = match storage.backend {
+            parley::config::StorageBackend::Sqlite => "sqlite",
+            parley::config::StorageBackend::Redis => "redis",
+        };
+        let admins: Vec<String> = self
+            .settings
+            .auth
+            .admins
+            .iter()
+            .map(|u| u.to_string())
+            .collect();
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_parley"));
+        cmd.arg("admin")
+            .args(args)
+            .env("PARLEY__STORAGE__BACKEND", backend)
+            .env("PARLEY__STORAGE__SQLITE_PATH", &storage.sqlite_path)
+            .env("PARLEY__STORAGE__REDIS_URL", &storage.redis_url)
+            .env("PARLEY__STORAGE__REDIS_PREFIX", &storage.redis_prefix)
+            .env("PARLEY__AUTH__ADMINS", admins.join(","))
+            // The tool signs no tokens; a Redis config must still name a
+            // secret to be valid (the nodes' is theirs).
+            .env("PARLEY__AUTH__ALLOW_DEV_SECRET", "true")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawning parley admin");
+        if let Some(mut input) = child.stdin.take() {
+            use tokio::io::AsyncWriteExt;
+            input.write_all(stdin.as_bytes()).await.expect("stdin");
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("parley admin within 60 s")
+            .expect("parley admin ran")
     }
 
     pub async fn login(&self, name: &str) -> TestUser {

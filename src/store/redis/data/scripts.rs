@@ -19,6 +19,7 @@ macro_rules! script {
 
 script!(USER_CREATE, "user_create.lua");
 script!(USER_GET, "user_get.lua");
+script!(USER_ADMIN, "user_admin.lua");
 script!(CREDIT, "credit.lua");
 script!(CONV_GET, "conv_get.lua");
 script!(GROUP_CREATE, "group_create.lua");

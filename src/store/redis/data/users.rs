@@ -1,6 +1,6 @@
 //! Accounts and wallets.
 
-use super::scripts::{CREDIT, USER_CREATE, USER_GET};
+use super::scripts::{CREDIT, USER_ADMIN, USER_CREATE, USER_GET};
 use super::wire::{self, UserWire};
 use crate::domain::{now_ms, TraceContext, Username};
 use crate::store::redis::RedisStore;
@@ -37,7 +37,19 @@ impl RedisStore {
             password_hash: w.pw,
             balance: wire::number("balance", &w.balance)?,
             created_at: wire::number("user creation time", &w.created)?,
+            admin: w.admin.as_deref() == Some("1"),
         }))
+    }
+
+    pub async fn set_admin(&self, user: Username, admin: bool) -> StoreResult<()> {
+        let flag = if admin { "1" } else { "0" };
+        self.eval_some::<bool>(
+            TraceContext::random(),
+            &USER_ADMIN,
+            vec![user.to_string(), flag.into()],
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Tops up a wallet (a negative amount may not take it below zero);

@@ -111,6 +111,8 @@ pub struct UserWire {
     pub pw: String,
     pub balance: String,
     pub created: String,
+    /// '1' once granted (`parley admin grant`); absent otherwise.
+    pub admin: Option<String>,
 }
 
 /// An invitation as the invitation scripts answer it.
