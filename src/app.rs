@@ -23,7 +23,7 @@ use crate::cluster::{ClusterHandle, ClusterLink};
 use crate::config::{Settings, StorageBackend};
 use crate::domain::TraceContext;
 use crate::http::{self, AppState};
-use crate::limits::{LoginRules, LoginThrottle, WriteLimiter, WriteRate};
+use crate::limits::{ConnectionSlots, LoginRules, LoginThrottle, WriteLimiter, WriteRate};
 use crate::payments::saga::SagaDeps;
 use crate::payments::{PaymentRouter, ProviderClient};
 use crate::store::redis::RedisOptions;
@@ -262,6 +262,7 @@ impl Application {
                 capacity: settings.limits.login_tracker_capacity,
             }),
             grants: Default::default(),
+            connections: ConnectionSlots::new(settings.limits.max_connections),
             writes: WriteLimiter::new(
                 WriteRate {
                     per_sec: settings.limits.http_writes_per_sec,

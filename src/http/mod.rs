@@ -36,6 +36,8 @@ pub struct AppState {
     /// HTTP writes per user and per address (`limits.http_*write*`),
     /// checked by `AuthUser` for every write behind a token.
     pub writes: crate::limits::WriteLimiter,
+    /// The node's WebSocket connections (`limits.max_connections`, exact).
+    pub connections: crate::limits::ConnectionSlots,
     /// Which listed admins were granted rights on the host (`grants.rs`).
     pub grants: grants::AdminGrants,
 }

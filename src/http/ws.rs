@@ -15,17 +15,17 @@ pub async fn upgrade(
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     let deps = &state.deps;
-    // Counts registered sessions; one joins when its actor starts, just
-    // after the 101, so a burst of upgrades can pass it together (a soft cap).
+    // Taken before the upgrade and held by the connection (see
+    // `limits::ConnectionSlots`); a refusal below gives it back at once.
     let cap = deps.settings.limits.max_connections;
-    if deps.registry.total() >= cap {
+    let Some(slot) = state.connections.take() else {
         metrics::counter!("parley_rate_limited_total", "what" => "connection").increment(1);
         return Err(ApiError::new(
             ErrorCode::Unavailable,
             format!("this node serves at most {cap} sessions; try again later or another node"),
             user.trace,
         ));
-    }
+    };
     let max = deps.settings.session.sessions_per_user;
     if deps.registry.session_count(&user.username) >= max {
         return Err(ApiError::new(
@@ -40,6 +40,7 @@ pub async fn upgrade(
         deps.clone(),
         user.username,
         TraceContext::new(user.trace),
+        slot,
     )
     .map_err(|e| {
         ApiError::new(

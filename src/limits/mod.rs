@@ -7,9 +7,11 @@
 mod bucket;
 mod frames;
 mod login;
+mod slots;
 mod writes;
 
 pub use bucket::{FrameLimiter, Verdict};
 pub use frames::{first_refusal, FrameGuard, Refusal, MAX_FRAGMENTS};
 pub use login::{address_key, Attempt, LoginRules, LoginThrottle};
+pub use slots::{ConnectionSlots, Slot};
 pub use writes::{WriteLimiter, WriteRate};

@@ -258,3 +258,37 @@ async fn a_burst_of_http_writes_is_limited_per_user_and_per_address() {
     )
     .await;
 }
+
+/// The cap is exact: upgrades racing for the last places never pass it
+/// together (each takes its place before the 101), and every place comes
+/// back when its connection ends.
+#[tokio::test]
+async fn a_burst_of_upgrades_never_passes_the_connection_cap() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app_with(|s| {
+        s.limits.max_connections = 5;
+        s.session.sessions_per_user = 100;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let attempt = || {
+        let mut req = app.ws_url().into_client_request().expect("request");
+        let bearer = format!("Bearer {}", alice.token).parse().expect("header");
+        req.headers_mut().insert("authorization", bearer);
+        tokio_tungstenite::connect_async(req)
+    };
+    let results = futures_util::future::join_all((0..30).map(|_| attempt())).await;
+    let (open, refused): (Vec<_>, Vec<_>) = results.into_iter().partition(|r| r.is_ok());
+    assert_eq!(open.len(), 5, "exactly the cap upgraded");
+    assert_eq!(refused.len(), 25);
+    drop(open);
+    wait_for(
+        "every place back",
+        std::time::Duration::from_secs(10),
+        || async {
+            let again = futures_util::future::join_all((0..5).map(|_| attempt())).await;
+            again.iter().all(|r| r.is_ok()).then_some(())
+        },
+    )
+    .await;
+}

@@ -10,7 +10,7 @@ use super::actor::{Inbound, SessionActor};
 use super::handle::Outbound;
 use crate::actors::Deps;
 use crate::domain::{now_ms, SessionId, TraceContext, Username};
-use crate::limits::{FrameGuard, Refusal};
+use crate::limits::{FrameGuard, Refusal, Slot};
 use crate::supervision::policy::RestartType;
 use crate::supervision::{ChildSpec, Envelope};
 use crate::traces::{self, ActorRef};
@@ -22,6 +22,7 @@ pub fn start_session(
     deps: Deps,
     user: Username,
     trace: TraceContext,
+    slot: Slot,
 ) -> Result<HttpResponse, actix_web::Error> {
     let settings = &deps.settings.session;
     let max_frame = settings.max_frame_bytes;
@@ -52,6 +53,9 @@ pub fn start_session(
     let actor = SessionActor::new(id, user, now_ms(), trace, deps, tx, ws, writer);
     let addr = sessions.spawn(spec, actor, None);
     actix_rt::spawn(async move {
+        // The connection's place in `limits.max_connections`, freed when
+        // its reader ends, however it ends.
+        let _slot = slot;
         let mut stream = stream;
         while let Some(item) = stream.next().await {
             let (inbound, last) = match item {
