@@ -36,6 +36,8 @@ use tokio::sync::watch;
 
 pub struct Application {
     port: u16,
+    /// `server.internal_listen`'s port, when set.
+    internal_port: Option<u16>,
     server: Server,
     handle: ServerHandle,
     deps: Deps,
@@ -251,7 +253,20 @@ impl Application {
             }
         });
         tracing::info!(provider = %provider_url, "payment provider");
+        // Bound first: the split (`http/listeners.rs`) compares with the
+        // address it actually got.
+        let internal = match settings.server.internal_listen {
+            Some(addr) => {
+                Some(TcpListener::bind(addr).with_context(|| format!("binding internal {addr}"))?)
+            }
+            None => None,
+        };
+        let internal_addr = match &internal {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
         let state = web::Data::new(AppState {
+            internal: internal_addr,
             deps: deps.clone(),
             tokens: Tokens::new(settings.auth.token_secret.clone(), settings.auth.token_ttl),
             logins: LoginThrottle::new(LoginRules {
@@ -282,6 +297,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .wrap_fn(http::traced)
+                .wrap_fn(http::split)
                 .configure(http::routes)
         })
         .workers(settings.server.workers)
@@ -289,12 +305,20 @@ impl Application {
         .shutdown_timeout(settings.server.shutdown_grace.as_secs().max(1))
         // Small frames must not wait for Nagle's algorithm.
         .tcp_nodelay(true)
-        .listen(listener)?
+        .listen(listener)?;
+        let server = match internal {
+            Some(l) => server.listen(l)?,
+            None => server,
+        }
         .run();
         let handle = server.handle();
         tracing::info!(port, node = %settings.server.node_id, "parley serving");
+        if let Some(addr) = internal_addr {
+            tracing::info!(%addr, "/metrics and /admin served on the internal listener only");
+        }
         Ok(Application {
             port,
+            internal_port: internal_addr.map(|a| a.port()),
             server,
             handle,
             deps,
@@ -307,6 +331,10 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    pub fn internal_port(&self) -> Option<u16> {
+        self.internal_port
     }
 
     /// Serves until `shutdown` resolves, then shuts down gracefully: stop

@@ -13,6 +13,7 @@ const SECTION: Section = Section("server");
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawServer {
     listen: String,
+    internal_listen: String,
     node_id: String,
     workers: u64,
     shutdown_grace_ms: u64,
@@ -22,6 +23,7 @@ impl Default for RawServer {
     fn default() -> Self {
         RawServer {
             listen: "127.0.0.1:8080".into(),
+            internal_listen: String::new(),
             node_id: String::new(),
             workers: 0,
             shutdown_grace_ms: 2000,
@@ -32,6 +34,9 @@ impl Default for RawServer {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    /// When set, `/metrics` and `/admin/*` are served here and not on
+    /// `listen` (operators' network apart from the public one).
+    pub internal_listen: Option<SocketAddr>,
     pub node_id: String,
     /// HTTP worker threads; also the number of arbiters conversations spread over.
     pub workers: usize,
@@ -46,6 +51,15 @@ impl RawServer {
                 format!("{:?} is not an address like 127.0.0.1:8080", self.listen),
             )
         })?;
+        let internal_listen = match self.internal_listen.trim() {
+            "" => None,
+            given => Some(given.parse().map_err(|_| {
+                SECTION.invalid(
+                    "internal_listen",
+                    format!("{given:?} is not an address like 127.0.0.1:9090 (or \"\" for none)"),
+                )
+            })?),
+        };
         let node_id = match self.node_id.trim() {
             "" => default_node_id(),
             given => given.to_string(),
@@ -59,6 +73,7 @@ impl RawServer {
         };
         Ok(ServerSettings {
             listen,
+            internal_listen,
             node_id,
             workers,
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),

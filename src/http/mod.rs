@@ -9,6 +9,7 @@ mod extract;
 mod grants;
 mod health;
 mod invitations;
+mod listeners;
 mod pages;
 mod payments;
 mod ws;
@@ -22,6 +23,7 @@ use tracing::Instrument;
 
 pub use error::ApiError;
 pub use extract::{AuthUser, RequestTrace};
+pub use listeners::split;
 
 use crate::actors::Deps;
 use crate::auth::Tokens;
@@ -38,6 +40,8 @@ pub struct AppState {
     pub writes: crate::limits::WriteLimiter,
     /// The node's WebSocket connections (`limits.max_connections`, exact).
     pub connections: crate::limits::ConnectionSlots,
+    /// The bound `server.internal_listen`, when there is one (`listeners.rs`).
+    pub internal: Option<std::net::SocketAddr>,
     /// Which listed admins were granted rights on the host (`grants.rs`).
     pub grants: grants::AdminGrants,
 }

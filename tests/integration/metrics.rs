@@ -153,3 +153,46 @@ async fn per_second_series_fill_from_live_traffic() {
         400
     );
 }
+
+/// `server.internal_listen`: `/metrics` and `/admin/*` on the operators'
+/// listener only, the public routes on the public one only, health on both.
+#[tokio::test]
+async fn an_internal_listener_takes_the_operators_routes_off_the_public_one() {
+    let internal_port = crate::helpers::free_port();
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.server.internal_listen = Some(format!("127.0.0.1:{internal_port}").parse().unwrap());
+    })
+    .await;
+    let root = app.user("root").await;
+    let internal = |path: &str| format!("http://127.0.0.1:{internal_port}{path}");
+    let status = |res: reqwest::Response| res.status().as_u16();
+    for (path, public, private) in [
+        ("/metrics", 404, 200),
+        ("/admin/supervision", 404, 200),
+        ("/admin/ui", 404, 200),
+        ("/healthz", 200, 200),
+        ("/readyz", 200, 200),
+        ("/api/me", 200, 404),
+    ] {
+        let on_public = app
+            .http
+            .get(app.url(path))
+            .bearer_auth(&root.token)
+            .send()
+            .await;
+        let on_internal = app
+            .http
+            .get(internal(path))
+            .bearer_auth(&root.token)
+            .send()
+            .await;
+        assert_eq!(
+            (
+                status(on_public.expect("public")),
+                status(on_internal.expect("internal"))
+            ),
+            (public, private),
+            "{path}"
+        );
+    }
+}
