@@ -180,6 +180,16 @@ mod tests {
         assert_eq!(version(&conn), VERSION);
     }
 
+    /// CVE-2025-6965 is fixed from SQLite 3.50.2; the bundled one is linked.
+    #[test]
+    fn the_linked_sqlite_has_the_cve_2025_6965_fix() {
+        assert!(
+            rusqlite::version_number() >= 3_050_002,
+            "SQLite {} is older than 3.50.2",
+            rusqlite::version()
+        );
+    }
+
     #[test]
     fn a_file_of_a_newer_version_is_refused_untouched() {
         let conn = Connection::open_in_memory().expect("in-memory database");
