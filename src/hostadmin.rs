@@ -63,7 +63,12 @@ pub async fn run(settings: &Settings, action: Action) -> anyhow::Result<String> 
         }
     };
     store.shutdown().await?;
-    Ok(done)
+    let storage = &settings.storage;
+    let place = match storage.backend {
+        StorageBackend::Sqlite => format!("sqlite {}", storage.sqlite_path.display()),
+        StorageBackend::Redis => format!("redis {} {}", storage.redis_url, storage.redis_prefix),
+    };
+    Ok(format!("{done} [store: {place}]"))
 }
 
 async fn open(settings: &Settings) -> anyhow::Result<Store> {

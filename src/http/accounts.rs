@@ -28,11 +28,12 @@ pub async fn register(
 ) -> Result<HttpResponse, ApiError> {
     let username = Username::parse(&body.username)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("username: {e}"), trace))?;
-    // SPEC v2 "Admin rights": the operator creates these on the host.
+    // SPEC v2 "Admin rights": the operator creates these on the host. The
+    // answer is a taken name's, so it does not tell which names are admins.
     if state.deps.settings.is_admin(&username) {
         return Err(ApiError::new(
             ErrorCode::Conflict,
-            format!("username {username} is reserved"),
+            format!("username {username} is taken"),
             trace,
         ));
     }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use super::extract::{query, JsonBody};
-use super::{ApiError, AppState, AuthUser};
+use super::{ApiError, AppState, AuthUser, RequestTrace};
 use crate::actors::breaker::{Force, Status};
 use crate::actors::conversation::Describe;
 use crate::domain::{rfc3339_ms, SessionId, TraceContext, TraceId};
@@ -32,7 +32,12 @@ impl FromRequest for AdminUser {
 
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
         let user = AuthUser::from_request(req, payload);
+        let public = super::listeners::on_public_listener(req).then(|| RequestTrace::of(req));
         Box::pin(async move {
+            if let Some(trace) = public {
+                let why = "no such route on this listener";
+                return Err(ApiError::new(ErrorCode::NotFound, why, trace));
+            }
             let u = user.await?;
             if u.admin {
                 Ok(AdminUser(u))

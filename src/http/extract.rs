@@ -116,7 +116,9 @@ pub struct AuthUser {
 }
 
 impl AuthUser {
-    pub fn from_req(req: &HttpRequest) -> Result<AuthUser, ApiError> {
+    /// The token's user, with `admin` meaning "listed" only: `from_request`
+    /// confirms the grant, so nothing else may build an `AuthUser` this way.
+    fn from_req(req: &HttpRequest) -> Result<AuthUser, ApiError> {
         let trace = RequestTrace::of(req);
         let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m, trace);
         let state = req

@@ -35,7 +35,11 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus text exposition of every metric (described, so promtool accepts it).
-pub async fn metrics() -> HttpResponse {
+pub async fn metrics(req: actix_web::HttpRequest) -> HttpResponse {
+    // Only on the internal listener when there is one (see `listeners.rs`).
+    if super::listeners::on_public_listener(&req) {
+        return HttpResponse::NotFound().finish();
+    }
     crate::procstat::export();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

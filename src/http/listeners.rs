@@ -1,8 +1,12 @@
 //! `server.internal_listen`: the operators' routes (`/metrics`, `/admin/*`)
 //! on a listener of their own, as Prometheus deployments expect, and not on
 //! the public one; `/healthz` and `/readyz` answer on both (load balancers
-//! and monitors). Which listener a request came through is its connection's
+//! and monitors), and the admin console's page needs its assets and a login
+//! there too. Which listener a request came through is its connection's
 //! local address. Without an internal listener every route is on `listen`.
+//! The path judged is the one the router matches (percent-decoded), so an
+//! encoded `/%61dmin` cannot slip past; `AdminUser` and the metrics handler
+//! check the listener again themselves (`on_public_listener`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,11 +27,28 @@ fn everyone(path: &str) -> bool {
     path == "/healthz" || path == "/readyz"
 }
 
+/// What the console at `/admin/ui` loads and calls besides `/admin/*`.
+fn console(path: &str) -> bool {
+    matches!(
+        path,
+        "/assets/admin.js" | "/assets/admin.css" | "/api/login" | "/api/me"
+    )
+}
+
+/// True when an internal listener is set and `req` did not come through it:
+/// the operators' handlers refuse such requests whatever their path.
+pub fn on_public_listener(req: &actix_web::HttpRequest) -> bool {
+    let internal = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|s| s.internal);
+    internal.is_some_and(|i| req.app_config().local_addr() != i)
+}
+
 /// Whether a request to `path` through the listener at `local` is served.
 pub fn served(path: &str, local: SocketAddr, internal: Option<SocketAddr>) -> bool {
     match internal {
         None => true,
-        Some(internal) if local == internal => operators(path) || everyone(path),
+        Some(internal) if local == internal => operators(path) || everyone(path) || console(path),
         Some(_) => !operators(path),
     }
 }
@@ -44,7 +65,8 @@ where
         .app_data::<web::Data<AppState>>()
         .and_then(|s| s.internal);
     let local = req.request().app_config().local_addr();
-    if served(req.path(), local, internal) {
+    // The router's path: percent-decoded as the routes are matched.
+    if served(req.match_info().as_str(), local, internal) {
         return Box::pin(srv.call(req));
     }
     let trace = RequestTrace::of(req.request());
@@ -72,7 +94,13 @@ mod tests {
         assert!(served("/metrics", internal, Some(internal)));
         assert!(served("/admin/sessions", internal, Some(internal)));
         assert!(served("/readyz", internal, Some(internal)));
-        assert!(!served("/api/login", internal, Some(internal)));
+        assert!(
+            served("/api/login", internal, Some(internal)),
+            "the console logs in"
+        );
+        assert!(served("/assets/admin.js", internal, Some(internal)));
+        assert!(!served("/api/conversations", internal, Some(internal)));
+        assert!(!served("/assets/chat.js", internal, Some(internal)));
         assert!(!served("/administrator", internal, Some(internal)));
     }
 }

@@ -187,6 +187,11 @@ pub struct LoginThrottle {
 pub fn address_key(a: IpAddr) -> IpAddr {
     match a {
         IpAddr::V4(_) => a,
+        // An IPv4 client of a dual-stack listener (`::ffff:a.b.c.d`) is
+        // that IPv4 address: its /64 would be every IPv4 client at once.
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+            v6.to_ipv4_mapped().map_or(a, IpAddr::V4)
+        }
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);
             IpAddr::V6(bits.into())

@@ -216,10 +216,10 @@ async fn post_once(app: &TestApp, token: &str, id: &str, n: u32) -> (u16, Option
 #[tokio::test]
 async fn a_burst_of_http_writes_is_limited_per_user_and_per_address() {
     let app = spawn_app_with(|s| {
-        s.limits.http_writes_per_sec = 2;
+        s.limits.http_writes_per_sec = 1;
         s.limits.http_write_burst = 10;
-        s.limits.http_address_writes_per_sec = 2;
-        s.limits.http_address_write_burst = 25;
+        s.limits.http_address_writes_per_sec = 1;
+        s.limits.http_address_write_burst = 15;
     })
     .await;
     let [alice, bob] = app.users(["alice", "bob"]).await;
@@ -229,7 +229,7 @@ async fn a_burst_of_http_writes_is_limited_per_user_and_per_address() {
     let sends = (0..40).map(|n| post_once(&app, &alice.token, &id, n));
     let answers = futures_util::future::join_all(sends).await;
     let passed = answers.iter().filter(|a| a.0 == 201).count();
-    assert!((9..=11).contains(&passed), "{passed} of 40 passed");
+    assert!((9..=12).contains(&passed), "{passed} of 40 passed");
     for (status, retry, body) in answers.iter().filter(|a| a.0 != 201) {
         assert_eq!(*status, 429, "{body}");
         assert!(body.contains("\"code\":\"rate_limited\""), "{body}");
@@ -244,12 +244,15 @@ async fn a_burst_of_http_writes_is_limited_per_user_and_per_address() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(post_once(&app, &bob.token, &id, 100).await.0, 201);
-    // The address's bucket (25) is shared: bob's burst ends at what is left.
+    // The address's bucket (15) is shared: alice spent 10 of it, so bob's
+    // writes stop at what is left, well before his own 10 are gone.
     let mut bobs = Vec::new();
     for n in 101..120 {
         bobs.push(post_once(&app, &bob.token, &id, n).await.0);
     }
-    assert!(bobs.contains(&429), "one address, one bucket: {bobs:?}");
+    let bob_passed = bobs.iter().filter(|s| **s == 201).count();
+    assert!(bob_passed <= 7, "one address, one bucket: {bobs:?}");
+    assert!(bobs.contains(&429), "{bobs:?}");
     // After the wait it said, alice writes again.
     wait_for(
         "alice's next write",

@@ -126,15 +126,31 @@ impl Target {
             .map_err(|_| LoadError::WebSocket("no hello within 30 s".into()))?
     }
 
+    /// Sends `request`; a 429 (the server's HTTP write limits, during
+    /// set-up) is sent again after its `Retry-After`, at most
+    /// `LIMITED_TRIES` times, so a large set-up from one address waits
+    /// instead of failing.
     async fn call(
         &self,
         what: &str,
-        request: reqwest::RequestBuilder,
+        mut request: reqwest::RequestBuilder,
     ) -> Result<(u16, Value), LoadError> {
-        let res = request.send().await.map_err(|e| LoadError::Connect {
-            what: format!("{} ({what})", self.base),
-            detail: e.to_string(),
-        })?;
+        let mut tries = 0;
+        let res = loop {
+            let again = request.try_clone();
+            let res = request_send(&self.base, what, request).await?;
+            tries += 1;
+            let wait = (res.status().as_u16() == 429)
+                .then(|| retry_after(&res))
+                .flatten();
+            match (wait, again) {
+                (Some(wait), Some(next)) if tries < LIMITED_TRIES => {
+                    tokio::time::sleep(wait).await;
+                    request = next;
+                }
+                _ => break res,
+            }
+        };
         let status = res.status().as_u16();
         let body = res.text().await.unwrap_or_default();
         Ok((
@@ -285,4 +301,30 @@ pub fn close_reason(frame: Option<tokio_tungstenite::tungstenite::protocol::Clos
     frame
         .map(|c| format!("{} {}", u16::from(c.code), c.reason))
         .unwrap_or_else(|| "close".into())
+}
+
+/// Retries of one request refused with 429 before its answer is taken.
+const LIMITED_TRIES: u32 = 60;
+
+async fn request_send(
+    base: &str,
+    what: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, LoadError> {
+    request.send().await.map_err(|e| LoadError::Connect {
+        what: format!("{base} ({what})"),
+        detail: e.to_string(),
+    })
+}
+
+/// A 429's `Retry-After` in seconds, at most 10 s.
+fn retry_after(res: &reqwest::Response) -> Option<std::time::Duration> {
+    let secs: u64 = res
+        .headers()
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(std::time::Duration::from_secs(secs.clamp(1, 10)))
 }

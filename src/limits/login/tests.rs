@@ -159,3 +159,18 @@ fn a_zero_count_is_off() {
     assert!(t.begin(A, Some("bob"), t0).is_ok());
     assert_eq!(t.len(), (0, 0));
 }
+
+#[test]
+fn an_address_is_an_ipv4_address_or_an_ipv6_slash_64() {
+    use std::net::IpAddr;
+    let key = |s: &str| super::address_key(s.parse::<IpAddr>().unwrap()).to_string();
+    assert_eq!(key("10.1.2.3"), "10.1.2.3");
+    assert_eq!(
+        key("::ffff:10.1.2.3"),
+        "10.1.2.3",
+        "IPv4 through a dual-stack listener"
+    );
+    assert_ne!(key("::ffff:10.1.2.3"), key("::ffff:10.1.2.4"));
+    assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::2"));
+    assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+}

@@ -12,6 +12,8 @@ use tempfile::TempDir;
 
 pub struct TestApp {
     pub port: u16,
+    /// `server.internal_listen`'s port, when the app has one.
+    pub internal_port: Option<u16>,
     pub http: reqwest::Client,
     /// Kept alive for the life of the app (and across restarts).
     pub dir: Arc<TempDir>,
@@ -80,14 +82,14 @@ async fn start(mut settings: Settings, dir: Arc<TempDir>) -> TestApp {
                     return Err(e);
                 }
             };
-            let _ = port_tx.send(Ok(app.port()));
+            let _ = port_tx.send(Ok((app.port(), app.internal_port())));
             app.run_until(async {
                 let _ = stop_rx.await;
             })
             .await
         })
     });
-    let port = tokio::task::spawn_blocking(move || port_rx.recv())
+    let (port, internal_port) = tokio::task::spawn_blocking(move || port_rx.recv())
         .await
         .expect("join")
         .expect("the app thread died before binding")
@@ -103,6 +105,7 @@ async fn start(mut settings: Settings, dir: Arc<TempDir>) -> TestApp {
     }
     TestApp {
         port,
+        internal_port,
         http: reqwest::Client::new(),
         dir,
         settings,
@@ -183,6 +186,7 @@ pub async fn spawn_node(
             .expect("spawning the parley binary");
         let mut app = TestApp {
             port,
+            internal_port: None,
             http: reqwest::Client::new(),
             dir: dir.clone(),
             settings: settings.clone(),
