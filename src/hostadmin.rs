@@ -50,7 +50,13 @@ pub async fn run(settings: &Settings, action: Action) -> anyhow::Result<String> 
                 .create_user(user)
                 .await
                 .with_context(|| format!("creating {name}"))?;
-            store.set_admin(name.clone(), true).await?;
+            // Two writes: should the grant fail, the account exists without
+            // rights, and `grant` finishes the job.
+            store.set_admin(name.clone(), true).await.with_context(|| {
+                format!(
+                    "{name} was created, but granting it failed: run `parley admin grant {name}`"
+                )
+            })?;
             format!("created {name} with admin rights{}", listed(&name))
         }
         Action::Grant(name) => {
