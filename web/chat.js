@@ -795,10 +795,12 @@ function onConversations(f) {
   });
   // A conversation that was in an earlier list and is missing now was left
   // from another session. One known only from a frame (`created`, a message)
-  // may be newer than this list, so it stays; so does one active since the
-  // first page was read (it moved ahead of the later pages' cursor).
+  // may be newer than this list, so it stays; so does, when the list came in
+  // several pages, one active since the first was read (it moved ahead of
+  // the later pages' cursor).
+  const paged = !ctx.first;
   for (const conv of [...state.convs.values()]) {
-    const movedUp = conv.activity > state.convListingNewest;
+    const movedUp = paged && conv.activity > state.convListingNewest;
     if (!seen.has(conv.id) && conv.listed && !movedUp) removeConv(conv.id);
   }
   if (state.draftTo) {
