@@ -158,6 +158,10 @@ impl Tokens {
     }
 }
 
+/// How many characters a password has: registration and `parley admin
+/// create-user` hold it to the same rule.
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+
 pub fn hash_password(password: &str) -> Result<String, AuthError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()

@@ -37,7 +37,7 @@ pub async fn run(settings: &Settings, action: Action) -> anyhow::Result<String> 
     };
     let done = match action {
         Action::CreateUser { name, password } => {
-            if !(8..=128).contains(&password.chars().count()) {
+            if !auth::PASSWORD_CHARS.contains(&password.chars().count()) {
                 anyhow::bail!("the password must have 8 to 128 characters");
             }
             let password_hash = auth::hash_password(&password).context("hashing the password")?;

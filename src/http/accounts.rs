@@ -19,8 +19,6 @@ pub struct Credentials {
     password: String,
 }
 
-const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
-
 pub async fn register(
     state: web::Data<AppState>,
     RequestTrace(trace): RequestTrace,
@@ -37,7 +35,7 @@ pub async fn register(
             trace,
         ));
     }
-    if !PASSWORD_CHARS.contains(&body.password.chars().count()) {
+    if !auth::PASSWORD_CHARS.contains(&body.password.chars().count()) {
         return Err(ApiError::new(
             ErrorCode::BadRequest,
             "password must have 8 to 128 characters",

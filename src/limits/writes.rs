@@ -9,8 +9,9 @@
 //! that have refilled (idle callers: the same as no bucket) are forgotten,
 //! and when every tracked caller is active a new one is refused until a
 //! sweep makes room, at most one sweep a second so a flood of new addresses
-//! cannot make every write scan the table. The bucket itself is the one
-//! `FrameLimiter` uses, over an injected `Instant`.
+//! cannot make every write scan the table. The refill arithmetic is
+//! `FrameLimiter`'s written a second time (that one also counts strikes and
+//! gives no wait), over an injected `Instant` likewise.
 
 use std::collections::HashMap;
 use std::hash::Hash;
